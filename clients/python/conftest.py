@@ -1,0 +1,388 @@
+"""Fixtures that run the real `llmux` binary: `llmux mock` as the upstream and
+`llmux serve` as the gateway under test, each on a free local port.
+
+The binary is `$LLMUX_BIN`, or `<repo>/target/debug/llmux` when unset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import openai
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_BIN = REPO_ROOT / "target" / "debug" / "llmux"
+
+MASTER_KEY = "sk-master-test"
+UPSTREAM_KEY = "sk-upstream-secret"
+ANTHROPIC_KEY = "sk-ant-secret-x"
+# Every secret the gateway knows; none may ever appear in a response body.
+SECRETS = (UPSTREAM_KEY, ANTHROPIC_KEY)
+
+STARTUP_TIMEOUT_S = 20.0
+CLIENT_TIMEOUT_S = 30.0
+
+# Variables that could make `llmux serve` serve more than the config says, or
+# require a key we did not set.
+_SCRUBBED_ENV = (
+    "LLMUX_MASTER_KEY",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "AZURE_API_KEY",
+    "AZURE_API_BASE",
+    "AZURE_API_VERSION",
+    "GROQ_API_KEY",
+    "DEEPSEEK_API_KEY",
+    "OPENROUTER_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "GEMINI_API_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+)
+
+# Local traffic must never go through a proxy from the environment.
+os.environ["NO_PROXY"] = ",".join(
+    filter(None, [os.environ.get("NO_PROXY", ""), "127.0.0.1", "localhost"])
+)
+
+
+def llmux_bin() -> Path:
+    path = Path(os.environ.get("LLMUX_BIN") or DEFAULT_BIN)
+    if not path.is_file() or not os.access(path, os.X_OK):
+        pytest.fail(
+            f"llmux binary not found or not executable at {path}.\n"
+            "Build it first (`cargo build -p llmux` from the repo root) or set "
+            "LLMUX_BIN to the binary's path.",
+            pytrace=False,
+        )
+    return path
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def child_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
+    env.setdefault("RUST_BACKTRACE", "1")
+    return env
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen
+    log_path: Path
+    base: str
+
+    def log_tail(self, n: int = 60) -> str:
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no log)"
+        return "\n".join(lines[-n:])
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=5)
+
+
+def start_process(name: str, args: list[str], log_dir: Path, port: int, ready_path: str) -> Proc:
+    """Start `llmux <args>` and wait (bounded) until GET ready_path answers 200."""
+    log_path = log_dir / f"{name}.log"
+    log = open(log_path, "wb")
+    cmd = [str(llmux_bin()), *args]
+    popen = subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=child_env()
+    )
+    log.close()
+    base = f"http://127.0.0.1:{port}"
+    proc = Proc(name=name, popen=popen, log_path=log_path, base=base)
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    last_err = "no answer yet"
+    with httpx.Client(timeout=2.0, trust_env=False) as http:
+        while time.monotonic() < deadline:
+            if popen.poll() is not None:
+                pytest.fail(
+                    f"`{' '.join(cmd)}` exited with code {popen.returncode} before it was ready.\n"
+                    f"--- {log_path} ---\n{proc.log_tail()}",
+                    pytrace=False,
+                )
+            try:
+                r = http.get(base + ready_path)
+                if r.status_code == 200:
+                    return proc
+                last_err = f"GET {ready_path} -> {r.status_code}"
+            except httpx.HTTPError as e:
+                last_err = repr(e)
+            time.sleep(0.1)
+    proc.stop()
+    pytest.fail(
+        f"`{' '.join(cmd)}` was not ready within {STARTUP_TIMEOUT_S:.0f}s ({last_err}).\n"
+        f"--- {log_path} ---\n{proc.log_tail()}",
+        pytrace=False,
+    )
+    raise AssertionError("unreachable")
+
+
+# ---------------------------------------------------------------------------
+# The mock upstream
+
+
+@dataclass
+class Mock:
+    proc: Proc
+
+    @property
+    def base(self) -> str:
+        return self.proc.base
+
+    def requests(self) -> list[dict[str, Any]]:
+        """GET /mock/requests, normalized to a list of
+        {method, path, query, headers: {lower-name: value}, body}."""
+        with httpx.Client(timeout=10.0, trust_env=False) as http:
+            r = http.get(self.base + "/mock/requests")
+        assert r.status_code == 200, r.text
+        data = r.json()
+        if isinstance(data, dict):
+            for k in ("requests", "data", "items"):
+                if isinstance(data.get(k), list):
+                    data = data[k]
+                    break
+        assert isinstance(data, list), f"unexpected /mock/requests shape: {data!r:.500}"
+        return [_normalize_recorded(x) for x in data]
+
+    def requests_with(self, marker: str) -> list[dict[str, Any]]:
+        """The recorded requests whose JSON body contains `marker` anywhere."""
+        return [r for r in self.requests() if marker in json.dumps(r["body"])]
+
+    def one_request_with(self, marker: str) -> dict[str, Any]:
+        found = self.requests_with(marker)
+        assert len(found) == 1, f"expected 1 upstream request carrying {marker!r}, got {len(found)}"
+        return found[0]
+
+
+def _normalize_recorded(x: dict[str, Any]) -> dict[str, Any]:
+    headers = x.get("headers") or {}
+    if isinstance(headers, list):  # [[name, value], ...] or [{name, value}, ...]
+        pairs = [
+            (h["name"], h["value"]) if isinstance(h, dict) else (h[0], h[1]) for h in headers
+        ]
+    else:
+        pairs = list(headers.items())
+    body = x.get("body", x.get("json"))
+    if isinstance(body, str):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            pass
+    return {
+        "method": x.get("method"),
+        "path": x.get("path"),
+        "query": x.get("query"),
+        "headers": {str(k).lower(): v for k, v in pairs},
+        "body": body,
+    }
+
+
+@pytest.fixture(scope="session")
+def mock(tmp_path_factory) -> Iterator[Mock]:
+    port = free_port()
+    proc = start_process(
+        "mock",
+        ["mock", "--host", "127.0.0.1", "--port", str(port)],
+        tmp_path_factory.mktemp("mock"),
+        port,
+        "/v1/models",
+    )
+    try:
+        yield Mock(proc)
+    finally:
+        proc.stop()
+
+
+# ---------------------------------------------------------------------------
+# The gateway
+
+
+@dataclass
+class Gateway:
+    proc: Proc
+    master_key: str | None
+    config_text: str
+    models: list[str] = field(default_factory=list)
+
+    @property
+    def base(self) -> str:
+        return self.proc.base
+
+    def client(self, api_key: str | None = None, **kw: Any) -> openai.OpenAI:
+        key = api_key if api_key is not None else (self.master_key or "dummy-key")
+        return openai.OpenAI(
+            base_url=self.base + "/v1",
+            api_key=key,
+            timeout=CLIENT_TIMEOUT_S,
+            max_retries=0,
+            **kw,
+        )
+
+    def http(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base, timeout=CLIENT_TIMEOUT_S, trust_env=False)
+
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.master_key}"} if self.master_key else {}
+
+
+def gateway_config(mock_base: str, master_key: str | None) -> str:
+    dead_port = free_port()  # nothing listens here: "upstream unreachable"
+    lines = [
+        "model_list:",
+        "  - model_name: gpt-4o",
+        "    litellm_params:",
+        "      model: openai/gpt-4o",
+        f'      api_base: "{mock_base}/v1"',
+        f"      api_key: {UPSTREAM_KEY}",
+        "  - model_name: gpt-4o-mini",
+        "    litellm_params:",
+        "      model: openai/gpt-4o-mini",
+        f'      api_base: "{mock_base}/v1"',
+        f"      api_key: {UPSTREAM_KEY}",
+        "  - model_name: local-slow",  # for the upstream timeout test
+        "    litellm_params:",
+        "      model: openai/gpt-4o",
+        f'      api_base: "{mock_base}/v1"',
+        f"      api_key: {UPSTREAM_KEY}",
+        "      timeout: 1",
+        "  - model_name: dead-upstream",
+        "    litellm_params:",
+        "      model: openai/gpt-4o",
+        f'      api_base: "http://127.0.0.1:{dead_port}/v1"',
+        f"      api_key: {UPSTREAM_KEY}",
+        "  - model_name: claude-sonnet-4",  # provider not implemented yet -> 501
+        "    litellm_params:",
+        "      model: anthropic/claude-sonnet-4-20250514",
+        f"      api_key: {ANTHROPIC_KEY}",
+        "litellm_settings:",
+        "  num_retries: 2",
+    ]
+    if master_key:
+        lines += ["general_settings:", f"  master_key: {master_key}"]
+    return "\n".join(lines) + "\n"
+
+
+GATEWAY_MODELS = ["gpt-4o", "gpt-4o-mini", "local-slow", "dead-upstream", "claude-sonnet-4"]
+
+
+def start_gateway(name: str, mock: Mock, tmp_dir: Path, master_key: str | None) -> Gateway:
+    config_text = gateway_config(mock.base, master_key)
+    config = tmp_dir / "config.yaml"
+    config.write_text(config_text)
+    port = free_port()
+    proc = start_process(
+        name,
+        ["serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)],
+        tmp_dir,
+        port,
+        "/health/liveliness",
+    )
+    return Gateway(proc=proc, master_key=master_key, config_text=config_text, models=GATEWAY_MODELS)
+
+
+@pytest.fixture(scope="session")
+def gateway(mock, tmp_path_factory) -> Iterator[Gateway]:
+    """The gateway with master key `sk-master-test`."""
+    gw = start_gateway("gateway", mock, tmp_path_factory.mktemp("gateway"), MASTER_KEY)
+    try:
+        yield gw
+    finally:
+        gw.proc.stop()
+
+
+@pytest.fixture(scope="session")
+def open_gateway(mock, tmp_path_factory) -> Iterator[Gateway]:
+    """A second gateway with no master key: every request passes."""
+    gw = start_gateway("gateway-open", mock, tmp_path_factory.mktemp("gateway-open"), None)
+    try:
+        yield gw
+    finally:
+        gw.proc.stop()
+
+
+@pytest.fixture
+def client(gateway) -> Iterator[openai.OpenAI]:
+    with gateway.client() as c:
+        yield c
+
+
+@pytest.fixture
+def http(gateway) -> Iterator[httpx.Client]:
+    with gateway.http() as h:
+        yield h
+
+
+@pytest.fixture
+def marker() -> str:
+    """A unique string to put in a request, to find it again in /mock/requests."""
+    return f"marker-{uuid.uuid4().hex}"
+
+
+@pytest.fixture(autouse=True)
+def _gateway_log_on_failure(request):
+    """When a test fails, print the tail of the gateway's log with it."""
+    yield
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        for fixture_name in ("gateway", "open_gateway", "mock"):
+            if fixture_name in request.fixturenames:
+                obj = request.getfixturevalue(fixture_name)
+                proc = obj.proc
+                print(f"\n--- {proc.name} log ({proc.log_path}) ---\n{proc.log_tail(40)}")
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    rep = yield
+    setattr(item, "rep_" + rep.when, rep)
+    return rep
+
+
+# ---------------------------------------------------------------------------
+# Shared assertions
+
+
+def assert_openai_error(resp: httpx.Response, status: int) -> dict[str, Any]:
+    """The response has `status` and an OpenAI-shaped error body, and no secret."""
+    assert resp.status_code == status, f"expected {status}, got {resp.status_code}: {resp.text}"
+    assert_no_secret(resp.text)
+    body = resp.json()
+    assert isinstance(body, dict) and isinstance(body.get("error"), dict), body
+    err = body["error"]
+    for k in ("message", "type", "param", "code"):
+        assert k in err, f"error object lacks {k!r}: {err}"
+    assert isinstance(err["message"], str) and err["message"], err
+    return err
+
+
+def assert_no_secret(text: str) -> None:
+    for s in SECRETS:
+        assert s not in text, f"secret {s!r} leaked into a response body"
+    assert MASTER_KEY not in text, "the master key leaked into a response body"

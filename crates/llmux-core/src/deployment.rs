@@ -1,0 +1,35 @@
+//! A deployment: one concrete upstream model a public model name can be
+//! served by (LiteLLM's `model_list` entry, resolved).
+
+use crate::catalog::ModelInfo;
+use crate::providers::ProviderKind;
+use crate::types::Secret;
+use serde_json::{Map, Value};
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    /// Stable id (`model_info.id`).
+    pub id: String,
+    /// The public name clients ask for (`model_name`).
+    pub model_name: String,
+    pub provider: ProviderKind,
+    /// As configured, provider prefix included (`openai/gpt-4o`).
+    pub model: String,
+    /// The id sent upstream (`gpt-4o`).
+    pub upstream_model: String,
+    pub api_base: Option<String>,
+    pub api_key: Option<Secret>,
+    pub api_version: Option<String>,
+    pub organization: Option<String>,
+    /// Sent with every request; values may be secrets and are never shown.
+    pub extra_headers: Vec<(String, Secret)>,
+    /// Fields added to the body when the client did not send them.
+    pub extra_body: Option<Map<String, Value>>,
+    /// Longest wait for the upstream's first byte and between stream chunks.
+    pub timeout: Option<Duration>,
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
+    /// Limits, prices and capability flags: catalog, then config overrides.
+    pub info: ModelInfo,
+}

@@ -1,0 +1,215 @@
+//! Providers: pure translation between the canonical (OpenAI) format and each
+//! provider's wire format. No I/O here: a provider builds the upstream request,
+//! reads an upstream response, and translates a stream event by event.
+//!
+//! Adding a provider is one module, one `ProviderKind` variant, and fixtures.
+
+pub mod openai_compat;
+pub mod sse;
+
+use crate::deployment::Deployment;
+use crate::types::{ApiError, RawChatRequest, Usage};
+use bytes::Bytes;
+use http::HeaderMap;
+
+/// Which API a deployment speaks, from the prefix of its `model`
+/// (`openai/gpt-4o`, `azure/my-deployment`, `groq/llama3-70b-8192`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProviderKind {
+    OpenAi,
+    Azure,
+    Groq,
+    DeepSeek,
+    OpenRouter,
+    Anthropic,
+    Gemini,
+    VertexAi,
+    Bedrock,
+}
+
+impl ProviderKind {
+    pub const ALL: [ProviderKind; 9] = [
+        ProviderKind::OpenAi,
+        ProviderKind::Azure,
+        ProviderKind::Groq,
+        ProviderKind::DeepSeek,
+        ProviderKind::OpenRouter,
+        ProviderKind::Anthropic,
+        ProviderKind::Gemini,
+        ProviderKind::VertexAi,
+        ProviderKind::Bedrock,
+    ];
+
+    /// LiteLLM's provider name (`litellm_provider`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi => "openai",
+            ProviderKind::Azure => "azure",
+            ProviderKind::Groq => "groq",
+            ProviderKind::DeepSeek => "deepseek",
+            ProviderKind::OpenRouter => "openrouter",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Gemini => "gemini",
+            ProviderKind::VertexAi => "vertex_ai",
+            ProviderKind::Bedrock => "bedrock",
+        }
+    }
+
+    /// A provider prefix as LiteLLM spells it. OpenAI-compatible servers
+    /// named by LiteLLM's other prefixes (`hosted_vllm`, `lm_studio`, …)
+    /// are the OpenAI family with an `api_base`.
+    pub fn from_prefix(prefix: &str) -> Option<ProviderKind> {
+        Some(match prefix {
+            "openai" | "custom_openai" | "openai_like" | "hosted_vllm" | "lm_studio"
+            | "llamafile" => ProviderKind::OpenAi,
+            "azure" => ProviderKind::Azure,
+            "groq" => ProviderKind::Groq,
+            "deepseek" => ProviderKind::DeepSeek,
+            "openrouter" => ProviderKind::OpenRouter,
+            "anthropic" => ProviderKind::Anthropic,
+            "gemini" => ProviderKind::Gemini,
+            "vertex_ai" | "vertex_ai_beta" => ProviderKind::VertexAi,
+            "bedrock" => ProviderKind::Bedrock,
+            _ => return None,
+        })
+    }
+
+    /// Splits `provider/model-id`; a model with no known prefix has none.
+    pub fn split_model(model: &str) -> Option<(ProviderKind, &str)> {
+        let (prefix, rest) = model.split_once('/')?;
+        let kind = ProviderKind::from_prefix(prefix)?;
+        // `bedrock/converse/<id>` names the API explicitly: Converse is the only one.
+        let rest = match kind {
+            ProviderKind::Bedrock => rest.strip_prefix("converse/").unwrap_or(rest),
+            _ => rest,
+        };
+        Some((kind, rest))
+    }
+
+    /// Whether llmux can send requests to this provider yet.
+    pub fn is_supported(&self) -> bool {
+        openai_compat::spec(*self).is_some()
+    }
+}
+
+impl std::fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A request ready for the transport.
+#[derive(Debug, Clone)]
+pub struct UpstreamRequest {
+    pub url: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// A successful non-streaming response, ready for the client.
+#[derive(Debug, Clone)]
+pub struct ChatResponse {
+    /// The OpenAI-format JSON body.
+    pub body: Bytes,
+    pub usage: Option<Usage>,
+}
+
+/// What a stream translator hands to the server, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    /// One OpenAI chunk as JSON text (the server frames it as `data: …`).
+    Data(Bytes),
+    /// A keep-alive comment from the upstream.
+    Comment(Bytes),
+    /// The end of the stream (`data: [DONE]`).
+    Done,
+    /// The stream failed; the client gets this as an error event.
+    Error(ApiError),
+}
+
+/// Per-request stream state: upstream bytes in, canonical events out.
+pub trait StreamTranslator: Send {
+    fn push(&mut self, bytes: &[u8], out: &mut Vec<StreamEvent>);
+    /// The upstream body ended cleanly.
+    fn finish(&mut self, out: &mut Vec<StreamEvent>);
+    /// Usage reported so far.
+    fn usage(&self) -> Option<&Usage>;
+}
+
+/// What the client asked for, as far as building the upstream call goes.
+pub struct ChatCall<'a, 'b> {
+    pub request: &'b RawChatRequest<'a>,
+    /// `drop_params`: unsupported parameters are dropped, not refused.
+    pub drop_params: bool,
+}
+
+/// Builds the upstream request for a chat completion.
+pub fn build_chat_request(dep: &Deployment, call: &ChatCall<'_, '_>) -> Result<UpstreamRequest, ApiError> {
+    match openai_compat::spec(dep.provider) {
+        Some(spec) => Ok(openai_compat::build_chat_request(spec, dep, call)),
+        None => Err(not_supported(dep)),
+    }
+}
+
+/// Reads a non-streaming upstream response (any status).
+pub fn chat_response(dep: &Deployment, status: u16, headers: &HeaderMap, body: Bytes) -> Result<ChatResponse, ApiError> {
+    match openai_compat::spec(dep.provider) {
+        Some(_) => openai_compat::chat_response(status, headers, body),
+        None => Err(not_supported(dep)),
+    }
+}
+
+/// Reads an upstream error response.
+pub fn error_response(dep: &Deployment, status: u16, headers: &HeaderMap, body: &[u8]) -> ApiError {
+    let mut err = openai_compat::error_response(status, headers, body);
+    if let Some(key) = &dep.api_key {
+        err.redact(key.expose());
+    }
+    err
+}
+
+/// A translator for one streaming response.
+pub fn chat_stream(dep: &Deployment, call: &ChatCall<'_, '_>) -> Result<Box<dyn StreamTranslator>, ApiError> {
+    match openai_compat::spec(dep.provider) {
+        Some(_) => Ok(Box::new(openai_compat::PassthroughStream::new(
+            call.request.include_usage(),
+        ))),
+        None => Err(not_supported(dep)),
+    }
+}
+
+fn not_supported(dep: &Deployment) -> ApiError {
+    ApiError::not_implemented(format!(
+        "Provider `{}` (model `{}`) is not supported yet by this llmux build; \
+         the OpenAI-compatible providers (openai, azure, groq, deepseek, openrouter, \
+         any OpenAI-compatible api_base) are.",
+        dep.provider, dep.model_name
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_provider_prefixes() {
+        assert_eq!(
+            ProviderKind::split_model("openai/gpt-4o"),
+            Some((ProviderKind::OpenAi, "gpt-4o"))
+        );
+        assert_eq!(
+            ProviderKind::split_model("openrouter/anthropic/claude-sonnet-4"),
+            Some((ProviderKind::OpenRouter, "anthropic/claude-sonnet-4"))
+        );
+        assert_eq!(
+            ProviderKind::split_model("bedrock/converse/amazon.nova-pro-v1:0"),
+            Some((ProviderKind::Bedrock, "amazon.nova-pro-v1:0"))
+        );
+        assert_eq!(
+            ProviderKind::split_model("hosted_vllm/meta/llama"),
+            Some((ProviderKind::OpenAi, "meta/llama"))
+        );
+        assert_eq!(ProviderKind::split_model("gpt-4o"), None);
+        assert_eq!(ProviderKind::split_model("mystery/x"), None);
+    }
+}

@@ -1,0 +1,13 @@
+//! Wire types. OpenAI Chat Completions is the canonical format.
+
+pub mod chat;
+pub mod error;
+pub mod raw;
+pub mod secret;
+pub mod usage;
+
+pub use chat::*;
+pub use error::{ApiError, ErrorKind};
+pub use raw::RawChatRequest;
+pub use secret::Secret;
+pub use usage::Usage;

@@ -1,0 +1,321 @@
+//! A chat request as raw JSON: the top-level fields are split out, their
+//! values stay unparsed slices of the client's body. This is all the
+//! OpenAI-compatible pass-through path needs: read `model`, `stream` and
+//! `stream_options`, then write the body back with only `model` (and what a
+//! deployment must add) changed. `messages` is never parsed there.
+
+use super::chat::ChatCompletionRequest;
+use super::error::ApiError;
+use serde::Deserialize;
+use serde::de::{self, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::fmt;
+
+pub struct RawChatRequest<'a> {
+    body: &'a [u8],
+    fields: Vec<(Cow<'a, str>, &'a RawValue)>,
+    model: Cow<'a, str>,
+    stream: bool,
+    include_usage: bool,
+}
+
+/// How to write a request back for an upstream.
+#[derive(Default)]
+pub struct Rewrite<'r> {
+    /// The upstream model id that replaces the client's `model`.
+    pub model: &'r str,
+    /// Top-level fields to leave out (gateway controls such as `drop_params`).
+    pub remove: &'r [&'r str],
+    /// Fields to set, as JSON text, replacing the client's value if any.
+    pub set: &'r [(&'r str, &'r str)],
+    /// Fields to add only when the client did not send them.
+    pub defaults: Option<&'r Map<String, Value>>,
+}
+
+impl<'a> RawChatRequest<'a> {
+    /// Splits the body and checks the fields every chat request needs,
+    /// answering a 400 that names the field when one is wrong.
+    pub fn parse(body: &'a [u8]) -> Result<Self, ApiError> {
+        let TopLevel(fields) = serde_json::from_slice(body).map_err(|e| {
+            if e.classify() == serde_json::error::Category::Data {
+                ApiError::bad_request("The request body must be a JSON object.")
+            } else {
+                ApiError::bad_request(format!("The request body is not valid JSON: {e}"))
+            }
+        })?;
+        let find = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
+
+        let model = match find("model") {
+            None => return Err(ApiError::invalid_field("model", "Missing required field `model`.")),
+            Some(raw) => match serde_json::from_str::<Cow<'a, str>>(raw.get()) {
+                Ok(m) if !m.is_empty() => m,
+                _ => {
+                    return Err(ApiError::invalid_field(
+                        "model",
+                        "`model` must be a non-empty string.",
+                    ));
+                }
+            },
+        };
+        match find("messages") {
+            None => {
+                return Err(ApiError::invalid_field(
+                    "messages",
+                    "Missing required field `messages`.",
+                ));
+            }
+            Some(raw) if !raw.get().starts_with('[') => {
+                return Err(ApiError::invalid_field(
+                    "messages",
+                    "`messages` must be an array of message objects.",
+                ));
+            }
+            Some(_) => {}
+        }
+        let stream = match find("stream") {
+            None => false,
+            Some(raw) => match serde_json::from_str::<Option<bool>>(raw.get()) {
+                Ok(b) => b.unwrap_or(false),
+                Err(_) => {
+                    return Err(ApiError::invalid_field(
+                        "stream",
+                        "`stream` must be a boolean.",
+                    ));
+                }
+            },
+        };
+        let include_usage = match find("stream_options") {
+            None => false,
+            Some(raw) => {
+                #[derive(Deserialize)]
+                struct StreamOptions {
+                    include_usage: Option<bool>,
+                }
+                match serde_json::from_str::<Option<StreamOptions>>(raw.get()) {
+                    Ok(o) => o.and_then(|o| o.include_usage).unwrap_or(false),
+                    Err(_) => {
+                        return Err(ApiError::invalid_field(
+                            "stream_options",
+                            "`stream_options` must be an object like {\"include_usage\": true}.",
+                        ));
+                    }
+                }
+            }
+        };
+        Ok(RawChatRequest {
+            body,
+            fields,
+            model,
+            stream,
+            include_usage,
+        })
+    }
+
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    pub fn is_stream(&self) -> bool {
+        self.stream
+    }
+
+    /// Whether the client asked for the usage chunk at the end of a stream.
+    pub fn include_usage(&self) -> bool {
+        self.include_usage
+    }
+
+    /// A top-level field as raw JSON.
+    pub fn get(&self, name: &str) -> Option<&'a RawValue> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| *v)
+    }
+
+    /// A top-level field parsed into `T`; `None` when absent or `null`.
+    pub fn get_as<T: Deserialize<'a>>(&self, name: &str) -> Result<Option<T>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(raw) => serde_json::from_str::<Option<T>>(raw.get())
+                .map_err(|e| ApiError::invalid_field(name, format!("Invalid `{name}`: {e}"))),
+        }
+    }
+
+    pub fn field_names(&self) -> impl Iterator<Item = &str> {
+        self.fields.iter().map(|(k, _)| k.as_ref())
+    }
+
+    /// The whole request, typed, for providers that translate it.
+    pub fn to_typed(&self) -> Result<ChatCompletionRequest, ApiError> {
+        serde_json::from_slice(self.body).map_err(|e| {
+            ApiError::bad_request(format!("Invalid chat completion request: {e}"))
+        })
+    }
+
+    /// Writes the body for an upstream: the client's fields in their order,
+    /// values untouched, with `model` replaced and the rewrite applied.
+    pub fn write(&self, rw: &Rewrite<'_>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.body.len() + 64);
+        out.push(b'{');
+        let mut first = true;
+        let mut sep = |out: &mut Vec<u8>| {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+        };
+        for (key, value) in &self.fields {
+            let key = key.as_ref();
+            if rw.remove.contains(&key) || rw.set.iter().any(|(k, _)| *k == key) {
+                continue;
+            }
+            sep(&mut out);
+            write_key(&mut out, key);
+            if key == "model" {
+                write_string(&mut out, rw.model);
+            } else {
+                out.extend_from_slice(value.get().as_bytes());
+            }
+        }
+        for (key, json) in rw.set {
+            sep(&mut out);
+            write_key(&mut out, key);
+            out.extend_from_slice(json.as_bytes());
+        }
+        if let Some(defaults) = rw.defaults {
+            for (key, value) in defaults {
+                if self.get(key).is_none() && !rw.set.iter().any(|(k, _)| k == key) {
+                    sep(&mut out);
+                    write_key(&mut out, key);
+                    // Writing a Value into a Vec cannot fail.
+                    let _ = serde_json::to_writer(&mut out, value);
+                }
+            }
+        }
+        out.push(b'}');
+        out
+    }
+}
+
+fn write_key(out: &mut Vec<u8>, key: &str) {
+    write_string(out, key);
+    out.push(b':');
+}
+
+fn write_string(out: &mut Vec<u8>, s: &str) {
+    // Writing a str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// The top level of a JSON object, keys in order, values left raw.
+struct TopLevel<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for TopLevel<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = TopLevel<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut fields = Vec::with_capacity(16);
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    let value: &'de RawValue = map.next_value()?;
+                    // A repeated key: the last one wins, as in most parsers.
+                    fields.retain(|(k, _): &(Cow<'de, str>, &RawValue)| k != &key);
+                    fields.push((key, value));
+                }
+                Ok(TopLevel(fields))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<RawChatRequest<'_>, ApiError> {
+        RawChatRequest::parse(s.as_bytes())
+    }
+
+    #[test]
+    fn reads_the_routing_fields_only() {
+        let r = parse(
+            r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],
+                "stream":true,"stream_options":{"include_usage":true}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.model(), "gpt-4o");
+        assert!(r.is_stream());
+        assert!(r.include_usage());
+    }
+
+    #[test]
+    fn rewrites_only_the_model_and_keeps_everything_else_byte_for_byte() {
+        let body = r#"{"model":"fast","messages":[{"role":"user","content":"h\u00e9 \"q\""}],"x_future":{"a":[1,2.50,null]},"temperature":0}"#;
+        let r = parse(body).unwrap();
+        let out = r.write(&Rewrite {
+            model: "gpt-4o-2024-08-06",
+            ..Default::default()
+        });
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"model":"gpt-4o-2024-08-06","messages":[{"role":"user","content":"h\u00e9 \"q\""}],"x_future":{"a":[1,2.50,null]},"temperature":0}"#
+        );
+    }
+
+    #[test]
+    fn removes_sets_and_adds_defaults() {
+        let r = parse(r#"{"model":"m","messages":[],"drop_params":true,"stream":true,"stream_options":{"include_usage":false},"provider":{"x":1}}"#).unwrap();
+        let mut defaults = Map::new();
+        defaults.insert("provider".into(), serde_json::json!({"order": ["Groq"]}));
+        defaults.insert("transforms".into(), serde_json::json!([]));
+        let out = r.write(&Rewrite {
+            model: "up",
+            remove: &["drop_params"],
+            set: &[("stream_options", r#"{"include_usage":true}"#)],
+            defaults: Some(&defaults),
+        });
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["model"], "up");
+        assert!(v.get("drop_params").is_none());
+        assert_eq!(v["stream_options"]["include_usage"], true);
+        // The client's own value wins over a default.
+        assert_eq!(v["provider"], serde_json::json!({"x": 1}));
+        assert_eq!(v["transforms"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn names_the_field_that_is_wrong() {
+        let e = parse(r#"{"messages":[]}"#).err().unwrap();
+        assert_eq!((e.status, e.param.as_deref()), (400, Some("model")));
+        let e = parse(r#"{"model":"m"}"#).err().unwrap();
+        assert_eq!(e.param.as_deref(), Some("messages"));
+        let e = parse(r#"{"model":"m","messages":"hi"}"#).err().unwrap();
+        assert_eq!(e.param.as_deref(), Some("messages"));
+        let e = parse(r#"{"model":3,"messages":[]}"#).err().unwrap();
+        assert_eq!(e.param.as_deref(), Some("model"));
+        let e = parse(r#"{"model":"m","messages":[],"stream":"yes"}"#).err().unwrap();
+        assert_eq!(e.param.as_deref(), Some("stream"));
+        let e = parse(r#"{"model":"m","messages":[],"#).err().unwrap();
+        assert!(e.message.contains("not valid JSON"), "{}", e.message);
+        let e = parse(r#"[1,2]"#).err().unwrap();
+        assert!(e.message.contains("JSON object"), "{}", e.message);
+    }
+
+    #[test]
+    fn escaped_keys_are_written_back_correctly() {
+        let r = parse(r#"{"model":"m","messages":[],"we\"ird":1}"#).unwrap();
+        let out = r.write(&Rewrite {
+            model: "m2",
+            ..Default::default()
+        });
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["we\"ird"], 1);
+    }
+}
