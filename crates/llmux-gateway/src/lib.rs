@@ -1,1 +1,13 @@
-pub fn x(){}
+//! llmux gateway: configuration, routing, auth, transport and the HTTP
+//! routes around the pure providers of `llmux-core`.
+
+pub mod auth;
+pub mod banner;
+pub mod config;
+pub mod router;
+pub mod routes;
+pub mod server;
+pub mod transport;
+
+pub use config::{Config, ConfigError, Env};
+pub use server::{serve, ServeError};

@@ -1,0 +1,93 @@
+//! The master key: with one set, every route but liveness needs it. Keys are
+//! read from every header LiteLLM clients use, compared in constant time.
+
+use http::HeaderMap;
+use llmux_core::Secret;
+use subtle::ConstantTimeEq;
+
+/// Headers a client key may come in, as LiteLLM accepts them.
+const KEY_HEADERS: [&str; 4] = ["x-api-key", "api-key", "x-litellm-api-key", "x-goog-api-key"];
+
+/// Every key the request carries.
+pub fn presented_keys(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    let bearer = headers
+        .get_all(http::header::AUTHORIZATION)
+        .into_iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| {
+            let v = v.trim();
+            match v.split_once(' ') {
+                Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+                _ => v,
+            }
+        });
+    let others = KEY_HEADERS
+        .iter()
+        .flat_map(move |h| headers.get_all(*h).into_iter())
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim);
+    bearer.chain(others).filter(|k| !k.is_empty())
+}
+
+/// Whether the request may pass: no master key set, or it presents it.
+pub fn authorized(master: Option<&Secret>, headers: &HeaderMap) -> bool {
+    let Some(master) = master else {
+        return true;
+    };
+    let want = master.expose().as_bytes();
+    let mut ok = subtle::Choice::from(0u8);
+    for key in presented_keys(headers) {
+        ok |= key.as_bytes().ct_eq(want);
+    }
+    bool::from(ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn accepts_the_master_key_from_every_header_clients_use() {
+        let m = Secret::new("sk-master");
+        for h in [
+            ("authorization", "Bearer sk-master"),
+            ("authorization", "bearer sk-master"),
+            ("x-api-key", "sk-master"),
+            ("api-key", "sk-master"),
+            ("x-litellm-api-key", "sk-master"),
+            ("x-goog-api-key", "sk-master"),
+        ] {
+            assert!(authorized(Some(&m), &headers(&[h])), "{h:?}");
+        }
+    }
+
+    #[test]
+    fn refuses_wrong_or_missing_keys() {
+        let m = Secret::new("sk-master");
+        assert!(!authorized(Some(&m), &headers(&[])));
+        assert!(!authorized(Some(&m), &headers(&[("authorization", "Bearer sk-maste")])));
+        assert!(!authorized(Some(&m), &headers(&[("authorization", "Bearer sk-master-plus")])));
+        assert!(!authorized(Some(&m), &headers(&[("x-api-key", "dummy-key")])));
+    }
+
+    #[test]
+    fn cline_sends_a_dummy_bearer_and_the_real_key_in_x_litellm_api_key() {
+        let m = Secret::new("sk-master");
+        let h = headers(&[("authorization", "Bearer dummy"), ("x-litellm-api-key", "sk-master")]);
+        assert!(authorized(Some(&m), &h));
+    }
+
+    #[test]
+    fn without_a_master_key_everyone_passes() {
+        assert!(authorized(None, &headers(&[("authorization", "Bearer dummy-key")])));
+    }
+}

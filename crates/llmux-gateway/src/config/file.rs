@@ -1,0 +1,420 @@
+//! Reading LiteLLM's `config.yaml` as it is.
+
+use super::deployments::{self, DeploymentParams};
+use super::env::Env;
+use super::{Config, ConfigError, Source, DEFAULT_MAX_REQUEST_MB, DEFAULT_NUM_RETRIES, DEFAULT_TIMEOUT};
+use llmux_core::{Catalog, Secret};
+use serde_json::{Map, Value};
+use std::path::Path;
+use std::time::Duration;
+
+/// `litellm_params` keys llmux implements.
+const PARAMS: &[&str] = &[
+    "model", "api_key", "api_base", "base_url", "api_version", "rpm", "tpm", "timeout",
+    "stream_timeout", "extra_headers", "organization",
+];
+/// `litellm_params` keys for providers that are on their way: accepted
+/// quietly when the deployment is of that provider, reported otherwise.
+const UPCOMING_PARAMS: &[&str] = &[
+    "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "aws_region_name",
+    "aws_profile_name", "aws_bedrock_runtime_endpoint", "vertex_project", "vertex_location",
+    "vertex_credentials",
+];
+
+pub fn load_file(path: &Path, catalog: &Catalog, env: &Env) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut config = parse(&text, catalog, env).map_err(|e| match e {
+        ConfigError::Yaml { source, .. } => ConfigError::Yaml {
+            path: path.to_owned(),
+            source,
+        },
+        other => other,
+    })?;
+    config.source = Source::File(path.to_owned());
+    Ok(config)
+}
+
+/// Parses config text; `os.environ/NAME` values come from `env` plus the
+/// file's own `environment_variables`.
+pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigError> {
+    let root: Value = if text.trim().is_empty() {
+        Value::Object(Map::new())
+    } else {
+        serde_yaml_ng::from_str(text).map_err(|source| ConfigError::Yaml {
+            path: Default::default(),
+            source,
+        })?
+    };
+    let root = match root {
+        Value::Object(m) => m,
+        Value::Null => Map::new(),
+        _ => return Err(ConfigError::Invalid("the config file must be a YAML mapping".into())),
+    };
+    let mut warnings = Vec::new();
+    let mut env = env.clone();
+
+    if let Some(vars) = root.get("environment_variables") {
+        let vars = vars.as_object().ok_or_else(|| {
+            ConfigError::Invalid("`environment_variables` must be a mapping".into())
+        })?;
+        for (k, v) in vars {
+            match scalar(v) {
+                Some(s) => env.set(k.clone(), s),
+                None => warnings.push(format!("environment_variables.{k}: not a string, ignored")),
+            }
+        }
+    }
+
+    for key in root.keys() {
+        match key.as_str() {
+            "model_list" | "litellm_settings" | "general_settings" | "environment_variables" => {}
+            "router_settings" => {
+                for k in section(&root, "router_settings")?.keys() {
+                    warnings.push(format!("router_settings.{k}: not implemented yet, ignored"));
+                }
+            }
+            other => warnings.push(format!("{other}: unknown top-level key, ignored")),
+        }
+    }
+
+    // litellm_settings
+    let ls = section(&root, "litellm_settings")?;
+    let mut drop_params = false;
+    let mut num_retries = DEFAULT_NUM_RETRIES;
+    let mut request_timeout = DEFAULT_TIMEOUT;
+    for (k, v) in &ls {
+        let path = format!("litellm_settings.{k}");
+        match k.as_str() {
+            "drop_params" => drop_params = bool_value(v, &path)?,
+            "num_retries" => num_retries = u64_value(v, &path)? as u32,
+            "request_timeout" => request_timeout = duration_value(v, &path)?,
+            _ => warnings.push(format!("{path}: not implemented yet, ignored")),
+        }
+    }
+
+    // general_settings
+    let gs = section(&root, "general_settings")?;
+    let mut master_key = None;
+    let mut max_request_mb = DEFAULT_MAX_REQUEST_MB;
+    for (k, v) in &gs {
+        let path = format!("general_settings.{k}");
+        match k.as_str() {
+            "master_key" => match resolve(v, &env, &path, &mut warnings)? {
+                Some(s) if !s.is_empty() => master_key = Some(Secret::new(s)),
+                _ => {}
+            },
+            "max_request_size_mb" => {
+                max_request_mb = number_value(v, &path)?;
+                if max_request_mb <= 0.0 {
+                    return Err(ConfigError::Invalid(format!("{path} must be positive")));
+                }
+            }
+            _ => warnings.push(format!("{path}: not implemented yet, ignored")),
+        }
+    }
+    let master_key = master_key.or_else(|| super::master_key_from_env(&env));
+
+    // model_list
+    let mut deployments = Vec::new();
+    let list = match root.get("model_list") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a.clone(),
+        Some(_) => return Err(ConfigError::Invalid("`model_list` must be a list".into())),
+    };
+    for (i, item) in list.iter().enumerate() {
+        let params = model_entry(item, i, &env, &mut warnings)?;
+        let mut d = deployments::build(params, i, catalog, &env)?;
+        d.timeout = d.timeout.or(Some(request_timeout));
+        if !d.provider.is_supported() {
+            warnings.push(format!(
+                "model_list[{i}] `{}`: provider `{}` is not supported yet; requests to it get a clear error",
+                d.model_name, d.provider
+            ));
+        }
+        deployments.push(d);
+    }
+
+    Ok(Config {
+        source: Source::Environment { providers: vec![] },
+        deployments,
+        master_key,
+        drop_params,
+        num_retries,
+        request_timeout,
+        max_request_bytes: (max_request_mb * 1024.0 * 1024.0) as usize,
+        warnings,
+    })
+}
+
+fn model_entry(
+    item: &Value,
+    i: usize,
+    env: &Env,
+    warnings: &mut Vec<String>,
+) -> Result<DeploymentParams, ConfigError> {
+    let at = format!("model_list[{i}]");
+    let obj = item
+        .as_object()
+        .ok_or_else(|| ConfigError::Invalid(format!("{at} must be a mapping")))?;
+    let model_name = obj
+        .get("model_name")
+        .and_then(scalar)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ConfigError::Invalid(format!("{at}: `model_name` is required")))?;
+    let lp = obj
+        .get("litellm_params")
+        .and_then(Value::as_object)
+        .ok_or_else(|| ConfigError::Invalid(format!("{at} (`{model_name}`): `litellm_params` is required")))?;
+    for k in obj.keys() {
+        if !matches!(k.as_str(), "model_name" | "litellm_params" | "model_info") {
+            warnings.push(format!("{at}.{k}: unknown key, ignored"));
+        }
+    }
+    let mut p = DeploymentParams {
+        model_name: model_name.clone(),
+        ..Default::default()
+    };
+    let model = lp.get("model").and_then(scalar).unwrap_or_default();
+    if model.is_empty() {
+        return Err(ConfigError::Invalid(format!(
+            "{at} (`{model_name}`): `litellm_params.model` is required, e.g. openai/gpt-4o"
+        )));
+    }
+    p.model = model;
+    let upcoming_provider = matches!(
+        p.model.split('/').next(),
+        Some("bedrock" | "vertex_ai" | "vertex_ai_beta")
+    );
+    for (k, v) in lp {
+        let path = format!("{at}.litellm_params.{k}");
+        match k.as_str() {
+            "model" => {}
+            "api_key" => p.api_key = resolve(v, env, &path, warnings)?,
+            "api_base" | "base_url" => p.api_base = resolve(v, env, &path, warnings)?,
+            "api_version" => p.api_version = resolve(v, env, &path, warnings)?,
+            "organization" => p.organization = resolve(v, env, &path, warnings)?,
+            "rpm" => p.rpm = Some(u64_value(v, &path)?),
+            "tpm" => p.tpm = Some(u64_value(v, &path)?),
+            "timeout" => p.timeout = Some(duration_value(v, &path)?),
+            // One timeout covers the first byte and every gap in a stream.
+            "stream_timeout" => {
+                let t = duration_value(v, &path)?;
+                p.timeout = Some(p.timeout.map_or(t, |cur| cur.max(t)));
+            }
+            "extra_headers" => {
+                let headers = v
+                    .as_object()
+                    .ok_or_else(|| ConfigError::Invalid(format!("{path} must be a mapping")))?;
+                for (name, hv) in headers {
+                    if let Some(value) = resolve(hv, env, &format!("{path}.{name}"), warnings)? {
+                        p.extra_headers.push((name.clone(), value));
+                    }
+                }
+            }
+            _ if UPCOMING_PARAMS.contains(&k.as_str()) && upcoming_provider => {}
+            _ => {
+                debug_assert!(!PARAMS.contains(&k.as_str()));
+                warnings.push(format!("{path}: not implemented yet, ignored"));
+            }
+        }
+    }
+    if let Some(info) = obj.get("model_info") {
+        p.model_info = info
+            .as_object()
+            .cloned()
+            .ok_or_else(|| ConfigError::Invalid(format!("{at}.model_info must be a mapping")))?;
+    }
+    Ok(p)
+}
+
+fn section(root: &Map<String, Value>, name: &str) -> Result<Map<String, Value>, ConfigError> {
+    match root.get(name) {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(m)) => Ok(m.clone()),
+        Some(_) => Err(ConfigError::Invalid(format!("`{name}` must be a mapping"))),
+    }
+}
+
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// A string value, with `os.environ/NAME` read from the environment. A
+/// missing variable is reported (by name, never by value) and leaves the
+/// value unset.
+fn resolve(v: &Value, env: &Env, path: &str, warnings: &mut Vec<String>) -> Result<Option<String>, ConfigError> {
+    let Some(s) = scalar(v) else {
+        if v.is_null() {
+            return Ok(None);
+        }
+        return Err(ConfigError::Invalid(format!("{path} must be a string")));
+    };
+    match s.strip_prefix("os.environ/") {
+        Some(name) => {
+            let value = env.get(name);
+            if value.is_none() {
+                warnings.push(format!("{path}: environment variable {name} is not set"));
+            }
+            Ok(value)
+        }
+        None => Ok(Some(s)),
+    }
+}
+
+fn bool_value(v: &Value, path: &str) -> Result<bool, ConfigError> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
+        _ => Err(ConfigError::Invalid(format!("{path} must be true or false"))),
+    }
+}
+
+fn number_value(v: &Value, path: &str) -> Result<f64, ConfigError> {
+    let n = match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    n.filter(|n| n.is_finite() && *n >= 0.0)
+        .ok_or_else(|| ConfigError::Invalid(format!("{path} must be a non-negative number")))
+}
+
+fn u64_value(v: &Value, path: &str) -> Result<u64, ConfigError> {
+    number_value(v, path).map(|n| n as u64)
+}
+
+fn duration_value(v: &Value, path: &str) -> Result<Duration, ConfigError> {
+    let secs = number_value(v, path)?;
+    if secs == 0.0 {
+        return Err(ConfigError::Invalid(format!("{path} must be more than 0 seconds")));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use llmux_core::ProviderKind;
+
+    const LITELLM_CONFIG: &str = r#"
+model_list:
+  - model_name: gpt-4o
+    litellm_params:
+      model: openai/gpt-4o
+      api_key: os.environ/MY_OPENAI_KEY
+      rpm: 500
+      timeout: 30
+      organization: org-123
+      extra_headers: {X-Team: platform}
+    model_info:
+      max_input_tokens: 64000
+  - model_name: gpt-4o
+    litellm_params:
+      model: azure/gpt4o-eastus
+      api_base: https://acme-eastus.openai.azure.com
+      api_key: os.environ/AZURE_KEY_EAST
+      api_version: "2024-06-01"
+      tpm: 100000
+    model_info: {base_model: azure/gpt-4o}
+  - model_name: local-coder
+    litellm_params:
+      model: openai/qwen2.5-coder
+      api_base: http://127.0.0.1:11434/v1
+      api_key: "none"
+      weird_param: 1
+  - model_name: claude
+    litellm_params:
+      model: anthropic/claude-sonnet-4-20250514
+litellm_settings:
+  drop_params: true
+  num_retries: 3
+  request_timeout: 120
+  callbacks: ["langfuse"]
+general_settings:
+  master_key: os.environ/PROXY_KEY
+  database_url: postgres://x
+  max_request_size_mb: 5
+router_settings:
+  routing_strategy: usage-based-routing
+environment_variables:
+  AZURE_KEY_EAST: az-from-file
+  PROXY_KEY: sk-proxy
+"#;
+
+    #[test]
+    fn reads_a_litellm_config_as_it_is() {
+        let env = Env::fixed(&[("MY_OPENAI_KEY", "sk-openai")]);
+        let c = parse(LITELLM_CONFIG, &Catalog::builtin().unwrap(), &env).unwrap();
+        assert_eq!(c.deployments.len(), 4);
+        assert_eq!(c.model_names(), vec!["gpt-4o", "local-coder", "claude"]);
+        assert!(c.drop_params);
+        assert_eq!(c.num_retries, 3);
+        assert_eq!(c.request_timeout, Duration::from_secs(120));
+        assert_eq!(c.max_request_bytes, 5 * 1024 * 1024);
+        assert_eq!(c.master_key.as_ref().unwrap().expose(), "sk-proxy");
+
+        let oa = &c.deployments[0];
+        assert_eq!(oa.api_key.as_ref().unwrap().expose(), "sk-openai");
+        assert_eq!((oa.rpm, oa.timeout), (Some(500), Some(Duration::from_secs(30))));
+        assert_eq!(oa.organization.as_deref(), Some("org-123"));
+        assert_eq!(oa.info.u64("max_input_tokens"), Some(64000));
+        assert_eq!(oa.extra_headers[0].0, "X-Team");
+
+        let az = &c.deployments[1];
+        assert_eq!(az.provider, ProviderKind::Azure);
+        assert_eq!(az.api_key.as_ref().unwrap().expose(), "az-from-file");
+        assert_eq!(az.upstream_model, "gpt4o-eastus");
+        assert_eq!(az.tpm, Some(100000));
+        assert_eq!(az.timeout, Some(Duration::from_secs(120)), "request_timeout is the default");
+
+        assert_eq!(c.deployments[3].provider, ProviderKind::Anthropic);
+    }
+
+    #[test]
+    fn names_every_key_it_does_not_implement() {
+        let env = Env::fixed(&[("MY_OPENAI_KEY", "sk-openai")]);
+        let c = parse(LITELLM_CONFIG, &Catalog::builtin().unwrap(), &env).unwrap();
+        let w = c.warnings.join("\n");
+        for key in [
+            "litellm_settings.callbacks",
+            "general_settings.database_url",
+            "router_settings.routing_strategy",
+            "model_list[2].litellm_params.weird_param",
+        ] {
+            assert!(w.contains(key), "no warning for {key}:\n{w}");
+        }
+        assert!(w.contains("anthropic"), "unsupported provider is reported:\n{w}");
+        assert!(!w.contains("sk-"), "warnings never carry secrets:\n{w}");
+    }
+
+    #[test]
+    fn a_missing_environment_variable_is_reported_by_name() {
+        let c = parse(LITELLM_CONFIG, &Catalog::builtin().unwrap(), &Env::fixed(&[])).unwrap();
+        assert!(c.warnings.iter().any(|w| w.contains("MY_OPENAI_KEY is not set")));
+        assert!(c.deployments[0].api_key.is_none());
+    }
+
+    #[test]
+    fn clear_errors_for_broken_files() {
+        let cat = Catalog::builtin().unwrap();
+        let env = Env::fixed(&[]);
+        let e = parse("model_list:\n  - litellm_params: {model: openai/x}", &cat, &env).unwrap_err();
+        assert!(e.to_string().contains("model_name"), "{e}");
+        let e = parse("model_list:\n  - model_name: a\n    litellm_params: {}", &cat, &env).unwrap_err();
+        assert!(e.to_string().contains("litellm_params.model"), "{e}");
+        let e = parse("litellm_settings: {num_retries: many}", &cat, &env).unwrap_err();
+        assert!(e.to_string().contains("num_retries"), "{e}");
+        assert!(matches!(parse("model_list: [", &cat, &env), Err(ConfigError::Yaml { .. })));
+        // An empty file is a valid (empty) config.
+        assert!(parse("", &cat, &env).unwrap().deployments.is_empty());
+    }
+}

@@ -1,0 +1,84 @@
+//! Configuration: a LiteLLM `config.yaml` read as it is, or, with no file,
+//! provider credentials found in the environment. Keys llmux does not
+//! implement yet are reported by name (never ignored silently, never fatal).
+
+mod deployments;
+mod discover;
+pub mod env;
+mod file;
+
+pub use env::Env;
+pub use file::load_file;
+
+use llmux_core::{Deployment, Secret};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default for `litellm_settings.request_timeout` (LiteLLM's is 600 s).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+/// Default for `litellm_settings.num_retries`.
+pub const DEFAULT_NUM_RETRIES: u32 = 2;
+/// Default for `general_settings.max_request_size_mb`.
+pub const DEFAULT_MAX_REQUEST_MB: f64 = 32.0;
+
+#[derive(Debug, Clone)]
+pub enum Source {
+    File(PathBuf),
+    /// No file: providers found in the environment.
+    Environment { providers: Vec<&'static str> },
+}
+
+/// The gateway's settings, resolved and validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub source: Source,
+    pub deployments: Vec<Deployment>,
+    pub master_key: Option<Secret>,
+    pub drop_params: bool,
+    pub num_retries: u32,
+    pub request_timeout: Duration,
+    pub max_request_bytes: usize,
+    /// Things the user should know: unimplemented keys, missing variables.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid YAML: {source}")]
+    Yaml {
+        path: PathBuf,
+        source: serde_yaml_ng::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Catalog(#[from] llmux_core::catalog::CatalogError),
+}
+
+impl Config {
+    /// Settings from the environment alone.
+    pub fn from_env(env: &Env, catalog: &llmux_core::Catalog) -> Result<Config, ConfigError> {
+        discover::from_env(env, catalog)
+    }
+
+    pub fn model_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = Vec::new();
+        for d in &self.deployments {
+            if !names.contains(&d.model_name.as_str()) {
+                names.push(&d.model_name);
+            }
+        }
+        names
+    }
+}
+
+/// `LLMUX_MASTER_KEY`, or LiteLLM's `LITELLM_MASTER_KEY`.
+fn master_key_from_env(env: &Env) -> Option<Secret> {
+    env.first(&["LLMUX_MASTER_KEY", "LITELLM_MASTER_KEY"])
+        .map(Secret::new)
+}

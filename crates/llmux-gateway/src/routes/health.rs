@@ -1,0 +1,25 @@
+//! Health probes, in LiteLLM's shapes.
+
+use super::AppState;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use std::sync::Arc;
+
+/// `/health/liveliness` and `/health/liveness`: public, always cheap.
+pub async fn liveness() -> Response {
+    Json("I'm alive!").into_response()
+}
+
+/// `/health/readiness`: the process can serve.
+pub async fn readiness(State(app): State<Arc<AppState>>) -> Response {
+    Json(json!({
+        "status": "healthy",
+        "db": "Not connected",
+        "cache": null,
+        "llmux_version": env!("CARGO_PKG_VERSION"),
+        "models": app.model_count,
+    }))
+    .into_response()
+}

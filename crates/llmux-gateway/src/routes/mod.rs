@@ -1,0 +1,104 @@
+//! HTTP routes, with and without the `/v1` prefix, as LiteLLM serves them.
+
+mod chat;
+pub mod error;
+mod health;
+mod models;
+
+use crate::auth;
+use crate::config::Config;
+use crate::router::Router;
+use crate::transport::Transport;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use bytes::Bytes;
+use llmux_core::{ApiError, Secret};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct AppState {
+    pub router: Router,
+    pub transport: Transport,
+    pub master_key: Option<Secret>,
+    pub drop_params: bool,
+    pub num_retries: u32,
+    pub request_timeout: Duration,
+    pub max_request_bytes: usize,
+    pub model_count: usize,
+    models_json: Bytes,
+    model_info_json: Bytes,
+}
+
+impl AppState {
+    pub fn new(config: Config, transport: Transport) -> AppState {
+        let created = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let models_json = models::models_json(&config.deployments, created);
+        let model_info_json = models::model_info_json(&config.deployments);
+        let model_count = config.model_names().len();
+        AppState {
+            router: Router::new(config.deployments),
+            transport,
+            master_key: config.master_key,
+            drop_params: config.drop_params,
+            num_retries: config.num_retries,
+            request_timeout: config.request_timeout,
+            max_request_bytes: config.max_request_bytes,
+            model_count,
+            models_json,
+            model_info_json,
+        }
+    }
+}
+
+pub fn app(state: Arc<AppState>) -> axum::Router {
+    let protected = axum::Router::new()
+        .route("/chat/completions", post(chat::chat_completions))
+        .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/models", get(models::list))
+        .route("/v1/models", get(models::list))
+        .route("/model/info", get(models::info))
+        .route("/v1/model/info", get(models::info))
+        .route("/health/readiness", get(health::readiness))
+        .route("/v1/health/readiness", get(health::readiness))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
+    let public = axum::Router::new()
+        .route("/health/liveliness", get(health::liveness))
+        .route("/health/liveness", get(health::liveness))
+        .route("/v1/health/liveliness", get(health::liveness))
+        .route("/v1/health/liveness", get(health::liveness));
+    public
+        .merge(protected)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.max_request_bytes))
+        .with_state(state)
+}
+
+async fn require_key(State(app): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    if auth::authorized(app.master_key.as_ref(), req.headers()) {
+        return next.run(req).await;
+    }
+    error::error_response(&ApiError::unauthorized(
+        "Authentication error: invalid or missing API key. Send your llmux key as \
+         `Authorization: Bearer <key>` (or in `x-api-key`, `api-key`, `x-litellm-api-key`).",
+    ))
+}
+
+async fn not_found(req: Request) -> Response {
+    error::error_response(&ApiError::new(
+        404,
+        format!("Unknown route: {} {}", req.method(), req.uri().path()),
+    ))
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    error::error_response(&ApiError::new(
+        405,
+        format!("Method {} is not allowed on {}", req.method(), req.uri().path()),
+    ))
+}

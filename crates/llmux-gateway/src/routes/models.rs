@@ -1,0 +1,109 @@
+//! `/models` and `/model/info`: built once at start, served as bytes.
+
+use super::AppState;
+use axum::extract::State;
+use axum::response::Response;
+use bytes::Bytes;
+use http::header::CONTENT_TYPE;
+use http::HeaderValue;
+use llmux_core::Deployment;
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+
+pub async fn list(State(app): State<Arc<AppState>>) -> Response {
+    json_bytes(app.models_json.clone())
+}
+
+pub async fn info(State(app): State<Arc<AppState>>) -> Response {
+    json_bytes(app.model_info_json.clone())
+}
+
+fn json_bytes(b: Bytes) -> Response {
+    let mut r = Response::new(axum::body::Body::from(b));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+/// OpenAI's model list: one entry per public model name.
+pub fn models_json(deployments: &[Deployment], created: u64) -> Bytes {
+    let mut seen = std::collections::HashSet::new();
+    let data: Vec<Value> = deployments
+        .iter()
+        .filter(|d| seen.insert(d.model_name.as_str()))
+        .map(|d| {
+            json!({
+                "id": d.model_name,
+                "object": "model",
+                "created": created,
+                "owned_by": d.provider.as_str(),
+            })
+        })
+        .collect();
+    Bytes::from(json!({"object": "list", "data": data}).to_string())
+}
+
+/// LiteLLM's `/model/info`: one entry per deployment; `litellm_params`
+/// without any secret.
+pub fn model_info_json(deployments: &[Deployment]) -> Bytes {
+    let data: Vec<Value> = deployments
+        .iter()
+        .map(|d| {
+            let mut params = Map::new();
+            params.insert("model".into(), d.model.clone().into());
+            params.insert("custom_llm_provider".into(), d.provider.as_str().into());
+            if let Some(base) = &d.api_base {
+                params.insert("api_base".into(), public_url(base).into());
+            }
+            if let Some(v) = &d.api_version {
+                params.insert("api_version".into(), v.clone().into());
+            }
+            if let Some(rpm) = d.rpm {
+                params.insert("rpm".into(), rpm.into());
+            }
+            if let Some(tpm) = d.tpm {
+                params.insert("tpm".into(), tpm.into());
+            }
+            if let Some(t) = d.timeout {
+                params.insert("timeout".into(), json!(t.as_secs_f64()));
+            }
+            let mut info = d.info.0.clone();
+            info.insert("id".into(), d.id.clone().into());
+            info.insert("db_model".into(), false.into());
+            json!({
+                "model_name": d.model_name,
+                "litellm_params": params,
+                "model_info": info,
+            })
+        })
+        .collect();
+    Bytes::from(json!({ "data": data }).to_string())
+}
+
+/// A base URL as it may be shown: no userinfo, no query (either can carry
+/// credentials).
+fn public_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let rest = rest.split(['?', '#']).next().unwrap_or("");
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let host = authority.rsplit('@').next().unwrap_or(authority);
+    if scheme.is_empty() {
+        format!("{host}{path}")
+    } else {
+        format!("{scheme}://{host}{path}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_url_strips_credentials() {
+        assert_eq!(public_url("https://u:p@h.example/v1?key=s"), "https://h.example/v1");
+        assert_eq!(public_url("http://127.0.0.1:9000/v1"), "http://127.0.0.1:9000/v1");
+    }
+}
