@@ -34,9 +34,6 @@ pub async fn serve(config: Config, host: &str, port: u16) -> Result<(), ServeErr
         })?;
     let addr: SocketAddr = listener.local_addr()?;
     let text = banner(&config, addr);
-    for w in &config.warnings {
-        tracing::warn!("{w}");
-    }
     let state = Arc::new(AppState::new(config, Transport::new()?));
     print!("{text}");
     use std::io::Write;

@@ -1,1 +1,99 @@
-fn main(){}
+//! The `llmux` command: `serve`, `check`, `mock`.
+
+mod check;
+mod mock;
+
+use clap::{Parser, Subcommand};
+use llmux_core::Catalog;
+use llmux_gateway::{Config, Env};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "llmux", version, about = "A fast LLM gateway: the OpenAI API in front of many providers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// A LiteLLM config.yaml. Without one, providers are found from
+        /// their API keys in the environment.
+        #[arg(long, short = 'c', env = "LLMUX_CONFIG")]
+        config: Option<PathBuf>,
+        /// Address to listen on. `localhost` listens on 127.0.0.1 and ::1;
+        /// use 0.0.0.0 to accept connections from other machines.
+        #[arg(long, default_value = "localhost", env = "LLMUX_HOST")]
+        host: String,
+        #[arg(long, short = 'p', default_value_t = 8000, env = "LLMUX_PORT")]
+        port: u16,
+    },
+    /// Validate a config file and print what it would serve.
+    Check {
+        /// The config file; without one, what the environment provides.
+        config: Option<PathBuf>,
+    },
+    /// Run a fake OpenAI-compatible upstream for tests and trials.
+    Mock(mock::MockArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::Serve { config, host, port } => {
+            let config = match load(config.as_deref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(llmux_gateway::serve(config, &host, port)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Check { config } => check::run(config.as_deref()),
+        Command::Mock(args) => match runtime.block_on(mock::run(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+/// The config from a file, or from the environment.
+pub fn load(path: Option<&std::path::Path>) -> Result<Config, String> {
+    let catalog = Catalog::builtin().map_err(|e| e.to_string())?;
+    let env = Env::process();
+    match path {
+        Some(p) => llmux_gateway::config::load_file(p, &catalog, &env).map_err(|e| e.to_string()),
+        None => Config::from_env(&env, &catalog).map_err(|e| e.to_string()),
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("LLMUX_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

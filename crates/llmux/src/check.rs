@@ -1,0 +1,51 @@
+//! `llmux check`: validate a config and print what would be served,
+//! never a secret.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+pub fn run(path: Option<&Path>) -> ExitCode {
+    let config = match crate::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match path {
+        Some(p) => println!("{}: ok", p.display()),
+        None => println!("no config file: models from provider keys in the environment"),
+    }
+    println!(
+        "master key: {}",
+        if config.master_key.is_some() { "set (clients must send it)" } else { "not set (no key required)" }
+    );
+    println!(
+        "settings: num_retries={} request_timeout={}s drop_params={} max_request_size={} MB",
+        config.num_retries,
+        config.request_timeout.as_secs_f64(),
+        config.drop_params,
+        config.max_request_bytes / (1024 * 1024)
+    );
+    println!("models ({}):", config.model_names().len());
+    for name in config.model_names() {
+        println!("  {name}");
+        for d in config.deployments.iter().filter(|d| d.model_name == name) {
+            let base = d.api_base.as_deref().unwrap_or("provider default");
+            let key = if d.api_key.is_some() { "key set" } else { "no key" };
+            let support = if d.provider.is_supported() { "" } else { " [provider not supported yet]" };
+            let ctx = d
+                .info
+                .u64("max_input_tokens")
+                .map_or("context unknown".to_owned(), |n| format!("{n} tokens context"));
+            println!(
+                "    -> {} `{}` at {base} ({key}, {ctx}){support}",
+                d.provider, d.upstream_model
+            );
+        }
+    }
+    for w in &config.warnings {
+        println!("warning: {w}");
+    }
+    ExitCode::SUCCESS
+}

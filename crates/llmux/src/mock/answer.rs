@@ -1,0 +1,283 @@
+//! What the mock answers: text or tool calls, whole or as stream chunks,
+//! shaped exactly like OpenAI's responses.
+
+use llmux_core::types::{ChatCompletionRequest, Role};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+pub const DEFAULT_CONTENT: &str = "Hello from llmux mock.";
+
+/// The `mock` object a request may carry (docs/mock.md).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct MockOptions {
+    pub content: Option<String>,
+    pub status: Option<u16>,
+    pub message: Option<String>,
+    pub retry_after: Option<u64>,
+    pub fail_times: Option<u64>,
+    pub key: Option<String>,
+    pub first_byte_delay_ms: Option<u64>,
+    pub tokens_per_sec: Option<f64>,
+    pub reset_after_chunks: Option<usize>,
+    pub malformed: bool,
+    pub tool_calls: Option<usize>,
+    pub cached_tokens: Option<u64>,
+}
+
+struct Call {
+    id: String,
+    name: String,
+    arguments: String,
+}
+
+pub struct Answer {
+    id: String,
+    created: u64,
+    model: String,
+    content: Option<String>,
+    calls: Vec<Call>,
+    prompt_tokens: u64,
+    cached_tokens: u64,
+}
+
+impl Answer {
+    pub fn new(req: &ChatCompletionRequest, opts: &MockOptions, model: &str, body_len: usize) -> Answer {
+        let created = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let calls = tool_calls(req, opts);
+        let content = if calls.is_empty() {
+            Some(opts.content.clone().unwrap_or_else(|| DEFAULT_CONTENT.to_owned()))
+        } else {
+            None
+        };
+        Answer {
+            id: format!("chatcmpl-mock{created}"),
+            created,
+            model: model.to_owned(),
+            content,
+            calls,
+            prompt_tokens: (body_len as u64 / 4).max(1),
+            cached_tokens: opts.cached_tokens.unwrap_or(0),
+        }
+    }
+
+    fn completion_tokens(&self) -> u64 {
+        match &self.content {
+            Some(c) => c.split_whitespace().count() as u64,
+            None => 10 * self.calls.len() as u64,
+        }
+    }
+
+    fn finish_reason(&self) -> &'static str {
+        if self.calls.is_empty() { "stop" } else { "tool_calls" }
+    }
+
+    fn usage(&self) -> Value {
+        let completion = self.completion_tokens();
+        json!({
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": completion,
+            "total_tokens": self.prompt_tokens + completion,
+            "prompt_tokens_details": {"cached_tokens": self.cached_tokens, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+                "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}
+        })
+    }
+
+    pub fn completion(&self) -> Value {
+        let mut message = json!({"role": "assistant", "content": self.content, "refusal": null});
+        if !self.calls.is_empty() {
+            message["tool_calls"] = self
+                .calls
+                .iter()
+                .map(|c| json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}))
+                .collect();
+        }
+        json!({
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": self.finish_reason()}],
+            "usage": self.usage(),
+            "system_fingerprint": "fp_llmux_mock"
+        })
+    }
+
+    /// The chunks of a stream, as JSON text, without `[DONE]`.
+    pub fn chunks(&self, include_usage: bool) -> Vec<String> {
+        let chunk = |delta: Value, finish: Value| {
+            let mut c = json!({
+                "id": self.id,
+                "object": "chat.completion.chunk",
+                "created": self.created,
+                "model": self.model,
+                "system_fingerprint": "fp_llmux_mock",
+                "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]
+            });
+            if include_usage {
+                c["usage"] = Value::Null;
+            }
+            c.to_string()
+        };
+        let mut out = vec![chunk(json!({"role": "assistant", "content": "", "refusal": null}), Value::Null)];
+        if let Some(content) = &self.content {
+            for piece in words(content) {
+                out.push(chunk(json!({"content": piece}), Value::Null));
+            }
+        }
+        for (i, c) in self.calls.iter().enumerate() {
+            out.push(chunk(
+                json!({"tool_calls": [{"index": i, "id": c.id, "type": "function",
+                        "function": {"name": c.name, "arguments": ""}}]}),
+                Value::Null,
+            ));
+            let mid = c.arguments.len() / 2;
+            let mid = (0..=mid).rev().find(|m| c.arguments.is_char_boundary(*m)).unwrap_or(0);
+            for part in [&c.arguments[..mid], &c.arguments[mid..]] {
+                out.push(chunk(
+                    json!({"tool_calls": [{"index": i, "function": {"arguments": part}}]}),
+                    Value::Null,
+                ));
+            }
+        }
+        out.push(chunk(json!({}), Value::from(self.finish_reason())));
+        if include_usage {
+            out.push(
+                json!({
+                    "id": self.id,
+                    "object": "chat.completion.chunk",
+                    "created": self.created,
+                    "model": self.model,
+                    "system_fingerprint": "fp_llmux_mock",
+                    "choices": [],
+                    "usage": self.usage()
+                })
+                .to_string(),
+            );
+        }
+        out
+    }
+}
+
+/// Words with their leading spaces, so that joined they give the text back.
+fn words(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (i, w) in text.split(' ').enumerate() {
+        out.push(if i == 0 { w.to_owned() } else { format!(" {w}") });
+    }
+    out.retain(|w| !w.is_empty());
+    out
+}
+
+/// Tool calls when the request offers tools and is not answering a tool result.
+fn tool_calls(req: &ChatCompletionRequest, opts: &MockOptions) -> Vec<Call> {
+    let Some(tools) = req.tools.as_ref().filter(|t| !t.is_empty()) else {
+        return vec![];
+    };
+    if req.tool_choice.as_ref().is_some_and(|c| c.is_none()) {
+        return vec![];
+    }
+    if req.messages.last().is_some_and(|m| m.role == Role::Tool) {
+        return vec![];
+    }
+    let forced = req.tool_choice.as_ref().and_then(|c| c.function_name());
+    let n = opts.tool_calls.unwrap_or(1).max(1);
+    (0..n)
+        .map(|i| {
+            let tool = match forced {
+                Some(name) => tools.iter().find(|t| t.function.name == name).unwrap_or(&tools[0]),
+                None => &tools[i % tools.len()],
+            };
+            let args = tool
+                .function
+                .parameters
+                .as_ref()
+                .map(example_for_schema)
+                .unwrap_or_else(|| json!({}));
+            Call {
+                id: format!("call_mock_{i}"),
+                name: tool.function.name.clone(),
+                arguments: args.to_string(),
+            }
+        })
+        .collect()
+}
+
+/// A value that fits a JSON schema well enough for a mock.
+fn example_for_schema(schema: &Value) -> Value {
+    match schema.get("type").and_then(Value::as_str) {
+        Some("object") | None if schema.get("properties").is_some() => {
+            let mut m = Map::new();
+            if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+                for (k, v) in props {
+                    m.insert(k.clone(), example_for_schema(v));
+                }
+            }
+            Value::Object(m)
+        }
+        Some("object") => json!({}),
+        Some("string") => schema
+            .get("enum")
+            .and_then(|e| e.get(0))
+            .cloned()
+            .unwrap_or_else(|| json!("mock")),
+        Some("integer") | Some("number") => json!(1),
+        Some("boolean") => json!(true),
+        Some("array") => json!([]),
+        _ => json!("mock"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(v: Value) -> ChatCompletionRequest {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn streams_text_that_joins_back_and_ends_with_usage() {
+        let r = req(json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}));
+        let a = Answer::new(&r, &MockOptions::default(), "m", 100);
+        let chunks: Vec<Value> = a.chunks(true).iter().map(|c| serde_json::from_str(c).unwrap()).collect();
+        let text: String = chunks
+            .iter()
+            .filter_map(|c| c["choices"].get(0)?["delta"]["content"].as_str().map(str::to_owned))
+            .collect();
+        assert_eq!(text, DEFAULT_CONTENT);
+        let last = chunks.last().unwrap();
+        assert_eq!(last["choices"], json!([]));
+        assert_eq!(last["usage"]["prompt_tokens"], 25);
+    }
+
+    #[test]
+    fn calls_tools_with_schema_shaped_arguments() {
+        let r = req(json!({"model": "m", "messages": [{"role": "user", "content": "read"}],
+            "tools": [{"type": "function", "function": {"name": "read_file", "parameters":
+                {"type": "object", "properties": {"path": {"type": "string"}, "line": {"type": "integer"}}}}}]}));
+        let a = Answer::new(&r, &MockOptions { tool_calls: Some(2), ..Default::default() }, "m", 10);
+        let c = a.completion();
+        assert_eq!(c["choices"][0]["finish_reason"], "tool_calls");
+        let calls = c["choices"][0]["message"]["tool_calls"].as_array().unwrap();
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[1]["id"], "call_mock_1");
+        let args: Value = serde_json::from_str(calls[0]["function"]["arguments"].as_str().unwrap()).unwrap();
+        assert_eq!(args, json!({"path": "mock", "line": 1}));
+    }
+
+    #[test]
+    fn answers_text_after_a_tool_result() {
+        let r = req(json!({"model": "m", "messages": [
+            {"role": "user", "content": "read"},
+            {"role": "assistant", "tool_calls": [{"id": "call_mock_0", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "call_mock_0", "content": "data"}],
+            "tools": [{"type": "function", "function": {"name": "f"}}]}));
+        let a = Answer::new(&r, &MockOptions::default(), "m", 10);
+        assert_eq!(a.completion()["choices"][0]["message"]["content"], DEFAULT_CONTENT);
+    }
+}
