@@ -12,9 +12,7 @@ pub fn cost(usage: &Usage, info: &ModelInfo) -> Option<f64> {
     let input = info.f64("input_cost_per_token")?;
     let output = info.f64("output_cost_per_token")?;
     let read_rate = info.f64("cache_read_input_token_cost").unwrap_or(input);
-    let write_rate = info
-        .f64("cache_creation_input_token_cost")
-        .unwrap_or(input);
+    let write_rate = info.f64("cache_creation_input_token_cost").unwrap_or(input);
     let cached = usage.cached_tokens();
     let written = usage.cache_write_tokens();
     let uncached = usage.prompt_tokens.saturating_sub(cached + written);

@@ -6,7 +6,12 @@ use llmux_core::Secret;
 use subtle::ConstantTimeEq;
 
 /// Headers a client key may come in, as LiteLLM accepts them.
-const KEY_HEADERS: [&str; 4] = ["x-api-key", "api-key", "x-litellm-api-key", "x-goog-api-key"];
+const KEY_HEADERS: [&str; 4] = [
+    "x-api-key",
+    "api-key",
+    "x-litellm-api-key",
+    "x-goog-api-key",
+];
 
 /// Every key the request carries.
 pub fn presented_keys(headers: &HeaderMap) -> impl Iterator<Item = &str> {
@@ -74,20 +79,35 @@ mod tests {
     fn refuses_wrong_or_missing_keys() {
         let m = Secret::new("sk-master");
         assert!(!authorized(Some(&m), &headers(&[])));
-        assert!(!authorized(Some(&m), &headers(&[("authorization", "Bearer sk-maste")])));
-        assert!(!authorized(Some(&m), &headers(&[("authorization", "Bearer sk-master-plus")])));
-        assert!(!authorized(Some(&m), &headers(&[("x-api-key", "dummy-key")])));
+        assert!(!authorized(
+            Some(&m),
+            &headers(&[("authorization", "Bearer sk-maste")])
+        ));
+        assert!(!authorized(
+            Some(&m),
+            &headers(&[("authorization", "Bearer sk-master-plus")])
+        ));
+        assert!(!authorized(
+            Some(&m),
+            &headers(&[("x-api-key", "dummy-key")])
+        ));
     }
 
     #[test]
     fn cline_sends_a_dummy_bearer_and_the_real_key_in_x_litellm_api_key() {
         let m = Secret::new("sk-master");
-        let h = headers(&[("authorization", "Bearer dummy"), ("x-litellm-api-key", "sk-master")]);
+        let h = headers(&[
+            ("authorization", "Bearer dummy"),
+            ("x-litellm-api-key", "sk-master"),
+        ]);
         assert!(authorized(Some(&m), &h));
     }
 
     #[test]
     fn without_a_master_key_everyone_passes() {
-        assert!(authorized(None, &headers(&[("authorization", "Bearer dummy-key")])));
+        assert!(authorized(
+            None,
+            &headers(&[("authorization", "Bearer dummy-key")])
+        ));
     }
 }

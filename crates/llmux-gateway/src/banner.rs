@@ -13,10 +13,19 @@ pub fn banner(config: &Config, addr: SocketAddr) -> String {
     };
     let base = format!("http://{host}:{}", addr.port());
     let mut s = String::new();
-    let _ = writeln!(s, "llmux {} listening on {base} ({addr})", env!("CARGO_PKG_VERSION"));
+    let _ = writeln!(
+        s,
+        "llmux {} listening on {base} ({addr})",
+        env!("CARGO_PKG_VERSION")
+    );
     match &config.source {
         Source::File(p) => {
-            let _ = writeln!(s, "config: {} ({} deployments)", p.display(), config.deployments.len());
+            let _ = writeln!(
+                s,
+                "config: {} ({} deployments)",
+                p.display(),
+                config.deployments.len()
+            );
         }
         Source::Environment { providers } if providers.is_empty() => {
             let _ = writeln!(
@@ -28,18 +37,28 @@ pub fn banner(config: &Config, addr: SocketAddr) -> String {
             );
         }
         Source::Environment { providers } => {
-            let _ = writeln!(s, "config: from the environment (found: {})", providers.join(", "));
+            let _ = writeln!(
+                s,
+                "config: from the environment (found: {})",
+                providers.join(", ")
+            );
         }
     }
     let names = config.model_names();
     let _ = writeln!(s, "models ({}): {}", names.len(), names.join(", "));
     let key = match &config.master_key {
         Some(_) => {
-            let _ = writeln!(s, "auth: a key is required (the master key, as `Authorization: Bearer <key>`)");
+            let _ = writeln!(
+                s,
+                "auth: a key is required (the master key, as `Authorization: Bearer <key>`)"
+            );
             "<your master key>"
         }
         None => {
-            let _ = writeln!(s, "auth: no key required (no master key set; any key is accepted)");
+            let _ = writeln!(
+                s,
+                "auth: no key required (no master key set; any key is accepted)"
+            );
             "anything"
         }
     };
@@ -49,7 +68,10 @@ pub fn banner(config: &Config, addr: SocketAddr) -> String {
         s,
         "  Roo Code / Cline: provider \"LiteLLM\", base URL {base}, API key {key}, then pick a model"
     );
-    let _ = writeln!(s, "  OpenAI SDKs: OPENAI_BASE_URL={base}/v1 OPENAI_API_KEY={key}");
+    let _ = writeln!(
+        s,
+        "  OpenAI SDKs: OPENAI_BASE_URL={base}/v1 OPENAI_API_KEY={key}"
+    );
     let _ = writeln!(
         s,
         "  curl {base}/v1/chat/completions -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\\n    -d '{{\"model\":\"{example}\",\"messages\":[{{\"role\":\"user\",\"content\":\"hi\"}}]}}'"

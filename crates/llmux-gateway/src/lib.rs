@@ -10,4 +10,4 @@ pub mod server;
 pub mod transport;
 
 pub use config::{Config, ConfigError, Env};
-pub use server::{serve, ServeError};
+pub use server::{ServeError, serve};

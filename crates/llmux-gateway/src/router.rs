@@ -119,8 +119,10 @@ impl Router {
     /// Marks a deployment as failing, so its group's others serve for a while.
     pub fn cool_down(&self, group: &ModelGroup, d: &DeploymentState) {
         if group.deployments.len() > 1 {
-            d.cooldown_until_ms
-                .store(self.now_ms() + COOLDOWN.as_millis() as u64, Ordering::Relaxed);
+            d.cooldown_until_ms.store(
+                self.now_ms() + COOLDOWN.as_millis() as u64,
+                Ordering::Relaxed,
+            );
         }
     }
 
@@ -199,7 +201,11 @@ mod tests {
 
     #[test]
     fn balances_a_group_in_turn() {
-        let r = Router::new(vec![dep("g", "a", None), dep("g", "b", None), dep("other", "c", None)]);
+        let r = Router::new(vec![
+            dep("g", "a", None),
+            dep("g", "b", None),
+            dep("other", "c", None),
+        ]);
         let g = r.group("g").unwrap();
         let picks: Vec<String> = (0..4)
             .map(|_| r.pick(g, &[]).unwrap().1.deployment.id.clone())
@@ -217,7 +223,10 @@ mod tests {
         assert_ne!(first.deployment.id, second.deployment.id);
         r.cool_down(g, &first);
         for _ in 0..4 {
-            assert_eq!(r.pick(g, &[]).unwrap().1.deployment.id, second.deployment.id);
+            assert_eq!(
+                r.pick(g, &[]).unwrap().1.deployment.id,
+                second.deployment.id
+            );
         }
     }
 
@@ -239,6 +248,9 @@ mod tests {
             .collect();
         ids.sort();
         assert_eq!(ids, vec!["a", "b"]);
-        assert!(matches!(r.pick(g, &[]), Err(Unavailable::RateLimited { .. })));
+        assert!(matches!(
+            r.pick(g, &[]),
+            Err(Unavailable::RateLimited { .. })
+        ));
     }
 }

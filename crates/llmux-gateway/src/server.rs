@@ -2,7 +2,7 @@
 
 use crate::banner::banner;
 use crate::config::Config;
-use crate::routes::{app, AppState};
+use crate::routes::{AppState, app};
 use crate::transport::Transport;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,31 +26,59 @@ pub enum ServeError {
 }
 
 pub async fn serve(config: Config, host: &str, port: u16) -> Result<(), ServeError> {
-    let listener = TcpListener::bind((host, port))
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: format!("{host}:{port}"),
-            source,
-        })?;
-    let addr: SocketAddr = listener.local_addr()?;
+    let listeners = bind(host, port).await?;
+    let addr: SocketAddr = listeners[0].local_addr()?;
     let text = banner(&config, addr);
-    let state = Arc::new(AppState::new(config, Transport::new()?));
+    let app = app(Arc::new(AppState::new(config, Transport::new()?)));
     print!("{text}");
     use std::io::Write;
     let _ = std::io::stdout().flush();
 
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down; open streams get {}s to finish", SHUTDOWN_GRACE.as_secs());
-        let _ = tx.send(());
-    });
-    let mut server = std::pin::pin!(server.into_future());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut servers = tokio::task::JoinSet::new();
+    for listener in listeners {
+        let mut stop = stop_rx.clone();
+        let server = axum::serve(listener, app.clone()).with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        });
+        servers.spawn(server.into_future());
+    }
     tokio::select! {
-        r = &mut server => r?,
-        _ = async { let _ = rx.await; tokio::time::sleep(SHUTDOWN_GRACE).await } => {}
+        r = servers.join_next() => {
+            if let Some(Ok(Err(e))) = r {
+                return Err(e.into());
+            }
+        }
+        _ = shutdown_signal() => {
+            tracing::info!("shutting down; open streams get {}s to finish", SHUTDOWN_GRACE.as_secs());
+            let _ = stop_tx.send(true);
+            let drain = async { while servers.join_next().await.is_some() {} };
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, drain).await;
+        }
     }
     Ok(())
+}
+
+/// `localhost` means both loopbacks, on the same port, so clients that
+/// resolve it to ::1 first connect too; anything else is bound as given.
+async fn bind(host: &str, port: u16) -> Result<Vec<TcpListener>, ServeError> {
+    let bind_err = |addr: String| move |source| ServeError::Bind { addr, source };
+    if host != "localhost" {
+        let l = TcpListener::bind((host, port))
+            .await
+            .map_err(bind_err(format!("{host}:{port}")))?;
+        return Ok(vec![l]);
+    }
+    let v4 = TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(bind_err(format!("127.0.0.1:{port}")))?;
+    let port = v4.local_addr()?.port();
+    let mut listeners = vec![v4];
+    // No IPv6 on this machine is fine: 127.0.0.1 serves.
+    if let Ok(v6) = TcpListener::bind(("::1", port)).await {
+        listeners.push(v6);
+    }
+    Ok(listeners)
 }
 
 async fn shutdown_signal() {

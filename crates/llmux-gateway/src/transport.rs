@@ -1,8 +1,8 @@
 //! The one pooled HTTP client for every upstream. Knows nothing of any
 //! provider's format: sends an `UpstreamRequest`, hands back the response.
 
-use llmux_core::providers::UpstreamRequest;
 use llmux_core::ApiError;
+use llmux_core::providers::UpstreamRequest;
 use std::error::Error as _;
 use std::time::Duration;
 
@@ -61,7 +61,8 @@ pub fn upstream_error(host: &str, e: &reqwest::Error) -> ApiError {
         source = s.source();
     }
     if e.is_timeout() {
-        return ApiError::gateway_timeout(format!("The upstream at {host} timed out.")).retryable(true);
+        return ApiError::gateway_timeout(format!("The upstream at {host} timed out."))
+            .retryable(true);
     }
     let what = if e.is_connect() {
         "could not be reached"
@@ -97,7 +98,10 @@ mod tests {
 
     #[test]
     fn host_of_drops_path_query_and_userinfo() {
-        assert_eq!(host_of("https://user:pw@api.example.com:8443/v1/chat?key=x"), "https://api.example.com:8443");
+        assert_eq!(
+            host_of("https://user:pw@api.example.com:8443/v1/chat?key=x"),
+            "https://api.example.com:8443"
+        );
         assert_eq!(host_of("http://127.0.0.1:9/v1"), "http://127.0.0.1:9");
     }
 }

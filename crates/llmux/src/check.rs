@@ -18,7 +18,11 @@ pub fn run(path: Option<&Path>) -> ExitCode {
     }
     println!(
         "master key: {}",
-        if config.master_key.is_some() { "set (clients must send it)" } else { "not set (no key required)" }
+        if config.master_key.is_some() {
+            "set (clients must send it)"
+        } else {
+            "not set (no key required)"
+        }
     );
     println!(
         "settings: num_retries={} request_timeout={}s drop_params={} max_request_size={} MB",
@@ -32,12 +36,22 @@ pub fn run(path: Option<&Path>) -> ExitCode {
         println!("  {name}");
         for d in config.deployments.iter().filter(|d| d.model_name == name) {
             let base = d.api_base.as_deref().unwrap_or("provider default");
-            let key = if d.api_key.is_some() { "key set" } else { "no key" };
-            let support = if d.provider.is_supported() { "" } else { " [provider not supported yet]" };
+            let key = if d.api_key.is_some() {
+                "key set"
+            } else {
+                "no key"
+            };
+            let support = if d.provider.is_supported() {
+                ""
+            } else {
+                " [provider not supported yet]"
+            };
             let ctx = d
                 .info
                 .u64("max_input_tokens")
-                .map_or("context unknown".to_owned(), |n| format!("{n} tokens context"));
+                .map_or("context unknown".to_owned(), |n| {
+                    format!("{n} tokens context")
+                });
             println!(
                 "    -> {} `{}` at {base} ({key}, {ctx}){support}",
                 d.provider, d.upstream_model

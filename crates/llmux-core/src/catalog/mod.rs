@@ -144,17 +144,16 @@ impl Catalog {
                 .get(&(p, id.to_owned()))
                 .map(|&i| &self.entries[i].entry)
         };
-        find(provider, id)
-            .or_else(|| match provider {
-                // Vertex AI serves the same Gemini models.
-                ProviderKind::VertexAi => find(ProviderKind::Gemini, id),
-                // Cross-region inference profiles: `us.anthropic.claude-…`.
-                ProviderKind::Bedrock => ["us.", "eu.", "apac.", "global.", "us-gov."]
-                    .iter()
-                    .find_map(|p| id.strip_prefix(p))
-                    .and_then(|rest| find(provider, rest)),
-                _ => None,
-            })
+        find(provider, id).or_else(|| match provider {
+            // Vertex AI serves the same Gemini models.
+            ProviderKind::VertexAi => find(ProviderKind::Gemini, id),
+            // Cross-region inference profiles: `us.anthropic.claude-…`.
+            ProviderKind::Bedrock => ["us.", "eu.", "apac.", "global.", "us-gov."]
+                .iter()
+                .find_map(|p| id.strip_prefix(p))
+                .and_then(|rest| find(provider, rest)),
+            _ => None,
+        })
     }
 
     /// The entries of one provider, in file order.
@@ -286,31 +285,84 @@ mod tests {
 
     /// Every model name the product promises to serve.
     const REQUIRED: &[&str] = &[
-        "gpt-4o", "gpt-4o-mini", "gpt-3.5-turbo", "gpt-4", "gpt-4-32k", "gpt-3.5-turbo-16k",
-        "claude-opus-4", "claude-sonnet-4", "claude-3-5-sonnet", "claude-3-haiku", "claude-3-opus",
-        "claude-3-sonnet", "gemini-pro", "gemini-pro-vision", "gemini-1.5-pro", "gemini-1.5-flash",
-        "amazon.nova-pro", "amazon.nova-lite", "anthropic.claude-opus-4", "anthropic.claude-sonnet-4",
-        "anthropic.claude-3-5-sonnet", "anthropic.claude-3-haiku", "anthropic.claude-3-opus",
-        "anthropic.claude-3-sonnet", "azure/gpt-4", "azure/gpt-4-32k", "azure/gpt-3.5-turbo",
-        "azure/gpt-3.5-turbo-16k", "llama3-70b", "llama3-8b", "mixtral-8x7b", "gemma-7b",
-        "deepseek-chat", "deepseek-coder",
-        "openrouter/qwen", "openrouter/deepseek", "openrouter/anthropic", "openrouter/openai",
-        "openrouter/google", "openrouter/mistral", "openrouter/meta", "openrouter/nous",
-        "openrouter/codestral", "openrouter/perplexity", "openrouter/groq",
-        "openrouter/qwen-4", "openrouter/deepseek-4", "openrouter/anthropic-4", "openrouter/openai-4",
-        "openrouter/google-4", "openrouter/mistral-4", "openrouter/meta-4", "openrouter/nous-4",
-        "openrouter/codestral-4", "openrouter/perplexity-4", "openrouter/groq-4",
+        "gpt-4o",
+        "gpt-4o-mini",
+        "gpt-3.5-turbo",
+        "gpt-4",
+        "gpt-4-32k",
+        "gpt-3.5-turbo-16k",
+        "claude-opus-4",
+        "claude-sonnet-4",
+        "claude-3-5-sonnet",
+        "claude-3-haiku",
+        "claude-3-opus",
+        "claude-3-sonnet",
+        "gemini-pro",
+        "gemini-pro-vision",
+        "gemini-1.5-pro",
+        "gemini-1.5-flash",
+        "amazon.nova-pro",
+        "amazon.nova-lite",
+        "anthropic.claude-opus-4",
+        "anthropic.claude-sonnet-4",
+        "anthropic.claude-3-5-sonnet",
+        "anthropic.claude-3-haiku",
+        "anthropic.claude-3-opus",
+        "anthropic.claude-3-sonnet",
+        "azure/gpt-4",
+        "azure/gpt-4-32k",
+        "azure/gpt-3.5-turbo",
+        "azure/gpt-3.5-turbo-16k",
+        "llama3-70b",
+        "llama3-8b",
+        "mixtral-8x7b",
+        "gemma-7b",
+        "deepseek-chat",
+        "deepseek-coder",
+        "openrouter/qwen",
+        "openrouter/deepseek",
+        "openrouter/anthropic",
+        "openrouter/openai",
+        "openrouter/google",
+        "openrouter/mistral",
+        "openrouter/meta",
+        "openrouter/nous",
+        "openrouter/codestral",
+        "openrouter/perplexity",
+        "openrouter/groq",
+        "openrouter/qwen-4",
+        "openrouter/deepseek-4",
+        "openrouter/anthropic-4",
+        "openrouter/openai-4",
+        "openrouter/google-4",
+        "openrouter/mistral-4",
+        "openrouter/meta-4",
+        "openrouter/nous-4",
+        "openrouter/codestral-4",
+        "openrouter/perplexity-4",
+        "openrouter/groq-4",
     ];
 
     #[test]
     fn builtin_catalog_loads_and_serves_every_promised_name() {
         let c = Catalog::builtin().unwrap();
         for name in REQUIRED {
-            let (_, e) = c.by_name(name).unwrap_or_else(|| panic!("{name} missing from catalog"));
+            let (_, e) = c
+                .by_name(name)
+                .unwrap_or_else(|| panic!("{name} missing from catalog"));
             assert!(!e.upstream.is_empty(), "{name} has no upstream id");
-            assert!(e.max_input_tokens.unwrap_or(0) > 0, "{name} has no context window");
-            assert!(e.max_output_tokens.unwrap_or(0) > 0, "{name} has no max output");
-            assert!(e.input_cost_per_token.is_some() && e.output_cost_per_token.is_some(), "{name} has no prices");
+            assert!(
+                e.max_input_tokens.unwrap_or(0) > 0,
+                "{name} has no context window"
+            );
+            assert!(
+                e.max_output_tokens.unwrap_or(0) > 0,
+                "{name} has no max output"
+            );
+            assert!(
+                e.input_cost_per_token.is_some() && e.output_cost_per_token.is_some(),
+                "{name} has no prices"
+            );
         }
     }
 
@@ -322,7 +374,10 @@ mod tests {
         assert_eq!(up("amazon.nova-pro"), "amazon.nova-pro-v1:0");
         assert_eq!(up("llama3-70b"), "llama3-70b-8192");
         assert_eq!(c.by_name("azure/gpt-4").unwrap().0, ProviderKind::Azure);
-        assert_eq!(c.by_name("openrouter/anthropic").unwrap().0, ProviderKind::OpenRouter);
+        assert_eq!(
+            c.by_name("openrouter/anthropic").unwrap().0,
+            ProviderKind::OpenRouter
+        );
         // OpenRouter families resolve to full vendor/model ids.
         for (_, e) in c.iter().filter(|(p, _)| *p == ProviderKind::OpenRouter) {
             assert!(e.upstream.contains('/'), "{} -> {}", e.name, e.upstream);
@@ -334,10 +389,23 @@ mod tests {
     fn lookup_by_upstream_id_alias_and_prefixed_bedrock_profile() {
         let c = Catalog::builtin().unwrap();
         let sonnet = c.by_name("claude-sonnet-4").unwrap().1;
-        assert_eq!(c.lookup(ProviderKind::Anthropic, &sonnet.upstream).unwrap().name, "claude-sonnet-4");
-        assert_eq!(c.lookup(ProviderKind::Groq, "llama3-70b").unwrap().name, "llama3-70b");
-        assert_eq!(c.lookup(ProviderKind::Azure, "gpt-4").unwrap().name, "azure/gpt-4");
-        let nova = c.lookup(ProviderKind::Bedrock, "us.amazon.nova-pro-v1:0").unwrap();
+        assert_eq!(
+            c.lookup(ProviderKind::Anthropic, &sonnet.upstream)
+                .unwrap()
+                .name,
+            "claude-sonnet-4"
+        );
+        assert_eq!(
+            c.lookup(ProviderKind::Groq, "llama3-70b").unwrap().name,
+            "llama3-70b"
+        );
+        assert_eq!(
+            c.lookup(ProviderKind::Azure, "gpt-4").unwrap().name,
+            "azure/gpt-4"
+        );
+        let nova = c
+            .lookup(ProviderKind::Bedrock, "us.amazon.nova-pro-v1:0")
+            .unwrap();
         assert_eq!(nova.name, "amazon.nova-pro");
         assert!(c.lookup(ProviderKind::VertexAi, "gemini-1.5-pro").is_some());
         assert!(c.lookup(ProviderKind::OpenAi, "no-such-model").is_none());
@@ -351,7 +419,8 @@ mod tests {
         assert_eq!(info.0["litellm_provider"], "openai");
         assert!(info.flag("supports_vision"));
         let overrides: Map<String, Value> =
-            serde_json::from_str(r#"{"max_output_tokens": 1000, "input_cost_per_token": 0.0}"#).unwrap();
+            serde_json::from_str(r#"{"max_output_tokens": 1000, "input_cost_per_token": 0.0}"#)
+                .unwrap();
         info.apply_overrides(&overrides);
         assert_eq!(info.u64("max_tokens"), Some(1000));
         assert_eq!(info.f64("input_cost_per_token"), Some(0.0));
@@ -364,6 +433,9 @@ mod tests {
             Err(CatalogError::UnknownProvider { .. })
         ));
         let twice = "models:\n - {name: a, provider: openai, upstream: a}\n - {name: a, provider: openai, upstream: b}";
-        assert!(matches!(Catalog::from_yaml(twice), Err(CatalogError::Duplicate(_))));
+        assert!(matches!(
+            Catalog::from_yaml(twice),
+            Err(CatalogError::Duplicate(_))
+        ));
     }
 }

@@ -144,7 +144,10 @@ pub struct ChatCall<'a, 'b> {
 }
 
 /// Builds the upstream request for a chat completion.
-pub fn build_chat_request(dep: &Deployment, call: &ChatCall<'_, '_>) -> Result<UpstreamRequest, ApiError> {
+pub fn build_chat_request(
+    dep: &Deployment,
+    call: &ChatCall<'_, '_>,
+) -> Result<UpstreamRequest, ApiError> {
     match openai_compat::spec(dep.provider) {
         Some(spec) => Ok(openai_compat::build_chat_request(spec, dep, call)),
         None => Err(not_supported(dep)),
@@ -152,7 +155,12 @@ pub fn build_chat_request(dep: &Deployment, call: &ChatCall<'_, '_>) -> Result<U
 }
 
 /// Reads a non-streaming upstream response (any status).
-pub fn chat_response(dep: &Deployment, status: u16, headers: &HeaderMap, body: Bytes) -> Result<ChatResponse, ApiError> {
+pub fn chat_response(
+    dep: &Deployment,
+    status: u16,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<ChatResponse, ApiError> {
     match openai_compat::spec(dep.provider) {
         Some(_) => openai_compat::chat_response(status, headers, body),
         None => Err(not_supported(dep)),
@@ -169,7 +177,10 @@ pub fn error_response(dep: &Deployment, status: u16, headers: &HeaderMap, body: 
 }
 
 /// A translator for one streaming response.
-pub fn chat_stream(dep: &Deployment, call: &ChatCall<'_, '_>) -> Result<Box<dyn StreamTranslator>, ApiError> {
+pub fn chat_stream(
+    dep: &Deployment,
+    call: &ChatCall<'_, '_>,
+) -> Result<Box<dyn StreamTranslator>, ApiError> {
     match openai_compat::spec(dep.provider) {
         Some(_) => Ok(Box::new(openai_compat::PassthroughStream::new(
             call.request.include_usage(),

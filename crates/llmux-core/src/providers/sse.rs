@@ -133,7 +133,9 @@ mod tests {
     #[test]
     fn handles_crlf_event_names_comments_and_multiline_data() {
         let mut p = SseParser::new();
-        p.push(b": OPENROUTER PROCESSING\r\n\r\nevent: message_start\r\ndata: a\r\ndata: b\r\n\r\n");
+        p.push(
+            b": OPENROUTER PROCESSING\r\n\r\nevent: message_start\r\ndata: a\r\ndata: b\r\n\r\n",
+        );
         let ev = all(&mut p);
         assert_eq!(ev[0].comment.as_deref(), Some("OPENROUTER PROCESSING"));
         assert!(!ev[0].has_data);

@@ -429,7 +429,10 @@ mod tests {
         };
         assert!(matches!(
             &parts[0],
-            ContentPart::Known(KnownPart::Text { cache_control: Some(_), .. })
+            ContentPart::Known(KnownPart::Text {
+                cache_control: Some(_),
+                ..
+            })
         ));
         assert_eq!(req.tools.as_ref().unwrap()[0].function.strict, Some(true));
         assert_eq!(req.extra["some_future_field"]["kept"], true);

@@ -48,7 +48,12 @@ impl<'a> RawChatRequest<'a> {
         let find = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
 
         let model = match find("model") {
-            None => return Err(ApiError::invalid_field("model", "Missing required field `model`.")),
+            None => {
+                return Err(ApiError::invalid_field(
+                    "model",
+                    "Missing required field `model`.",
+                ));
+            }
             Some(raw) => match serde_json::from_str::<Cow<'a, str>>(raw.get()) {
                 Ok(m) if !m.is_empty() => m,
                 _ => {
@@ -128,10 +133,7 @@ impl<'a> RawChatRequest<'a> {
 
     /// A top-level field as raw JSON.
     pub fn get(&self, name: &str) -> Option<&'a RawValue> {
-        self.fields
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| *v)
+        self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
     }
 
     /// A top-level field parsed into `T`; `None` when absent or `null`.
@@ -149,9 +151,8 @@ impl<'a> RawChatRequest<'a> {
 
     /// The whole request, typed, for providers that translate it.
     pub fn to_typed(&self) -> Result<ChatCompletionRequest, ApiError> {
-        serde_json::from_slice(self.body).map_err(|e| {
-            ApiError::bad_request(format!("Invalid chat completion request: {e}"))
-        })
+        serde_json::from_slice(self.body)
+            .map_err(|e| ApiError::bad_request(format!("Invalid chat completion request: {e}")))
     }
 
     /// Writes the body for an upstream: the client's fields in their order,
@@ -300,7 +301,9 @@ mod tests {
         assert_eq!(e.param.as_deref(), Some("messages"));
         let e = parse(r#"{"model":3,"messages":[]}"#).err().unwrap();
         assert_eq!(e.param.as_deref(), Some("model"));
-        let e = parse(r#"{"model":"m","messages":[],"stream":"yes"}"#).err().unwrap();
+        let e = parse(r#"{"model":"m","messages":[],"stream":"yes"}"#)
+            .err()
+            .unwrap();
         assert_eq!(e.param.as_deref(), Some("stream"));
         let e = parse(r#"{"model":"m","messages":[],"#).err().unwrap();
         assert!(e.message.contains("not valid JSON"), "{}", e.message);

@@ -1,7 +1,7 @@
 //! One `model_list` entry (or one discovered model) → a resolved `Deployment`.
 
-use super::env::Env;
 use super::ConfigError;
+use super::env::Env;
 use llmux_core::providers::openai_compat;
 use llmux_core::{Catalog, Deployment, ModelInfo, ProviderKind, Secret};
 use serde_json::{Map, Value};
@@ -240,8 +240,17 @@ mod tests {
     #[test]
     fn bare_names_infer_the_provider() {
         let d = build(params("x", "gpt-4o"), 0, &catalog(), &Env::fixed(&[])).unwrap();
-        assert_eq!((d.provider, d.upstream_model.as_str()), (ProviderKind::OpenAi, "gpt-4o"));
-        let e = build(params("x", "mystery-model"), 0, &catalog(), &Env::fixed(&[])).unwrap_err();
+        assert_eq!(
+            (d.provider, d.upstream_model.as_str()),
+            (ProviderKind::OpenAi, "gpt-4o")
+        );
+        let e = build(
+            params("x", "mystery-model"),
+            0,
+            &catalog(),
+            &Env::fixed(&[]),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("openai/mystery-model"), "{e}");
     }
 
@@ -258,13 +267,17 @@ mod tests {
     fn azure_keeps_the_deployment_name_and_needs_a_base() {
         let env = Env::fixed(&[("AZURE_API_VERSION", "2024-06-01")]);
         let mut p = params("gpt-4", "azure/my-gpt4-deployment");
-        p.model_info.insert("base_model".into(), "azure/gpt-4".into());
+        p.model_info
+            .insert("base_model".into(), "azure/gpt-4".into());
         assert!(build(p.clone(), 0, &catalog(), &env).is_err());
         p.api_base = Some("https://acme.openai.azure.com".into());
         let d = build(p, 0, &catalog(), &env).unwrap();
         assert_eq!(d.upstream_model, "my-gpt4-deployment");
         assert_eq!(d.api_version.as_deref(), Some("2024-06-01"));
-        assert!(d.info.f64("input_cost_per_token").is_some(), "base_model gives prices");
+        assert!(
+            d.info.f64("input_cost_per_token").is_some(),
+            "base_model gives prices"
+        );
     }
 
     #[test]
@@ -289,7 +302,9 @@ mod tests {
     fn bad_keys_and_bases_are_rejected_without_echoing_the_key() {
         let mut p = params("x", "openai/gpt-4o");
         p.api_key = Some("sk-abc\ndef".into());
-        let e = build(p, 0, &catalog(), &Env::fixed(&[])).unwrap_err().to_string();
+        let e = build(p, 0, &catalog(), &Env::fixed(&[]))
+            .unwrap_err()
+            .to_string();
         assert!(!e.contains("sk-abc"), "{e}");
         let mut p = params("x", "openai/gpt-4o");
         p.api_base = Some("localhost:8000".into());
@@ -313,6 +328,10 @@ mod tests {
         let env = Env::fixed(&[("OR_APP_NAME", "my-agent"), ("OPENROUTER_API_KEY", "k")]);
         let d = build(params("x", "openrouter/anthropic"), 0, &catalog(), &env).unwrap();
         assert!(d.upstream_model.contains('/'));
-        assert!(d.extra_headers.iter().any(|(n, v)| n == "x-title" && v.expose() == "my-agent"));
+        assert!(
+            d.extra_headers
+                .iter()
+                .any(|(n, v)| n == "x-title" && v.expose() == "my-agent")
+        );
     }
 }

@@ -3,13 +3,20 @@
 
 use super::deployments::{self, DeploymentParams};
 use super::env::Env;
-use super::{Config, ConfigError, Source, DEFAULT_MAX_REQUEST_MB, DEFAULT_NUM_RETRIES, DEFAULT_TIMEOUT};
+use super::{
+    Config, ConfigError, DEFAULT_MAX_REQUEST_MB, DEFAULT_NUM_RETRIES, DEFAULT_TIMEOUT, Source,
+};
 use llmux_core::{Catalog, ProviderKind};
 
 /// Whether the environment holds credentials for a provider.
 fn has_credentials(p: ProviderKind, env: &Env) -> bool {
     match p {
-        ProviderKind::Azure => env.first(deployments::key_env(p)).is_some() && env.first(&["AZURE_API_BASE", "AZURE_OPENAI_ENDPOINT"]).is_some(),
+        ProviderKind::Azure => {
+            env.first(deployments::key_env(p)).is_some()
+                && env
+                    .first(&["AZURE_API_BASE", "AZURE_OPENAI_ENDPOINT"])
+                    .is_some()
+        }
         ProviderKind::Bedrock => {
             (env.get("AWS_ACCESS_KEY_ID").is_some() && env.get("AWS_SECRET_ACCESS_KEY").is_some())
                 || env.get("AWS_BEARER_TOKEN_BEDROCK").is_some()
@@ -72,13 +79,19 @@ mod tests {
             ("LLMUX_MASTER_KEY", "sk-master"),
         ]);
         let c = from_env(&env, &Catalog::builtin().unwrap()).unwrap();
-        let Source::Environment { providers } = &c.source else { panic!() };
+        let Source::Environment { providers } = &c.source else {
+            panic!()
+        };
         // Azure without AZURE_API_BASE is not usable, so it is not served.
         assert_eq!(providers, &vec!["openai", "groq"]);
         let names = c.model_names();
         assert!(names.contains(&"gpt-4o") && names.contains(&"llama3-70b"));
         assert!(!names.contains(&"azure/gpt-4"));
-        let llama = c.deployments.iter().find(|d| d.model_name == "llama3-70b").unwrap();
+        let llama = c
+            .deployments
+            .iter()
+            .find(|d| d.model_name == "llama3-70b")
+            .unwrap();
         assert_eq!(llama.upstream_model, "llama3-70b-8192");
         assert_eq!(llama.api_key.as_ref().unwrap().expose(), "gsk");
         assert_eq!(c.master_key.unwrap().expose(), "sk-master");
@@ -92,8 +105,15 @@ mod tests {
             ("ANTHROPIC_API_KEY", "sk-ant"),
         ]);
         let c = from_env(&env, &Catalog::builtin().unwrap()).unwrap();
-        let az = c.deployments.iter().find(|d| d.model_name == "azure/gpt-4").unwrap();
-        assert_eq!(az.api_base.as_deref(), Some("https://acme.openai.azure.com"));
+        let az = c
+            .deployments
+            .iter()
+            .find(|d| d.model_name == "azure/gpt-4")
+            .unwrap();
+        assert_eq!(
+            az.api_base.as_deref(),
+            Some("https://acme.openai.azure.com")
+        );
         assert!(c.model_names().contains(&"claude-sonnet-4"));
         assert!(c.warnings.iter().any(|w| w.contains("anthropic")));
     }

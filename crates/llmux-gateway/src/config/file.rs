@@ -2,7 +2,9 @@
 
 use super::deployments::{self, DeploymentParams};
 use super::env::Env;
-use super::{Config, ConfigError, Source, DEFAULT_MAX_REQUEST_MB, DEFAULT_NUM_RETRIES, DEFAULT_TIMEOUT};
+use super::{
+    Config, ConfigError, DEFAULT_MAX_REQUEST_MB, DEFAULT_NUM_RETRIES, DEFAULT_TIMEOUT, Source,
+};
 use llmux_core::{Catalog, Secret};
 use serde_json::{Map, Value};
 use std::path::Path;
@@ -10,14 +12,29 @@ use std::time::Duration;
 
 /// `litellm_params` keys llmux implements.
 const PARAMS: &[&str] = &[
-    "model", "api_key", "api_base", "base_url", "api_version", "rpm", "tpm", "timeout",
-    "stream_timeout", "extra_headers", "organization",
+    "model",
+    "api_key",
+    "api_base",
+    "base_url",
+    "api_version",
+    "rpm",
+    "tpm",
+    "timeout",
+    "stream_timeout",
+    "extra_headers",
+    "organization",
 ];
 /// `litellm_params` keys for providers that are on their way: accepted
 /// quietly when the deployment is of that provider, reported otherwise.
 const UPCOMING_PARAMS: &[&str] = &[
-    "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "aws_region_name",
-    "aws_profile_name", "aws_bedrock_runtime_endpoint", "vertex_project", "vertex_location",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+    "aws_region_name",
+    "aws_profile_name",
+    "aws_bedrock_runtime_endpoint",
+    "vertex_project",
+    "vertex_location",
     "vertex_credentials",
 ];
 
@@ -51,7 +68,11 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
     let root = match root {
         Value::Object(m) => m,
         Value::Null => Map::new(),
-        _ => return Err(ConfigError::Invalid("the config file must be a YAML mapping".into())),
+        _ => {
+            return Err(ConfigError::Invalid(
+                "the config file must be a YAML mapping".into(),
+            ));
+        }
     };
     let mut warnings = Vec::new();
     let mut env = env.clone();
@@ -167,7 +188,11 @@ fn model_entry(
     let lp = obj
         .get("litellm_params")
         .and_then(Value::as_object)
-        .ok_or_else(|| ConfigError::Invalid(format!("{at} (`{model_name}`): `litellm_params` is required")))?;
+        .ok_or_else(|| {
+            ConfigError::Invalid(format!(
+                "{at} (`{model_name}`): `litellm_params` is required"
+            ))
+        })?;
     for k in obj.keys() {
         if !matches!(k.as_str(), "model_name" | "litellm_params" | "model_info") {
             warnings.push(format!("{at}.{k}: unknown key, ignored"));
@@ -250,7 +275,12 @@ fn scalar(v: &Value) -> Option<String> {
 /// A string value, with `os.environ/NAME` read from the environment. A
 /// missing variable is reported (by name, never by value) and leaves the
 /// value unset.
-fn resolve(v: &Value, env: &Env, path: &str, warnings: &mut Vec<String>) -> Result<Option<String>, ConfigError> {
+fn resolve(
+    v: &Value,
+    env: &Env,
+    path: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Option<String>, ConfigError> {
     let Some(s) = scalar(v) else {
         if v.is_null() {
             return Ok(None);
@@ -274,7 +304,9 @@ fn bool_value(v: &Value, path: &str) -> Result<bool, ConfigError> {
         Value::Bool(b) => Ok(*b),
         Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
         Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
-        _ => Err(ConfigError::Invalid(format!("{path} must be true or false"))),
+        _ => Err(ConfigError::Invalid(format!(
+            "{path} must be true or false"
+        ))),
     }
 }
 
@@ -295,7 +327,9 @@ fn u64_value(v: &Value, path: &str) -> Result<u64, ConfigError> {
 fn duration_value(v: &Value, path: &str) -> Result<Duration, ConfigError> {
     let secs = number_value(v, path)?;
     if secs == 0.0 {
-        return Err(ConfigError::Invalid(format!("{path} must be more than 0 seconds")));
+        return Err(ConfigError::Invalid(format!(
+            "{path} must be more than 0 seconds"
+        )));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -364,7 +398,10 @@ environment_variables:
 
         let oa = &c.deployments[0];
         assert_eq!(oa.api_key.as_ref().unwrap().expose(), "sk-openai");
-        assert_eq!((oa.rpm, oa.timeout), (Some(500), Some(Duration::from_secs(30))));
+        assert_eq!(
+            (oa.rpm, oa.timeout),
+            (Some(500), Some(Duration::from_secs(30)))
+        );
         assert_eq!(oa.organization.as_deref(), Some("org-123"));
         assert_eq!(oa.info.u64("max_input_tokens"), Some(64000));
         assert_eq!(oa.extra_headers[0].0, "X-Team");
@@ -374,7 +411,11 @@ environment_variables:
         assert_eq!(az.api_key.as_ref().unwrap().expose(), "az-from-file");
         assert_eq!(az.upstream_model, "gpt4o-eastus");
         assert_eq!(az.tpm, Some(100000));
-        assert_eq!(az.timeout, Some(Duration::from_secs(120)), "request_timeout is the default");
+        assert_eq!(
+            az.timeout,
+            Some(Duration::from_secs(120)),
+            "request_timeout is the default"
+        );
 
         assert_eq!(c.deployments[3].provider, ProviderKind::Anthropic);
     }
@@ -392,14 +433,26 @@ environment_variables:
         ] {
             assert!(w.contains(key), "no warning for {key}:\n{w}");
         }
-        assert!(w.contains("anthropic"), "unsupported provider is reported:\n{w}");
+        assert!(
+            w.contains("anthropic"),
+            "unsupported provider is reported:\n{w}"
+        );
         assert!(!w.contains("sk-"), "warnings never carry secrets:\n{w}");
     }
 
     #[test]
     fn a_missing_environment_variable_is_reported_by_name() {
-        let c = parse(LITELLM_CONFIG, &Catalog::builtin().unwrap(), &Env::fixed(&[])).unwrap();
-        assert!(c.warnings.iter().any(|w| w.contains("MY_OPENAI_KEY is not set")));
+        let c = parse(
+            LITELLM_CONFIG,
+            &Catalog::builtin().unwrap(),
+            &Env::fixed(&[]),
+        )
+        .unwrap();
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains("MY_OPENAI_KEY is not set"))
+        );
         assert!(c.deployments[0].api_key.is_none());
     }
 
@@ -407,13 +460,26 @@ environment_variables:
     fn clear_errors_for_broken_files() {
         let cat = Catalog::builtin().unwrap();
         let env = Env::fixed(&[]);
-        let e = parse("model_list:\n  - litellm_params: {model: openai/x}", &cat, &env).unwrap_err();
+        let e = parse(
+            "model_list:\n  - litellm_params: {model: openai/x}",
+            &cat,
+            &env,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("model_name"), "{e}");
-        let e = parse("model_list:\n  - model_name: a\n    litellm_params: {}", &cat, &env).unwrap_err();
+        let e = parse(
+            "model_list:\n  - model_name: a\n    litellm_params: {}",
+            &cat,
+            &env,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("litellm_params.model"), "{e}");
         let e = parse("litellm_settings: {num_retries: many}", &cat, &env).unwrap_err();
         assert!(e.to_string().contains("num_retries"), "{e}");
-        assert!(matches!(parse("model_list: [", &cat, &env), Err(ConfigError::Yaml { .. })));
+        assert!(matches!(
+            parse("model_list: [", &cat, &env),
+            Err(ConfigError::Yaml { .. })
+        ));
         // An empty file is a valid (empty) config.
         assert!(parse("", &cat, &env).unwrap().deployments.is_empty());
     }

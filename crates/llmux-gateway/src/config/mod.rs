@@ -25,7 +25,9 @@ pub const DEFAULT_MAX_REQUEST_MB: f64 = 32.0;
 pub enum Source {
     File(PathBuf),
     /// No file: providers found in the environment.
-    Environment { providers: Vec<&'static str> },
+    Environment {
+        providers: Vec<&'static str>,
+    },
 }
 
 /// The gateway's settings, resolved and validated.

@@ -3,13 +3,13 @@
 //! (whole, or event by event). Retries and cooldowns wrap the attempt; the
 //! provider and transport know nothing of them.
 
-use super::error::error_response;
 use super::AppState;
+use super::error::error_response;
 use crate::router::{DeploymentState, ModelGroup, Unavailable};
 use crate::transport::{host_of, upstream_error};
 use axum::body::Body;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::response::Response;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
@@ -17,7 +17,7 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderName, HeaderValue};
 use llmux_core::providers::{self, ChatCall, StreamEvent, StreamTranslator};
 use llmux_core::types::RawChatRequest;
-use llmux_core::{cost, ApiError, Usage};
+use llmux_core::{ApiError, Usage, cost};
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -59,7 +59,9 @@ async fn handle(app: &Arc<AppState>, body: &Bytes) -> Result<Response, ApiError>
         .router
         .group(req.model())
         .ok_or_else(|| ApiError::model_not_found(req.model()))?;
-    let drop_params = req.get_as::<bool>("drop_params")?.unwrap_or(app.drop_params);
+    let drop_params = req
+        .get_as::<bool>("drop_params")?
+        .unwrap_or(app.drop_params);
     let num_retries = req
         .get_as::<u32>("num_retries")?
         .map_or(app.num_retries, |n| n.min(MAX_RETRIES));
@@ -146,7 +148,14 @@ async fn attempt_once(
 
     if call.request.is_stream() {
         let translator = providers::chat_stream(dep, call)?;
-        return Ok(stream_response(app.clone(), state.clone(), resp, translator, timeout, host));
+        return Ok(stream_response(
+            app.clone(),
+            state.clone(),
+            resp,
+            translator,
+            timeout,
+            host,
+        ));
     }
 
     let headers = resp.headers().clone();

@@ -1,9 +1,9 @@
 //! Health probes, in LiteLLM's shapes.
 
 use super::AppState;
+use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde_json::json;
 use std::sync::Arc;
 

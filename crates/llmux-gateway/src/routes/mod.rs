@@ -99,6 +99,10 @@ async fn not_found(req: Request) -> Response {
 async fn method_not_allowed(req: Request) -> Response {
     error::error_response(&ApiError::new(
         405,
-        format!("Method {} is not allowed on {}", req.method(), req.uri().path()),
+        format!(
+            "Method {} is not allowed on {}",
+            req.method(),
+            req.uri().path()
+        ),
     ))
 }

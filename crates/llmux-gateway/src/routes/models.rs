@@ -4,10 +4,10 @@ use super::AppState;
 use axum::extract::State;
 use axum::response::Response;
 use bytes::Bytes;
-use http::header::CONTENT_TYPE;
 use http::HeaderValue;
+use http::header::CONTENT_TYPE;
 use llmux_core::Deployment;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
 pub async fn list(State(app): State<Arc<AppState>>) -> Response {
@@ -103,7 +103,13 @@ mod tests {
 
     #[test]
     fn public_url_strips_credentials() {
-        assert_eq!(public_url("https://u:p@h.example/v1?key=s"), "https://h.example/v1");
-        assert_eq!(public_url("http://127.0.0.1:9000/v1"), "http://127.0.0.1:9000/v1");
+        assert_eq!(
+            public_url("https://u:p@h.example/v1?key=s"),
+            "https://h.example/v1"
+        );
+        assert_eq!(
+            public_url("http://127.0.0.1:9000/v1"),
+            "http://127.0.0.1:9000/v1"
+        );
     }
 }

@@ -3,7 +3,7 @@
 
 use llmux_core::types::{ChatCompletionRequest, Role};
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 pub const DEFAULT_CONTENT: &str = "Hello from llmux mock.";
 
@@ -42,14 +42,23 @@ pub struct Answer {
 }
 
 impl Answer {
-    pub fn new(req: &ChatCompletionRequest, opts: &MockOptions, model: &str, body_len: usize) -> Answer {
+    pub fn new(
+        req: &ChatCompletionRequest,
+        opts: &MockOptions,
+        model: &str,
+        body_len: usize,
+    ) -> Answer {
         let created = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let calls = tool_calls(req, opts);
         let content = if calls.is_empty() {
-            Some(opts.content.clone().unwrap_or_else(|| DEFAULT_CONTENT.to_owned()))
+            Some(
+                opts.content
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_CONTENT.to_owned()),
+            )
         } else {
             None
         };
@@ -72,7 +81,11 @@ impl Answer {
     }
 
     fn finish_reason(&self) -> &'static str {
-        if self.calls.is_empty() { "stop" } else { "tool_calls" }
+        if self.calls.is_empty() {
+            "stop"
+        } else {
+            "tool_calls"
+        }
     }
 
     fn usage(&self) -> Value {
@@ -123,7 +136,10 @@ impl Answer {
             }
             c.to_string()
         };
-        let mut out = vec![chunk(json!({"role": "assistant", "content": "", "refusal": null}), Value::Null)];
+        let mut out = vec![chunk(
+            json!({"role": "assistant", "content": "", "refusal": null}),
+            Value::Null,
+        )];
         if let Some(content) = &self.content {
             for piece in words(content) {
                 out.push(chunk(json!({"content": piece}), Value::Null));
@@ -136,7 +152,10 @@ impl Answer {
                 Value::Null,
             ));
             let mid = c.arguments.len() / 2;
-            let mid = (0..=mid).rev().find(|m| c.arguments.is_char_boundary(*m)).unwrap_or(0);
+            let mid = (0..=mid)
+                .rev()
+                .find(|m| c.arguments.is_char_boundary(*m))
+                .unwrap_or(0);
             for part in [&c.arguments[..mid], &c.arguments[mid..]] {
                 out.push(chunk(
                     json!({"tool_calls": [{"index": i, "function": {"arguments": part}}]}),
@@ -167,7 +186,11 @@ impl Answer {
 fn words(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for (i, w) in text.split(' ').enumerate() {
-        out.push(if i == 0 { w.to_owned() } else { format!(" {w}") });
+        out.push(if i == 0 {
+            w.to_owned()
+        } else {
+            format!(" {w}")
+        });
     }
     out.retain(|w| !w.is_empty());
     out
@@ -189,7 +212,10 @@ fn tool_calls(req: &ChatCompletionRequest, opts: &MockOptions) -> Vec<Call> {
     (0..n)
         .map(|i| {
             let tool = match forced {
-                Some(name) => tools.iter().find(|t| t.function.name == name).unwrap_or(&tools[0]),
+                Some(name) => tools
+                    .iter()
+                    .find(|t| t.function.name == name)
+                    .unwrap_or(&tools[0]),
                 None => &tools[i % tools.len()],
             };
             let args = tool
@@ -244,10 +270,18 @@ mod tests {
     fn streams_text_that_joins_back_and_ends_with_usage() {
         let r = req(json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}));
         let a = Answer::new(&r, &MockOptions::default(), "m", 100);
-        let chunks: Vec<Value> = a.chunks(true).iter().map(|c| serde_json::from_str(c).unwrap()).collect();
+        let chunks: Vec<Value> = a
+            .chunks(true)
+            .iter()
+            .map(|c| serde_json::from_str(c).unwrap())
+            .collect();
         let text: String = chunks
             .iter()
-            .filter_map(|c| c["choices"].get(0)?["delta"]["content"].as_str().map(str::to_owned))
+            .filter_map(|c| {
+                c["choices"].get(0)?["delta"]["content"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
             .collect();
         assert_eq!(text, DEFAULT_CONTENT);
         let last = chunks.last().unwrap();
@@ -257,16 +291,27 @@ mod tests {
 
     #[test]
     fn calls_tools_with_schema_shaped_arguments() {
-        let r = req(json!({"model": "m", "messages": [{"role": "user", "content": "read"}],
+        let r = req(
+            json!({"model": "m", "messages": [{"role": "user", "content": "read"}],
             "tools": [{"type": "function", "function": {"name": "read_file", "parameters":
-                {"type": "object", "properties": {"path": {"type": "string"}, "line": {"type": "integer"}}}}}]}));
-        let a = Answer::new(&r, &MockOptions { tool_calls: Some(2), ..Default::default() }, "m", 10);
+                {"type": "object", "properties": {"path": {"type": "string"}, "line": {"type": "integer"}}}}}]}),
+        );
+        let a = Answer::new(
+            &r,
+            &MockOptions {
+                tool_calls: Some(2),
+                ..Default::default()
+            },
+            "m",
+            10,
+        );
         let c = a.completion();
         assert_eq!(c["choices"][0]["finish_reason"], "tool_calls");
         let calls = c["choices"][0]["message"]["tool_calls"].as_array().unwrap();
         assert_eq!(calls.len(), 2);
         assert_eq!(calls[1]["id"], "call_mock_1");
-        let args: Value = serde_json::from_str(calls[0]["function"]["arguments"].as_str().unwrap()).unwrap();
+        let args: Value =
+            serde_json::from_str(calls[0]["function"]["arguments"].as_str().unwrap()).unwrap();
         assert_eq!(args, json!({"path": "mock", "line": 1}));
     }
 
@@ -278,6 +323,9 @@ mod tests {
             {"role": "tool", "tool_call_id": "call_mock_0", "content": "data"}],
             "tools": [{"type": "function", "function": {"name": "f"}}]}));
         let a = Answer::new(&r, &MockOptions::default(), "m", 10);
-        assert_eq!(a.completion()["choices"][0]["message"]["content"], DEFAULT_CONTENT);
+        assert_eq!(
+            a.completion()["choices"][0]["message"]["content"],
+            DEFAULT_CONTENT
+        );
     }
 }

@@ -5,16 +5,17 @@
 mod answer;
 
 use answer::{Answer, MockOptions};
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Json;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use llmux_core::types::ChatCompletionRequest;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -45,6 +46,27 @@ struct MockState {
     args: MockArgs,
     requests: Mutex<VecDeque<Value>>,
     failures: Mutex<HashMap<String, u64>>,
+    streams_started: AtomicU64,
+    streams_completed: AtomicU64,
+    streams_cancelled: AtomicU64,
+}
+
+/// Counts a stream as completed when its last event went out, or as
+/// cancelled when it is dropped before that (the client hung up).
+struct StreamGuard {
+    state: Arc<MockState>,
+    completed: bool,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let counter = if self.completed {
+            &self.state.streams_completed
+        } else {
+            &self.state.streams_cancelled
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 pub async fn run(args: MockArgs) -> Result<(), std::io::Error> {
@@ -54,14 +76,21 @@ pub async fn run(args: MockArgs) -> Result<(), std::io::Error> {
         args,
         requests: Mutex::new(VecDeque::new()),
         failures: Mutex::new(HashMap::new()),
+        streams_started: AtomicU64::new(0),
+        streams_completed: AtomicU64::new(0),
+        streams_cancelled: AtomicU64::new(0),
     });
     let app = axum::Router::new()
         .route("/v1/chat/completions", post(chat))
         .route("/chat/completions", post(chat))
-        .route("/openai/deployments/{deployment}/chat/completions", post(azure_chat))
+        .route(
+            "/openai/deployments/{deployment}/chat/completions",
+            post(azure_chat),
+        )
         .route("/v1/models", get(models))
         .route("/models", get(models))
         .route("/mock/requests", get(recorded).delete(forget))
+        .route("/mock/stats", get(stats))
         .with_state(state);
     println!("llmux mock (OpenAI-compatible) listening on http://{addr}/v1");
     use std::io::Write;
@@ -88,6 +117,14 @@ async fn recorded(State(s): State<Arc<MockState>>) -> Json<Value> {
         .map(|r| r.iter().cloned().collect())
         .unwrap_or_default();
     Json(Value::Array(list))
+}
+
+async fn stats(State(s): State<Arc<MockState>>) -> Json<Value> {
+    Json(json!({
+        "streams_started": s.streams_started.load(Ordering::Relaxed),
+        "streams_completed": s.streams_completed.load(Ordering::Relaxed),
+        "streams_cancelled": s.streams_cancelled.load(Ordering::Relaxed),
+    }))
 }
 
 async fn forget(State(s): State<Arc<MockState>>) -> StatusCode {
@@ -155,29 +192,47 @@ async fn handle(s: Arc<MockState>, req: Request, deployment: Option<String>) -> 
     let answer = Answer::new(&request, &opts, &model, body.len());
     if request.is_stream() {
         let tps = opts.tokens_per_sec.unwrap_or(s.args.tokens_per_sec);
-        return stream(answer, request.include_usage(), tps, &opts);
+        s.streams_started.fetch_add(1, Ordering::Relaxed);
+        let guard = StreamGuard {
+            state: s.clone(),
+            completed: false,
+        };
+        return stream(answer, request.include_usage(), tps, &opts, guard);
     }
     if opts.malformed {
-        return raw(200, "application/json", Bytes::from_static(b"{\"id\":\"chatcmpl-broken\",\"choices\":[{\"index\":0,"));
+        return raw(
+            200,
+            "application/json",
+            Bytes::from_static(b"{\"id\":\"chatcmpl-broken\",\"choices\":[{\"index\":0,"),
+        );
     }
     Json(answer.completion()).into_response()
 }
 
-fn stream(answer: Answer, include_usage: bool, tokens_per_sec: f64, opts: &MockOptions) -> Response {
+fn stream(
+    answer: Answer,
+    include_usage: bool,
+    tokens_per_sec: f64,
+    opts: &MockOptions,
+    guard: StreamGuard,
+) -> Response {
     let mut events: Vec<Bytes> = answer
         .chunks(include_usage)
         .into_iter()
         .map(|c| Bytes::from(format!("data: {c}\n\n")))
         .collect();
     if opts.malformed {
-        events.insert(1.min(events.len()), Bytes::from_static(b"data: {\"id\":\"broken\",\"choices\":[{\n\n"));
+        events.insert(
+            1.min(events.len()),
+            Bytes::from_static(b"data: {\"id\":\"broken\",\"choices\":[{\n\n"),
+        );
     }
     events.push(Bytes::from_static(b"data: [DONE]\n\n"));
     let reset_after = opts.reset_after_chunks;
     let pause = (tokens_per_sec > 0.0).then(|| Duration::from_secs_f64(1.0 / tokens_per_sec));
     let body = futures_util::stream::unfold(
-        (events.into_iter(), 0usize, false),
-        move |(mut it, n, ended)| async move {
+        (events.into_iter(), 0usize, false, guard),
+        move |(mut it, n, ended, mut guard)| async move {
             if ended {
                 return None;
             }
@@ -189,24 +244,36 @@ fn stream(answer: Answer, include_usage: bool, tokens_per_sec: f64, opts: &MockO
                 if n > 0 {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
-                return Some((Err(std::io::Error::other("mock reset")), (it, n, true)));
+                return Some((
+                    Err(std::io::Error::other("mock reset")),
+                    (it, n, true, guard),
+                ));
             }
             let ev = it.next()?;
             if let (Some(p), true) = (pause, n > 0) {
                 tokio::time::sleep(p).await;
             }
-            Some((Ok::<Bytes, std::io::Error>(ev), (it, n + 1, false)))
+            if it.len() == 0 {
+                guard.completed = true;
+            }
+            Some((Ok::<Bytes, std::io::Error>(ev), (it, n + 1, false, guard)))
         },
     );
     let mut r = Response::new(Body::from_stream(body));
-    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     r
 }
 
 fn raw(status: u16, content_type: &'static str, body: Bytes) -> Response {
     let mut r = Response::new(Body::from(body));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type),
+    );
     r
 }
 
@@ -222,7 +289,8 @@ fn error(status: u16, message: &str, retry_after: Option<u64>) -> Response {
     let body = json!({"error": {"message": message, "type": kind, "param": null, "code": code}});
     let mut r = raw(status, "application/json", Bytes::from(body.to_string()));
     if let Some(secs) = retry_after {
-        r.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
+        r.headers_mut()
+            .insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
     }
     r
 }
@@ -230,7 +298,12 @@ fn error(status: u16, message: &str, retry_after: Option<u64>) -> Response {
 fn record(s: &MockState, method: &http::Method, uri: &http::Uri, headers: &HeaderMap, body: &[u8]) {
     let headers: serde_json::Map<String, Value> = headers
         .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), Value::from(v.to_str().unwrap_or("<binary>"))))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                Value::from(v.to_str().unwrap_or("<binary>")),
+            )
+        })
         .collect();
     let body = serde_json::from_slice::<Value>(body)
         .unwrap_or_else(|_| Value::from(String::from_utf8_lossy(body).into_owned()));

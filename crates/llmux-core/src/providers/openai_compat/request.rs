@@ -1,6 +1,6 @@
 //! The upstream request: the client's body with `model` rewritten, plus auth.
 
-use super::{Auth, CompatSpec, UrlStyle, AZURE_DEFAULT_API_VERSION};
+use super::{AZURE_DEFAULT_API_VERSION, Auth, CompatSpec, UrlStyle};
 use crate::deployment::Deployment;
 use crate::providers::{ChatCall, UpstreamRequest};
 use crate::types::raw::Rewrite;
@@ -102,7 +102,10 @@ fn headers(spec: &CompatSpec, dep: &Deployment) -> HeaderMap {
         h.insert(HeaderName::from_static("openai-organization"), org);
     }
     for (name, value) in spec.default_headers {
-        h.insert(HeaderName::from_static(name), HeaderValue::from_static(value));
+        h.insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
     }
     for (name, value) in &dep.extra_headers {
         if let (Ok(n), Ok(mut v)) = (
@@ -120,8 +123,8 @@ fn headers(spec: &CompatSpec, dep: &Deployment) -> HeaderMap {
 mod tests {
     use super::*;
     use crate::catalog::ModelInfo;
-    use crate::providers::openai_compat::{spec, AZURE, OPENROUTER};
     use crate::providers::ProviderKind;
+    use crate::providers::openai_compat::{AZURE, OPENROUTER, spec};
     use crate::types::{RawChatRequest, Secret};
 
     fn dep(provider: ProviderKind, upstream: &str) -> Deployment {
@@ -159,7 +162,10 @@ mod tests {
     #[test]
     fn openai_gets_bearer_auth_and_the_upstream_model() {
         let d = dep(ProviderKind::OpenAi, "gpt-4o");
-        let r = build(&d, r#"{"model":"public","messages":[{"role":"user","content":"hi"}],"drop_params":true}"#);
+        let r = build(
+            &d,
+            r#"{"model":"public","messages":[{"role":"user","content":"hi"}],"drop_params":true}"#,
+        );
         assert_eq!(r.url, "https://api.openai.com/v1/chat/completions");
         assert_eq!(r.headers["authorization"], "Bearer sk-up");
         assert_eq!(
@@ -170,7 +176,12 @@ mod tests {
 
     #[test]
     fn every_provider_honours_api_base() {
-        for p in [ProviderKind::OpenAi, ProviderKind::Groq, ProviderKind::DeepSeek, ProviderKind::OpenRouter] {
+        for p in [
+            ProviderKind::OpenAi,
+            ProviderKind::Groq,
+            ProviderKind::DeepSeek,
+            ProviderKind::OpenRouter,
+        ] {
             let mut d = dep(p, "m");
             d.api_base = Some("http://127.0.0.1:9000/v1/".into());
             assert_eq!(
@@ -205,25 +216,38 @@ mod tests {
         d.extra_headers = vec![("X-Title".into(), Secret::new("my-app"))];
         let r = build(&d, r#"{"model":"public","messages":[]}"#);
         assert_eq!(r.headers["x-title"], "my-app");
-        assert_eq!(chat_url(&OPENROUTER, &d), "https://openrouter.ai/api/v1/chat/completions");
+        assert_eq!(
+            chat_url(&OPENROUTER, &d),
+            "https://openrouter.ai/api/v1/chat/completions"
+        );
     }
 
     #[test]
     fn streams_always_ask_for_usage_keeping_other_stream_options() {
         let d = dep(ProviderKind::OpenAi, "gpt-4o");
-        let r = build(&d, r#"{"model":"p","messages":[],"stream":true,"stream_options":{"include_obfuscation":false}}"#);
+        let r = build(
+            &d,
+            r#"{"model":"p","messages":[],"stream":true,"stream_options":{"include_obfuscation":false}}"#,
+        );
         let v: Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(v["stream_options"]["include_usage"], true);
         assert_eq!(v["stream_options"]["include_obfuscation"], false);
         // A client that asked already: the body is left as it was.
-        let body = r#"{"model":"p","messages":[],"stream":true,"stream_options":{"include_usage":true}}"#;
+        let body =
+            r#"{"model":"p","messages":[],"stream":true,"stream_options":{"include_usage":true}}"#;
         let r = build(&d, body);
-        assert_eq!(std::str::from_utf8(&r.body).unwrap(), body.replace("\"p\"", "\"gpt-4o\""));
+        assert_eq!(
+            std::str::from_utf8(&r.body).unwrap(),
+            body.replace("\"p\"", "\"gpt-4o\"")
+        );
     }
 
     #[test]
     fn organization_header_and_extra_body_defaults() {
-        let mut d = dep(ProviderKind::OpenRouter, "meta-llama/llama-3.3-70b-instruct");
+        let mut d = dep(
+            ProviderKind::OpenRouter,
+            "meta-llama/llama-3.3-70b-instruct",
+        );
         d.organization = Some("org-1".into());
         let mut extra = Map::new();
         extra.insert("provider".into(), serde_json::json!({"order": ["Groq"]}));

@@ -11,7 +11,11 @@ use serde::de::IgnoredAny;
 use serde_json::Value;
 use std::time::Duration;
 
-pub fn chat_response(status: u16, headers: &HeaderMap, body: Bytes) -> Result<ChatResponse, ApiError> {
+pub fn chat_response(
+    status: u16,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<ChatResponse, ApiError> {
     if !(200..300).contains(&status) {
         return Err(error_response(status, headers, &body));
     }
@@ -25,8 +29,10 @@ pub fn chat_response(status: u16, headers: &HeaderMap, body: Bytes) -> Result<Ch
         error: Option<Value>,
     }
     let env: Envelope = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_gateway(format!("The upstream returned a malformed response body: {e}"))
-            .retryable(true)
+        ApiError::bad_gateway(format!(
+            "The upstream returned a malformed response body: {e}"
+        ))
+        .retryable(true)
     })?;
     if env.choices.is_none() {
         // Some providers (OpenRouter among them) report errors with a 200.
@@ -60,7 +66,10 @@ pub fn error_response(status: u16, headers: &HeaderMap, body: &[u8]) -> ApiError
         if text.is_empty() {
             format!("The upstream answered HTTP {status} with no body.")
         } else {
-            format!("The upstream answered HTTP {status}: {}", truncate(text, 500))
+            format!(
+                "The upstream answered HTTP {status}: {}",
+                truncate(text, 500)
+            )
         }
     });
     let mut err = ApiError::new(status, message).with_retry_after(retry_after(headers));
@@ -86,7 +95,13 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .map(Duration::from_secs_f64)
 }
 
-type ParsedError = (Option<String>, Option<ErrorKind>, Option<String>, Option<String>, Option<u16>);
+type ParsedError = (
+    Option<String>,
+    Option<ErrorKind>,
+    Option<String>,
+    Option<String>,
+    Option<u16>,
+);
 
 fn parse_error_body(body: &[u8]) -> ParsedError {
     let Ok(v) = serde_json::from_slice::<Value>(body) else {
@@ -148,12 +163,20 @@ mod tests {
         let r = chat_response(200, &HeaderMap::new(), body.clone()).unwrap();
         assert_eq!(r.body, body);
         let u = r.usage.unwrap();
-        assert_eq!((u.prompt_tokens, u.completion_tokens, u.cached_tokens()), (12, 3, 8));
+        assert_eq!(
+            (u.prompt_tokens, u.completion_tokens, u.cached_tokens()),
+            (12, 3, 8)
+        );
     }
 
     #[test]
     fn malformed_success_body_is_a_502() {
-        let e = chat_response(200, &HeaderMap::new(), Bytes::from_static(b"{\"id\": \"x\", \"choi")).unwrap_err();
+        let e = chat_response(
+            200,
+            &HeaderMap::new(),
+            Bytes::from_static(b"{\"id\": \"x\", \"choi"),
+        )
+        .unwrap_err();
         assert_eq!(e.status, 502);
         assert!(e.message.contains("malformed"));
     }
@@ -177,8 +200,15 @@ mod tests {
 
     #[test]
     fn other_error_shapes_are_understood() {
-        let e = error_response(400, &HeaderMap::new(), br#"{"detail":"max_tokens is too large"}"#);
-        assert_eq!((e.status, e.message.as_str()), (400, "max_tokens is too large"));
+        let e = error_response(
+            400,
+            &HeaderMap::new(),
+            br#"{"detail":"max_tokens is too large"}"#,
+        );
+        assert_eq!(
+            (e.status, e.message.as_str()),
+            (400, "max_tokens is too large")
+        );
         let e = error_response(503, &HeaderMap::new(), b"<html>Service Unavailable</html>");
         assert_eq!(e.status, 503);
         assert!(e.message.contains("Service Unavailable"));

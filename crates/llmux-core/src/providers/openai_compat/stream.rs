@@ -57,7 +57,10 @@ impl PassthroughStream {
     }
 
     fn usage_event(&mut self, mut v: Value, out: &mut Vec<StreamEvent>) {
-        if let Some(u) = v.get("usage").and_then(|u| serde_json::from_value::<Usage>(u.clone()).ok()) {
+        if let Some(u) = v
+            .get("usage")
+            .and_then(|u| serde_json::from_value::<Usage>(u.clone()).ok())
+        {
             self.usage = Some(u);
         }
         let Some(obj) = v.as_object_mut() else {
@@ -84,7 +87,8 @@ impl PassthroughStream {
     fn malformed(&mut self, e: serde_json::Error, out: &mut Vec<StreamEvent>) {
         self.ended = true;
         out.push(StreamEvent::Error(
-            ApiError::bad_gateway(format!("The upstream sent a malformed stream event: {e}")).retryable(true),
+            ApiError::bad_gateway(format!("The upstream sent a malformed stream event: {e}"))
+                .retryable(true),
         ));
     }
 }
@@ -164,13 +168,17 @@ mod tests {
         let bytes: Vec<&[u8]> = STREAM.as_bytes().chunks(1).collect();
         let out = run(&mut t, &bytes);
         assert_eq!(out.len(), 5);
-        let StreamEvent::Data(second) = &out[1] else { panic!("{out:?}") };
+        let StreamEvent::Data(second) = &out[1] else {
+            panic!("{out:?}")
+        };
         let v: Value = serde_json::from_slice(second).unwrap();
         assert_eq!(v["choices"][0]["delta"]["content"], "Hi");
         assert_eq!(out[4], StreamEvent::Done);
         let u = t.usage().unwrap();
         assert_eq!((u.prompt_tokens, u.cached_tokens()), (9, 4));
-        let StreamEvent::Data(last) = &out[3] else { panic!() };
+        let StreamEvent::Data(last) = &out[3] else {
+            panic!()
+        };
         let v: Value = serde_json::from_slice(last).unwrap();
         assert_eq!(v["choices"], serde_json::json!([]));
     }
@@ -179,8 +187,16 @@ mod tests {
     fn content_events_are_relayed_verbatim() {
         let mut t = PassthroughStream::new(true);
         let out = run(&mut t, &[STREAM.as_bytes()]);
-        let first_line = STREAM.lines().next().unwrap().strip_prefix("data: ").unwrap();
-        assert_eq!(out[0], StreamEvent::Data(Bytes::from(first_line.to_owned())));
+        let first_line = STREAM
+            .lines()
+            .next()
+            .unwrap()
+            .strip_prefix("data: ")
+            .unwrap();
+        assert_eq!(
+            out[0],
+            StreamEvent::Data(Bytes::from(first_line.to_owned()))
+        );
     }
 
     #[test]
@@ -199,7 +215,9 @@ mod tests {
             &mut t,
             &[b"data: {\"id\":\"c\",\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2,\"total_tokens\":3}}\n\ndata: [DONE]\n\n"],
         );
-        let StreamEvent::Data(d) = &out[0] else { panic!() };
+        let StreamEvent::Data(d) = &out[0] else {
+            panic!()
+        };
         let v: Value = serde_json::from_slice(d).unwrap();
         assert_eq!(v["choices"], serde_json::json!([]));
         assert_eq!(v["usage"]["total_tokens"], 3);
@@ -210,7 +228,9 @@ mod tests {
         let mut t = PassthroughStream::new(true);
         let out = run(&mut t, &[b"data: {\"id\":\"c\",\"choices\":[]}\n\ndata: {not json\n\ndata: {\"id\":\"late\"}\n\n"]);
         assert_eq!(out.len(), 2);
-        let StreamEvent::Error(e) = &out[1] else { panic!("{out:?}") };
+        let StreamEvent::Error(e) = &out[1] else {
+            panic!("{out:?}")
+        };
         assert_eq!(e.status, 502);
     }
 
@@ -226,7 +246,10 @@ mod tests {
     fn keep_alive_comments_are_relayed() {
         let mut t = PassthroughStream::new(true);
         let out = run(&mut t, &[b": OPENROUTER PROCESSING\n\ndata: [DONE]\n\n"]);
-        assert_eq!(out[0], StreamEvent::Comment(Bytes::from_static(b"OPENROUTER PROCESSING")));
+        assert_eq!(
+            out[0],
+            StreamEvent::Comment(Bytes::from_static(b"OPENROUTER PROCESSING"))
+        );
     }
 
     #[test]

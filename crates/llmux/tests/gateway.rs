@@ -1,0 +1,473 @@
+//! The real binary against `llmux mock`: what a user of the gateway relies on
+//! beyond what the SDK conformance suites (clients/) check.
+
+mod common;
+
+use common::*;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+fn openai_config(mock: &Proc, extra: &str) -> String {
+    format!(
+        r#"
+model_list:
+  - model_name: gpt-4o
+    litellm_params:
+      model: openai/gpt-4o
+      api_base: http://{}/v1
+      api_key: {UPSTREAM_KEY}
+{extra}
+"#,
+        mock.addr
+    )
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_cancels_the_upstream_stream() {
+    let mock = mock(&[]);
+    let gw = gateway(&openai_config(&mock, ""), &[]);
+    let mut body = chat("gpt-4o");
+    body["stream"] = json!(true);
+    body["mock"] =
+        json!({"content": "one two three four five six seven eight nine ten", "tokens_per_sec": 4});
+    let resp = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut stream = resp.bytes_stream();
+    let first = stream.next().await.unwrap().unwrap();
+    assert!(first.starts_with(b"data: "), "{first:?}");
+    drop(stream);
+
+    let cancelled = eventually(Duration::from_secs(5), || async {
+        mock_stats(&mock).await["streams_cancelled"] == 1
+    })
+    .await;
+    assert!(
+        cancelled,
+        "upstream stream still running: {}",
+        mock_stats(&mock).await
+    );
+    assert_eq!(mock_stats(&mock).await["streams_completed"], 0);
+}
+
+#[tokio::test]
+async fn stream_events_are_relayed_as_they_arrive() {
+    let mock = mock(&[]);
+    let gw = gateway(&openai_config(&mock, ""), &[]);
+    let mut body = chat("gpt-4o");
+    body["stream"] = json!(true);
+    body["mock"] = json!({"content": "a b c d e", "tokens_per_sec": 5});
+    let start = Instant::now();
+    let resp = client()
+        .post(gw.url("/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let mut stream = resp.bytes_stream();
+    let mut arrivals = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.unwrap();
+        if chunk.windows(9).any(|w| w == b"\"content\"") {
+            arrivals.push(start.elapsed());
+        }
+    }
+    // Six pieces with content at 0.2 s apart: if llmux buffered, they would
+    // arrive together at the end.
+    assert!(arrivals.len() >= 5, "{arrivals:?}");
+    assert!(
+        arrivals[0] < Duration::from_millis(500),
+        "first token late: {arrivals:?}"
+    );
+    assert!(
+        *arrivals.last().unwrap() - arrivals[0] >= Duration::from_millis(600),
+        "{arrivals:?}"
+    );
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_413_in_openai_shape() {
+    let mock = mock(&[]);
+    let gw = gateway(
+        &openai_config(&mock, "general_settings: {max_request_size_mb: 1}"),
+        &[],
+    );
+    let big = "x".repeat(2 * 1024 * 1024);
+    let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": big}]});
+    let resp = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    let err: Value = resp.json().await.unwrap();
+    assert!(
+        err["error"]["message"].as_str().unwrap().contains("limit"),
+        "{err}"
+    );
+    // A body under the limit still works.
+    let resp = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&chat("gpt-4o"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn serves_the_catalog_from_environment_keys_alone() {
+    let mock = mock(&[]);
+    let base = format!("http://{}/v1", mock.addr);
+    let gw = gateway_from_env(&[("OPENAI_API_KEY", UPSTREAM_KEY), ("OPENAI_API_BASE", &base)]);
+    let models: Value = client()
+        .get(gw.url("/v1/models"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    for name in [
+        "gpt-4o",
+        "gpt-4o-mini",
+        "gpt-3.5-turbo",
+        "gpt-4",
+        "gpt-4-32k",
+        "gpt-3.5-turbo-16k",
+    ] {
+        assert!(ids.contains(&name), "{name} not served: {ids:?}");
+    }
+    assert!(
+        !ids.iter().any(|i| i.starts_with("claude")),
+        "no Anthropic key, no Claude: {ids:?}"
+    );
+
+    let resp = client()
+        .post(gw.url("/chat/completions"))
+        .json(&chat("gpt-4o-mini"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let sent = mock_requests(&mock).await;
+    let last = sent.last().unwrap();
+    assert_eq!(
+        last["headers"]["authorization"],
+        format!("Bearer {UPSTREAM_KEY}")
+    );
+    assert_eq!(last["body"]["model"], "gpt-4o-mini");
+}
+
+#[tokio::test]
+async fn azure_deployments_get_their_url_version_and_api_key_header() {
+    let mock = mock(&[]);
+    let cfg = format!(
+        r#"
+model_list:
+  - model_name: gpt-4
+    litellm_params:
+      model: azure/my-gpt4
+      api_base: http://{}
+      api_key: os.environ/AZ_KEY
+      api_version: "2024-06-01"
+    model_info: {{base_model: azure/gpt-4}}
+"#,
+        mock.addr
+    );
+    let gw = gateway(&cfg, &[("AZ_KEY", UPSTREAM_KEY)]);
+    let resp = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&chat("gpt-4"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let sent = mock_requests(&mock).await;
+    let r = sent.last().unwrap();
+    assert_eq!(r["path"], "/openai/deployments/my-gpt4/chat/completions");
+    assert_eq!(r["query"], "api-version=2024-06-01");
+    assert_eq!(r["headers"]["api-key"], UPSTREAM_KEY);
+    assert!(r["headers"].get("authorization").is_none());
+}
+
+#[tokio::test]
+async fn a_dead_deployment_fails_over_to_a_live_one() {
+    let mock = mock(&[]);
+    let cfg = format!(
+        r#"
+model_list:
+  - model_name: gpt-4o
+    litellm_params: {{model: openai/gpt-4o, api_base: "http://127.0.0.1:9/v1", api_key: k1}}
+  - model_name: gpt-4o
+    litellm_params: {{model: openai/gpt-4o, api_base: "http://{}/v1", api_key: k2}}
+litellm_settings: {{num_retries: 1}}
+"#,
+        mock.addr
+    );
+    let gw = gateway(&cfg, &[]);
+    for _ in 0..4 {
+        let resp = client()
+            .post(gw.url("/v1/chat/completions"))
+            .json(&chat("gpt-4o"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+}
+
+#[tokio::test]
+async fn rpm_limits_answer_429_with_retry_after() {
+    let mock = mock(&[]);
+    let gw = gateway(
+        &format!(
+            r#"
+model_list:
+  - model_name: gpt-4o
+    litellm_params: {{model: openai/gpt-4o, api_base: "http://{}/v1", api_key: k, rpm: 2}}
+"#,
+            mock.addr
+        ),
+        &[],
+    );
+    let mut statuses = vec![];
+    let mut retry_after = None;
+    for _ in 0..3 {
+        let resp = client()
+            .post(gw.url("/v1/chat/completions"))
+            .json(&chat("gpt-4o"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(resp.status().as_u16());
+        if let Some(v) = resp.headers().get("retry-after") {
+            retry_after = v.to_str().ok().and_then(|s| s.parse::<u64>().ok());
+        }
+    }
+    assert_eq!(statuses, vec![200, 200, 429]);
+    assert!(
+        retry_after.is_some_and(|s| (1..=60).contains(&s)),
+        "{retry_after:?}"
+    );
+    assert_eq!(
+        mock_requests(&mock).await.len(),
+        2,
+        "the limited request never reached upstream"
+    );
+}
+
+#[tokio::test]
+async fn a_stalled_stream_ends_with_a_timeout_error_event() {
+    let mock = mock(&[]);
+    let gw = gateway(
+        &format!(
+            r#"
+model_list:
+  - model_name: slow
+    litellm_params: {{model: openai/gpt-4o, api_base: "http://{}/v1", api_key: k, timeout: 1}}
+"#,
+            mock.addr
+        ),
+        &[],
+    );
+    let mut body = chat("slow");
+    body["stream"] = json!(true);
+    body["mock"] = json!({"content": "a b c", "tokens_per_sec": 0.4});
+    let resp = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    let last = text.trim_end().rsplit("\n\n").next().unwrap();
+    let err: Value = serde_json::from_str(last.strip_prefix("data: ").unwrap()).unwrap();
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("sent nothing"),
+        "{err}"
+    );
+    assert!(
+        !text.contains("[DONE]"),
+        "a broken stream must not look complete"
+    );
+
+    // And a slow first byte is a 504.
+    let mut body = chat("slow");
+    body["mock"] = json!({"first_byte_delay_ms": 3000});
+    let t = Instant::now();
+    let resp = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 504);
+    assert!(t.elapsed() < Duration::from_secs(15));
+}
+
+#[tokio::test]
+async fn openrouter_and_groq_names_resolve_and_carry_their_headers() {
+    let mock = mock(&[]);
+    let cfg = format!(
+        r#"
+model_list:
+  - model_name: or-groq
+    litellm_params: {{model: openrouter/groq, api_base: "http://{a}/v1", api_key: k}}
+  - model_name: fast
+    litellm_params: {{model: groq/llama3-70b, api_base: "http://{a}/v1", api_key: k}}
+"#,
+        a = mock.addr
+    );
+    let gw = gateway(&cfg, &[]);
+    for m in ["or-groq", "fast"] {
+        let resp = client()
+            .post(gw.url("/v1/chat/completions"))
+            .json(&chat(m))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    let sent = mock_requests(&mock).await;
+    let or = &sent[0];
+    assert!(
+        or["body"]["model"].as_str().unwrap().contains('/'),
+        "{}",
+        or["body"]
+    );
+    assert!(
+        or["body"]["provider"]["order"].is_array(),
+        "routed to Groq: {}",
+        or["body"]
+    );
+    assert_eq!(or["headers"]["x-title"], "llmux");
+    assert!(or["headers"]["http-referer"].is_string());
+    assert_eq!(sent[1]["body"]["model"], "llama3-70b-8192");
+}
+
+#[tokio::test]
+async fn secrets_stay_out_of_logs_and_errors() {
+    let mock = mock(&[]);
+    let cfg = format!(
+        "{}general_settings: {{master_key: {MASTER_KEY}}}\n",
+        openai_config(&mock, "")
+    );
+    let gw = {
+        // Debug logging: the most a user could turn on.
+        let dir = TempDir::new("secrets");
+        let path = dir.0.join("c.yaml");
+        std::fs::write(&path, &cfg).unwrap();
+        let _keep = dir;
+        gateway(&cfg, &[("LLMUX_LOG", "debug")])
+    };
+    let auth = format!("Bearer {MASTER_KEY}");
+    let c = client();
+    let mut bodies = vec![];
+    let mut body = chat("gpt-4o");
+    body["mock"] =
+        json!({"status": 401, "message": format!("Incorrect API key provided: {UPSTREAM_KEY}")});
+    for req in [
+        c.post(gw.url("/v1/chat/completions"))
+            .header("authorization", &auth)
+            .json(&chat("gpt-4o")),
+        c.post(gw.url("/v1/chat/completions"))
+            .header("authorization", &auth)
+            .json(&body),
+        c.post(gw.url("/v1/chat/completions"))
+            .header("authorization", "Bearer wrong")
+            .json(&chat("gpt-4o")),
+        c.get(gw.url("/v1/model/info"))
+            .header("authorization", &auth),
+    ] {
+        bodies.push(req.send().await.unwrap().text().await.unwrap());
+    }
+    let all = bodies.join("\n");
+    assert!(
+        all.contains("[redacted]"),
+        "the upstream's echo of the key is redacted: {all}"
+    );
+    for secret in [UPSTREAM_KEY, MASTER_KEY, "Bearer wrong"] {
+        assert!(!all.contains(secret), "{secret} in a response");
+        assert!(!gw.stderr().contains(secret), "{secret} in the log");
+    }
+}
+
+#[test]
+fn check_validates_a_config_and_prints_what_it_serves() {
+    let dir = TempDir::new("check");
+    let good = dir.0.join("good.yaml");
+    std::fs::write(
+        &good,
+        format!(
+            "model_list:\n  - model_name: fast\n    litellm_params: {{model: groq/llama3-70b, api_key: {UPSTREAM_KEY}}}\n\
+             router_settings: {{routing_strategy: latency-based-routing}}\n"
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["check", good.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("fast") && stdout.contains("llama3-70b-8192"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("router_settings.routing_strategy"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(UPSTREAM_KEY), "{stdout}");
+
+    let bad = dir.0.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "model_list:\n  - model_name: x\n    litellm_params: {model: nobody-knows}\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["check", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("openai/nobody-knows"), "{stderr}");
+}
+
+#[test]
+fn the_readme_lists_every_catalog_name_with_what_it_resolves_to() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let catalog = llmux_core::Catalog::builtin().unwrap();
+    for (_, e) in catalog.iter() {
+        let row = format!("| `{}` |", e.name);
+        let line = readme
+            .lines()
+            .find(|l| l.starts_with(&row))
+            .unwrap_or_else(|| panic!("README has no row for {}", e.name));
+        assert!(
+            line.contains(&format!("`{}`", e.upstream)),
+            "README row for {} does not say it resolves to {}",
+            e.name,
+            e.upstream
+        );
+    }
+}
