@@ -45,7 +45,11 @@ pub fn banner(config: &Config, addr: SocketAddr) -> String {
         }
     }
     let names = config.model_names();
-    let _ = writeln!(s, "models ({}): {}", names.len(), names.join(", "));
+    if names.is_empty() {
+        let _ = writeln!(s, "models: none yet");
+    } else {
+        let _ = writeln!(s, "models ({}): {}", names.len(), names.join(", "));
+    }
     let key = match &config.master_key {
         Some(_) => {
             let _ = writeln!(
