@@ -4,6 +4,7 @@
 //!
 //! Adding a provider is one module, one `ProviderKind` variant, and fixtures.
 
+pub mod anthropic;
 pub mod openai_compat;
 pub mod sse;
 
@@ -88,7 +89,7 @@ impl ProviderKind {
 
     /// Whether llmux can send requests to this provider yet.
     pub fn is_supported(&self) -> bool {
-        openai_compat::spec(*self).is_some()
+        openai_compat::spec(*self).is_some() || *self == ProviderKind::Anthropic
     }
 }
 
@@ -143,33 +144,59 @@ pub struct ChatCall<'a, 'b> {
     pub drop_params: bool,
 }
 
+/// The API family a provider speaks: the one `match` that dispatches.
+enum Family {
+    OpenAiCompat(&'static openai_compat::CompatSpec),
+    Anthropic,
+    Unsupported,
+}
+
+fn family(p: ProviderKind) -> Family {
+    match (openai_compat::spec(p), p) {
+        (Some(spec), _) => Family::OpenAiCompat(spec),
+        (None, ProviderKind::Anthropic) => Family::Anthropic,
+        _ => Family::Unsupported,
+    }
+}
+
 /// Builds the upstream request for a chat completion.
 pub fn build_chat_request(
     dep: &Deployment,
     call: &ChatCall<'_, '_>,
 ) -> Result<UpstreamRequest, ApiError> {
-    match openai_compat::spec(dep.provider) {
-        Some(spec) => Ok(openai_compat::build_chat_request(spec, dep, call)),
-        None => Err(not_supported(dep)),
+    match family(dep.provider) {
+        Family::OpenAiCompat(spec) => Ok(openai_compat::build_chat_request(spec, dep, call)),
+        Family::Anthropic => anthropic::build_chat_request(dep, call),
+        Family::Unsupported => Err(not_supported(dep)),
     }
 }
 
 /// Reads a non-streaming upstream response (any status).
 pub fn chat_response(
     dep: &Deployment,
+    call: &ChatCall<'_, '_>,
     status: u16,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<ChatResponse, ApiError> {
-    match openai_compat::spec(dep.provider) {
-        Some(_) => openai_compat::chat_response(status, headers, body),
-        None => Err(not_supported(dep)),
-    }
+    let out = match family(dep.provider) {
+        Family::OpenAiCompat(_) => openai_compat::chat_response(status, headers, body),
+        Family::Anthropic => anthropic::chat_response(call, status, headers, body),
+        Family::Unsupported => Err(not_supported(dep)),
+    };
+    out.map_err(|e| redacted(dep, e))
 }
 
 /// Reads an upstream error response.
 pub fn error_response(dep: &Deployment, status: u16, headers: &HeaderMap, body: &[u8]) -> ApiError {
-    let mut err = openai_compat::error_response(status, headers, body);
+    let err = match family(dep.provider) {
+        Family::Anthropic => anthropic::error::error_response(status, headers, body),
+        _ => openai_compat::error_response(status, headers, body),
+    };
+    redacted(dep, err)
+}
+
+fn redacted(dep: &Deployment, mut err: ApiError) -> ApiError {
     if let Some(key) = &dep.api_key {
         err.redact(key.expose());
     }
@@ -181,11 +208,12 @@ pub fn chat_stream(
     dep: &Deployment,
     call: &ChatCall<'_, '_>,
 ) -> Result<Box<dyn StreamTranslator>, ApiError> {
-    match openai_compat::spec(dep.provider) {
-        Some(_) => Ok(Box::new(openai_compat::PassthroughStream::new(
+    match family(dep.provider) {
+        Family::OpenAiCompat(_) => Ok(Box::new(openai_compat::PassthroughStream::new(
             call.request.include_usage(),
         ))),
-        None => Err(not_supported(dep)),
+        Family::Anthropic => Ok(Box::new(anthropic::chat_stream(dep, call))),
+        Family::Unsupported => Err(not_supported(dep)),
     }
 }
 
@@ -193,7 +221,7 @@ fn not_supported(dep: &Deployment) -> ApiError {
     ApiError::not_implemented(format!(
         "Provider `{}` (model `{}`) is not supported yet by this llmux build; \
          the OpenAI-compatible providers (openai, azure, groq, deepseek, openrouter, \
-         any OpenAI-compatible api_base) are.",
+         any OpenAI-compatible api_base) and anthropic are.",
         dep.provider, dep.model_name
     ))
 }

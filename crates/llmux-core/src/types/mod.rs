@@ -1,5 +1,6 @@
 //! Wire types. OpenAI Chat Completions is the canonical format.
 
+pub mod anthropic;
 pub mod chat;
 pub mod error;
 pub mod raw;

@@ -170,12 +170,7 @@ async fn attempt_once(
         Ok(Err(e)) => return Err(upstream_error(&host, &e)),
         Ok(Ok(b)) => b,
     };
-    let out = providers::chat_response(dep, status, &headers, body).map_err(|mut e| {
-        if let Some(k) = &dep.api_key {
-            e.redact(k.expose());
-        }
-        e
-    })?;
+    let out = providers::chat_response(dep, call, status, &headers, body)?;
     let cost = record_usage(app, state, out.usage.as_ref());
 
     let mut r = Response::new(Body::from(out.body));

@@ -1,0 +1,442 @@
+//! Fixtures: what coding agents send, what Claude answers.
+
+use super::request::{JSON_TOOL, build};
+use super::response::to_openai;
+use super::stream::AnthropicStream;
+use crate::providers::{StreamEvent, StreamTranslator};
+use crate::types::ChatCompletionRequest;
+use crate::types::anthropic::MessagesResponse;
+use serde_json::{Value, json};
+
+fn req(v: Value) -> ChatCompletionRequest {
+    serde_json::from_value(v).unwrap()
+}
+
+fn body(v: Value) -> Value {
+    build(&req(v), "claude-sonnet-4-20250514", Some(64000), false)
+        .unwrap()
+        .body
+}
+
+#[test]
+fn system_messages_anywhere_become_system_blocks_and_turns_alternate() {
+    let b = body(json!({"model": "m", "messages": [
+        {"role": "system", "content": "You are Roo."},
+        {"role": "user", "content": "one"},
+        {"role": "system", "content": [{"type": "text", "text": "Be brief."}, {"type": "text", "text": "Use tools."}]},
+        {"role": "user", "content": "two"},
+        {"role": "assistant", "content": "ok"},
+        {"role": "assistant", "content": "and more"},
+        {"role": "developer", "content": "dev rule"}
+    ]}));
+    let sys: Vec<&str> = b["system"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(sys, ["You are Roo.", "Be brief.", "Use tools.", "dev rule"]);
+    let msgs = b["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 2, "{msgs:?}");
+    assert_eq!(msgs[0]["role"], "user");
+    assert_eq!(msgs[0]["content"].as_array().unwrap().len(), 2);
+    assert_eq!(msgs[1]["role"], "assistant");
+    assert_eq!(
+        b["max_tokens"], 64000,
+        "required upstream: the catalog's max output"
+    );
+}
+
+#[test]
+fn a_final_assistant_message_is_a_prefill_without_trailing_space() {
+    let b = body(json!({"model": "m", "messages": [
+        {"role": "user", "content": "Write JSON"}, {"role": "assistant", "content": "{\n  "}]}));
+    let last = b["messages"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["role"], "assistant");
+    assert_eq!(last["content"][0]["text"], "{");
+}
+
+#[test]
+fn images_and_documents_become_sources() {
+    let b = body(
+        json!({"model": "m", "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "what is this"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+            {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg", "detail": "high"}},
+            {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBERi0=", "filename": "spec.pdf"}}
+        ]}]}),
+    );
+    let c = &b["messages"][0]["content"];
+    assert_eq!(
+        c[1],
+        json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}})
+    );
+    assert_eq!(
+        c[2],
+        json!({"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}})
+    );
+    assert_eq!(c[3]["type"], "document");
+    assert_eq!(
+        c[3]["source"],
+        json!({"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="})
+    );
+    assert_eq!(c[3]["title"], "spec.pdf");
+}
+
+#[test]
+fn cache_control_lands_on_the_matching_blocks() {
+    let eph = json!({"type": "ephemeral"});
+    let b = body(json!({"model": "m", "messages": [
+        {"role": "system", "content": [{"type": "text", "text": "sys", "cache_control": eph}]},
+        {"role": "user", "content": "hello", "cache_control": eph},
+        {"role": "assistant", "tool_calls": [{"id": "toolu_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "toolu_1", "content": "result", "cache_control": eph}
+    ], "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}, "cache_control": eph}]}));
+    assert_eq!(b["system"][0]["cache_control"], eph);
+    assert_eq!(b["messages"][0]["content"][0]["cache_control"], eph);
+    assert_eq!(b["messages"][2]["content"][0]["type"], "tool_result");
+    assert_eq!(b["messages"][2]["content"][0]["cache_control"], eph);
+    assert_eq!(b["tools"][0]["cache_control"], eph);
+}
+
+#[test]
+fn more_than_four_breakpoints_keep_the_last_four() {
+    let eph = json!({"type": "ephemeral"});
+    let mut messages = vec![
+        json!({"role": "system", "content": [{"type": "text", "text": "sys", "cache_control": eph}]}),
+    ];
+    for i in 0..6 {
+        let role = if i % 2 == 0 { "user" } else { "assistant" };
+        messages.push(json!({"role": role, "content": [{"type": "text", "text": format!("m{i}"), "cache_control": eph}]}));
+    }
+    let b = body(json!({"model": "m", "messages": messages}));
+    let s = b.to_string();
+    assert_eq!(s.matches("cache_control").count(), 4, "{s}");
+    assert!(
+        b["system"][0].get("cache_control").is_none(),
+        "the earliest go first"
+    );
+    assert_eq!(
+        b["messages"][5]["content"][0]["cache_control"], eph,
+        "the latest stay"
+    );
+}
+
+#[test]
+fn tools_choices_calls_and_results() {
+    let b = body(json!({"model": "m",
+        "messages": [
+            {"role": "user", "content": "read a and b"},
+            {"role": "assistant", "content": "Reading.", "tool_calls": [
+                {"id": "call_a", "type": "function", "function": {"name": "read_file", "arguments": "{\"path\":\"a\"}"}},
+                {"id": "call_b", "type": "function", "function": {"name": "read_file", "arguments": "{\"path\":\"b\"}"}}]},
+            {"role": "tool", "tool_call_id": "call_a", "content": "A"},
+            {"role": "tool", "tool_call_id": "call_b", "content": "", "is_error": true},
+            {"role": "user", "content": "now summarise"}
+        ],
+        "tools": [{"type": "function", "function": {"name": "read_file", "description": "Read", "strict": true,
+                   "parameters": {"type": "object", "properties": {"path": {"type": "string"}}}}}],
+        "tool_choice": "required", "parallel_tool_calls": false}));
+    let tool = &b["tools"][0];
+    assert_eq!(tool["name"], "read_file");
+    assert!(tool.get("strict").is_none(), "Anthropic has no `strict`");
+    assert_eq!(tool["input_schema"]["properties"]["path"]["type"], "string");
+    assert_eq!(
+        b["tool_choice"],
+        json!({"type": "any", "disable_parallel_tool_use": true})
+    );
+    let asst = &b["messages"][1]["content"];
+    assert_eq!(asst[0], json!({"type": "text", "text": "Reading."}));
+    assert_eq!(
+        asst[1],
+        json!({"type": "tool_use", "id": "call_a", "name": "read_file", "input": {"path": "a"}})
+    );
+    let results = b["messages"][2]["content"].as_array().unwrap();
+    assert_eq!(
+        b["messages"].as_array().unwrap().len(),
+        3,
+        "results and the next user text share one turn"
+    );
+    assert_eq!(
+        results[0],
+        json!({"type": "tool_result", "tool_use_id": "call_a", "content": "A"})
+    );
+    assert_eq!(
+        results[1],
+        json!({"type": "tool_result", "tool_use_id": "call_b", "is_error": true})
+    );
+    assert_eq!(results[2]["text"], "now summarise");
+
+    for (choice, want) in [
+        (json!("auto"), json!({"type": "auto"})),
+        (json!("none"), json!({"type": "none"})),
+        (
+            json!({"type": "function", "function": {"name": "read_file"}}),
+            json!({"type": "tool", "name": "read_file"}),
+        ),
+    ] {
+        let b = body(
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+            "tools": [{"type": "function", "function": {"name": "read_file"}}], "tool_choice": choice}),
+        );
+        assert_eq!(b["tool_choice"], want);
+    }
+}
+
+#[test]
+fn parameters_map_and_unsupported_ones_are_named() {
+    let b = body(
+        json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+        "max_completion_tokens": 100, "temperature": 0.2, "top_p": 0.9, "top_k": 5,
+        "stop": ["END", " "], "user": "u-42", "prompt_cache_key": "roo-task-1"}),
+    );
+    assert_eq!(b["max_tokens"], 100);
+    assert_eq!(b["temperature"], 0.2);
+    assert_eq!(b["top_k"], 5);
+    assert_eq!(b["stop_sequences"], json!(["END"]));
+    assert_eq!(b["metadata"], json!({"user_id": "u-42"}));
+
+    let r = req(
+        json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "presence_penalty": 0.5}),
+    );
+    let e = build(&r, "c", None, false).unwrap_err();
+    assert_eq!(
+        (e.status, e.param.as_deref()),
+        (400, Some("presence_penalty"))
+    );
+    assert!(e.message.contains("drop_params"));
+    assert!(
+        build(&r, "c", None, true)
+            .unwrap()
+            .body
+            .get("presence_penalty")
+            .is_none()
+    );
+    let r = req(
+        json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "logit_bias": {"1": 2}, "n": 2}),
+    );
+    assert_eq!(
+        build(&r, "c", None, false).unwrap_err().param.as_deref(),
+        Some("n")
+    );
+}
+
+#[test]
+fn response_format_becomes_a_forced_tool_and_comes_back_as_text() {
+    let built = build(
+        &req(json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": {"type": "object", "properties": {"a": {"type": "integer"}}}}}})),
+        "c", None, false).unwrap();
+    assert!(built.json_tool);
+    assert_eq!(
+        built.body["tool_choice"],
+        json!({"type": "tool", "name": JSON_TOOL})
+    );
+    assert_eq!(
+        built.body["tools"][0]["input_schema"]["properties"]["a"]["type"],
+        "integer"
+    );
+
+    let resp: MessagesResponse = serde_json::from_value(json!({"id": "msg_1", "type": "message", "role": "assistant",
+        "model": "claude", "content": [{"type": "tool_use", "id": "toolu_1", "name": JSON_TOOL, "input": {"a": 1}}],
+        "stop_reason": "tool_use", "usage": {"input_tokens": 10, "output_tokens": 5}})).unwrap();
+    let out = to_openai(resp, true, 1);
+    assert_eq!(out.choices[0].message.content.as_deref(), Some("{\"a\":1}"));
+    assert!(out.choices[0].message.tool_calls.is_none());
+    assert_eq!(out.choices[0].finish_reason.as_deref(), Some("stop"));
+}
+
+#[test]
+fn reasoning_effort_and_thinking_map_and_signatures_round_trip() {
+    let b = body(
+        json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "reasoning_effort": "high", "max_tokens": 1000}),
+    );
+    assert_eq!(
+        b["thinking"],
+        json!({"type": "enabled", "budget_tokens": 4096})
+    );
+    assert!(
+        b["max_tokens"].as_u64().unwrap() > 4096,
+        "room beyond the budget"
+    );
+    let b = body(
+        json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "thinking": {"type": "enabled", "budget_tokens": 2000}}),
+    );
+    assert_eq!(b["thinking"]["budget_tokens"], 2000);
+
+    // A previous turn's thinking goes back with its signature, first.
+    let b = body(json!({"model": "m", "messages": [
+        {"role": "user", "content": "x"},
+        {"role": "assistant", "content": "answer", "reasoning_content": "hmm",
+         "thinking_blocks": [{"type": "thinking", "thinking": "hmm", "signature": "sig=="},
+                             {"type": "redacted_thinking", "data": "opaque"}]},
+        {"role": "user", "content": "y"}]}));
+    let asst = &b["messages"][1]["content"];
+    assert_eq!(
+        asst[0],
+        json!({"type": "thinking", "thinking": "hmm", "signature": "sig=="})
+    );
+    assert_eq!(
+        asst[1],
+        json!({"type": "redacted_thinking", "data": "opaque"})
+    );
+    assert_eq!(asst[2]["text"], "answer");
+}
+
+#[test]
+fn response_with_thinking_text_tools_and_cache_usage() {
+    let resp: MessagesResponse = serde_json::from_value(json!({
+        "id": "msg_01", "type": "message", "role": "assistant", "model": "claude-sonnet-4-20250514",
+        "content": [
+            {"type": "thinking", "thinking": "Let me look.", "signature": "EqQBCgIYAhIM"},
+            {"type": "text", "text": "I'll read both."},
+            {"type": "tool_use", "id": "toolu_01", "name": "read_file", "input": {"path": "a"}},
+            {"type": "tool_use", "id": "toolu_02", "name": "read_file", "input": {"path": "b"}}
+        ],
+        "stop_reason": "tool_use", "stop_sequence": null,
+        "usage": {"input_tokens": 100, "output_tokens": 50, "cache_creation_input_tokens": 20, "cache_read_input_tokens": 300}
+    })).unwrap();
+    let out = to_openai(resp, false, 7);
+    let m = &out.choices[0].message;
+    assert_eq!(m.content.as_deref(), Some("I'll read both."));
+    assert_eq!(m.reasoning_content.as_deref(), Some("Let me look."));
+    assert_eq!(
+        m.thinking_blocks.as_ref().unwrap()[0]["signature"],
+        "EqQBCgIYAhIM"
+    );
+    let calls = m.tool_calls.as_ref().unwrap();
+    assert_eq!(
+        (calls[1].id.as_str(), calls[1].function.arguments.as_str()),
+        ("toolu_02", "{\"path\":\"b\"}")
+    );
+    assert_eq!(out.choices[0].finish_reason.as_deref(), Some("tool_calls"));
+    let u = out.usage.unwrap();
+    assert_eq!(u.prompt_tokens, 420, "input + cache reads + cache writes");
+    assert_eq!(u.completion_tokens, 50);
+    assert_eq!(u.cached_tokens(), 300);
+    assert_eq!(u.cache_read_input_tokens, Some(300));
+    assert_eq!(u.cache_creation_input_tokens, Some(20));
+}
+
+#[test]
+fn stop_reasons_map_to_finish_reasons() {
+    use super::response::finish_reason;
+    assert_eq!(finish_reason(Some("end_turn"), false), "stop");
+    assert_eq!(finish_reason(Some("stop_sequence"), false), "stop");
+    assert_eq!(finish_reason(Some("max_tokens"), false), "length");
+    assert_eq!(finish_reason(Some("tool_use"), true), "tool_calls");
+    assert_eq!(finish_reason(Some("refusal"), false), "content_filter");
+    assert_eq!(finish_reason(Some("pause_turn"), false), "stop");
+}
+
+const STREAM: &str = "event: message_start\n\
+data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_s\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-sonnet-4-20250514\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":25,\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":10,\"output_tokens\":1}}}\n\n\
+event: ping\ndata: {\"type\": \"ping\"}\n\n\
+event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\"}}\n\n\
+event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"Let me\"}}\n\n\
+event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"signature_delta\",\"signature\":\"EqQB\"}}\n\n\
+event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n\
+event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n\
+event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"text_delta\",\"text\":\"Reading\"}}\n\n\
+event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":1}\n\n\
+event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":2,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_a\",\"name\":\"read_file\",\"input\":{}}}\n\n\
+event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":2,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"path\\\":\"}}\n\n\
+event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":2,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"\\\"a\\\"}\"}}\n\n\
+event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":2}\n\n\
+event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":3,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_b\",\"name\":\"read_file\",\"input\":{}}}\n\n\
+event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":3,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{}\"}}\n\n\
+event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":3}\n\n\
+event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":42}}\n\n\
+event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+
+fn chunks(out: &[StreamEvent]) -> Vec<Value> {
+    out.iter()
+        .filter_map(|e| match e {
+            StreamEvent::Data(d) => Some(serde_json::from_slice(d).unwrap()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn stream_events_become_openai_chunks_in_order() {
+    let mut t = AnthropicStream::new(true, false, "claude-sonnet-4", 1);
+    let mut out = vec![];
+    // Byte by byte: events split across reads must not matter.
+    for b in STREAM.as_bytes().chunks(7) {
+        t.push(b, &mut out);
+    }
+    t.finish(&mut out);
+    assert_eq!(out.last(), Some(&StreamEvent::Done));
+    let c = chunks(&out);
+    assert_eq!(c[0]["choices"][0]["delta"]["role"], "assistant");
+    assert_eq!(c[0]["id"], "msg_s");
+    assert_eq!(c[1]["choices"][0]["delta"]["reasoning_content"], "Let me");
+    assert_eq!(
+        c[2]["choices"][0]["delta"]["thinking_blocks"][0]["signature"],
+        "EqQB"
+    );
+    assert_eq!(c[3]["choices"][0]["delta"]["content"], "Reading");
+    let t0 = &c[4]["choices"][0]["delta"]["tool_calls"][0];
+    assert_eq!(
+        (
+            t0["index"].as_u64(),
+            t0["id"].as_str(),
+            t0["function"]["name"].as_str()
+        ),
+        (Some(0), Some("toolu_a"), Some("read_file"))
+    );
+    let args: String = c
+        .iter()
+        .filter_map(|x| x["choices"].get(0)?["delta"]["tool_calls"].get(0).cloned())
+        .filter(|tc| tc["index"] == 0)
+        .filter_map(|tc| tc["function"]["arguments"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(args, "{\"path\":\"a\"}");
+    assert!(c.iter().any(|x| {
+        x["choices"]
+            .get(0)
+            .is_some_and(|ch| ch["delta"]["tool_calls"][0]["index"] == 1)
+    }));
+    let finish = &c[c.len() - 2];
+    assert_eq!(finish["choices"][0]["finish_reason"], "tool_calls");
+    let usage = c.last().unwrap();
+    assert_eq!(usage["choices"], json!([]));
+    assert_eq!(usage["usage"]["prompt_tokens"], 35);
+    assert_eq!(usage["usage"]["completion_tokens"], 42);
+    assert_eq!(usage["usage"]["prompt_tokens_details"]["cached_tokens"], 10);
+    assert_eq!(t.usage().unwrap().completion_tokens, 42);
+}
+
+#[test]
+fn an_error_event_mid_stream_is_an_error_not_a_short_success() {
+    let mut t = AnthropicStream::new(true, false, "c", 1);
+    let mut out = vec![];
+    let head = STREAM.split("event: content_block_stop").next().unwrap();
+    t.push(head.as_bytes(), &mut out);
+    t.push(b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n", &mut out);
+    t.finish(&mut out);
+    let StreamEvent::Error(e) = out.last().unwrap() else {
+        panic!("{out:?}")
+    };
+    assert_eq!((e.status, e.message.as_str()), (503, "Overloaded"));
+    assert!(e.retryable);
+    assert!(!out.contains(&StreamEvent::Done));
+}
+
+#[test]
+fn a_stream_cut_before_message_stop_is_an_error() {
+    let mut t = AnthropicStream::new(false, false, "c", 1);
+    let mut out = vec![];
+    t.push(
+        STREAM
+            .split("event: message_delta")
+            .next()
+            .unwrap()
+            .as_bytes(),
+        &mut out,
+    );
+    t.finish(&mut out);
+    assert!(matches!(out.last(), Some(StreamEvent::Error(e)) if e.status == 502));
+    assert!(t.usage().is_some(), "what was used is still known");
+}

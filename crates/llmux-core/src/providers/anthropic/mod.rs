@@ -1,0 +1,167 @@
+//! Anthropic's Messages API (`anthropic/…` models and the catalog's Claude
+//! names): OpenAI chat → `POST /v1/messages` and back. Split by concern:
+//! request, response, stream, error.
+
+pub mod error;
+pub mod request;
+pub mod response;
+pub mod stream;
+
+use crate::deployment::Deployment;
+use crate::providers::{ChatCall, ChatResponse, UpstreamRequest};
+use crate::types::anthropic::{API_VERSION, MessagesResponse};
+use crate::types::{ApiError, Secret};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+pub const DEFAULT_BASE: &str = "https://api.anthropic.com";
+
+/// `{api_base}/v1/messages`, whether or not the base already ends in `/v1`
+/// (or names the endpoint itself).
+pub fn messages_url(api_base: Option<&str>, endpoint: &str) -> String {
+    let base = api_base.unwrap_or(DEFAULT_BASE).trim_end_matches('/');
+    let base = base.strip_suffix("/v1/messages").unwrap_or(base);
+    let base = base.strip_suffix("/v1").unwrap_or(base);
+    format!("{base}/v1/{endpoint}")
+}
+
+/// Auth and version headers, the deployment's `extra_headers` on top.
+pub fn headers(dep: &Deployment, version: Option<&str>, betas: &[&str]) -> HeaderMap {
+    let mut h = HeaderMap::with_capacity(5 + dep.extra_headers.len());
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Some(key) = dep.api_key.as_ref().filter(|k| !k.is_empty()) {
+        if let Ok(mut v) = HeaderValue::from_str(key.expose()) {
+            v.set_sensitive(true);
+            h.insert(HeaderName::from_static("x-api-key"), v);
+        }
+    }
+    let version = version
+        .and_then(|v| HeaderValue::from_str(v).ok())
+        .unwrap_or(HeaderValue::from_static(API_VERSION));
+    h.insert(HeaderName::from_static("anthropic-version"), version);
+    if !betas.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&betas.join(",")) {
+            h.insert(HeaderName::from_static("anthropic-beta"), v);
+        }
+    }
+    for (name, value) in &dep.extra_headers {
+        add_header(&mut h, name, value);
+    }
+    h
+}
+
+fn add_header(h: &mut HeaderMap, name: &str, value: &Secret) {
+    let Ok(n) = HeaderName::from_bytes(name.as_bytes()) else {
+        return;
+    };
+    // Betas from config join the request's own.
+    let merged = match (n.as_str(), h.get(&n).and_then(|v| v.to_str().ok())) {
+        ("anthropic-beta", Some(existing)) => format!("{existing},{}", value.expose()),
+        _ => value.expose().to_owned(),
+    };
+    if let Ok(mut v) = HeaderValue::from_str(&merged) {
+        v.set_sensitive(true);
+        h.insert(n, v);
+    }
+}
+
+fn wants_json_tool(call: &ChatCall<'_, '_>) -> bool {
+    call.request
+        .get_as::<serde_json::Value>("response_format")
+        .ok()
+        .flatten()
+        .and_then(|f| {
+            f.get("type")
+                .and_then(|t| t.as_str())
+                .map(|t| t == "json_schema" || t == "json_object")
+        })
+        .unwrap_or(false)
+}
+
+pub fn build_chat_request(
+    dep: &Deployment,
+    call: &ChatCall<'_, '_>,
+) -> Result<UpstreamRequest, ApiError> {
+    let req = call.request.to_typed()?;
+    let built = request::build(
+        &req,
+        &dep.upstream_model,
+        dep.info.u64("max_output_tokens"),
+        call.drop_params,
+    )?;
+    let body = serde_json::to_vec(&built.body).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(UpstreamRequest {
+        url: messages_url(dep.api_base.as_deref(), "messages"),
+        headers: headers(dep, None, &built.betas),
+        body: Bytes::from(body),
+    })
+}
+
+pub fn chat_response(
+    call: &ChatCall<'_, '_>,
+    status: u16,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<ChatResponse, ApiError> {
+    if !(200..300).contains(&status) {
+        return Err(error::error_response(status, headers, &body));
+    }
+    let resp: MessagesResponse = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_gateway(format!(
+            "The upstream returned a malformed Messages response: {e}"
+        ))
+        .retryable(true)
+    })?;
+    let out = response::to_openai(resp, wants_json_tool(call), now());
+    let usage = out.usage.clone();
+    let body = serde_json::to_vec(&out).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(ChatResponse {
+        body: Bytes::from(body),
+        usage,
+    })
+}
+
+pub fn chat_stream(dep: &Deployment, call: &ChatCall<'_, '_>) -> stream::AnthropicStream {
+    stream::AnthropicStream::new(
+        call.request.include_usage(),
+        wants_json_tool(call),
+        &dep.upstream_model,
+        now(),
+    )
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_url_accepts_every_spelling_of_the_base() {
+        for base in [
+            "http://127.0.0.1:9/",
+            "http://127.0.0.1:9/v1",
+            "http://127.0.0.1:9/v1/messages",
+        ] {
+            assert_eq!(
+                messages_url(Some(base), "messages"),
+                "http://127.0.0.1:9/v1/messages"
+            );
+        }
+        assert_eq!(
+            messages_url(None, "messages/count_tokens"),
+            "https://api.anthropic.com/v1/messages/count_tokens"
+        );
+    }
+}
+
+#[cfg(test)]
+mod fixtures;

@@ -1,0 +1,323 @@
+//! Anthropic's stream → OpenAI chunks, event by event. The per-request
+//! state is here and nowhere else: which content block is which tool call,
+//! the thinking text seen so far, and the usage.
+
+use super::error::from_parts;
+use super::request::JSON_TOOL;
+use super::response::finish_reason;
+use crate::providers::sse::SseParser;
+use crate::providers::{StreamEvent, StreamTranslator};
+use crate::types::anthropic::{
+    AnthropicUsage, Block, BlockDelta, KnownBlock, StreamEvent as AnEvent,
+};
+use crate::types::{
+    ApiError, ChatCompletionChunk, ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta, Usage,
+};
+use bytes::Bytes;
+use serde_json::json;
+use std::collections::HashMap;
+
+enum BlockKind {
+    Text,
+    /// A tool call, with its OpenAI index.
+    Tool(u32),
+    /// The forced JSON tool: its input is the answer text.
+    JsonAnswer,
+    Thinking,
+    Other,
+}
+
+pub struct AnthropicStream {
+    sse: SseParser,
+    client_wants_usage: bool,
+    json_tool: bool,
+    id: String,
+    model: String,
+    created: u64,
+    blocks: HashMap<u32, BlockKind>,
+    next_tool: u32,
+    usage: AnthropicUsage,
+    openai_usage: Option<Usage>,
+    stop_reason: Option<String>,
+    ended: bool,
+}
+
+impl AnthropicStream {
+    pub fn new(client_wants_usage: bool, json_tool: bool, model: &str, created: u64) -> Self {
+        AnthropicStream {
+            sse: SseParser::new(),
+            client_wants_usage,
+            json_tool,
+            id: String::new(),
+            model: model.to_owned(),
+            created,
+            blocks: HashMap::new(),
+            next_tool: 0,
+            usage: AnthropicUsage::default(),
+            openai_usage: None,
+            stop_reason: None,
+            ended: false,
+        }
+    }
+
+    fn chunk(&self, delta: Delta, finish: Option<String>) -> StreamEvent {
+        let c = ChatCompletionChunk {
+            id: self.id.clone(),
+            object: "chat.completion.chunk".into(),
+            created: self.created,
+            model: self.model.clone(),
+            choices: vec![ChunkChoice {
+                index: 0,
+                delta,
+                finish_reason: finish,
+                logprobs: None,
+            }],
+            usage: None,
+            system_fingerprint: None,
+        };
+        StreamEvent::Data(Bytes::from(serde_json::to_vec(&c).unwrap_or_default()))
+    }
+
+    fn fail(&mut self, err: ApiError, out: &mut Vec<StreamEvent>) {
+        self.ended = true;
+        out.push(StreamEvent::Error(err));
+    }
+
+    fn event(&mut self, ev: AnEvent, out: &mut Vec<StreamEvent>) {
+        match ev {
+            AnEvent::MessageStart { message } => {
+                self.id = message.id;
+                if !message.model.is_empty() {
+                    self.model = message.model;
+                }
+                self.usage = message.usage;
+                self.openai_usage = Some(self.usage.to_openai());
+                out.push(self.chunk(
+                    Delta {
+                        role: Some("assistant".into()),
+                        content: Some(String::new()),
+                        ..Default::default()
+                    },
+                    None,
+                ));
+            }
+            AnEvent::ContentBlockStart {
+                index,
+                content_block,
+            } => {
+                let kind = match content_block {
+                    Block::Known(KnownBlock::Text { text, .. }) => {
+                        if !text.is_empty() {
+                            out.push(self.chunk(
+                                Delta {
+                                    content: Some(text),
+                                    ..Default::default()
+                                },
+                                None,
+                            ));
+                        }
+                        BlockKind::Text
+                    }
+                    Block::Known(KnownBlock::ToolUse { name, .. })
+                        if self.json_tool && name == JSON_TOOL =>
+                    {
+                        BlockKind::JsonAnswer
+                    }
+                    Block::Known(KnownBlock::ToolUse { id, name, .. }) => {
+                        let i = self.next_tool;
+                        self.next_tool += 1;
+                        out.push(self.chunk(
+                            Delta {
+                                tool_calls: Some(vec![ToolCallDelta {
+                                    index: i,
+                                    id: Some(id),
+                                    kind: Some("function".into()),
+                                    function: Some(FunctionCallDelta {
+                                        name: Some(name),
+                                        arguments: Some(String::new()),
+                                    }),
+                                }]),
+                                ..Default::default()
+                            },
+                            None,
+                        ));
+                        BlockKind::Tool(i)
+                    }
+                    Block::Known(KnownBlock::Thinking { .. }) => BlockKind::Thinking,
+                    Block::Known(KnownBlock::RedactedThinking { data }) => {
+                        out.push(self.chunk(
+                            Delta {
+                                thinking_blocks: Some(vec![
+                                    json!({"type": "redacted_thinking", "data": data}),
+                                ]),
+                                ..Default::default()
+                            },
+                            None,
+                        ));
+                        BlockKind::Other
+                    }
+                    _ => BlockKind::Other,
+                };
+                self.blocks.insert(index, kind);
+            }
+            AnEvent::ContentBlockDelta { index, delta } => {
+                let kind = self.blocks.get(&index).unwrap_or(&BlockKind::Other);
+                let d = match (kind, delta) {
+                    (BlockKind::Text, BlockDelta::TextDelta { text }) => Delta {
+                        content: Some(text),
+                        ..Default::default()
+                    },
+                    (BlockKind::JsonAnswer, BlockDelta::InputJsonDelta { partial_json }) => Delta {
+                        content: Some(partial_json),
+                        ..Default::default()
+                    },
+                    (BlockKind::Tool(i), BlockDelta::InputJsonDelta { partial_json }) => Delta {
+                        tool_calls: Some(vec![ToolCallDelta {
+                            index: *i,
+                            id: None,
+                            kind: None,
+                            function: Some(FunctionCallDelta {
+                                name: None,
+                                arguments: Some(partial_json),
+                            }),
+                        }]),
+                        ..Default::default()
+                    },
+                    (BlockKind::Thinking, BlockDelta::ThinkingDelta { thinking }) => Delta {
+                        reasoning_content: Some(thinking.clone()),
+                        thinking_blocks: Some(vec![
+                            json!({"type": "thinking", "thinking": thinking}),
+                        ]),
+                        ..Default::default()
+                    },
+                    (BlockKind::Thinking, BlockDelta::SignatureDelta { signature }) => Delta {
+                        thinking_blocks: Some(vec![
+                            json!({"type": "thinking", "thinking": "", "signature": signature}),
+                        ]),
+                        ..Default::default()
+                    },
+                    _ => return,
+                };
+                out.push(self.chunk(d, None));
+            }
+            AnEvent::ContentBlockStop { .. } | AnEvent::Ping => {}
+            AnEvent::MessageDelta { delta, usage } => {
+                if let Some(u) = usage {
+                    self.usage.output_tokens = u.output_tokens;
+                    if let Some(v) = u.input_tokens {
+                        self.usage.input_tokens = v;
+                    }
+                    if u.cache_read_input_tokens.is_some() {
+                        self.usage.cache_read_input_tokens = u.cache_read_input_tokens;
+                    }
+                    if u.cache_creation_input_tokens.is_some() {
+                        self.usage.cache_creation_input_tokens = u.cache_creation_input_tokens;
+                    }
+                }
+                if delta.stop_reason.is_some() {
+                    self.stop_reason = delta.stop_reason;
+                }
+                self.openai_usage = Some(self.usage.to_openai());
+            }
+            AnEvent::MessageStop => {
+                let has_tools = self.next_tool > 0;
+                let finish = if self.json_tool && !has_tools {
+                    "stop".to_owned()
+                } else {
+                    finish_reason(self.stop_reason.as_deref(), has_tools)
+                };
+                out.push(self.chunk(Delta::default(), Some(finish)));
+                let usage = self.usage.to_openai();
+                if self.client_wants_usage {
+                    let c = ChatCompletionChunk {
+                        id: self.id.clone(),
+                        object: "chat.completion.chunk".into(),
+                        created: self.created,
+                        model: self.model.clone(),
+                        choices: vec![],
+                        usage: Some(usage.clone()),
+                        system_fingerprint: None,
+                    };
+                    out.push(StreamEvent::Data(Bytes::from(
+                        serde_json::to_vec(&c).unwrap_or_default(),
+                    )));
+                }
+                self.openai_usage = Some(usage);
+                self.ended = true;
+                out.push(StreamEvent::Done);
+            }
+            AnEvent::Error { error } => {
+                let status = super::error::status_for_type(&error.kind).unwrap_or(500);
+                let err = from_parts(status, &error.kind, &error.message);
+                self.fail(err, out);
+            }
+        }
+    }
+}
+
+impl StreamTranslator for AnthropicStream {
+    fn push(&mut self, bytes: &[u8], out: &mut Vec<StreamEvent>) {
+        if self.ended {
+            return;
+        }
+        self.sse.push(bytes);
+        while let Some(ev) = self.sse.next_event() {
+            if !ev.has_data || ev.data.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<AnEvent>(&ev.data) {
+                Ok(parsed) => self.event(parsed, out),
+                Err(e) => {
+                    // Event types added to the API later are skipped; a
+                    // known one that does not parse is a broken stream.
+                    let known = ev.event.as_deref().is_some_and(|n| {
+                        matches!(
+                            n,
+                            "message_start"
+                                | "content_block_start"
+                                | "content_block_delta"
+                                | "content_block_stop"
+                                | "message_delta"
+                                | "message_stop"
+                                | "error"
+                        )
+                    });
+                    if known || serde_json::from_str::<serde::de::IgnoredAny>(&ev.data).is_err() {
+                        self.fail(
+                            ApiError::bad_gateway(format!(
+                                "The upstream sent a malformed stream event: {e}"
+                            ))
+                            .retryable(true),
+                            out,
+                        );
+                    }
+                }
+            }
+            if self.ended {
+                return;
+            }
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<StreamEvent>) {
+        if self.ended {
+            return;
+        }
+        if let Some(ev) = self.sse.finish() {
+            if let Ok(parsed) = serde_json::from_str::<AnEvent>(&ev.data) {
+                self.event(parsed, out);
+            }
+        }
+        if !self.ended {
+            self.fail(
+                ApiError::bad_gateway("The upstream stream ended before `message_stop`.")
+                    .retryable(true),
+                out,
+            );
+        }
+    }
+
+    fn usage(&self) -> Option<&Usage> {
+        self.openai_usage.as_ref()
+    }
+}
