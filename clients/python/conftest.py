@@ -26,8 +26,9 @@ DEFAULT_BIN = REPO_ROOT / "target" / "debug" / "llmux"
 MASTER_KEY = "sk-master-test"
 UPSTREAM_KEY = "sk-upstream-secret"
 ANTHROPIC_KEY = "sk-ant-secret-x"
+GEMINI_KEY = "gm-secret-key-x"
 # Every secret the gateway knows; none may ever appear in a response body.
-SECRETS = (UPSTREAM_KEY, ANTHROPIC_KEY)
+SECRETS = (UPSTREAM_KEY, ANTHROPIC_KEY, GEMINI_KEY)
 
 STARTUP_TIMEOUT_S = 20.0
 CLIENT_TIMEOUT_S = 30.0
@@ -277,10 +278,15 @@ def gateway_config(mock_base: str, master_key: str | None) -> str:
         "      model: openai/gpt-4o",
         f'      api_base: "http://127.0.0.1:{dead_port}/v1"',
         f"      api_key: {UPSTREAM_KEY}",
-        "  - model_name: claude-sonnet-4",  # provider not implemented yet -> 501
+        "  - model_name: claude-sonnet-4",  # the mock speaks Anthropic's Messages API too
         "    litellm_params:",
         "      model: anthropic/claude-sonnet-4-20250514",
+        f'      api_base: "{mock_base}"',
         f"      api_key: {ANTHROPIC_KEY}",
+        "  - model_name: gemini-2.5-pro",  # provider not implemented yet -> 501
+        "    litellm_params:",
+        "      model: gemini/gemini-2.5-pro",
+        f"      api_key: {GEMINI_KEY}",
         "litellm_settings:",
         "  num_retries: 2",
     ]
@@ -289,7 +295,7 @@ def gateway_config(mock_base: str, master_key: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-GATEWAY_MODELS = ["gpt-4o", "gpt-4o-mini", "local-slow", "dead-upstream", "claude-sonnet-4"]
+GATEWAY_MODELS = ["gpt-4o", "gpt-4o-mini", "local-slow", "dead-upstream", "claude-sonnet-4", "gemini-2.5-pro"]
 
 
 def start_gateway(name: str, mock: Mock, tmp_dir: Path, master_key: str | None) -> Gateway:

@@ -11,6 +11,7 @@ import pytest
 
 from conftest import (
     ANTHROPIC_KEY,
+    GEMINI_KEY,
     MASTER_KEY,
     UPSTREAM_KEY,
     assert_no_secret,
@@ -594,14 +595,14 @@ def test_upstream_timeout_is_504(client, marker):
 def test_unsupported_provider_is_501(client, stream):
     with pytest.raises(openai.APIStatusError) as ei:
         resp = client.chat.completions.create(
-            model="claude-sonnet-4", messages=user("hi"), stream=stream
+            model="gemini-2.5-pro", messages=user("hi"), stream=stream
         )
         if stream:
             list(resp)
     assert ei.value.status_code == 501
     err = assert_openai_error(ei.value.response, 501)
     assert "not supported yet" in err["message"]
-    assert ANTHROPIC_KEY not in err["message"]
+    assert GEMINI_KEY not in err["message"]
 
 
 # ---------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod cost;
 pub mod deployment;
+pub mod inbound;
 pub mod providers;
 pub mod types;
 

@@ -126,6 +126,9 @@ pub enum StreamEvent {
     Done,
     /// The stream failed; the client gets this as an error event.
     Error(ApiError),
+    /// Bytes already framed as SSE, relayed as they are (Anthropic-format
+    /// streams, whose events carry names).
+    Raw(Bytes),
 }
 
 /// Per-request stream state: upstream bytes in, canonical events out.

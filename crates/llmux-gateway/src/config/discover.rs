@@ -103,6 +103,7 @@ mod tests {
             ("AZURE_API_KEY", "az"),
             ("AZURE_API_BASE", "https://acme.openai.azure.com"),
             ("ANTHROPIC_API_KEY", "sk-ant"),
+            ("GEMINI_API_KEY", "gm"),
         ]);
         let c = from_env(&env, &Catalog::builtin().unwrap()).unwrap();
         let az = c
@@ -115,7 +116,9 @@ mod tests {
             Some("https://acme.openai.azure.com")
         );
         assert!(c.model_names().contains(&"claude-sonnet-4"));
-        assert!(c.warnings.iter().any(|w| w.contains("anthropic")));
+        assert!(c.model_names().contains(&"gemini-1.5-pro"));
+        assert!(c.warnings.iter().any(|w| w.contains("gemini")));
+        assert!(!c.warnings.iter().any(|w| w.contains("anthropic")));
     }
 
     #[test]

@@ -368,6 +368,9 @@ model_list:
   - model_name: claude
     litellm_params:
       model: anthropic/claude-sonnet-4-20250514
+  - model_name: gem
+    litellm_params:
+      model: gemini/gemini-2.5-pro
 litellm_settings:
   drop_params: true
   num_retries: 3
@@ -388,8 +391,8 @@ environment_variables:
     fn reads_a_litellm_config_as_it_is() {
         let env = Env::fixed(&[("MY_OPENAI_KEY", "sk-openai")]);
         let c = parse(LITELLM_CONFIG, &Catalog::builtin().unwrap(), &env).unwrap();
-        assert_eq!(c.deployments.len(), 4);
-        assert_eq!(c.model_names(), vec!["gpt-4o", "local-coder", "claude"]);
+        assert_eq!(c.deployments.len(), 5);
+        assert_eq!(c.model_names(), vec!["gpt-4o", "local-coder", "claude", "gem"]);
         assert!(c.drop_params);
         assert_eq!(c.num_retries, 3);
         assert_eq!(c.request_timeout, Duration::from_secs(120));
@@ -434,7 +437,7 @@ environment_variables:
             assert!(w.contains(key), "no warning for {key}:\n{w}");
         }
         assert!(
-            w.contains("anthropic"),
+            w.contains("gemini") && !w.contains("`anthropic`"),
             "unsupported provider is reported:\n{w}"
         );
         assert!(!w.contains("sk-"), "warnings never carry secrets:\n{w}");

@@ -1,8 +1,10 @@
 //! HTTP routes, with and without the `/v1` prefix, as LiteLLM serves them.
 
 mod chat;
+mod dispatch;
 pub mod error;
 mod health;
+mod messages;
 mod models;
 
 use crate::auth;
@@ -59,6 +61,10 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
     let protected = axum::Router::new()
         .route("/chat/completions", post(chat::chat_completions))
         .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/v1/messages", post(messages::messages))
+        .route("/messages", post(messages::messages))
+        .route("/v1/messages/count_tokens", post(messages::count_tokens))
+        .route("/messages/count_tokens", post(messages::count_tokens))
         .route("/models", get(models::list))
         .route("/v1/models", get(models::list))
         .route("/model/info", get(models::info))
@@ -83,10 +89,28 @@ async fn require_key(State(app): State<Arc<AppState>>, req: Request, next: Next)
     if auth::authorized(app.master_key.as_ref(), req.headers()) {
         return next.run(req).await;
     }
-    error::error_response(&ApiError::unauthorized(
+    let err = ApiError::unauthorized(
         "Authentication error: invalid or missing API key. Send your llmux key as \
          `Authorization: Bearer <key>` (or in `x-api-key`, `api-key`, `x-litellm-api-key`).",
-    ))
+    );
+    if req.uri().path().contains("/messages") {
+        return messages::anthropic_error(&err);
+    }
+    error::error_response(&err)
+}
+
+/// The request body, or the error a client should see (413 over the limit).
+fn body_or_error(
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    match body {
+        Ok(b) => Ok(b),
+        Err(rej) if rej.status() == http::StatusCode::PAYLOAD_TOO_LARGE => {
+            Err(ApiError::payload_too_large(limit))
+        }
+        Err(rej) => Err(ApiError::bad_request(rej.body_text())),
+    }
 }
 
 async fn not_found(req: Request) -> Response {

@@ -1,13 +1,18 @@
 //! What the mock answers: text or tool calls, whole or as stream chunks,
-//! shaped exactly like OpenAI's responses.
+//! shaped exactly like OpenAI's responses; and the directives
+//! (`MockOptions`) that steer every route, OpenAI and Anthropic alike.
 
+use http::HeaderMap;
 use llmux_core::types::{ChatCompletionRequest, Role};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 pub const DEFAULT_CONTENT: &str = "Hello from llmux mock.";
 
-/// The `mock` object a request may carry (docs/mock.md).
+/// The request header that may carry the directives, as a JSON object.
+pub const DIRECTIVE_HEADER: &str = "x-mock";
+
+/// The directives a request may carry (docs/mock.md).
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct MockOptions {
@@ -22,7 +27,96 @@ pub struct MockOptions {
     pub reset_after_chunks: Option<usize>,
     pub malformed: bool,
     pub tool_calls: Option<usize>,
+    /// Cached prompt tokens: OpenAI `prompt_tokens_details.cached_tokens`,
+    /// Anthropic `cache_read_input_tokens`.
+    #[serde(alias = "cache_read_tokens")]
     pub cached_tokens: Option<u64>,
+    /// Anthropic `cache_creation_input_tokens`.
+    pub cache_creation_tokens: Option<u64>,
+    /// Anthropic: the text of the thinking block (when the request enables
+    /// thinking).
+    pub thinking: Option<String>,
+    /// Anthropic: add a `redacted_thinking` block after the thinking block.
+    pub redacted_thinking: bool,
+    /// Anthropic: the `stop_reason` to report.
+    pub stop_reason: Option<String>,
+    /// Anthropic: the `stop_sequence` to report with `stop_reason:
+    /// "stop_sequence"` (default: the request's first stop sequence).
+    pub stop_sequence: Option<String>,
+    /// Anthropic streaming: after this many events, an `error` event
+    /// (`overloaded_error`) ends the stream.
+    pub error_event_after: Option<usize>,
+}
+
+impl MockOptions {
+    /// The directives of a request, from the first source that has them:
+    /// the body's `mock` field (OpenAI routes only: `body_field`), the
+    /// `x-mock` header, the last `<mock>{…}</mock>` tag in the text of the
+    /// request's messages. None of them: the defaults. A source that does
+    /// not parse is an error, so a typo does not go unnoticed.
+    pub fn read(
+        body_field: Option<&Value>,
+        headers: &HeaderMap,
+        body: &Value,
+    ) -> Result<MockOptions, String> {
+        if let Some(v) = body_field.filter(|v| !v.is_null()) {
+            return serde_json::from_value(v.clone()).map_err(|e| format!("mock: {e}"));
+        }
+        if let Some(h) = headers.get(DIRECTIVE_HEADER) {
+            let text = h
+                .to_str()
+                .map_err(|_| format!("{DIRECTIVE_HEADER} header: not valid text"))?;
+            return serde_json::from_str(text)
+                .map_err(|e| format!("{DIRECTIVE_HEADER} header: {e}"));
+        }
+        if let Some(tag) = last_tag(body.get("messages")) {
+            return serde_json::from_str(&tag).map_err(|e| format!("<mock> tag: {e}"));
+        }
+        Ok(MockOptions::default())
+    }
+}
+
+/// The inside of the last `<mock>…</mock>` tag in the messages' text:
+/// string contents, `text` blocks or parts, and the text inside Anthropic
+/// `tool_result` blocks.
+fn last_tag(messages: Option<&Value>) -> Option<String> {
+    const OPEN: &str = "<mock>";
+    const CLOSE: &str = "</mock>";
+    let mut texts = Vec::new();
+    for m in messages.and_then(Value::as_array).into_iter().flatten() {
+        content_texts(m.get("content"), &mut texts);
+    }
+    let mut last = None;
+    for text in texts {
+        let mut rest = text;
+        while let Some(i) = rest.find(OPEN) {
+            let after = &rest[i + OPEN.len()..];
+            let Some(j) = after.find(CLOSE) else { break };
+            last = Some(after[..j].trim().to_owned());
+            rest = &after[j + CLOSE.len()..];
+        }
+    }
+    last
+}
+
+fn content_texts<'a>(content: Option<&'a Value>, out: &mut Vec<&'a str>) {
+    match content {
+        Some(Value::String(s)) => out.push(s),
+        Some(Value::Array(blocks)) => {
+            for b in blocks {
+                match b.get("type").and_then(Value::as_str) {
+                    Some("text") => {
+                        if let Some(t) = b.get("text").and_then(Value::as_str) {
+                            out.push(t);
+                        }
+                    }
+                    Some("tool_result") => content_texts(b.get("content"), out),
+                    _ => {}
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 struct Call {
@@ -183,7 +277,7 @@ impl Answer {
 }
 
 /// Words with their leading spaces, so that joined they give the text back.
-fn words(text: &str) -> Vec<String> {
+pub fn words(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for (i, w) in text.split(' ').enumerate() {
         out.push(if i == 0 {
@@ -208,7 +302,7 @@ fn tool_calls(req: &ChatCompletionRequest, opts: &MockOptions) -> Vec<Call> {
         return vec![];
     }
     let forced = req.tool_choice.as_ref().and_then(|c| c.function_name());
-    let n = opts.tool_calls.unwrap_or(1).max(1);
+    let n = opts.tool_calls.unwrap_or(1);
     (0..n)
         .map(|i| {
             let tool = match forced {
@@ -234,7 +328,7 @@ fn tool_calls(req: &ChatCompletionRequest, opts: &MockOptions) -> Vec<Call> {
 }
 
 /// A value that fits a JSON schema well enough for a mock.
-fn example_for_schema(schema: &Value) -> Value {
+pub fn example_for_schema(schema: &Value) -> Value {
     match schema.get("type").and_then(Value::as_str) {
         Some("object") | None if schema.get("properties").is_some() => {
             let mut m = Map::new();
@@ -313,6 +407,38 @@ mod tests {
         let args: Value =
             serde_json::from_str(calls[0]["function"]["arguments"].as_str().unwrap()).unwrap();
         assert_eq!(args, json!({"path": "mock", "line": 1}));
+    }
+
+    #[test]
+    fn reads_the_body_field_first_then_header_then_tag() {
+        let body = json!({"mock": {"content": "body"}, "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "<mock>{\"content\": \"tag\"}</mock>"}]}]});
+        let mut h = HeaderMap::new();
+        h.insert(
+            DIRECTIVE_HEADER,
+            http::HeaderValue::from_static("{\"content\": \"header\"}"),
+        );
+        let read = |field: Option<&Value>, h: &HeaderMap| {
+            MockOptions::read(field, h, &body).unwrap().content
+        };
+        assert_eq!(read(body.get("mock"), &h).as_deref(), Some("body"));
+        assert_eq!(read(None, &h).as_deref(), Some("header"));
+        assert_eq!(read(None, &HeaderMap::new()).as_deref(), Some("tag"));
+        assert!(MockOptions::read(Some(&json!({"status": "x"})), &h, &body).is_err());
+    }
+
+    #[test]
+    fn zero_tool_calls_answers_text() {
+        let r = req(
+            json!({"model": "m", "messages": [{"role": "user", "content": "read"}],
+            "tools": [{"type": "function", "function": {"name": "f"}}]}),
+        );
+        let opts = MockOptions {
+            tool_calls: Some(0),
+            ..Default::default()
+        };
+        let c = Answer::new(&r, &opts, "m", 10).completion();
+        assert_eq!(c["choices"][0]["finish_reason"], "stop");
     }
 
     #[test]

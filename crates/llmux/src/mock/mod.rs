@@ -1,8 +1,10 @@
-//! `llmux mock`: a fake OpenAI-compatible upstream (see docs/mock.md). It
-//! answers like a provider, streams at a set pace, records what it received,
-//! and injects faults on request.
+//! `llmux mock`: a fake upstream speaking OpenAI's Chat Completions and
+//! Anthropic's Messages API (see docs/mock.md). It answers like a provider,
+//! streams at a set pace, records what it received, and injects faults on
+//! request.
 
 mod answer;
+mod anthropic;
 
 use answer::{Answer, MockOptions};
 use axum::Json;
@@ -87,12 +89,16 @@ pub async fn run(args: MockArgs) -> Result<(), std::io::Error> {
             "/openai/deployments/{deployment}/chat/completions",
             post(azure_chat),
         )
+        .route("/v1/messages", post(anthropic::messages))
+        .route("/messages", post(anthropic::messages))
+        .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
+        .route("/messages/count_tokens", post(anthropic::count_tokens))
         .route("/v1/models", get(models))
         .route("/models", get(models))
         .route("/mock/requests", get(recorded).delete(forget))
         .route("/mock/stats", get(stats))
         .with_state(state);
-    println!("llmux mock (OpenAI-compatible) listening on http://{addr}/v1");
+    println!("llmux mock (OpenAI- and Anthropic-compatible) listening on http://{addr}/v1");
     use std::io::Write;
     let _ = std::io::stdout().flush();
     axum::serve(listener, app)
@@ -158,29 +164,25 @@ async fn handle(s: Arc<MockState>, req: Request, deployment: Option<String>) -> 
         Ok(r) => r,
         Err(e) => return error(400, &format!("Invalid request body: {e}"), None),
     };
-    let opts: MockOptions = request
-        .extra
-        .get("mock")
-        .and_then(|m| serde_json::from_value(m.clone()).ok())
-        .unwrap_or_default();
-
-    if let Some(status) = s.args.fault_status {
-        return error(status, "mock fault (--fault-status)", s.args.retry_after);
-    }
-    if let Some(status) = opts.status {
-        let fail = match (&opts.key, opts.fail_times) {
-            (Some(key), Some(times)) => {
-                let mut f = s.failures.lock().unwrap_or_else(|p| p.into_inner());
-                let n = f.entry(key.clone()).or_insert(0);
-                *n += 1;
-                *n <= times
-            }
-            _ => true,
-        };
-        if fail {
-            let msg = opts.message.as_deref().unwrap_or("mock fault");
-            return error(status, msg, opts.retry_after);
+    let body_field = request.extra.get("mock");
+    let opts = match body_field {
+        Some(m) if !m.is_null() => MockOptions::read(Some(m), &parts.headers, &Value::Null),
+        _ => {
+            let value = serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null);
+            MockOptions::read(None, &parts.headers, &value)
         }
+    };
+    let opts = match opts {
+        Ok(o) => o,
+        Err(e) => return error(400, &format!("Invalid mock directive: {e}"), None),
+    };
+
+    if let Some(f) = fault(&s, &opts) {
+        return error(
+            f.status,
+            f.message.as_deref().unwrap_or("mock fault"),
+            f.retry_after,
+        );
     }
 
     let delay = opts.first_byte_delay_ms.unwrap_or(s.args.latency_ms);
@@ -209,6 +211,41 @@ async fn handle(s: Arc<MockState>, req: Request, deployment: Option<String>) -> 
     Json(answer.completion()).into_response()
 }
 
+/// A fault to answer with instead of a response.
+struct Fault {
+    status: u16,
+    /// The directive's `message`; each API has its own default.
+    message: Option<String>,
+    retry_after: Option<u64>,
+}
+
+/// `--fault-status`, or the `status` directive (with `fail_times` + `key`:
+/// only the first `fail_times` requests with this key fail).
+fn fault(s: &MockState, opts: &MockOptions) -> Option<Fault> {
+    if let Some(status) = s.args.fault_status {
+        return Some(Fault {
+            status,
+            message: Some("mock fault (--fault-status)".to_owned()),
+            retry_after: s.args.retry_after,
+        });
+    }
+    let status = opts.status?;
+    let fail = match (&opts.key, opts.fail_times) {
+        (Some(key), Some(times)) => {
+            let mut f = s.failures.lock().unwrap_or_else(|p| p.into_inner());
+            let n = f.entry(key.clone()).or_insert(0);
+            *n += 1;
+            *n <= times
+        }
+        _ => true,
+    };
+    fail.then(|| Fault {
+        status,
+        message: opts.message.clone(),
+        retry_after: opts.retry_after,
+    })
+}
+
 fn stream(
     answer: Answer,
     include_usage: bool,
@@ -228,7 +265,25 @@ fn stream(
         );
     }
     events.push(Bytes::from_static(b"data: [DONE]\n\n"));
-    let reset_after = opts.reset_after_chunks;
+    event_stream(
+        events,
+        opts.reset_after_chunks,
+        tokens_per_sec,
+        guard,
+        "text/event-stream",
+    )
+}
+
+/// A streaming response sending these SSE events, one every
+/// 1/`tokens_per_sec` seconds (0: no pause), dropping the connection
+/// before event `reset_after` when set.
+fn event_stream(
+    events: Vec<Bytes>,
+    reset_after: Option<usize>,
+    tokens_per_sec: f64,
+    guard: StreamGuard,
+    content_type: &'static str,
+) -> Response {
     let pause = (tokens_per_sec > 0.0).then(|| Duration::from_secs_f64(1.0 / tokens_per_sec));
     let body = futures_util::stream::unfold(
         (events.into_iter(), 0usize, false, guard),
@@ -262,7 +317,11 @@ fn stream(
     let mut r = Response::new(Body::from_stream(body));
     r.headers_mut().insert(
         http::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
+        HeaderValue::from_static(content_type),
+    );
+    r.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache"),
     );
     r
 }

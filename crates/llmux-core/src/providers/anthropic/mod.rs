@@ -3,6 +3,7 @@
 //! request, response, stream, error.
 
 pub mod error;
+pub mod passthrough;
 pub mod request;
 pub mod response;
 pub mod stream;

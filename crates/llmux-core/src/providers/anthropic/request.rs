@@ -370,11 +370,8 @@ fn text_blocks(msg: &ChatMessage, i: usize) -> Result<Vec<Value>, ApiError> {
     let mut out = Vec::new();
     match &msg.content {
         None => {}
-        Some(MessageContent::Text(t)) => {
-            if !t.trim().is_empty() {
-                out.push(text_block(t, None));
-            }
-        }
+        Some(MessageContent::Text(t)) if !t.trim().is_empty() => out.push(text_block(t, None)),
+        Some(MessageContent::Text(_)) => {}
         Some(MessageContent::Parts(parts)) => {
             for p in parts {
                 match p {
@@ -408,11 +405,8 @@ fn user_blocks(
     let mut out = Vec::new();
     match &msg.content {
         None => {}
-        Some(MessageContent::Text(t)) => {
-            if !t.trim().is_empty() {
-                out.push(text_block(t, None));
-            }
-        }
+        Some(MessageContent::Text(t)) if !t.trim().is_empty() => out.push(text_block(t, None)),
+        Some(MessageContent::Text(_)) => {}
         Some(MessageContent::Parts(parts)) => {
             for (j, p) in parts.iter().enumerate() {
                 let at = format!("messages[{i}].content[{j}]");

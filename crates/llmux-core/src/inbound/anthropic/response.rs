@@ -1,0 +1,68 @@
+//! Canonical (OpenAI) response → Messages response.
+
+use crate::types::ChatCompletionResponse;
+use crate::types::anthropic::{AnthropicUsage, Block, KnownBlock, MessagesResponse};
+use serde_json::Value;
+
+/// OpenAI's `finish_reason` as Anthropic's `stop_reason`.
+pub fn stop_reason(finish: Option<&str>) -> &'static str {
+    match finish {
+        Some("length") => "max_tokens",
+        Some("tool_calls") | Some("function_call") => "tool_use",
+        Some("content_filter") => "refusal",
+        _ => "end_turn",
+    }
+}
+
+/// `model` is the name the client asked for.
+pub fn from_canonical(resp: ChatCompletionResponse, model: &str) -> MessagesResponse {
+    let mut content = Vec::new();
+    let choice = resp.choices.into_iter().next();
+    let finish = choice.as_ref().and_then(|c| c.finish_reason.clone());
+    if let Some(c) = choice {
+        let m = c.message;
+        if let Some(r) = m.reasoning_content.filter(|r| !r.is_empty()) {
+            content.push(Block::Known(KnownBlock::Thinking {
+                thinking: r,
+                signature: String::new(),
+            }));
+        }
+        if let Some(t) = m.content.filter(|t| !t.is_empty()) {
+            content.push(Block::text(t));
+        }
+        if let Some(r) = m.refusal.filter(|r| !r.is_empty()) {
+            content.push(Block::text(r));
+        }
+        for call in m.tool_calls.into_iter().flatten() {
+            let input = serde_json::from_str::<Value>(&call.function.arguments)
+                .ok()
+                .filter(Value::is_object)
+                .unwrap_or_else(|| Value::Object(Default::default()));
+            content.push(Block::Known(KnownBlock::ToolUse {
+                id: call.id,
+                name: call.function.name,
+                input,
+                cache_control: None,
+            }));
+        }
+    }
+    let id = if resp.id.starts_with("msg_") {
+        resp.id
+    } else {
+        format!("msg_{}", resp.id)
+    };
+    MessagesResponse {
+        id,
+        kind: "message".into(),
+        role: "assistant".into(),
+        model: model.to_owned(),
+        content,
+        stop_reason: Some(stop_reason(finish.as_deref()).to_owned()),
+        stop_sequence: None,
+        usage: resp
+            .usage
+            .as_ref()
+            .map(AnthropicUsage::from_openai)
+            .unwrap_or_default(),
+    }
+}

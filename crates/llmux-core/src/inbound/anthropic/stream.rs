@@ -1,0 +1,263 @@
+//! Canonical chunks → Anthropic's stream events: message_start, one
+//! content block at a time (thinking, text, each tool call), message_delta
+//! with the stop reason and usage, message_stop.
+
+use super::response::stop_reason;
+use crate::providers::StreamEvent;
+use crate::types::anthropic::{
+    AnthropicUsage, Block, BlockDelta, DeltaUsage, KnownBlock, MessageDeltaBody, MessagesResponse,
+    StreamEvent as AnEvent, error_type_for_status,
+};
+use crate::types::{ApiError, ChatCompletionChunk, Usage};
+use bytes::{BufMut, BytesMut};
+use serde_json::{Value, json};
+
+#[derive(PartialEq)]
+enum Open {
+    None,
+    Thinking,
+    Text,
+    /// The OpenAI tool-call index this block is.
+    Tool(u32),
+}
+
+pub struct MessagesEncoder {
+    model: String,
+    started: bool,
+    open: Open,
+    /// The next Anthropic block index.
+    next_index: u32,
+    finish: Option<String>,
+    usage: Option<Usage>,
+    done: bool,
+}
+
+impl MessagesEncoder {
+    /// `model` is the name the client asked for.
+    pub fn new(model: &str) -> Self {
+        MessagesEncoder {
+            model: model.to_owned(),
+            started: false,
+            open: Open::None,
+            next_index: 0,
+            finish: None,
+            usage: None,
+            done: false,
+        }
+    }
+
+    /// Turns canonical events into framed Anthropic SSE (`StreamEvent::Raw`).
+    pub fn encode(&mut self, events: &mut Vec<StreamEvent>) {
+        let mut buf = BytesMut::new();
+        for ev in events.drain(..) {
+            if self.done {
+                break;
+            }
+            match ev {
+                StreamEvent::Data(d) => match serde_json::from_slice::<ChatCompletionChunk>(&d) {
+                    Ok(chunk) => self.chunk(chunk, &mut buf),
+                    Err(_) => {
+                        // An upstream error event relayed as data.
+                        let err = serde_json::from_slice::<Value>(&d)
+                            .ok()
+                            .and_then(|v| v.get("error").cloned())
+                            .map(|e| {
+                                let msg = e
+                                    .get("message")
+                                    .and_then(Value::as_str)
+                                    .unwrap_or("upstream error");
+                                ApiError::bad_gateway(msg)
+                            })
+                            .unwrap_or_else(|| {
+                                ApiError::bad_gateway("The upstream sent an unreadable chunk.")
+                            });
+                        self.error(&err, &mut buf);
+                    }
+                },
+                StreamEvent::Comment(_) => emit(&mut buf, &AnEvent::Ping),
+                StreamEvent::Done => self.finish(&mut buf),
+                StreamEvent::Error(e) => self.error(&e, &mut buf),
+                StreamEvent::Raw(r) => buf.put_slice(&r),
+            }
+        }
+        if !buf.is_empty() {
+            events.push(StreamEvent::Raw(buf.freeze()));
+        }
+    }
+
+    pub fn usage(&self) -> Option<&Usage> {
+        self.usage.as_ref()
+    }
+
+    /// `message_stop` or an error was sent: nothing may follow.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    fn start(&mut self, id: &str, buf: &mut BytesMut) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        let id = if id.starts_with("msg_") {
+            id.to_owned()
+        } else {
+            format!("msg_{id}")
+        };
+        emit(
+            buf,
+            &AnEvent::MessageStart {
+                message: MessagesResponse {
+                    id,
+                    kind: "message".into(),
+                    role: "assistant".into(),
+                    model: self.model.clone(),
+                    content: vec![],
+                    stop_reason: None,
+                    stop_sequence: None,
+                    usage: AnthropicUsage::default(),
+                },
+            },
+        );
+    }
+
+    fn close(&mut self, buf: &mut BytesMut) {
+        if self.open != Open::None {
+            emit(
+                buf,
+                &AnEvent::ContentBlockStop {
+                    index: self.next_index - 1,
+                },
+            );
+            self.open = Open::None;
+        }
+    }
+
+    fn open(&mut self, kind: Open, block: Block, buf: &mut BytesMut) -> u32 {
+        self.close(buf);
+        let index = self.next_index;
+        self.next_index += 1;
+        emit(
+            buf,
+            &AnEvent::ContentBlockStart {
+                index,
+                content_block: block,
+            },
+        );
+        self.open = kind;
+        index
+    }
+
+    fn delta(&self, delta: BlockDelta, buf: &mut BytesMut) {
+        emit(
+            buf,
+            &AnEvent::ContentBlockDelta {
+                index: self.next_index - 1,
+                delta,
+            },
+        );
+    }
+
+    fn chunk(&mut self, chunk: ChatCompletionChunk, buf: &mut BytesMut) {
+        self.start(&chunk.id, buf);
+        if let Some(u) = chunk.usage {
+            self.usage = Some(u);
+        }
+        let Some(choice) = chunk.choices.into_iter().next() else {
+            return;
+        };
+        let d = choice.delta;
+        if let Some(r) = d.reasoning_content.filter(|r| !r.is_empty()) {
+            if self.open != Open::Thinking {
+                self.open(
+                    Open::Thinking,
+                    Block::Known(KnownBlock::Thinking {
+                        thinking: String::new(),
+                        signature: String::new(),
+                    }),
+                    buf,
+                );
+            }
+            self.delta(BlockDelta::ThinkingDelta { thinking: r }, buf);
+        }
+        if let Some(t) = d.content.filter(|t| !t.is_empty()) {
+            if self.open != Open::Text {
+                self.open(Open::Text, Block::text(""), buf);
+            }
+            self.delta(BlockDelta::TextDelta { text: t }, buf);
+        }
+        for tc in d.tool_calls.into_iter().flatten() {
+            let starts_new = tc.id.is_some() || self.open != Open::Tool(tc.index);
+            if starts_new && self.open != Open::Tool(tc.index) {
+                let f = tc.function.clone().unwrap_or_default();
+                let id = tc
+                    .id
+                    .clone()
+                    .unwrap_or_else(|| format!("toolu_{}", tc.index));
+                self.open(
+                    Open::Tool(tc.index),
+                    Block::Known(KnownBlock::ToolUse {
+                        id,
+                        name: f.name.unwrap_or_default(),
+                        input: json!({}),
+                        cache_control: None,
+                    }),
+                    buf,
+                );
+            }
+            if let Some(args) = tc
+                .function
+                .and_then(|f| f.arguments)
+                .filter(|a| !a.is_empty())
+            {
+                self.delta(BlockDelta::InputJsonDelta { partial_json: args }, buf);
+            }
+        }
+        if let Some(f) = choice.finish_reason {
+            self.finish = Some(f);
+        }
+    }
+
+    fn finish(&mut self, buf: &mut BytesMut) {
+        self.start("llmux", buf);
+        self.close(buf);
+        let u = self
+            .usage
+            .as_ref()
+            .map(AnthropicUsage::from_openai)
+            .unwrap_or_default();
+        emit(
+            buf,
+            &AnEvent::MessageDelta {
+                delta: MessageDeltaBody {
+                    stop_reason: Some(stop_reason(self.finish.as_deref()).to_owned()),
+                    stop_sequence: None,
+                },
+                usage: Some(DeltaUsage {
+                    output_tokens: u.output_tokens,
+                    input_tokens: Some(u.input_tokens),
+                    cache_creation_input_tokens: u.cache_creation_input_tokens,
+                    cache_read_input_tokens: u.cache_read_input_tokens,
+                }),
+            },
+        );
+        emit(buf, &AnEvent::MessageStop);
+        self.done = true;
+    }
+
+    fn error(&mut self, e: &ApiError, buf: &mut BytesMut) {
+        let data = json!({"type": "error", "error": {"type": error_type_for_status(e.status), "message": e.message}});
+        buf.put_slice(b"event: error\ndata: ");
+        buf.put_slice(data.to_string().as_bytes());
+        buf.put_slice(b"\n\n");
+        self.done = true;
+    }
+}
+
+fn emit(buf: &mut BytesMut, ev: &AnEvent) {
+    buf.put_slice(b"event: ");
+    buf.put_slice(ev.name().as_bytes());
+    buf.put_slice(b"\ndata: ");
+    buf.put_slice(&serde_json::to_vec(ev).unwrap_or_default());
+    buf.put_slice(b"\n\n");
+}

@@ -1,0 +1,374 @@
+//! What every model route shares: retries around an attempt, sending and
+//! reading upstream responses, relaying a stream, and usage accounting.
+//! Routes differ only in how they build the upstream call and shape the
+//! answer.
+
+use super::AppState;
+use crate::router::{DeploymentState, ModelGroup, Unavailable};
+use crate::transport::upstream_error;
+use axum::body::Body;
+use axum::response::Response;
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderName, HeaderValue};
+use llmux_core::inbound::anthropic::MessagesEncoder;
+use llmux_core::providers::{StreamEvent, StreamTranslator, UpstreamRequest};
+use llmux_core::{ApiError, Usage, cost};
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The most retries a request may ask for with `num_retries`.
+pub const MAX_RETRIES: u32 = 10;
+/// The longest `Retry-After` llmux waits out itself before retrying.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
+/// Upstream error bodies beyond this are cut (they are for humans).
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+pub static MODEL_ID: HeaderName = HeaderName::from_static("x-litellm-model-id");
+pub static RESPONSE_COST: HeaderName = HeaderName::from_static("x-litellm-response-cost");
+
+/// Runs `attempt` on a deployment of `group`, and again on the next one
+/// (or the same, after a pause) while it fails in a retryable way.
+pub async fn with_retries<F, Fut>(
+    app: &AppState,
+    group: &ModelGroup,
+    num_retries: u32,
+    mut attempt: F,
+) -> Result<Response, ApiError>
+where
+    F: FnMut(Arc<DeploymentState>) -> Fut,
+    Fut: Future<Output = Result<Response, ApiError>>,
+{
+    let mut tried = Vec::with_capacity(1);
+    let mut n: u32 = 0;
+    loop {
+        let (i, state) = app.router.pick(group, &tried).map_err(|u| match u {
+            Unavailable::RateLimited { retry_after } => ApiError::new(
+                429,
+                format!(
+                    "Every deployment of `{}` is at its rpm/tpm limit; try again shortly.",
+                    group.name
+                ),
+            )
+            .with_retry_after(Some(retry_after)),
+        })?;
+        tried.push(i);
+        let err = match attempt(state.clone()).await {
+            Ok(resp) => return Ok(resp),
+            Err(err) => err,
+        };
+        if !err.retryable {
+            return Err(err);
+        }
+        app.router.cool_down(group, &state);
+        if n >= num_retries {
+            return Err(err);
+        }
+        let Some(wait) = backoff(group, n, err.retry_after) else {
+            return Err(err);
+        };
+        tracing::warn!(
+            model = %group.name,
+            deployment = %state.deployment.id,
+            status = err.status,
+            attempt = n + 1,
+            wait_ms = wait.as_millis() as u64,
+            "upstream failed, retrying: {}",
+            err.message
+        );
+        tokio::time::sleep(wait).await;
+        n += 1;
+    }
+}
+
+/// How long to wait before the next attempt, or `None` to give up now
+/// (the upstream asked for a longer pause than is worth holding a client).
+fn backoff(group: &ModelGroup, attempt: u32, retry_after: Option<Duration>) -> Option<Duration> {
+    let others = group.deployments.len() > 1;
+    match retry_after {
+        Some(wait) if wait <= MAX_RETRY_WAIT => Some(wait),
+        Some(_) if others => Some(Duration::ZERO),
+        Some(_) => None,
+        // Another deployment can be tried at once; the same one gets a
+        // growing pause (0.25 s, 0.5 s, 1 s, … at most 4 s).
+        None if others => Some(Duration::ZERO),
+        None => Some(Duration::from_millis(250u64 << attempt.min(4))),
+    }
+}
+
+/// An upstream answer with a success status, head read, body not yet.
+pub struct Upstream {
+    pub resp: reqwest::Response,
+    pub status: u16,
+    pub host: String,
+    pub timeout: Duration,
+}
+
+/// Sends the request; a non-success status comes back as the provider's
+/// error (read by `to_error`).
+pub async fn send(
+    app: &AppState,
+    state: &DeploymentState,
+    upstream: UpstreamRequest,
+    to_error: impl FnOnce(u16, &http::HeaderMap, &[u8]) -> ApiError,
+) -> Result<Upstream, ApiError> {
+    let host = crate::transport::host_of(&upstream.url);
+    let timeout = state.deployment.timeout.unwrap_or(app.request_timeout);
+    let resp = app.transport.send(upstream, timeout).await?;
+    let status = resp.status().as_u16();
+    if !(200..300).contains(&status) {
+        let headers = resp.headers().clone();
+        let body = read_limited(resp, timeout, MAX_ERROR_BODY).await;
+        return Err(to_error(status, &headers, &body));
+    }
+    Ok(Upstream {
+        resp,
+        status,
+        host,
+        timeout,
+    })
+}
+
+impl Upstream {
+    /// The whole body, within the timeout.
+    pub async fn body(self) -> Result<(u16, http::HeaderMap, Bytes), ApiError> {
+        let headers = self.resp.headers().clone();
+        match tokio::time::timeout(self.timeout, self.resp.bytes()).await {
+            Err(_) => Err(ApiError::gateway_timeout(format!(
+                "The upstream at {} did not finish its response within {}s.",
+                self.host,
+                self.timeout.as_secs_f64()
+            ))
+            .retryable(true)),
+            Ok(Err(e)) => Err(upstream_error(&self.host, &e)),
+            Ok(Ok(b)) => Ok((self.status, headers, b)),
+        }
+    }
+}
+
+/// Reads at most `max` bytes of a body within `timeout`; whatever arrived.
+async fn read_limited(resp: reqwest::Response, timeout: Duration, max: usize) -> Bytes {
+    let mut buf = BytesMut::new();
+    let mut stream = resp.bytes_stream();
+    let read = async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            let room = max.saturating_sub(buf.len());
+            buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if buf.len() >= max {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(timeout.min(Duration::from_secs(30)), read).await;
+    buf.freeze()
+}
+
+/// Usage → tpm window, cost, log line. No I/O.
+pub fn record_usage(app: &AppState, state: &DeploymentState, usage: Option<&Usage>) -> Option<f64> {
+    let usage = usage?;
+    app.router.record_tokens(state, usage.total_tokens);
+    let c = cost::cost(usage, &state.deployment.info);
+    tracing::debug!(
+        model = %state.deployment.model_name,
+        deployment = %state.deployment.id,
+        prompt_tokens = usage.prompt_tokens,
+        completion_tokens = usage.completion_tokens,
+        cached_tokens = usage.cached_tokens(),
+        cost = c.unwrap_or(0.0),
+        "usage"
+    );
+    c
+}
+
+/// A JSON answer with the deployment id and, when known, the cost.
+pub fn json_response(
+    body: impl Into<Body>,
+    state: &DeploymentState,
+    cost: Option<f64>,
+) -> Response {
+    let mut r = Response::new(body.into());
+    let h = r.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(v) = HeaderValue::from_str(&state.deployment.id) {
+        h.insert(MODEL_ID.clone(), v);
+    }
+    if let Some(c) = cost.and_then(|c| HeaderValue::from_str(&format!("{c:.10}")).ok()) {
+        h.insert(RESPONSE_COST.clone(), c);
+    }
+    r
+}
+
+/// How the client wants stream events.
+pub enum ClientFormat {
+    /// OpenAI chunks, `data: …` lines.
+    OpenAi,
+    /// Anthropic's named events, encoded from canonical chunks.
+    Anthropic(Box<MessagesEncoder>),
+    /// Already framed by the translator (Anthropic pass-through).
+    Raw,
+}
+
+type UpstreamBytes = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+/// One stream's state. Dropped when the client goes away, which drops the
+/// upstream response and so cancels the upstream request.
+struct Relay {
+    upstream: UpstreamBytes,
+    translator: Box<dyn StreamTranslator>,
+    format: ClientFormat,
+    events: Vec<StreamEvent>,
+    timeout: Duration,
+    host: String,
+    done: bool,
+    app: Arc<AppState>,
+    state: Arc<DeploymentState>,
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        // Whatever was used is accounted, even if the client left early.
+        record_usage(&self.app, &self.state, self.translator.usage());
+    }
+}
+
+impl Relay {
+    /// The next bytes for the client: every event one upstream read gave.
+    async fn next_bytes(&mut self) -> Option<Bytes> {
+        while !self.done {
+            match tokio::time::timeout(self.timeout, self.upstream.next()).await {
+                Err(_) => self.events.push(StreamEvent::Error(
+                    ApiError::gateway_timeout(format!(
+                        "The upstream at {} sent nothing for {}s mid-stream.",
+                        self.host,
+                        self.timeout.as_secs_f64()
+                    ))
+                    .retryable(true),
+                )),
+                Ok(None) => {
+                    self.translator.finish(&mut self.events);
+                    self.done = true;
+                }
+                Ok(Some(Err(e))) => {
+                    let mut err = upstream_error(&self.host, &e);
+                    err.message = format!("The stream broke off: {}", err.message);
+                    self.events.push(StreamEvent::Error(err));
+                }
+                Ok(Some(Ok(bytes))) => self.translator.push(&bytes, &mut self.events),
+            }
+            let out = self.frame();
+            if !out.is_empty() {
+                return Some(out);
+            }
+        }
+        None
+    }
+
+    /// SSE framing; an error or the end stops the stream.
+    fn frame(&mut self) -> Bytes {
+        for ev in &mut self.events {
+            if let StreamEvent::Error(e) = ev {
+                if let Some(k) = &self.state.deployment.api_key {
+                    e.redact(k.expose());
+                }
+                tracing::warn!(
+                    deployment = %self.state.deployment.id,
+                    status = e.status,
+                    "stream failed: {}",
+                    e.message
+                );
+            }
+        }
+        if let ClientFormat::Anthropic(enc) = &mut self.format {
+            enc.encode(&mut self.events);
+        }
+        let mut buf = BytesMut::new();
+        for ev in self.events.drain(..) {
+            match ev {
+                StreamEvent::Data(d) => {
+                    buf.reserve(d.len() + 8);
+                    buf.put_slice(b"data: ");
+                    buf.put_slice(&d);
+                    buf.put_slice(b"\n\n");
+                }
+                StreamEvent::Comment(c) => {
+                    buf.put_slice(b": ");
+                    buf.put_slice(&c);
+                    buf.put_slice(b"\n\n");
+                }
+                StreamEvent::Raw(r) => buf.put_slice(&r),
+                StreamEvent::Done => {
+                    if matches!(self.format, ClientFormat::OpenAi) {
+                        buf.put_slice(b"data: [DONE]\n\n");
+                    }
+                    self.done = true;
+                    break;
+                }
+                StreamEvent::Error(e) => {
+                    match self.format {
+                        ClientFormat::OpenAi => {
+                            buf.put_slice(b"data: ");
+                            buf.put_slice(&e.to_json());
+                            buf.put_slice(b"\n\n");
+                        }
+                        _ => {
+                            buf.put_slice(b"event: error\ndata: ");
+                            buf.put_slice(&llmux_core::types::anthropic::error_json(&e));
+                            buf.put_slice(b"\n\n");
+                        }
+                    }
+                    self.done = true;
+                    break;
+                }
+            }
+        }
+        self.events.clear();
+        if let ClientFormat::Anthropic(enc) = &self.format {
+            // The encoder ends the stream itself (message_stop or error).
+            if enc.is_done() {
+                self.done = true;
+            }
+        }
+        buf.freeze()
+    }
+}
+
+pub fn stream_response(
+    app: Arc<AppState>,
+    state: Arc<DeploymentState>,
+    upstream: Upstream,
+    translator: Box<dyn StreamTranslator>,
+    format: ClientFormat,
+) -> Response {
+    let id = HeaderValue::from_str(&state.deployment.id).ok();
+    let relay = Relay {
+        upstream: Box::pin(upstream.resp.bytes_stream()),
+        translator,
+        format,
+        events: Vec::with_capacity(8),
+        timeout: upstream.timeout,
+        host: upstream.host,
+        done: false,
+        app,
+        state,
+    };
+    let body = futures_util::stream::unfold(relay, |mut relay| async move {
+        let bytes = relay.next_bytes().await?;
+        Some((Ok::<Bytes, Infallible>(bytes), relay))
+    });
+    let mut r = Response::new(Body::from_stream(body));
+    let h = r.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        HeaderName::from_static("x-accel-buffering"),
+        HeaderValue::from_static("no"),
+    );
+    if let Some(id) = id {
+        h.insert(MODEL_ID.clone(), id);
+    }
+    r
+}

@@ -1,0 +1,262 @@
+//! Anthropic's Messages API for clients such as Claude Code:
+//! `POST /v1/messages` and `POST /v1/messages/count_tokens`. In front of a
+//! Claude deployment the request passes through unchanged (version and beta
+//! headers included) and the answer is relayed as it comes; in front of any
+//! other it goes through the canonical format and back.
+
+use super::AppState;
+use super::dispatch::{self, ClientFormat, MAX_RETRIES};
+use crate::router::DeploymentState;
+use axum::body::Body;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::response::Response;
+use bytes::Bytes;
+use http::header::CONTENT_TYPE;
+use http::{HeaderMap, HeaderValue};
+use llmux_core::inbound::anthropic::{self as inbound, MessagesEncoder, Target};
+use llmux_core::providers::anthropic::{self as claude, passthrough::MessagesPassthrough};
+use llmux_core::providers::{self, ChatCall};
+use llmux_core::types::anthropic::{MessagesRequest, MessagesResponse, error_json};
+use llmux_core::types::raw::Rewrite;
+use llmux_core::types::{ChatCompletionResponse, RawChatRequest};
+use llmux_core::{ApiError, ProviderKind};
+use serde_json::json;
+use std::sync::Arc;
+
+/// Fields that steer llmux, never sent to Anthropic.
+const GATEWAY_FIELDS: &[&str] = &["drop_params", "num_retries"];
+
+/// An error in Anthropic's shape.
+pub fn anthropic_error(e: &ApiError) -> Response {
+    let mut r = super::error::error_response(e);
+    *r.body_mut() = Body::from(error_json(e));
+    r
+}
+
+pub async fn messages(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match super::body_or_error(body, app.max_request_bytes) {
+        Ok(b) => b,
+        Err(e) => return anthropic_error(&e),
+    };
+    match handle(&app, &headers, &body).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!(status = e.status, error = %e.message, "messages request failed");
+            anthropic_error(&e)
+        }
+    }
+}
+
+async fn handle(
+    app: &Arc<AppState>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let req = RawChatRequest::parse(body)?;
+    let group = app
+        .router
+        .group(req.model())
+        .ok_or_else(|| ApiError::model_not_found(req.model()))?;
+    let drop_params = req
+        .get_as::<bool>("drop_params")?
+        .unwrap_or(app.drop_params);
+    let num_retries = req
+        .get_as::<u32>("num_retries")?
+        .map_or(app.num_retries, |n| n.min(MAX_RETRIES));
+    // Parsed once, only if some deployment needs the translation.
+    let typed: std::sync::OnceLock<Result<MessagesRequest, ApiError>> = std::sync::OnceLock::new();
+    let typed = &typed;
+    let req = &req;
+    dispatch::with_retries(app, group, num_retries, |state| async move {
+        if state.deployment.provider == ProviderKind::Anthropic {
+            return passthrough(app, state, req, headers).await;
+        }
+        let parsed = typed.get_or_init(|| {
+            serde_json::from_slice::<MessagesRequest>(body)
+                .map_err(|e| ApiError::bad_request(format!("Invalid Messages request: {e}")))
+        });
+        let parsed = parsed.clone()?;
+        translated(app, state, parsed, drop_params).await
+    })
+    .await
+}
+
+/// The request as the client sent it, to Claude; the answer as Claude sent it.
+async fn passthrough(
+    app: &Arc<AppState>,
+    state: Arc<DeploymentState>,
+    req: &RawChatRequest<'_>,
+    client_headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let dep = &state.deployment;
+    let body = req.write(&Rewrite {
+        model: &dep.upstream_model,
+        remove: GATEWAY_FIELDS,
+        ..Default::default()
+    });
+    let version = client_headers
+        .get("anthropic-version")
+        .and_then(|v| v.to_str().ok());
+    let betas: Vec<&str> = client_headers
+        .get_all("anthropic-beta")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let upstream = providers::UpstreamRequest {
+        url: claude::messages_url(dep.api_base.as_deref(), "messages"),
+        headers: claude::headers(dep, version, &betas),
+        body: Bytes::from(body),
+    };
+    let up = dispatch::send(app, &state, upstream, |s, h, b| {
+        providers::error_response(dep, s, h, b)
+    })
+    .await?;
+    if req.is_stream() {
+        return Ok(dispatch::stream_response(
+            app.clone(),
+            state.clone(),
+            up,
+            Box::new(MessagesPassthrough::new()),
+            ClientFormat::Raw,
+        ));
+    }
+    let (_, _, body) = up.body().await?;
+    let usage = serde_json::from_slice::<MessagesResponse>(&body)
+        .map_err(|e| {
+            ApiError::bad_gateway(format!(
+                "The upstream returned a malformed Messages response: {e}"
+            ))
+            .retryable(true)
+        })?
+        .usage
+        .to_openai();
+    let cost = dispatch::record_usage(app, &state, Some(&usage));
+    Ok(dispatch::json_response(body, &state, cost))
+}
+
+/// Messages → canonical → the deployment's provider → canonical → Messages.
+async fn translated(
+    app: &Arc<AppState>,
+    state: Arc<DeploymentState>,
+    req: MessagesRequest,
+    drop_params: bool,
+) -> Result<Response, ApiError> {
+    let dep = &state.deployment;
+    let client_model = req.model.clone();
+    let target = Target {
+        openai_proper: dep.provider == ProviderKind::Azure
+            || (dep.provider == ProviderKind::OpenAi && dep.api_base.is_none()),
+        supports_reasoning: dep.info.flag("supports_reasoning"),
+        drop_params,
+    };
+    let canonical = inbound::to_canonical(req, target)?;
+    let bytes = serde_json::to_vec(&canonical).map_err(|e| ApiError::internal(e.to_string()))?;
+    let raw = RawChatRequest::parse(&bytes)?;
+    let call = ChatCall {
+        request: &raw,
+        drop_params,
+    };
+    let upstream = providers::build_chat_request(dep, &call)?;
+    let up = dispatch::send(app, &state, upstream, |s, h, b| {
+        providers::error_response(dep, s, h, b)
+    })
+    .await?;
+    if raw.is_stream() {
+        let translator = providers::chat_stream(dep, &call)?;
+        let format = ClientFormat::Anthropic(Box::new(MessagesEncoder::new(&client_model)));
+        return Ok(dispatch::stream_response(
+            app.clone(),
+            state.clone(),
+            up,
+            translator,
+            format,
+        ));
+    }
+    let (status, headers, body) = up.body().await?;
+    let out = providers::chat_response(dep, &call, status, &headers, body)?;
+    let cost = dispatch::record_usage(app, &state, out.usage.as_ref());
+    let resp: ChatCompletionResponse = serde_json::from_slice(&out.body).map_err(|e| {
+        ApiError::bad_gateway(format!(
+            "The upstream returned an unreadable completion: {e}"
+        ))
+    })?;
+    let message = inbound::from_canonical(resp, &client_model);
+    let body = serde_json::to_vec(&message).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(dispatch::json_response(body, &state, cost))
+}
+
+/// `POST /v1/messages/count_tokens`: Claude counts for Claude deployments;
+/// for others, a local estimate (OpenAI's o200k tokenizer), marked as such
+/// in the `x-llmux-token-count: estimate` header.
+pub async fn count_tokens(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match super::body_or_error(body, app.max_request_bytes) {
+        Ok(b) => b,
+        Err(e) => return anthropic_error(&e),
+    };
+    match count(&app, &headers, &body).await {
+        Ok(r) => r,
+        Err(e) => anthropic_error(&e),
+    }
+}
+
+async fn count(
+    app: &Arc<AppState>,
+    client_headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let req = RawChatRequest::parse(body)?;
+    let group = app
+        .router
+        .group(req.model())
+        .ok_or_else(|| ApiError::model_not_found(req.model()))?;
+    let claude_dep = group
+        .deployments
+        .iter()
+        .find(|d| d.deployment.provider == ProviderKind::Anthropic)
+        .cloned();
+    if let Some(state) = claude_dep {
+        let dep = &state.deployment;
+        let body = req.write(&Rewrite {
+            model: &dep.upstream_model,
+            remove: GATEWAY_FIELDS,
+            ..Default::default()
+        });
+        let version = client_headers
+            .get("anthropic-version")
+            .and_then(|v| v.to_str().ok());
+        let betas: Vec<&str> = client_headers
+            .get_all("anthropic-beta")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let upstream = providers::UpstreamRequest {
+            url: claude::messages_url(dep.api_base.as_deref(), "messages/count_tokens"),
+            headers: claude::headers(dep, version, &betas),
+            body: Bytes::from(body),
+        };
+        let up = dispatch::send(app, &state, upstream, |s, h, b| {
+            providers::error_response(dep, s, h, b)
+        })
+        .await?;
+        let (_, _, body) = up.body().await?;
+        return Ok(dispatch::json_response(body, &state, None));
+    }
+    let typed: MessagesRequest = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("Invalid count_tokens request: {e}")))?;
+    let n = inbound::tokens::estimate(&typed);
+    let mut r = Response::new(Body::from(json!({"input_tokens": n}).to_string()));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut()
+        .insert("x-llmux-token-count", HeaderValue::from_static("estimate"));
+    Ok(r)
+}
