@@ -47,6 +47,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
+    raise_open_file_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -92,6 +93,16 @@ pub fn load(path: Option<&std::path::Path>) -> Result<Config, String> {
     match path {
         Some(p) => llmux_gateway::config::load_file(p, &catalog, &env).map_err(|e| e.to_string()),
         None => Config::from_env(&env, &catalog).map_err(|e| e.to_string()),
+    }
+}
+
+/// Every open stream holds two sockets (client and upstream): lift the soft
+/// limit on open files to the hard one, as servers that hold thousands of
+/// connections must.
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!(limit = n, "open file limit"),
+        Err(e) => tracing::warn!("could not raise the open file limit: {e}"),
     }
 }
 

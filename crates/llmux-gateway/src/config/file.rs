@@ -392,7 +392,10 @@ environment_variables:
         let env = Env::fixed(&[("MY_OPENAI_KEY", "sk-openai")]);
         let c = parse(LITELLM_CONFIG, &Catalog::builtin().unwrap(), &env).unwrap();
         assert_eq!(c.deployments.len(), 5);
-        assert_eq!(c.model_names(), vec!["gpt-4o", "local-coder", "claude", "gem"]);
+        assert_eq!(
+            c.model_names(),
+            vec!["gpt-4o", "local-coder", "claude", "gem"]
+        );
         assert!(c.drop_params);
         assert_eq!(c.num_retries, 3);
         assert_eq!(c.request_timeout, Duration::from_secs(120));

@@ -57,6 +57,21 @@ fn a_final_assistant_message_is_a_prefill_without_trailing_space() {
 }
 
 #[test]
+fn a_conversation_opening_with_the_assistant_gets_a_user_turn_first() {
+    let b = body(json!({"model": "m", "messages": [
+        {"role": "system", "content": "s"},
+        {"role": "assistant", "content": "How can I help?"},
+        {"role": "user", "content": "fix it"}]}));
+    let roles: Vec<&str> = b["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["user", "assistant", "user"]);
+}
+
+#[test]
 fn images_and_documents_become_sources() {
     let b = body(
         json!({"model": "m", "messages": [{"role": "user", "content": [

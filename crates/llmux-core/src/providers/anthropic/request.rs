@@ -88,6 +88,10 @@ pub fn build(
             }
         }
     }
+    // Anthropic wants the first turn to be the user's; OpenAI does not.
+    if turns.first().is_some_and(|(role, _)| role == "assistant") {
+        turns.insert(0, ("user".to_owned(), vec![text_block(".", None)]));
+    }
     // A final assistant turn is a prefill; Anthropic refuses trailing
     // whitespace there.
     if let Some((role, blocks)) = turns.last_mut() {
