@@ -94,9 +94,19 @@ async fn passthrough(
     client_headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let dep = &state.deployment;
+    let hoisted = req
+        .get("messages")
+        .and_then(|m| claude::hoist_system(m, req.get("system")));
+    let set: Vec<(&str, &str)> = match &hoisted {
+        Some((messages, system)) => {
+            vec![("messages", messages.as_str()), ("system", system.as_str())]
+        }
+        None => vec![],
+    };
     let body = req.write(&Rewrite {
         model: &dep.upstream_model,
         remove: GATEWAY_FIELDS,
+        set: &set,
         ..Default::default()
     });
     let version = client_headers

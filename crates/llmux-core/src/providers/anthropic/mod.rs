@@ -134,6 +134,53 @@ pub fn chat_stream(dep: &Deployment, call: &ChatCall<'_, '_>) -> stream::Anthrop
     )
 }
 
+/// `role: "system"` entries inside `messages` (some clients send them;
+/// Anthropic refuses them) moved into the top-level `system`, in order
+/// after what `system` already held. `None` when there are none, so the
+/// request passes through untouched. Returns the new `messages` and
+/// `system` as JSON text.
+pub fn hoist_system(
+    messages: &serde_json::value::RawValue,
+    system: Option<&serde_json::value::RawValue>,
+) -> Option<(String, String)> {
+    use serde_json::{Value, json};
+    if !messages.get().contains("\"system\"") {
+        return None;
+    }
+    let mut list: Vec<Value> = serde_json::from_str(messages.get()).ok()?;
+    if !list
+        .iter()
+        .any(|m| m.get("role").and_then(Value::as_str) == Some("system"))
+    {
+        return None;
+    }
+    let as_blocks = |content: Value| -> Vec<Value> {
+        match content {
+            Value::String(t) => vec![json!({"type": "text", "text": t})],
+            Value::Array(blocks) => blocks,
+            _ => vec![],
+        }
+    };
+    let mut blocks: Vec<Value> = system
+        .and_then(|s| serde_json::from_str::<Value>(s.get()).ok())
+        .map(as_blocks)
+        .unwrap_or_default();
+    list.retain_mut(|m| {
+        if m.get("role").and_then(Value::as_str) == Some("system") {
+            blocks.extend(as_blocks(
+                m.get_mut("content").map(Value::take).unwrap_or_default(),
+            ));
+            false
+        } else {
+            true
+        }
+    });
+    Some((
+        Value::Array(list).to_string(),
+        Value::Array(blocks).to_string(),
+    ))
+}
+
 pub fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -144,6 +191,33 @@ pub fn now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn system_entries_inside_messages_move_to_the_top_level_system() {
+        let raw = |s: &str| serde_json::value::RawValue::from_string(s.to_owned()).unwrap();
+        let m = raw(
+            r#"[{"role":"system","content":"rule 2"},{"role":"user","content":"hi"},{"role":"system","content":[{"type":"text","text":"rule 3","cache_control":{"type":"ephemeral"}}]}]"#,
+        );
+        let (messages, system) = hoist_system(&m, Some(&raw(r#""rule 1""#))).unwrap();
+        assert_eq!(messages, r#"[{"role":"user","content":"hi"}]"#);
+        let system: serde_json::Value = serde_json::from_str(&system).unwrap();
+        let texts: Vec<&str> = system
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["text"].as_str().unwrap())
+            .collect();
+        assert_eq!(texts, ["rule 1", "rule 2", "rule 3"]);
+        assert_eq!(system[2]["cache_control"]["type"], "ephemeral");
+        // Nothing to move: untouched.
+        assert!(
+            hoist_system(
+                &raw(r#"[{"role":"user","content":"the system is down"}]"#),
+                None
+            )
+            .is_none()
+        );
+    }
 
     #[test]
     fn messages_url_accepts_every_spelling_of_the_base() {
