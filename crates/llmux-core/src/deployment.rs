@@ -32,4 +32,15 @@ pub struct Deployment {
     pub tpm: Option<u64>,
     /// Limits, prices and capability flags: catalog, then config overrides.
     pub info: ModelInfo,
+    /// Vertex AI's project, location and credentials.
+    pub vertex: Option<VertexParams>,
+}
+
+#[derive(Debug, Clone)]
+pub struct VertexParams {
+    pub project: String,
+    pub location: String,
+    /// A service-account key (JSON text); `None`: the gateway's default
+    /// credentials (`GOOGLE_APPLICATION_CREDENTIALS`).
+    pub credentials: Option<Secret>,
 }

@@ -196,6 +196,7 @@ mod tests {
             rpm,
             tpm: None,
             info: ModelInfo::default(),
+            vertex: None,
         }
     }
 

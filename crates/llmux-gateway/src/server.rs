@@ -21,6 +21,8 @@ pub enum ServeError {
     },
     #[error("cannot build the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+    #[error("{0}")]
+    Config(String),
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -29,7 +31,8 @@ pub async fn serve(config: Config, host: &str, port: u16) -> Result<(), ServeErr
     let listeners = bind(host, port).await?;
     let addr: SocketAddr = listeners[0].local_addr()?;
     let text = banner(&config, addr);
-    let app = app(Arc::new(AppState::new(config, Transport::new()?)));
+    let state = AppState::new(config, Transport::new()?).map_err(ServeError::Config)?;
+    let app = app(Arc::new(state));
     print!("{text}");
     use std::io::Write;
     let _ = std::io::stdout().flush();

@@ -51,6 +51,40 @@ impl Transport {
     }
 }
 
+impl Transport {
+    /// A form POST (OAuth token exchanges): status and body.
+    pub async fn post_form(
+        &self,
+        url: &str,
+        body: String,
+        timeout: Duration,
+    ) -> Result<(u16, bytes::Bytes), ApiError> {
+        let host = host_of(url);
+        let fut = async {
+            let resp = self
+                .client
+                .post(url)
+                .header(
+                    http::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(body)
+                .send()
+                .await?;
+            let status = resp.status().as_u16();
+            Ok::<_, reqwest::Error>((status, resp.bytes().await?))
+        };
+        match tokio::time::timeout(timeout, fut).await {
+            Err(_) => Err(ApiError::gateway_timeout(format!(
+                "The token endpoint at {host} timed out."
+            ))
+            .retryable(true)),
+            Ok(Err(e)) => Err(upstream_error(&host, &e)),
+            Ok(Ok(r)) => Ok(r),
+        }
+    }
+}
+
 /// A transport failure as a client-facing error, without the URL (which
 /// could carry credentials).
 pub fn upstream_error(host: &str, e: &reqwest::Error) -> ApiError {

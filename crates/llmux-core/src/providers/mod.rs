@@ -5,6 +5,7 @@
 //! Adding a provider is one module, one `ProviderKind` variant, and fixtures.
 
 pub mod anthropic;
+pub mod gemini;
 pub mod openai_compat;
 pub mod sse;
 
@@ -89,7 +90,11 @@ impl ProviderKind {
 
     /// Whether llmux can send requests to this provider yet.
     pub fn is_supported(&self) -> bool {
-        openai_compat::spec(*self).is_some() || *self == ProviderKind::Anthropic
+        openai_compat::spec(*self).is_some()
+            || matches!(
+                self,
+                ProviderKind::Anthropic | ProviderKind::Gemini | ProviderKind::VertexAi
+            )
     }
 }
 
@@ -140,6 +145,13 @@ pub trait StreamTranslator: Send {
     fn usage(&self) -> Option<&Usage>;
 }
 
+/// Credentials the gateway obtained for one call (the providers do no I/O):
+/// a Vertex AI access token.
+#[derive(Debug, Default, Clone)]
+pub struct Credentials {
+    pub bearer: Option<crate::types::Secret>,
+}
+
 /// What the client asked for, as far as building the upstream call goes.
 pub struct ChatCall<'a, 'b> {
     pub request: &'b RawChatRequest<'a>,
@@ -151,6 +163,7 @@ pub struct ChatCall<'a, 'b> {
 enum Family {
     OpenAiCompat(&'static openai_compat::CompatSpec),
     Anthropic,
+    Gemini,
     Unsupported,
 }
 
@@ -158,6 +171,7 @@ fn family(p: ProviderKind) -> Family {
     match (openai_compat::spec(p), p) {
         (Some(spec), _) => Family::OpenAiCompat(spec),
         (None, ProviderKind::Anthropic) => Family::Anthropic,
+        (None, ProviderKind::Gemini | ProviderKind::VertexAi) => Family::Gemini,
         _ => Family::Unsupported,
     }
 }
@@ -166,10 +180,12 @@ fn family(p: ProviderKind) -> Family {
 pub fn build_chat_request(
     dep: &Deployment,
     call: &ChatCall<'_, '_>,
+    creds: &Credentials,
 ) -> Result<UpstreamRequest, ApiError> {
     match family(dep.provider) {
         Family::OpenAiCompat(spec) => Ok(openai_compat::build_chat_request(spec, dep, call)),
         Family::Anthropic => anthropic::build_chat_request(dep, call),
+        Family::Gemini => gemini::build_chat_request(dep, call, creds),
         Family::Unsupported => Err(not_supported(dep)),
     }
 }
@@ -185,6 +201,7 @@ pub fn chat_response(
     let out = match family(dep.provider) {
         Family::OpenAiCompat(_) => openai_compat::chat_response(status, headers, body),
         Family::Anthropic => anthropic::chat_response(call, status, headers, body),
+        Family::Gemini => gemini::chat_response(dep, status, headers, body),
         Family::Unsupported => Err(not_supported(dep)),
     };
     out.map_err(|e| redacted(dep, e))
@@ -194,6 +211,7 @@ pub fn chat_response(
 pub fn error_response(dep: &Deployment, status: u16, headers: &HeaderMap, body: &[u8]) -> ApiError {
     let err = match family(dep.provider) {
         Family::Anthropic => anthropic::error::error_response(status, headers, body),
+        Family::Gemini => gemini::error::error_response(status, headers, body),
         _ => openai_compat::error_response(status, headers, body),
     };
     redacted(dep, err)
@@ -216,6 +234,7 @@ pub fn chat_stream(
             call.request.include_usage(),
         ))),
         Family::Anthropic => Ok(Box::new(anthropic::chat_stream(dep, call))),
+        Family::Gemini => Ok(Box::new(gemini::chat_stream(dep, call))),
         Family::Unsupported => Err(not_supported(dep)),
     }
 }
@@ -224,7 +243,7 @@ fn not_supported(dep: &Deployment) -> ApiError {
     ApiError::not_implemented(format!(
         "Provider `{}` (model `{}`) is not supported yet by this llmux build; \
          the OpenAI-compatible providers (openai, azure, groq, deepseek, openrouter, \
-         any OpenAI-compatible api_base) and anthropic are.",
+         any OpenAI-compatible api_base), anthropic, gemini and vertex_ai are.",
         dep.provider, dep.model_name
     ))
 }

@@ -2,6 +2,7 @@
 
 use super::ConfigError;
 use super::env::Env;
+use llmux_core::deployment::VertexParams;
 use llmux_core::providers::openai_compat;
 use llmux_core::{Catalog, Deployment, ModelInfo, ProviderKind, Secret};
 use serde_json::{Map, Value};
@@ -22,6 +23,10 @@ pub struct DeploymentParams {
     pub rpm: Option<u64>,
     pub tpm: Option<u64>,
     pub model_info: Map<String, Value>,
+    pub vertex_project: Option<String>,
+    pub vertex_location: Option<String>,
+    /// A service-account key as JSON text, or the path of one.
+    pub vertex_credentials: Option<String>,
 }
 
 /// Environment variables holding each provider's key.
@@ -151,6 +156,11 @@ pub fn build(
         .unwrap_or_else(|| stable_id(&p, index));
     info.0.insert("id".into(), deployment_id.clone().into());
 
+    let vertex = match provider {
+        ProviderKind::VertexAi => Some(vertex_params(&p, env, &where_)?),
+        _ => None,
+    };
+
     Ok(Deployment {
         id: deployment_id,
         model_name: p.model_name.clone(),
@@ -172,6 +182,76 @@ pub fn build(
         rpm: p.rpm,
         tpm: p.tpm,
         info,
+        vertex,
+    })
+}
+
+/// Project, location and credentials of a Vertex AI deployment, from its
+/// params or the environment Google's tools use.
+fn vertex_params(
+    p: &DeploymentParams,
+    env: &Env,
+    where_: &dyn Fn() -> String,
+) -> Result<VertexParams, ConfigError> {
+    let source = p
+        .vertex_credentials
+        .clone()
+        .or_else(|| env.get("GOOGLE_APPLICATION_CREDENTIALS"))
+        .ok_or_else(|| {
+            ConfigError::Invalid(format!(
+                "{}: a vertex_ai deployment needs `vertex_credentials` (a service-account key file or its JSON) \
+                 or GOOGLE_APPLICATION_CREDENTIALS",
+                where_()
+            ))
+        })?;
+    let json = if source.trim_start().starts_with('{') {
+        source
+    } else {
+        std::fs::read_to_string(&source).map_err(|e| {
+            ConfigError::Invalid(format!(
+                "{}: cannot read the Vertex credentials file {source}: {e}",
+                where_()
+            ))
+        })?
+    };
+    let key: Value = serde_json::from_str(&json).map_err(|_| {
+        ConfigError::Invalid(format!(
+            "{}: the Vertex credentials are not a JSON service-account key",
+            where_()
+        ))
+    })?;
+    for field in ["client_email", "private_key"] {
+        if key.get(field).and_then(Value::as_str).is_none() {
+            return Err(ConfigError::Invalid(format!(
+                "{}: the Vertex credentials lack `{field}` (a service-account key is needed)",
+                where_()
+            )));
+        }
+    }
+    let project = p
+        .vertex_project
+        .clone()
+        .or_else(|| env.first(&["VERTEXAI_PROJECT", "VERTEX_PROJECT", "GOOGLE_CLOUD_PROJECT"]))
+        .or_else(|| {
+            key.get("project_id")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .ok_or_else(|| {
+            ConfigError::Invalid(format!(
+                "{}: a vertex_ai deployment needs `vertex_project`",
+                where_()
+            ))
+        })?;
+    let location = p
+        .vertex_location
+        .clone()
+        .or_else(|| env.first(&["VERTEXAI_LOCATION", "VERTEX_LOCATION"]))
+        .unwrap_or_else(|| "us-central1".to_owned());
+    Ok(VertexParams {
+        project,
+        location,
+        credentials: Some(Secret::new(json)),
     })
 }
 

@@ -23,6 +23,9 @@ const PARAMS: &[&str] = &[
     "stream_timeout",
     "extra_headers",
     "organization",
+    "vertex_project",
+    "vertex_location",
+    "vertex_credentials",
 ];
 /// `litellm_params` keys for providers that are on their way: accepted
 /// quietly when the deployment is of that provider, reported otherwise.
@@ -33,9 +36,6 @@ const UPCOMING_PARAMS: &[&str] = &[
     "aws_region_name",
     "aws_profile_name",
     "aws_bedrock_runtime_endpoint",
-    "vertex_project",
-    "vertex_location",
-    "vertex_credentials",
 ];
 
 pub fn load_file(path: &Path, catalog: &Catalog, env: &Env) -> Result<Config, ConfigError> {
@@ -209,10 +209,7 @@ fn model_entry(
         )));
     }
     p.model = model;
-    let upcoming_provider = matches!(
-        p.model.split('/').next(),
-        Some("bedrock" | "vertex_ai" | "vertex_ai_beta")
-    );
+    let upcoming_provider = matches!(p.model.split('/').next(), Some("bedrock"));
     for (k, v) in lp {
         let path = format!("{at}.litellm_params.{k}");
         match k.as_str() {
@@ -221,6 +218,15 @@ fn model_entry(
             "api_base" | "base_url" => p.api_base = resolve(v, env, &path, warnings)?,
             "api_version" => p.api_version = resolve(v, env, &path, warnings)?,
             "organization" => p.organization = resolve(v, env, &path, warnings)?,
+            "vertex_project" => p.vertex_project = resolve(v, env, &path, warnings)?,
+            "vertex_location" => p.vertex_location = resolve(v, env, &path, warnings)?,
+            "vertex_credentials" => {
+                // A path, JSON text, or (as YAML lets one write it) a mapping.
+                p.vertex_credentials = match v {
+                    Value::Object(_) => Some(v.to_string()),
+                    _ => resolve(v, env, &path, warnings)?,
+                }
+            }
             "rpm" => p.rpm = Some(u64_value(v, &path)?),
             "tpm" => p.tpm = Some(u64_value(v, &path)?),
             "timeout" => p.timeout = Some(duration_value(v, &path)?),

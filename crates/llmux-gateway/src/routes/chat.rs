@@ -58,7 +58,8 @@ pub async fn attempt(
     call: &ChatCall<'_, '_>,
 ) -> Result<Response, ApiError> {
     let dep = &state.deployment;
-    let upstream = providers::build_chat_request(dep, call)?;
+    let creds = app.credentials.for_deployment(dep, &app.transport).await?;
+    let upstream = providers::build_chat_request(dep, call, &creds)?;
     let up = dispatch::send(app, &state, upstream, |s, h, b| {
         providers::error_response(dep, s, h, b)
     })

@@ -171,7 +171,8 @@ async fn translated(
         request: &raw,
         drop_params,
     };
-    let upstream = providers::build_chat_request(dep, &call)?;
+    let creds = app.credentials.for_deployment(dep, &app.transport).await?;
+    let upstream = providers::build_chat_request(dep, &call, &creds)?;
     let up = dispatch::send(app, &state, upstream, |s, h, b| {
         providers::error_response(dep, s, h, b)
     })

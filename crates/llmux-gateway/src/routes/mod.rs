@@ -9,6 +9,7 @@ mod models;
 
 use crate::auth;
 use crate::config::Config;
+use crate::credentials::CredentialStore;
 use crate::router::Router;
 use crate::transport::Transport;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -23,6 +24,7 @@ use std::time::Duration;
 pub struct AppState {
     pub router: Router,
     pub transport: Transport,
+    pub credentials: CredentialStore,
     pub master_key: Option<Secret>,
     pub drop_params: bool,
     pub num_retries: u32,
@@ -34,7 +36,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config: Config, transport: Transport) -> AppState {
+    pub fn new(config: Config, transport: Transport) -> Result<AppState, String> {
         let created = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -42,7 +44,9 @@ impl AppState {
         let models_json = models::models_json(&config.deployments, created);
         let model_info_json = models::model_info_json(&config.deployments);
         let model_count = config.model_names().len();
-        AppState {
+        let credentials = CredentialStore::new(&config.deployments)?;
+        Ok(AppState {
+            credentials,
             router: Router::new(config.deployments),
             transport,
             master_key: config.master_key,
@@ -53,7 +57,7 @@ impl AppState {
             model_count,
             models_json,
             model_info_json,
-        }
+        })
     }
 }
 

@@ -136,6 +136,7 @@ impl AnthropicStream {
                                         name: Some(name),
                                         arguments: Some(String::new()),
                                     }),
+                                    provider_specific_fields: None,
                                 }]),
                                 ..Default::default()
                             },
@@ -180,6 +181,7 @@ impl AnthropicStream {
                                 name: None,
                                 arguments: Some(partial_json),
                             }),
+                            provider_specific_fields: None,
                         }]),
                         ..Default::default()
                     },

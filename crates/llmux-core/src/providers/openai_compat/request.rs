@@ -144,6 +144,7 @@ mod tests {
             rpm: None,
             tpm: None,
             info: ModelInfo::default(),
+            vertex: None,
         }
     }
 

@@ -1,0 +1,280 @@
+//! Fixtures: what coding agents send, what Gemini answers.
+
+use super::request::{SKIP_SIGNATURE, build};
+use super::response::{GenerateResponse, to_openai};
+use super::stream::GeminiStream;
+use crate::providers::{StreamEvent, StreamTranslator};
+use crate::types::ChatCompletionRequest;
+use serde_json::{Value, json};
+
+fn body(v: Value, model: &str) -> Value {
+    let req: ChatCompletionRequest = serde_json::from_value(v).unwrap();
+    build(&req, model, false).unwrap()
+}
+
+#[test]
+fn messages_become_contents_with_system_instruction_and_merged_turns() {
+    let b = body(
+        json!({"model": "g", "messages": [
+            {"role": "system", "content": "You are Roo."},
+            {"role": "user", "content": "one"},
+            {"role": "user", "content": [{"type": "text", "text": "two"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBO"}},
+                {"type": "image_url", "image_url": {"url": "https://example.com/a.webp"}}]},
+            {"role": "assistant", "content": "ok"}
+        ]}),
+        "gemini-2.5-pro",
+    );
+    assert_eq!(
+        b["systemInstruction"],
+        json!({"parts": [{"text": "You are Roo."}]})
+    );
+    let contents = b["contents"].as_array().unwrap();
+    assert_eq!(contents.len(), 2);
+    assert_eq!(contents[0]["role"], "user");
+    assert_eq!(
+        contents[0]["parts"][2],
+        json!({"inlineData": {"mimeType": "image/png", "data": "iVBO"}})
+    );
+    assert_eq!(
+        contents[0]["parts"][3],
+        json!({"fileData": {"mimeType": "image/webp", "fileUri": "https://example.com/a.webp"}})
+    );
+    assert_eq!(
+        contents[1],
+        json!({"role": "model", "parts": [{"text": "ok"}]})
+    );
+}
+
+#[test]
+fn tool_calls_and_results_match_by_id_and_keep_signatures() {
+    let b = body(
+        json!({"model": "g", "messages": [
+        {"role": "user", "content": "weather in a and b"},
+        {"role": "assistant", "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"a\"}"},
+             "provider_specific_fields": {"thought_signature": "sig-1"}},
+            {"id": "c2", "type": "function", "function": {"name": "time", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c2", "content": "noon"},
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny"}
+    ], "tools": [
+        {"type": "function", "function": {"name": "weather", "parameters": {"type": "object", "additionalProperties": false,
+            "properties": {"city": {"type": "string"}}, "required": ["city"]}, "strict": true}},
+        {"type": "function", "function": {"name": "time", "parameters": {"type": "object", "properties": {}}}}
+    ], "tool_choice": {"type": "function", "function": {"name": "weather"}}}),
+        "gemini-3-pro-preview",
+    );
+    let c = b["contents"].as_array().unwrap();
+    assert_eq!(
+        c[1]["parts"][0],
+        json!({"functionCall": {"name": "weather", "args": {"city": "a"}}, "thoughtSignature": "sig-1"})
+    );
+    assert_eq!(
+        c[1]["parts"][1]["thoughtSignature"], SKIP_SIGNATURE,
+        "Gemini 3 needs a signature on every call"
+    );
+    assert_eq!(c[2]["role"], "user");
+    assert_eq!(
+        c[2]["parts"][0],
+        json!({"functionResponse": {"name": "time", "response": {"content": "noon"}}})
+    );
+    assert_eq!(c[2]["parts"][1]["functionResponse"]["name"], "weather");
+    let decls = b["tools"][0]["functionDeclarations"].as_array().unwrap();
+    assert!(decls[0]["parameters"].get("additionalProperties").is_none());
+    assert!(
+        decls[1].get("parameters").is_none(),
+        "an empty object schema is left out"
+    );
+    assert_eq!(
+        b["toolConfig"],
+        json!({"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["weather"]}})
+    );
+}
+
+#[test]
+fn parameters_map_to_generation_config() {
+    let b = body(
+        json!({"model": "g", "messages": [{"role": "user", "content": "x"}],
+        "temperature": 0.3, "top_p": 0.8, "top_k": 40, "max_completion_tokens": 500, "stop": "END",
+        "n": 2, "seed": 7, "presence_penalty": 0.1, "frequency_penalty": 0.2,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": {"type": "object",
+            "properties": {"a": {"type": "integer"}}, "additionalProperties": false}}},
+        "reasoning_effort": "medium",
+        "safety_settings": [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}]}),
+        "gemini-2.5-flash",
+    );
+    let g = &b["generationConfig"];
+    assert_eq!(g["temperature"], 0.3);
+    assert_eq!(g["topK"], 40);
+    assert_eq!(g["maxOutputTokens"], 500);
+    assert_eq!(g["stopSequences"], json!(["END"]));
+    assert_eq!(g["candidateCount"], 2);
+    assert_eq!(g["seed"], 7);
+    assert_eq!(g["responseMimeType"], "application/json");
+    assert!(g["responseSchema"].get("additionalProperties").is_none());
+    assert_eq!(
+        g["thinkingConfig"],
+        json!({"thinkingBudget": 2048, "includeThoughts": true})
+    );
+    assert_eq!(b["safetySettings"][0]["threshold"], "BLOCK_NONE");
+
+    let b = body(
+        json!({"model": "g", "messages": [{"role": "user", "content": "x"}], "reasoning_effort": "high"}),
+        "gemini-3-pro-preview",
+    );
+    assert_eq!(
+        b["generationConfig"]["thinkingConfig"],
+        json!({"thinkingLevel": "high", "includeThoughts": true})
+    );
+}
+
+#[test]
+fn unsupported_parameters_are_named_unless_dropped() {
+    let req: ChatCompletionRequest = serde_json::from_value(json!({"model": "g",
+        "messages": [{"role": "user", "content": "x"}], "logit_bias": {"1": 1}}))
+    .unwrap();
+    let e = build(&req, "gemini-2.5-pro", false).unwrap_err();
+    assert_eq!((e.status, e.param.as_deref()), (400, Some("logit_bias")));
+    assert!(build(&req, "gemini-2.5-pro", true).is_ok());
+}
+
+const RESPONSE: &str = r#"{
+  "candidates": [{"content": {"role": "model", "parts": [
+      {"text": "Thinking about weather.", "thought": true},
+      {"text": "Checking both."},
+      {"functionCall": {"name": "weather", "args": {"city": "a"}}, "thoughtSignature": "CiQB"},
+      {"functionCall": {"name": "weather", "args": {"city": "b"}}}]},
+    "finishReason": "STOP", "index": 0}],
+  "usageMetadata": {"promptTokenCount": 120, "candidatesTokenCount": 30, "totalTokenCount": 170,
+                    "cachedContentTokenCount": 100, "thoughtsTokenCount": 20},
+  "modelVersion": "gemini-2.5-pro", "responseId": "resp-1"
+}"#;
+
+#[test]
+fn response_becomes_tool_calls_reasoning_and_usage() {
+    let r: GenerateResponse = serde_json::from_str(RESPONSE).unwrap();
+    let out = to_openai(r, "gemini-2.5-pro", 1).unwrap();
+    let m = &out.choices[0].message;
+    assert_eq!(m.content.as_deref(), Some("Checking both."));
+    assert_eq!(
+        m.reasoning_content.as_deref(),
+        Some("Thinking about weather.")
+    );
+    let calls = m.tool_calls.as_ref().unwrap();
+    assert_eq!(calls.len(), 2);
+    assert_ne!(calls[0].id, calls[1].id, "generated ids are unique");
+    assert_eq!(calls[0].function.arguments, "{\"city\":\"a\"}");
+    assert_eq!(
+        calls[0].extra["provider_specific_fields"]["thought_signature"],
+        "CiQB"
+    );
+    assert_eq!(out.choices[0].finish_reason.as_deref(), Some("tool_calls"));
+    let u = out.usage.unwrap();
+    assert_eq!(
+        (u.prompt_tokens, u.completion_tokens, u.total_tokens),
+        (120, 50, 170)
+    );
+    assert_eq!(u.cached_tokens(), 100);
+    assert_eq!(u.reasoning_tokens(), 20);
+}
+
+#[test]
+fn finish_reasons_and_blocked_prompts() {
+    use super::response::finish_reason;
+    assert_eq!(finish_reason(Some("STOP"), false).as_deref(), Some("stop"));
+    assert_eq!(
+        finish_reason(Some("MAX_TOKENS"), false).as_deref(),
+        Some("length")
+    );
+    for r in [
+        "SAFETY",
+        "RECITATION",
+        "BLOCKLIST",
+        "PROHIBITED_CONTENT",
+        "SPII",
+    ] {
+        assert_eq!(
+            finish_reason(Some(r), false).as_deref(),
+            Some("content_filter"),
+            "{r}"
+        );
+    }
+    let blocked: GenerateResponse =
+        serde_json::from_value(json!({"promptFeedback": {"blockReason": "SAFETY"},
+        "usageMetadata": {"promptTokenCount": 5}}))
+        .unwrap();
+    let e = to_openai(blocked, "g", 1).unwrap_err();
+    assert_eq!((e.status, e.code.as_deref()), (400, Some("content_filter")));
+    assert!(e.message.contains("SAFETY"));
+}
+
+fn run(input: &str, wants_usage: bool) -> (Vec<StreamEvent>, GeminiStream) {
+    let mut t = GeminiStream::new(wants_usage, "gemini-2.5-pro", 1);
+    let mut out = vec![];
+    for b in input.as_bytes().chunks(9) {
+        t.push(b, &mut out);
+    }
+    t.finish(&mut out);
+    (out, t)
+}
+
+fn chunks(out: &[StreamEvent]) -> Vec<Value> {
+    out.iter()
+        .filter_map(|e| match e {
+            StreamEvent::Data(d) => Some(serde_json::from_slice(d).unwrap()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn stream_events_become_chunks_with_whole_tool_calls_and_usage_last() {
+    let input = "data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"hmm\",\"thought\":true}]}}],\"responseId\":\"r1\"}\r\n\r\n\
+data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"Hel\"}]}}]}\r\n\r\n\
+data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"lo\"},{\"functionCall\":{\"name\":\"f\",\"args\":{\"x\":1}},\"thoughtSignature\":\"S1\"},{\"functionCall\":{\"name\":\"g\",\"args\":{}}}]},\"finishReason\":\"STOP\"}],\"usageMetadata\":{\"promptTokenCount\":10,\"candidatesTokenCount\":4,\"thoughtsTokenCount\":2,\"totalTokenCount\":16}}\r\n\r\n";
+    let (out, t) = run(input, true);
+    assert_eq!(out.last(), Some(&StreamEvent::Done));
+    let c = chunks(&out);
+    assert_eq!(c[0]["choices"][0]["delta"]["role"], "assistant");
+    assert_eq!(c[0]["id"], "r1");
+    assert_eq!(c[1]["choices"][0]["delta"]["reasoning_content"], "hmm");
+    assert_eq!(c[2]["choices"][0]["delta"]["content"], "Hel");
+    let t0 = &c[4]["choices"][0]["delta"]["tool_calls"][0];
+    assert_eq!(
+        (t0["index"].as_u64(), t0["function"]["name"].as_str()),
+        (Some(0), Some("f"))
+    );
+    assert_eq!(t0["function"]["arguments"], "{\"x\":1}");
+    assert_eq!(t0["provider_specific_fields"]["thought_signature"], "S1");
+    assert_eq!(c[5]["choices"][0]["delta"]["tool_calls"][0]["index"], 1);
+    assert_eq!(c[6]["choices"][0]["finish_reason"], "tool_calls");
+    let usage = c.last().unwrap();
+    assert_eq!(usage["choices"], json!([]));
+    assert_eq!(usage["usage"]["completion_tokens"], 6);
+    assert_eq!(
+        usage["usage"]["completion_tokens_details"]["reasoning_tokens"],
+        2
+    );
+    assert_eq!(t.usage().unwrap().prompt_tokens, 10);
+}
+
+#[test]
+fn an_error_event_or_a_cut_stream_is_an_error() {
+    let (out, _) = run(
+        "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"a\"}]}}]}\n\ndata: {\"error\":{\"code\":503,\"message\":\"The model is overloaded.\",\"status\":\"UNAVAILABLE\"}}\n\n",
+        true,
+    );
+    let StreamEvent::Error(e) = out.last().unwrap() else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        (e.status, e.message.as_str()),
+        (503, "The model is overloaded.")
+    );
+    assert!(e.retryable);
+    let (out, _) = run(
+        "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"a\"}]}}]}\n\n",
+        true,
+    );
+    assert!(matches!(out.last(), Some(StreamEvent::Error(e)) if e.status == 502));
+}

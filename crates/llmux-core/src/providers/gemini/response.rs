@@ -1,0 +1,207 @@
+//! Gemini response → canonical (OpenAI) response.
+
+use crate::types::usage::{CompletionTokensDetails, PromptTokensDetails};
+use crate::types::{
+    ApiError, ChatCompletionResponse, Choice, FunctionCall, ResponseMessage, ToolCall, Usage,
+};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GenerateResponse {
+    #[serde(default)]
+    pub candidates: Vec<Candidate>,
+    #[serde(default)]
+    pub usage_metadata: Option<UsageMetadata>,
+    #[serde(default)]
+    pub prompt_feedback: Option<Value>,
+    #[serde(default)]
+    pub model_version: Option<String>,
+    #[serde(default)]
+    pub response_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Candidate {
+    #[serde(default)]
+    pub content: Option<CandidateContent>,
+    #[serde(default)]
+    pub finish_reason: Option<String>,
+    #[serde(default)]
+    pub index: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CandidateContent {
+    #[serde(default)]
+    pub parts: Vec<Value>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageMetadata {
+    #[serde(default)]
+    pub prompt_token_count: u64,
+    #[serde(default)]
+    pub candidates_token_count: u64,
+    #[serde(default)]
+    pub cached_content_token_count: Option<u64>,
+    #[serde(default)]
+    pub thoughts_token_count: Option<u64>,
+}
+
+impl UsageMetadata {
+    /// Thinking tokens count as completion tokens, as OpenAI counts them.
+    pub fn to_openai(&self) -> Usage {
+        let thoughts = self.thoughts_token_count.unwrap_or(0);
+        let completion = self.candidates_token_count + thoughts;
+        Usage {
+            prompt_tokens: self.prompt_token_count,
+            completion_tokens: completion,
+            total_tokens: self.prompt_token_count + completion,
+            prompt_tokens_details: Some(PromptTokensDetails {
+                cached_tokens: Some(self.cached_content_token_count.unwrap_or(0)),
+                ..Default::default()
+            }),
+            completion_tokens_details: Some(CompletionTokensDetails {
+                reasoning_tokens: Some(thoughts),
+                ..Default::default()
+            }),
+            cache_read_input_tokens: None,
+            cache_creation_input_tokens: None,
+        }
+    }
+}
+
+/// Gemini's `finishReason` as OpenAI's `finish_reason`.
+pub fn finish_reason(reason: Option<&str>, has_tool_calls: bool) -> Option<String> {
+    let r = match reason? {
+        _ if has_tool_calls => "tool_calls",
+        "MAX_TOKENS" => "length",
+        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY"
+        | "LANGUAGE" => "content_filter",
+        // STOP, MALFORMED_FUNCTION_CALL, OTHER, FINISH_REASON_UNSPECIFIED
+        _ => "stop",
+    };
+    Some(r.to_owned())
+}
+
+/// Tool-call ids: Gemini has none, OpenAI clients need unique ones.
+pub fn call_id() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "call_{nanos:08x}{:06x}",
+        N.fetch_add(1, Ordering::Relaxed) & 0xff_ffff
+    )
+}
+
+/// A `functionCall` part as an OpenAI tool call, thought signature kept.
+pub fn tool_call(part: &Value) -> Option<ToolCall> {
+    let fc = part.get("functionCall")?;
+    let mut extra = Map::new();
+    if let Some(sig) = part.get("thoughtSignature").and_then(Value::as_str) {
+        extra.insert(
+            "provider_specific_fields".into(),
+            json!({"thought_signature": sig}),
+        );
+    }
+    Some(ToolCall {
+        id: call_id(),
+        kind: "function".into(),
+        function: FunctionCall {
+            name: fc
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            arguments: fc
+                .get("args")
+                .cloned()
+                .unwrap_or_else(|| json!({}))
+                .to_string(),
+        },
+        extra,
+    })
+}
+
+/// A prompt Gemini refused to answer, as a clear error.
+pub fn blocked(feedback: &Value) -> Option<ApiError> {
+    let reason = feedback.get("blockReason").and_then(Value::as_str)?;
+    Some(
+        ApiError::bad_request(format!(
+            "Gemini blocked the prompt ({reason}){}",
+            feedback
+                .get("blockReasonMessage")
+                .and_then(Value::as_str)
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default()
+        ))
+        .with_code("content_filter"),
+    )
+}
+
+pub fn to_openai(
+    resp: GenerateResponse,
+    model: &str,
+    created: u64,
+) -> Result<ChatCompletionResponse, ApiError> {
+    if resp.candidates.is_empty() {
+        if let Some(err) = resp.prompt_feedback.as_ref().and_then(blocked) {
+            return Err(err);
+        }
+    }
+    let choices = resp
+        .candidates
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let mut text = String::new();
+            let mut reasoning = String::new();
+            let mut calls = Vec::new();
+            for p in c.content.map(|c| c.parts).unwrap_or_default() {
+                if let Some(call) = tool_call(&p) {
+                    calls.push(call);
+                } else if let Some(t) = p.get("text").and_then(Value::as_str) {
+                    if p.get("thought").and_then(Value::as_bool) == Some(true) {
+                        reasoning.push_str(t);
+                    } else {
+                        text.push_str(t);
+                    }
+                }
+            }
+            let has_calls = !calls.is_empty();
+            Choice {
+                index: c.index.unwrap_or(i as u32),
+                finish_reason: finish_reason(c.finish_reason.as_deref(), has_calls)
+                    .or(Some("stop".into())),
+                message: ResponseMessage {
+                    role: "assistant".into(),
+                    content: (!text.is_empty() || !has_calls).then_some(text),
+                    tool_calls: has_calls.then_some(calls),
+                    reasoning_content: (!reasoning.is_empty()).then_some(reasoning),
+                    ..Default::default()
+                },
+                logprobs: None,
+            }
+        })
+        .collect();
+    Ok(ChatCompletionResponse {
+        id: resp
+            .response_id
+            .unwrap_or_else(|| format!("gemini-{created}")),
+        object: "chat.completion".into(),
+        created,
+        model: resp.model_version.unwrap_or_else(|| model.to_owned()),
+        choices,
+        usage: resp.usage_metadata.map(|u| u.to_openai()),
+        system_fingerprint: None,
+        extra: Map::new(),
+    })
+}
