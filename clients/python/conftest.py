@@ -26,9 +26,9 @@ DEFAULT_BIN = REPO_ROOT / "target" / "debug" / "llmux"
 MASTER_KEY = "sk-master-test"
 UPSTREAM_KEY = "sk-upstream-secret"
 ANTHROPIC_KEY = "sk-ant-secret-x"
-GEMINI_KEY = "gm-secret-key-x"
+AWS_SECRET = "aws-secret-access-key-x"
 # Every secret the gateway knows; none may ever appear in a response body.
-SECRETS = (UPSTREAM_KEY, ANTHROPIC_KEY, GEMINI_KEY)
+SECRETS = (UPSTREAM_KEY, ANTHROPIC_KEY, AWS_SECRET)
 
 STARTUP_TIMEOUT_S = 20.0
 CLIENT_TIMEOUT_S = 30.0
@@ -283,10 +283,11 @@ def gateway_config(mock_base: str, master_key: str | None) -> str:
         "      model: anthropic/claude-sonnet-4-20250514",
         f'      api_base: "{mock_base}"',
         f"      api_key: {ANTHROPIC_KEY}",
-        "  - model_name: gemini-2.5-pro",  # provider not implemented yet -> 501
+        "  - model_name: nova-pro",  # provider not implemented yet -> 501
         "    litellm_params:",
-        "      model: gemini/gemini-2.5-pro",
-        f"      api_key: {GEMINI_KEY}",
+        "      model: bedrock/amazon.nova-pro-v1:0",
+        "      aws_region_name: us-east-1",
+        f"      aws_secret_access_key: {AWS_SECRET}",
         "litellm_settings:",
         "  num_retries: 2",
     ]
@@ -295,7 +296,7 @@ def gateway_config(mock_base: str, master_key: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-GATEWAY_MODELS = ["gpt-4o", "gpt-4o-mini", "local-slow", "dead-upstream", "claude-sonnet-4", "gemini-2.5-pro"]
+GATEWAY_MODELS = ["gpt-4o", "gpt-4o-mini", "local-slow", "dead-upstream", "claude-sonnet-4", "nova-pro"]
 
 
 def start_gateway(name: str, mock: Mock, tmp_dir: Path, master_key: str | None) -> Gateway:

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import (
     ANTHROPIC_KEY,
-    GEMINI_KEY,
+    AWS_SECRET,
     MASTER_KEY,
     UPSTREAM_KEY,
     assert_no_secret,
@@ -595,14 +595,14 @@ def test_upstream_timeout_is_504(client, marker):
 def test_unsupported_provider_is_501(client, stream):
     with pytest.raises(openai.APIStatusError) as ei:
         resp = client.chat.completions.create(
-            model="gemini-2.5-pro", messages=user("hi"), stream=stream
+            model="nova-pro", messages=user("hi"), stream=stream
         )
         if stream:
             list(resp)
     assert ei.value.status_code == 501
     err = assert_openai_error(ei.value.response, 501)
     assert "not supported yet" in err["message"]
-    assert GEMINI_KEY not in err["message"]
+    assert AWS_SECRET not in err["message"]
 
 
 # ---------------------------------------------------------------------------

@@ -4,6 +4,7 @@ use crate::banner::banner;
 use crate::config::Config;
 use crate::routes::{AppState, app};
 use crate::transport::Transport;
+use axum::serve::ListenerExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +42,10 @@ pub async fn serve(config: Config, host: &str, port: u16) -> Result<(), ServeErr
     let mut servers = tokio::task::JoinSet::new();
     for listener in listeners {
         let mut stop = stop_rx.clone();
+        // Small SSE writes must leave at once, not wait for Nagle.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let server = axum::serve(listener, app.clone()).with_graceful_shutdown(async move {
             let _ = stop.wait_for(|s| *s).await;
         });

@@ -104,6 +104,8 @@ mod tests {
             ("AZURE_API_BASE", "https://acme.openai.azure.com"),
             ("ANTHROPIC_API_KEY", "sk-ant"),
             ("GEMINI_API_KEY", "gm"),
+            ("AWS_ACCESS_KEY_ID", "AKIA"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
         ]);
         let c = from_env(&env, &Catalog::builtin().unwrap()).unwrap();
         let az = c
@@ -117,8 +119,9 @@ mod tests {
         );
         assert!(c.model_names().contains(&"claude-sonnet-4"));
         assert!(c.model_names().contains(&"gemini-1.5-pro"));
-        assert!(c.warnings.iter().any(|w| w.contains("gemini")));
-        assert!(!c.warnings.iter().any(|w| w.contains("anthropic")));
+        assert!(c.model_names().contains(&"amazon.nova-pro"));
+        assert!(c.warnings.iter().any(|w| w.contains("bedrock")));
+        assert!(!c.warnings.iter().any(|w| w.contains("anthropic") || w.contains("gemini")));
     }
 
     #[test]

@@ -376,7 +376,8 @@ model_list:
       model: anthropic/claude-sonnet-4-20250514
   - model_name: gem
     litellm_params:
-      model: gemini/gemini-2.5-pro
+      model: bedrock/amazon.nova-pro-v1:0
+      aws_region_name: us-east-1
 litellm_settings:
   drop_params: true
   num_retries: 3
@@ -446,7 +447,7 @@ environment_variables:
             assert!(w.contains(key), "no warning for {key}:\n{w}");
         }
         assert!(
-            w.contains("gemini") && !w.contains("`anthropic`"),
+            w.contains("bedrock") && !w.contains("`anthropic`"),
             "unsupported provider is reported:\n{w}"
         );
         assert!(!w.contains("sk-"), "warnings never carry secrets:\n{w}");

@@ -33,8 +33,8 @@ pub struct MockOptions {
     pub cached_tokens: Option<u64>,
     /// Anthropic `cache_creation_input_tokens`.
     pub cache_creation_tokens: Option<u64>,
-    /// Anthropic: the text of the thinking block (when the request enables
-    /// thinking).
+    /// Anthropic: the text of the thinking block; Gemini: of the thought
+    /// part (when the request enables thinking).
     pub thinking: Option<String>,
     /// Anthropic: add a `redacted_thinking` block after the thinking block.
     pub redacted_thinking: bool,
@@ -43,16 +43,22 @@ pub struct MockOptions {
     /// Anthropic: the `stop_sequence` to report with `stop_reason:
     /// "stop_sequence"` (default: the request's first stop sequence).
     pub stop_sequence: Option<String>,
-    /// Anthropic streaming: after this many events, an `error` event
-    /// (`overloaded_error`) ends the stream.
+    /// Streaming (Anthropic, Gemini): after this many events, an error
+    /// event (`overloaded_error`; Gemini: `UNAVAILABLE`) ends the stream.
     pub error_event_after: Option<usize>,
+    /// Gemini: the candidates' `finishReason` (`STOP`, `MAX_TOKENS`,
+    /// `SAFETY`, …).
+    pub finish_reason: Option<String>,
+    /// Gemini: block the prompt: `promptFeedback.blockReason` and no
+    /// candidates.
+    pub block_reason: Option<String>,
 }
 
 impl MockOptions {
     /// The directives of a request, from the first source that has them:
     /// the body's `mock` field (OpenAI routes only: `body_field`), the
     /// `x-mock` header, the last `<mock>{…}</mock>` tag in the text of the
-    /// request's messages. None of them: the defaults. A source that does
+    /// request's messages (Gemini: `contents`). None of them: the defaults. A source that does
     /// not parse is an error, so a typo does not go unnoticed.
     pub fn read(
         body_field: Option<&Value>,
@@ -69,7 +75,7 @@ impl MockOptions {
             return serde_json::from_str(text)
                 .map_err(|e| format!("{DIRECTIVE_HEADER} header: {e}"));
         }
-        if let Some(tag) = last_tag(body.get("messages")) {
+        if let Some(tag) = last_tag(body) {
             return serde_json::from_str(&tag).map_err(|e| format!("<mock> tag: {e}"));
         }
         Ok(MockOptions::default())
@@ -78,13 +84,42 @@ impl MockOptions {
 
 /// The inside of the last `<mock>…</mock>` tag in the messages' text:
 /// string contents, `text` blocks or parts, and the text inside Anthropic
-/// `tool_result` blocks.
-fn last_tag(messages: Option<&Value>) -> Option<String> {
+/// `tool_result` blocks; for Gemini, the `text` parts of `contents` and the
+/// strings inside `functionResponse` parts.
+fn last_tag(body: &Value) -> Option<String> {
     const OPEN: &str = "<mock>";
     const CLOSE: &str = "</mock>";
     let mut texts = Vec::new();
-    for m in messages.and_then(Value::as_array).into_iter().flatten() {
+    for m in body
+        .get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         content_texts(m.get("content"), &mut texts);
+    }
+    for c in body
+        .get("contents")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        for part in c
+            .get("parts")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(t) = part.get("text").and_then(Value::as_str) {
+                texts.push(t);
+            }
+            let response = part
+                .get("functionResponse")
+                .or_else(|| part.get("function_response"));
+            if let Some(r) = response {
+                strings_in(r, &mut texts);
+            }
+        }
     }
     let mut last = None;
     for text in texts {
@@ -97,6 +132,16 @@ fn last_tag(messages: Option<&Value>) -> Option<String> {
         }
     }
     last
+}
+
+/// Every string inside a JSON value.
+fn strings_in<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+    match v {
+        Value::String(s) => out.push(s),
+        Value::Array(a) => a.iter().for_each(|x| strings_in(x, out)),
+        Value::Object(o) => o.values().for_each(|x| strings_in(x, out)),
+        _ => {}
+    }
 }
 
 fn content_texts<'a>(content: Option<&'a Value>, out: &mut Vec<&'a str>) {
@@ -327,9 +372,14 @@ fn tool_calls(req: &ChatCompletionRequest, opts: &MockOptions) -> Vec<Call> {
         .collect()
 }
 
-/// A value that fits a JSON schema well enough for a mock.
+/// A value that fits a JSON schema well enough for a mock (types in any
+/// case: Gemini writes `OBJECT`, `STRING`, …).
 pub fn example_for_schema(schema: &Value) -> Value {
-    match schema.get("type").and_then(Value::as_str) {
+    let kind = schema
+        .get("type")
+        .and_then(Value::as_str)
+        .map(str::to_ascii_lowercase);
+    match kind.as_deref() {
         Some("object") | None if schema.get("properties").is_some() => {
             let mut m = Map::new();
             if let Some(props) = schema.get("properties").and_then(Value::as_object) {

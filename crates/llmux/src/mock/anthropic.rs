@@ -1011,7 +1011,7 @@ fn tool_uses(req: &Value, opts: &MockOptions) -> Vec<Block> {
 }
 
 /// Standard base64 with padding, for mock signatures.
-fn base64(bytes: &[u8]) -> String {
+pub fn base64(bytes: &[u8]) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {

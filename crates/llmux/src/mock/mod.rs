@@ -1,10 +1,12 @@
-//! `llmux mock`: a fake upstream speaking OpenAI's Chat Completions and
-//! Anthropic's Messages API (see docs/mock.md). It answers like a provider,
+//! `llmux mock`: a fake upstream speaking OpenAI's Chat Completions,
+//! Anthropic's Messages API and Google's Gemini API (AI Studio and Vertex AI,
+//! with a service-account token endpoint) (see docs/mock.md). It answers like a provider,
 //! streams at a set pace, records what it received, and injects faults on
 //! request.
 
 mod answer;
 mod anthropic;
+mod gemini;
 
 use answer::{Answer, MockOptions};
 use axum::Json;
@@ -19,7 +21,7 @@ use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Requests kept for `GET /mock/requests`.
 const MAX_RECORDED: usize = 1000;
@@ -42,6 +44,10 @@ pub struct MockArgs {
     /// `Retry-After` seconds sent with `--fault-status`.
     #[arg(long)]
     retry_after: Option<u64>,
+    /// Lifetime of the access tokens `POST /token` issues (Vertex AI), in
+    /// seconds.
+    #[arg(long, default_value_t = 3600)]
+    token_ttl: u64,
 }
 
 struct MockState {
@@ -51,6 +57,9 @@ struct MockState {
     streams_started: AtomicU64,
     streams_completed: AtomicU64,
     streams_cancelled: AtomicU64,
+    /// Access tokens issued by `POST /token`, with their expiry.
+    tokens: Mutex<HashMap<String, Instant>>,
+    tokens_issued: AtomicU64,
 }
 
 /// Counts a stream as completed when its last event went out, or as
@@ -81,6 +90,8 @@ pub async fn run(args: MockArgs) -> Result<(), std::io::Error> {
         streams_started: AtomicU64::new(0),
         streams_completed: AtomicU64::new(0),
         streams_cancelled: AtomicU64::new(0),
+        tokens: Mutex::new(HashMap::new()),
+        tokens_issued: AtomicU64::new(0),
     });
     let app = axum::Router::new()
         .route("/v1/chat/completions", post(chat))
@@ -93,12 +104,27 @@ pub async fn run(args: MockArgs) -> Result<(), std::io::Error> {
         .route("/messages", post(anthropic::messages))
         .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
         .route("/messages/count_tokens", post(anthropic::count_tokens))
+        // Gemini (AI Studio): `{model}:{method}` in one wildcard, since a
+        // path parameter cannot end at the ':'.
+        .route("/v1beta/models/{*rest}", post(gemini::studio))
+        .route("/v1/models/{*rest}", post(gemini::studio))
+        .route(
+            "/v1/projects/{project}/locations/{location}/publishers/google/models/{*rest}",
+            post(gemini::vertex),
+        )
+        .route(
+            "/v1beta1/projects/{project}/locations/{location}/publishers/google/models/{*rest}",
+            post(gemini::vertex),
+        )
+        .route("/token", post(gemini::token))
         .route("/v1/models", get(models))
         .route("/models", get(models))
         .route("/mock/requests", get(recorded).delete(forget))
         .route("/mock/stats", get(stats))
         .with_state(state);
-    println!("llmux mock (OpenAI- and Anthropic-compatible) listening on http://{addr}/v1");
+    println!(
+        "llmux mock (OpenAI-, Anthropic- and Gemini-compatible) listening on http://{addr}/v1"
+    );
     use std::io::Write;
     let _ = std::io::stdout().flush();
     axum::serve(listener, app)
@@ -130,6 +156,7 @@ async fn stats(State(s): State<Arc<MockState>>) -> Json<Value> {
         "streams_started": s.streams_started.load(Ordering::Relaxed),
         "streams_completed": s.streams_completed.load(Ordering::Relaxed),
         "streams_cancelled": s.streams_cancelled.load(Ordering::Relaxed),
+        "tokens_issued": s.tokens_issued.load(Ordering::Relaxed),
     }))
 }
 
