@@ -152,7 +152,14 @@ impl GoogleToken {
         );
         let (status, text) = transport
             .post_form(uri, body, Duration::from_secs(30))
-            .await?;
+            .await
+            .map_err(|mut e| {
+                e.message = format!(
+                    "Vertex AI authentication failed: the token endpoint: {}",
+                    e.message
+                );
+                e
+            })?;
         if !(200..300).contains(&status) {
             let detail: String = String::from_utf8_lossy(&text).chars().take(300).collect();
             return Err(ApiError::new(

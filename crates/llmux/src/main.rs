@@ -9,11 +9,6 @@ use llmux_gateway::{Config, Env};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Many small short-lived allocations per request: mimalloc handles them
-/// faster than the system allocator (see bench/).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "llmux",

@@ -121,7 +121,11 @@ mod tests {
         assert!(c.model_names().contains(&"gemini-1.5-pro"));
         assert!(c.model_names().contains(&"amazon.nova-pro"));
         assert!(c.warnings.iter().any(|w| w.contains("bedrock")));
-        assert!(!c.warnings.iter().any(|w| w.contains("anthropic") || w.contains("gemini")));
+        assert!(
+            !c.warnings
+                .iter()
+                .any(|w| w.contains("anthropic") || w.contains("gemini"))
+        );
     }
 
     #[test]

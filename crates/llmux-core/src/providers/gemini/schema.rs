@@ -148,6 +148,31 @@ fn clean_at(schema: &Value, defs: &Map<String, Value>, depth: usize) -> Value {
     if let Some(c) = obj.get("const") {
         out.insert("enum".into(), Value::Array(vec![c.clone()]));
     }
+    // Gemini takes enums of strings only: for other types the allowed
+    // values move into the description, where the model still reads them.
+    let is_string = out
+        .get("type")
+        .and_then(Value::as_str)
+        .is_none_or(|t| t.eq_ignore_ascii_case("string"));
+    if let (false, Some(Value::Array(values))) = (is_string, out.get("enum").cloned()) {
+        out.remove("enum");
+        let listed: Vec<String> = values.iter().map(Value::to_string).collect();
+        let note = format!("Allowed values: {}.", listed.join(", "));
+        let description = match out.get("description").and_then(Value::as_str) {
+            Some(d) => format!("{d} {note}"),
+            None => note,
+        };
+        out.insert("description".into(), description.into());
+    }
+    // Gemini requires `items` on an array; JSON Schema does not.
+    if out
+        .get("type")
+        .and_then(Value::as_str)
+        .is_some_and(|t| t.eq_ignore_ascii_case("array"))
+        && !out.contains_key("items")
+    {
+        out.insert("items".into(), serde_json::json!({"type": "string"}));
+    }
     if nullable {
         out.insert("nullable".into(), true.into());
     }
@@ -216,6 +241,21 @@ mod tests {
             "boolean"
         );
         assert_eq!(c["required"], json!(["path"]));
+    }
+
+    #[test]
+    fn non_string_enums_move_to_the_description_and_arrays_get_items() {
+        let c = clean(&json!({"type": "object", "properties": {
+            "level": {"type": "integer", "enum": [1, 2, 3], "description": "How loud."},
+            "mode": {"type": "string", "enum": ["a", "b"]},
+            "tags": {"type": "array"}}}));
+        assert!(c["properties"]["level"].get("enum").is_none());
+        assert_eq!(
+            c["properties"]["level"]["description"],
+            "How loud. Allowed values: 1, 2, 3."
+        );
+        assert_eq!(c["properties"]["mode"]["enum"], json!(["a", "b"]));
+        assert_eq!(c["properties"]["tags"]["items"], json!({"type": "string"}));
     }
 
     #[test]

@@ -1,0 +1,239 @@
+#!/usr/bin/env python3
+"""Collects the benchmark's measurements (one JSON object a line in a results
+file) and renders the markdown: the side-by-side load table, the resource
+rows, and each target of issue 6 with PASS/FAIL.
+
+  report.py wrk RESULTS OUTPUT_FILE key=value...   a wrk run (its WRK line)
+  report.py oha RESULTS OUTPUT_FILE key=value...   an oha run (its JSON)
+  report.py put RESULTS key=value...               any other measurement
+  report.py render RESULTS                          the markdown, to stdout
+"""
+
+import json
+import sys
+
+CLK_TCK = 100  # overwritten by a `clk_tck` record
+
+
+def kv(args):
+    out = {}
+    for a in args:
+        k, v = a.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except ValueError:
+            out[k] = v
+    return out
+
+
+def append(results, rec):
+    with open(results, "a") as f:
+        f.write(json.dumps(rec) + "\n")
+
+
+def from_wrk(path):
+    line = next((l for l in open(path) if l.startswith("WRK ")), None)
+    if line is None:
+        raise SystemExit(f"{path}: no WRK line (did wrk fail?)\n" + open(path).read())
+    w = json.loads(line[4:])
+    return {
+        "requests": w["requests"],
+        "rps": w["requests"] / (w["duration_us"] / 1e6),
+        "p50": w["p50"], "p99": w["p99"], "p999": w["p999"],
+        "errors": w["connect"] + w["read"] + w["write"] + w["status"] + w["timeout"],
+    }
+
+
+def from_oha(path):
+    d = json.load(open(path))
+    codes = d.get("statusCodeDistribution") or {}
+    ok = codes.get("200", 0)
+    bad = sum(n for c, n in codes.items() if c != "200")
+    failed = sum((d.get("errorDistribution") or {}).values())
+    p = d["latencyPercentiles"]
+    us = lambda s: round((s or 0) * 1e6)  # noqa: E731
+    return {
+        "requests": ok + bad,
+        "rps": (ok + bad) / d["summary"]["total"],
+        "p50": us(p["p50"]), "p99": us(p["p99"]), "p999": us(p["p99.9"]),
+        "errors": bad + failed,
+        "error_kinds": d.get("errorDistribution") or {},
+    }
+
+
+def load(results):
+    return [json.loads(l) for l in open(results) if l.strip()]
+
+
+# ---------------------------------------------------------------- rendering
+
+def fmt_int(x):
+    return "–" if x is None else f"{x:,.0f}"
+
+
+def lat(r):
+    return f"{fmt_int(r['p50'])} / {fmt_int(r['p99'])} / {fmt_int(r['p999'])}"
+
+
+def cpu_us(r):
+    """The server's CPU time per request, in µs, from the /proc ticks of the run
+    (nginx's workers for a direct run, llmux for a run through it)."""
+    if r.get("cpu_ticks") is None or not r.get("requests"):
+        return None
+    return r["cpu_ticks"] / CLK_TCK * 1e6 / r["requests"]
+
+
+def render(results):
+    global CLK_TCK
+    recs = load(results)
+    meta = {}
+    for r in recs:
+        if r.get("kind") == "meta":
+            meta.update({k: v for k, v in r.items() if k != "kind"})
+    CLK_TCK = meta.get("clk_tck", 100)
+    rows = {}
+    order = []
+    for r in recs:
+        if r.get("kind") != "load":
+            continue
+        key = (r["scenario"], r["load"])
+        if key not in rows:
+            rows[key] = {}
+            order.append(key)
+        rows[key][r["target"]] = r
+
+    out = []
+    p = out.append
+    p(f"## llmux vs direct: {meta.get('mode', '?')} run, {meta.get('date', '?')}")
+    p("")
+    p(f"Machine: {meta.get('machine', '?')}. Load average before / after: "
+      f"{meta.get('load_before', '?')} / {meta.get('load_after', '?')}. "
+      f"Each row: {meta.get('duration_s', '?')} s per side after a "
+      f"{meta.get('warmup_s', '?')} s warm-up, direct then through llmux, back to back. "
+      "Latencies in µs; closed loop = wrk, open loop = oha -q with latency correction.")
+    try:
+        busy = float(str(meta.get("load_before", "0")).split()[0])
+    except ValueError:
+        busy = 0
+    if busy > 0.5:
+        p("")
+        p(f"Caution: the 1-minute load average was {busy} before the run: other work was "
+          "using these 2 cores, so throughput and tail latencies are noisier than on an idle machine.")
+    p("")
+    p("| scenario | conns / rate | direct req/s | llmux req/s | ratio | "
+      "p50 / p99 / p99.9 direct | p50 / p99 / p99.9 llmux | added p50 / p99 | "
+      "CPU µs/req nginx / llmux | errors direct / llmux |")
+    p("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+    for key in order:
+        d, l = rows[key].get("direct"), rows[key].get("llmux")
+        if not d or not l:
+            continue
+        added = f"{l['p50'] - d['p50']:+,} / {l['p99'] - d['p99']:+,}"
+        cd, cl = cpu_us(d), cpu_us(l)
+        cpu = f"{'–' if cd is None else f'{cd:.1f}'} / {'–' if cl is None else f'{cl:.1f}'}"
+        p(f"| {key[0]} | {key[1]} | {fmt_int(d['rps'])} | {fmt_int(l['rps'])} | "
+          f"{l['rps'] / d['rps'] * 100:.0f} % | {lat(d)} | {lat(l)} | {added} | "
+          f"{cpu} | {d['errors']} / {l['errors']} |")
+    for note in meta.get("notes", []):
+        p("")
+        p(f"Note: {note}")
+
+    res = {r["name"]: r for r in recs if r.get("kind") == "resource"}
+    p("")
+    p("| resource | value |")
+    p("|---|--:|")
+    for name, r in res.items():
+        p(f"| {r['label']} | {r['text']} |")
+
+    p("")
+    p("| target (issue 6) | measured | result |")
+    p("|---|---|---|")
+    for t in targets(rows, order, res, meta):
+        p(f"| {t[0]} | {t[1]} | {t[2]} |")
+    return "\n".join(out) + "\n"
+
+
+def verdict(ok):
+    return "—" if ok is None else ("PASS" if ok else "**FAIL**")
+
+
+def targets(rows, order, res, meta):
+    out = []
+    # Added latency where llmux is not saturated: 1 connection and the fixed rates.
+    for key in order:
+        scen, load_ = key
+        if not (load_ == "1 conn" or load_.endswith("req/s")):
+            continue
+        d, l = rows[key].get("direct"), rows[key].get("llmux")
+        if not d or not l:
+            continue
+        a50, a99 = l["p50"] - d["p50"], l["p99"] - d["p99"]
+        out.append((f"added p50 ≤ 60 µs, p99 ≤ 250 µs: {scen}, {load_}",
+                    f"{a50:+} µs / {a99:+} µs",
+                    verdict(a50 <= 60 and a99 <= 250 and l["errors"] == 0)))
+    for key in order:
+        scen, load_ = key
+        if load_ not in ("64 conns", "256 conns"):
+            continue
+        d, l = rows[key].get("direct"), rows[key].get("llmux")
+        if not d or not l:
+            continue
+        ratio = l["rps"] / d["rps"] * 100
+        out.append((f"throughput ≥ 40 % of direct: {scen}, {load_}",
+                    f"{ratio:.0f} % ({l['rps']:,.0f} vs {d['rps']:,.0f} req/s)",
+                    verdict(ratio >= 40 and l["errors"] == 0)))
+    # CPU per request on the pass-through path: at the fixed rates (where a
+    # production gateway spends its life) and at 64 connections (saturated,
+    # where per-request overheads are shared most).
+    for key in order:
+        scen, load_ = key
+        if scen not in ("non-streaming", "streaming"):
+            continue
+        if not (load_.endswith("req/s") or load_ == "64 conns"):
+            continue
+        l = rows[key].get("llmux")
+        c = cpu_us(l) if l else None
+        if c is None:
+            continue
+        out.append((f"CPU ≤ 25 µs per request: {scen}, {load_}", f"{c:.1f} µs",
+                    verdict(c <= 25)))
+    r = res.get("idle_rss")
+    if r:
+        out.append(("idle RSS ≤ 15 MB", r["text"], verdict(r["value"] <= 15)))
+    r = res.get("streams_rss")
+    if r:
+        held = r.get("streams")
+        ok = r["value"] <= 300 and r.get("errors") == 0 and r.get("max_open") == held
+        if held >= 10000:
+            note, v = "", verdict(ok)
+        elif meta.get("fd_limited"):
+            # Each stream is two sockets in llmux; a hard fd limit that
+            # cannot be raised caps how many one process can hold.
+            note = (f" — only {held:,} held: the hard fd limit here is {meta.get('nofile'):,} "
+                    "and cannot be raised, and each stream is 2 sockets in llmux")
+            v = verdict(ok) + f" at {held:,}"
+        else:
+            note, v = f" — only {held:,} held (--streams)", verdict(None)
+        out.append(("RSS ≤ 300 MB with 10,000 open streams, 0 errors", r["text"] + note, v))
+    r = res.get("startup")
+    if r:
+        out.append(("startup ≤ 50 ms", r["text"], verdict(r["value"] <= 50)))
+    return out
+
+
+def main():
+    cmd, results = sys.argv[1], sys.argv[2]
+    if cmd == "wrk":
+        append(results, {**kv(sys.argv[4:]), "kind": "load", **from_wrk(sys.argv[3])})
+    elif cmd == "oha":
+        append(results, {**kv(sys.argv[4:]), "kind": "load", **from_oha(sys.argv[3])})
+    elif cmd == "put":
+        append(results, kv(sys.argv[3:]))
+    elif cmd == "render":
+        sys.stdout.write(render(results))
+    else:
+        raise SystemExit(__doc__)
+
+
+if __name__ == "__main__":
+    main()
