@@ -107,7 +107,8 @@ pub fn to_canonical(
             return Err(ApiError::invalid_field(
                 "tools",
                 format!(
-                    "The Anthropic tool `{}` ({}) only runs on Claude; this model is not served by Anthropic.",
+                    "The Anthropic tool `{}` ({}) only runs on Claude and this model is not served by Anthropic; \
+                     set drop_params to drop it.",
                     t.name,
                     t.kind.unwrap_or_default()
                 ),
