@@ -283,11 +283,6 @@ def gateway_config(mock_base: str, master_key: str | None) -> str:
         "      model: anthropic/claude-sonnet-4-20250514",
         f'      api_base: "{mock_base}"',
         f"      api_key: {ANTHROPIC_KEY}",
-        "  - model_name: nova-pro",  # provider not implemented yet -> 501
-        "    litellm_params:",
-        "      model: bedrock/amazon.nova-pro-v1:0",
-        "      aws_region_name: us-east-1",
-        f"      aws_secret_access_key: {AWS_SECRET}",
         "litellm_settings:",
         "  num_retries: 2",
     ]
@@ -296,7 +291,7 @@ def gateway_config(mock_base: str, master_key: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-GATEWAY_MODELS = ["gpt-4o", "gpt-4o-mini", "local-slow", "dead-upstream", "claude-sonnet-4", "nova-pro"]
+GATEWAY_MODELS = ["gpt-4o", "gpt-4o-mini", "local-slow", "dead-upstream", "claude-sonnet-4"]
 
 
 def start_gateway(name: str, mock: Mock, tmp_dir: Path, master_key: str | None) -> Gateway:

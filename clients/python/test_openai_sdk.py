@@ -591,20 +591,6 @@ def test_upstream_timeout_is_504(client, marker):
     assert_openai_error(ei.value.response, 504)
 
 
-@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
-def test_unsupported_provider_is_501(client, stream):
-    with pytest.raises(openai.APIStatusError) as ei:
-        resp = client.chat.completions.create(
-            model="nova-pro", messages=user("hi"), stream=stream
-        )
-        if stream:
-            list(resp)
-    assert ei.value.status_code == 501
-    err = assert_openai_error(ei.value.response, 501)
-    assert "not supported yet" in err["message"]
-    assert AWS_SECRET not in err["message"]
-
-
 # ---------------------------------------------------------------------------
 # Models and model info
 

@@ -34,6 +34,19 @@ pub struct Deployment {
     pub info: ModelInfo,
     /// Vertex AI's project, location and credentials.
     pub vertex: Option<VertexParams>,
+    /// Bedrock's region and credentials as configured.
+    pub aws: Option<AwsParams>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AwsParams {
+    pub region: String,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<Secret>,
+    pub session_token: Option<Secret>,
+    pub profile: Option<String>,
+    /// A Bedrock API key (`AWS_BEARER_TOKEN_BEDROCK`), sent as a bearer token.
+    pub bearer_token: Option<Secret>,
 }
 
 #[derive(Debug, Clone)]

@@ -197,6 +197,7 @@ mod tests {
             tpm: None,
             info: ModelInfo::default(),
             vertex: None,
+            aws: None,
         }
     }
 

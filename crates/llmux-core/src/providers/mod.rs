@@ -5,6 +5,7 @@
 //! Adding a provider is one module, one `ProviderKind` variant, and fixtures.
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod gemini;
 pub mod openai_compat;
 pub mod sse;
@@ -93,7 +94,10 @@ impl ProviderKind {
         openai_compat::spec(*self).is_some()
             || matches!(
                 self,
-                ProviderKind::Anthropic | ProviderKind::Gemini | ProviderKind::VertexAi
+                ProviderKind::Anthropic
+                    | ProviderKind::Gemini
+                    | ProviderKind::VertexAi
+                    | ProviderKind::Bedrock
             )
     }
 }
@@ -150,6 +154,15 @@ pub trait StreamTranslator: Send {
 #[derive(Debug, Default, Clone)]
 pub struct Credentials {
     pub bearer: Option<crate::types::Secret>,
+    /// AWS credentials for SigV4 (Bedrock).
+    pub aws: Option<AwsCredentials>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AwsCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: crate::types::Secret,
+    pub session_token: Option<crate::types::Secret>,
 }
 
 /// What the client asked for, as far as building the upstream call goes.
@@ -164,6 +177,7 @@ enum Family {
     OpenAiCompat(&'static openai_compat::CompatSpec),
     Anthropic,
     Gemini,
+    Bedrock,
     Unsupported,
 }
 
@@ -172,6 +186,7 @@ fn family(p: ProviderKind) -> Family {
         (Some(spec), _) => Family::OpenAiCompat(spec),
         (None, ProviderKind::Anthropic) => Family::Anthropic,
         (None, ProviderKind::Gemini | ProviderKind::VertexAi) => Family::Gemini,
+        (None, ProviderKind::Bedrock) => Family::Bedrock,
         _ => Family::Unsupported,
     }
 }
@@ -186,6 +201,7 @@ pub fn build_chat_request(
         Family::OpenAiCompat(spec) => Ok(openai_compat::build_chat_request(spec, dep, call)),
         Family::Anthropic => anthropic::build_chat_request(dep, call),
         Family::Gemini => gemini::build_chat_request(dep, call, creds),
+        Family::Bedrock => bedrock::build_chat_request(dep, call, creds),
         Family::Unsupported => Err(not_supported(dep)),
     }
 }
@@ -202,6 +218,7 @@ pub fn chat_response(
         Family::OpenAiCompat(_) => openai_compat::chat_response(status, headers, body),
         Family::Anthropic => anthropic::chat_response(call, status, headers, body),
         Family::Gemini => gemini::chat_response(dep, status, headers, body),
+        Family::Bedrock => bedrock::chat_response(dep, call, status, headers, body),
         Family::Unsupported => Err(not_supported(dep)),
     };
     out.map_err(|e| redacted(dep, e))
@@ -212,6 +229,7 @@ pub fn error_response(dep: &Deployment, status: u16, headers: &HeaderMap, body: 
     let err = match family(dep.provider) {
         Family::Anthropic => anthropic::error::error_response(status, headers, body),
         Family::Gemini => gemini::error::error_response(status, headers, body),
+        Family::Bedrock => bedrock::error::error_response(status, headers, body),
         _ => openai_compat::error_response(status, headers, body),
     };
     redacted(dep, err)
@@ -235,6 +253,7 @@ pub fn chat_stream(
         ))),
         Family::Anthropic => Ok(Box::new(anthropic::chat_stream(dep, call))),
         Family::Gemini => Ok(Box::new(gemini::chat_stream(dep, call))),
+        Family::Bedrock => Ok(Box::new(bedrock::chat_stream(dep, call))),
         Family::Unsupported => Err(not_supported(dep)),
     }
 }

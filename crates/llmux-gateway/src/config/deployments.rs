@@ -2,7 +2,7 @@
 
 use super::ConfigError;
 use super::env::Env;
-use llmux_core::deployment::VertexParams;
+use llmux_core::deployment::{AwsParams, VertexParams};
 use llmux_core::providers::openai_compat;
 use llmux_core::{Catalog, Deployment, ModelInfo, ProviderKind, Secret};
 use serde_json::{Map, Value};
@@ -27,6 +27,11 @@ pub struct DeploymentParams {
     pub vertex_location: Option<String>,
     /// A service-account key as JSON text, or the path of one.
     pub vertex_credentials: Option<String>,
+    pub aws_access_key_id: Option<String>,
+    pub aws_secret_access_key: Option<String>,
+    pub aws_session_token: Option<String>,
+    pub aws_region_name: Option<String>,
+    pub aws_profile_name: Option<String>,
 }
 
 /// Environment variables holding each provider's key.
@@ -160,6 +165,26 @@ pub fn build(
         ProviderKind::VertexAi => Some(vertex_params(&p, env, &where_)?),
         _ => None,
     };
+    let aws = match provider {
+        ProviderKind::Bedrock => Some(AwsParams {
+            region: p
+                .aws_region_name
+                .clone()
+                .or_else(|| env.first(&["AWS_REGION", "AWS_REGION_NAME", "AWS_DEFAULT_REGION"]))
+                .unwrap_or_else(|| "us-east-1".to_owned()),
+            access_key_id: p.aws_access_key_id.clone(),
+            secret_access_key: p.aws_secret_access_key.clone().map(Secret::new),
+            session_token: p.aws_session_token.clone().map(Secret::new),
+            profile: p.aws_profile_name.clone(),
+            // A Bedrock API key, from `api_key` or the environment.
+            bearer_token: p
+                .api_key
+                .clone()
+                .or_else(|| env.get("AWS_BEARER_TOKEN_BEDROCK"))
+                .map(Secret::new),
+        }),
+        _ => None,
+    };
 
     Ok(Deployment {
         id: deployment_id,
@@ -183,6 +208,7 @@ pub fn build(
         tpm: p.tpm,
         info,
         vertex,
+        aws,
     })
 }
 

@@ -26,10 +26,6 @@ const PARAMS: &[&str] = &[
     "vertex_project",
     "vertex_location",
     "vertex_credentials",
-];
-/// `litellm_params` keys for providers that are on their way: accepted
-/// quietly when the deployment is of that provider, reported otherwise.
-const UPCOMING_PARAMS: &[&str] = &[
     "aws_access_key_id",
     "aws_secret_access_key",
     "aws_session_token",
@@ -167,6 +163,7 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
         request_timeout,
         max_request_bytes: (max_request_mb * 1024.0 * 1024.0) as usize,
         warnings,
+        env,
     })
 }
 
@@ -209,7 +206,6 @@ fn model_entry(
         )));
     }
     p.model = model;
-    let upcoming_provider = matches!(p.model.split('/').next(), Some("bedrock"));
     for (k, v) in lp {
         let path = format!("{at}.litellm_params.{k}");
         match k.as_str() {
@@ -219,6 +215,12 @@ fn model_entry(
             "api_version" => p.api_version = resolve(v, env, &path, warnings)?,
             "organization" => p.organization = resolve(v, env, &path, warnings)?,
             "vertex_project" => p.vertex_project = resolve(v, env, &path, warnings)?,
+            "aws_access_key_id" => p.aws_access_key_id = resolve(v, env, &path, warnings)?,
+            "aws_secret_access_key" => p.aws_secret_access_key = resolve(v, env, &path, warnings)?,
+            "aws_session_token" => p.aws_session_token = resolve(v, env, &path, warnings)?,
+            "aws_region_name" => p.aws_region_name = resolve(v, env, &path, warnings)?,
+            "aws_profile_name" => p.aws_profile_name = resolve(v, env, &path, warnings)?,
+            "aws_bedrock_runtime_endpoint" => p.api_base = resolve(v, env, &path, warnings)?,
             "vertex_location" => p.vertex_location = resolve(v, env, &path, warnings)?,
             "vertex_credentials" => {
                 // A path, JSON text, or (as YAML lets one write it) a mapping.
@@ -245,7 +247,6 @@ fn model_entry(
                     }
                 }
             }
-            _ if UPCOMING_PARAMS.contains(&k.as_str()) && upcoming_provider => {}
             _ => {
                 debug_assert!(!PARAMS.contains(&k.as_str()));
                 warnings.push(format!("{path}: not implemented yet, ignored"));
@@ -447,9 +448,11 @@ environment_variables:
             assert!(w.contains(key), "no warning for {key}:\n{w}");
         }
         assert!(
-            w.contains("bedrock") && !w.contains("`anthropic`"),
-            "unsupported provider is reported:\n{w}"
+            !w.contains("not supported"),
+            "every provider is served:\n{w}"
         );
+        let bedrock = &c.deployments[4];
+        assert_eq!(bedrock.aws.as_ref().unwrap().region, "us-east-1");
         assert!(!w.contains("sk-"), "warnings never carry secrets:\n{w}");
     }
 

@@ -42,6 +42,8 @@ pub struct Config {
     pub max_request_bytes: usize,
     /// Things the user should know: unimplemented keys, missing variables.
     pub warnings: Vec<String>,
+    /// The environment the config was read with (credential sources).
+    pub env: Env,
 }
 
 #[derive(Debug, thiserror::Error)]

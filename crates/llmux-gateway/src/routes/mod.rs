@@ -44,7 +44,7 @@ impl AppState {
         let models_json = models::models_json(&config.deployments, created);
         let model_info_json = models::model_info_json(&config.deployments);
         let model_count = config.model_names().len();
-        let credentials = CredentialStore::new(&config.deployments)?;
+        let credentials = CredentialStore::new(&config.deployments, &config.env)?;
         Ok(AppState {
             credentials,
             router: Router::new(config.deployments),

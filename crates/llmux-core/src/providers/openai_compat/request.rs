@@ -145,6 +145,7 @@ mod tests {
             tpm: None,
             info: ModelInfo::default(),
             vertex: None,
+            aws: None,
         }
     }
 

@@ -1,0 +1,377 @@
+//! Fixtures: what agents send, what Converse answers, binary stream frames.
+
+use super::request::{ModelTraits, build, tool_id};
+use super::response::to_openai;
+use super::stream::BedrockStream;
+use super::{encode_model_id, sign_request};
+use crate::providers::{AwsCredentials, StreamEvent, StreamTranslator};
+use crate::types::{ChatCompletionRequest, Secret};
+use aws_smithy_eventstream::frame::write_message_to;
+use aws_smithy_types::event_stream::{Header, HeaderValue as EsValue, Message};
+use http::{HeaderMap, HeaderValue};
+use serde_json::{Value, json};
+
+const CLAUDE: ModelTraits = ModelTraits {
+    claude: true,
+    nova: false,
+    prompt_caching: true,
+};
+
+fn body(v: Value, traits: ModelTraits) -> Value {
+    let req: ChatCompletionRequest = serde_json::from_value(v).unwrap();
+    build(&req, traits, false).unwrap().body
+}
+
+#[test]
+fn messages_tools_and_results_become_converse_blocks() {
+    let b = body(
+        json!({"model": "m", "messages": [
+        {"role": "system", "content": [{"type": "text", "text": "You are Roo.", "cache_control": {"type": "ephemeral"}}]},
+        {"role": "user", "content": [{"type": "text", "text": "look"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBO"}}]},
+        {"role": "assistant", "content": "Reading.", "tool_calls": [
+            {"id": "call_abc.def:123", "type": "function", "function": {"name": "read", "arguments": "{\"p\":\"a\"}"}},
+            {"id": "tooluse_ok", "type": "function", "function": {"name": "read", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "call_abc.def:123", "content": "A"},
+        {"role": "tool", "tool_call_id": "tooluse_ok", "content": "", "is_error": true}
+    ], "tools": [{"type": "function", "function": {"name": "read", "description": "Read", "parameters": {"type": "object"}}}],
+       "tool_choice": "required", "max_tokens": 100, "temperature": 0.2, "stop": ["END"]}),
+        CLAUDE,
+    );
+    assert_eq!(
+        b["system"],
+        json!([{"text": "You are Roo."}, {"cachePoint": {"type": "default"}}])
+    );
+    let m = b["messages"].as_array().unwrap();
+    assert_eq!(
+        m[0]["content"][1],
+        json!({"image": {"format": "png", "source": {"bytes": "iVBO"}}})
+    );
+    let rewritten = tool_id("call_abc.def:123");
+    assert!(
+        rewritten.len() <= 64
+            && rewritten
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    );
+    assert_eq!(
+        m[1]["content"][1]["toolUse"]["toolUseId"],
+        rewritten.as_str()
+    );
+    assert_eq!(
+        m[1]["content"][2]["toolUse"]["toolUseId"], "tooluse_ok",
+        "valid ids stay as they are"
+    );
+    assert_eq!(
+        m[2]["content"][0]["toolResult"]["toolUseId"],
+        rewritten.as_str()
+    );
+    assert_eq!(m[2]["content"][1]["toolResult"]["status"], "error");
+    assert_eq!(b["toolConfig"]["toolChoice"], json!({"any": {}}));
+    assert_eq!(
+        b["toolConfig"]["tools"][0]["toolSpec"]["inputSchema"]["json"]["type"],
+        "object"
+    );
+    assert_eq!(
+        b["inferenceConfig"],
+        json!({"maxTokens": 100, "temperature": 0.2, "stopSequences": ["END"]})
+    );
+}
+
+#[test]
+fn long_or_odd_ids_stay_distinct_and_stable() {
+    let long = "x".repeat(100);
+    let a = tool_id(&long);
+    assert!(a.len() <= 64);
+    assert_eq!(a, tool_id(&long));
+    assert_ne!(tool_id("a.b"), tool_id("a:b"));
+}
+
+#[test]
+fn history_with_tool_blocks_but_no_tools_gets_a_minimal_tool_config() {
+    let b = body(
+        json!({"model": "m", "messages": [
+        {"role": "user", "content": "x"},
+        {"role": "assistant", "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "search", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "t1", "content": "r"},
+        {"role": "user", "content": "thanks"}]}),
+        ModelTraits::default(),
+    );
+    assert_eq!(b["toolConfig"]["tools"][0]["toolSpec"]["name"], "search");
+    assert!(b["toolConfig"].get("toolChoice").is_none());
+}
+
+#[test]
+fn reasoning_for_claude_and_model_specific_fields() {
+    let b = body(
+        json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "reasoning_effort": "low", "max_tokens": 500}),
+        CLAUDE,
+    );
+    assert_eq!(
+        b["additionalModelRequestFields"]["thinking"],
+        json!({"type": "enabled", "budget_tokens": 1024})
+    );
+    assert!(b["inferenceConfig"]["maxTokens"].as_u64().unwrap() > 1024);
+    let nova = ModelTraits {
+        nova: true,
+        prompt_caching: true,
+        ..Default::default()
+    };
+    let b = body(
+        json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "top_k": 20, "reasoning_effort": "low",
+        "guardrail_hint": "x"}),
+        nova,
+    );
+    assert_eq!(
+        b["additionalModelRequestFields"]["inferenceConfig"]["topK"],
+        20
+    );
+    assert_eq!(
+        b["additionalModelRequestFields"]["guardrail_hint"], "x",
+        "other fields go to the model"
+    );
+    assert!(
+        b["additionalModelRequestFields"].get("thinking").is_none(),
+        "Nova does not take Claude's thinking"
+    );
+    // Signed thinking goes back as reasoningContent.
+    let b = body(
+        json!({"model": "m", "messages": [{"role": "user", "content": "x"},
+        {"role": "assistant", "content": "a", "thinking_blocks": [{"type": "thinking", "thinking": "t", "signature": "sig"}]},
+        {"role": "user", "content": "y"}]}),
+        CLAUDE,
+    );
+    assert_eq!(
+        b["messages"][1]["content"][0],
+        json!({"reasoningContent": {"reasoningText": {"text": "t", "signature": "sig"}}})
+    );
+}
+
+#[test]
+fn https_images_are_refused_clearly_and_unsupported_params_named() {
+    let req: ChatCompletionRequest = serde_json::from_value(
+        json!({"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}]}),
+    )
+    .unwrap();
+    let e = build(&req, CLAUDE, false).err().unwrap();
+    assert_eq!(e.status, 400);
+    assert!(e.message.contains("data: URL"), "{}", e.message);
+    let req: ChatCompletionRequest = serde_json::from_value(json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "logit_bias": {"1": 1}})).unwrap();
+    assert_eq!(
+        build(&req, CLAUDE, false).err().unwrap().param.as_deref(),
+        Some("logit_bias")
+    );
+    assert!(build(&req, CLAUDE, true).is_ok());
+}
+
+#[test]
+fn converse_response_becomes_tool_calls_reasoning_and_usage() {
+    let resp = json!({"output": {"message": {"role": "assistant", "content": [
+        {"reasoningContent": {"reasoningText": {"text": "hmm", "signature": "S"}}},
+        {"text": "Reading."},
+        {"toolUse": {"toolUseId": "tooluse_1", "name": "read", "input": {"p": "a"}}}]}},
+        "stopReason": "tool_use",
+        "usage": {"inputTokens": 10, "outputTokens": 5, "totalTokens": 45, "cacheReadInputTokens": 20, "cacheWriteInputTokens": 10}});
+    let out = to_openai(&resp, "anthropic.claude", false, 1);
+    let m = &out.choices[0].message;
+    assert_eq!(m.content.as_deref(), Some("Reading."));
+    assert_eq!(m.reasoning_content.as_deref(), Some("hmm"));
+    assert_eq!(m.thinking_blocks.as_ref().unwrap()[0]["signature"], "S");
+    assert_eq!(m.tool_calls.as_ref().unwrap()[0].id, "tooluse_1");
+    assert_eq!(out.choices[0].finish_reason.as_deref(), Some("tool_calls"));
+    let u = out.usage.unwrap();
+    assert_eq!(
+        (
+            u.prompt_tokens,
+            u.completion_tokens,
+            u.cached_tokens(),
+            u.cache_write_tokens()
+        ),
+        (40, 5, 20, 10)
+    );
+    for (stop, want) in [
+        ("end_turn", "stop"),
+        ("max_tokens", "length"),
+        ("guardrail_intervened", "content_filter"),
+        ("content_filtered", "content_filter"),
+        ("stop_sequence", "stop"),
+    ] {
+        let r = json!({"output": {"message": {"role": "assistant", "content": [{"text": "x"}]}}, "stopReason": stop});
+        assert_eq!(
+            to_openai(&r, "m", false, 1).choices[0]
+                .finish_reason
+                .as_deref(),
+            Some(want),
+            "{stop}"
+        );
+    }
+}
+
+fn frame(kind: &str, name: &str, payload: Value) -> Vec<u8> {
+    let type_header = if kind == "exception" {
+        ":exception-type"
+    } else {
+        ":event-type"
+    };
+    let m = Message::new(payload.to_string().into_bytes())
+        .add_header(Header::new(
+            ":message-type",
+            EsValue::String(kind.to_owned().into()),
+        ))
+        .add_header(Header::new(
+            type_header,
+            EsValue::String(name.to_owned().into()),
+        ))
+        .add_header(Header::new(
+            ":content-type",
+            EsValue::String("application/json".into()),
+        ));
+    let mut out = Vec::new();
+    write_message_to(&m, &mut out).unwrap();
+    out
+}
+
+fn stream_bytes() -> Vec<u8> {
+    [
+        frame("event", "messageStart", json!({"role": "assistant"})),
+        frame("event", "contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"reasoningContent": {"text": "hmm"}}})),
+        frame("event", "contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"reasoningContent": {"signature": "SIG"}}})),
+        frame("event", "contentBlockStop", json!({"contentBlockIndex": 0})),
+        frame("event", "contentBlockDelta", json!({"contentBlockIndex": 1, "delta": {"text": "Hi"}})),
+        frame("event", "contentBlockStop", json!({"contentBlockIndex": 1})),
+        frame("event", "contentBlockStart", json!({"contentBlockIndex": 2, "start": {"toolUse": {"toolUseId": "tooluse_a", "name": "read"}}})),
+        frame("event", "contentBlockDelta", json!({"contentBlockIndex": 2, "delta": {"toolUse": {"input": "{\"p\":"}}})),
+        frame("event", "contentBlockDelta", json!({"contentBlockIndex": 2, "delta": {"toolUse": {"input": "\"a\"}"}}})),
+        frame("event", "contentBlockStop", json!({"contentBlockIndex": 2})),
+        frame("event", "messageStop", json!({"stopReason": "tool_use"})),
+        frame("event", "metadata", json!({"usage": {"inputTokens": 7, "outputTokens": 3, "totalTokens": 10, "cacheReadInputTokens": 2}, "metrics": {"latencyMs": 5}})),
+    ]
+    .concat()
+}
+
+fn chunks(out: &[StreamEvent]) -> Vec<Value> {
+    out.iter()
+        .filter_map(|e| match e {
+            StreamEvent::Data(d) => Some(serde_json::from_slice(d).unwrap()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn binary_frames_split_anywhere_become_chunks_with_usage_last() {
+    let bytes = stream_bytes();
+    for split in [1usize, 7, 13, 64, bytes.len()] {
+        let mut t = BedrockStream::new(true, "anthropic.claude", 1);
+        let mut out = vec![];
+        for part in bytes.chunks(split) {
+            t.push(part, &mut out);
+        }
+        t.finish(&mut out);
+        assert_eq!(out.last(), Some(&StreamEvent::Done), "split {split}");
+        let c = chunks(&out);
+        assert_eq!(c[0]["choices"][0]["delta"]["role"], "assistant");
+        assert_eq!(c[1]["choices"][0]["delta"]["reasoning_content"], "hmm");
+        assert_eq!(
+            c[2]["choices"][0]["delta"]["thinking_blocks"][0]["signature"],
+            "SIG"
+        );
+        assert_eq!(c[3]["choices"][0]["delta"]["content"], "Hi");
+        assert_eq!(
+            c[4]["choices"][0]["delta"]["tool_calls"][0]["id"],
+            "tooluse_a"
+        );
+        assert_eq!(
+            c[6]["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"],
+            "\"a\"}"
+        );
+        assert_eq!(c[7]["choices"][0]["finish_reason"], "tool_calls");
+        let u = c.last().unwrap();
+        assert_eq!(u["choices"], json!([]));
+        assert_eq!(u["usage"]["prompt_tokens"], 9);
+        assert_eq!(t.usage().unwrap().cached_tokens(), 2);
+    }
+}
+
+#[test]
+fn an_exception_frame_mid_stream_is_a_retryable_error() {
+    let mut bytes = frame("event", "messageStart", json!({"role": "assistant"}));
+    bytes.extend(frame(
+        "exception",
+        "throttlingException",
+        json!({"message": "Too many tokens, please wait before trying again."}),
+    ));
+    let mut t = BedrockStream::new(true, "m", 1);
+    let mut out = vec![];
+    t.push(&bytes, &mut out);
+    t.finish(&mut out);
+    let StreamEvent::Error(e) = out.last().unwrap() else {
+        panic!("{out:?}")
+    };
+    assert_eq!((e.status, e.retryable), (429, true));
+    assert!(e.message.starts_with("Too many tokens"));
+}
+
+#[test]
+fn a_corrupt_frame_or_a_cut_stream_is_an_error() {
+    let mut bytes = frame("event", "messageStart", json!({"role": "assistant"}));
+    let n = bytes.len();
+    bytes[n - 1] ^= 0xff; // break the message CRC
+    let mut t = BedrockStream::new(true, "m", 1);
+    let mut out = vec![];
+    t.push(&bytes, &mut out);
+    assert!(matches!(out.last(), Some(StreamEvent::Error(e)) if e.status == 502));
+    let mut t = BedrockStream::new(true, "m", 1);
+    let mut out = vec![];
+    t.push(
+        &frame("event", "messageStart", json!({"role": "assistant"})),
+        &mut out,
+    );
+    t.finish(&mut out);
+    assert!(matches!(out.last(), Some(StreamEvent::Error(_))));
+}
+
+#[test]
+fn model_ids_are_one_encoded_path_segment_and_requests_are_signed() {
+    assert_eq!(
+        encode_model_id("amazon.nova-pro-v1:0"),
+        "amazon.nova-pro-v1%3A0"
+    );
+    assert_eq!(
+        encode_model_id(
+            "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-sonnet-4-20250514-v1:0"
+        ),
+        "arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Ainference-profile%2Fus.anthropic.claude-sonnet-4-20250514-v1%3A0"
+    );
+    let mut h = HeaderMap::new();
+    h.insert("content-type", HeaderValue::from_static("application/json"));
+    let creds = AwsCredentials {
+        access_key_id: "AKIDEXAMPLE".into(),
+        secret_access_key: Secret::new("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
+        session_token: Some(Secret::new("token-1")),
+    };
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_735_689_600); // 2025-01-01
+    sign_request(
+        "https://bedrock-runtime.us-west-2.amazonaws.com/model/amazon.nova-pro-v1%3A0/converse",
+        b"{}",
+        &mut h,
+        &creds,
+        "us-west-2",
+        time,
+    )
+    .unwrap();
+    let auth = h["authorization"].to_str().unwrap();
+    assert!(
+        auth.starts_with(
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20250101/us-west-2/bedrock/aws4_request"
+        ),
+        "{auth}"
+    );
+    assert!(
+        auth.contains("SignedHeaders=content-type;host;x-amz-date;x-amz-security-token"),
+        "{auth}"
+    );
+    assert_eq!(h["x-amz-date"], "20250101T000000Z");
+    assert_eq!(h["x-amz-security-token"], "token-1");
+}
