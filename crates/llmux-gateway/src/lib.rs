@@ -5,6 +5,7 @@ pub mod auth;
 pub mod banner;
 pub mod config;
 pub mod credentials;
+pub mod images;
 pub mod router;
 pub mod routes;
 pub mod server;

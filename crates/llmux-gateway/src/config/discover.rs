@@ -64,6 +64,8 @@ pub fn from_env(env: &Env, catalog: &Catalog) -> Result<Config, ConfigError> {
         max_request_bytes: (DEFAULT_MAX_REQUEST_MB * 1024.0 * 1024.0) as usize,
         warnings,
         env: env.clone(),
+        fetch_image_urls: false,
+        fetch_image_urls_allow_private: false,
     })
 }
 

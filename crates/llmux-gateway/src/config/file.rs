@@ -116,6 +116,8 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
     let gs = section(&root, "general_settings")?;
     let mut master_key = None;
     let mut max_request_mb = DEFAULT_MAX_REQUEST_MB;
+    let mut fetch_image_urls = false;
+    let mut fetch_image_urls_allow_private = false;
     for (k, v) in &gs {
         let path = format!("general_settings.{k}");
         match k.as_str() {
@@ -123,6 +125,10 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
                 Some(s) if !s.is_empty() => master_key = Some(Secret::new(s)),
                 _ => {}
             },
+            "fetch_image_urls" => fetch_image_urls = bool_value(v, &path)?,
+            "fetch_image_urls_allow_private" => {
+                fetch_image_urls_allow_private = bool_value(v, &path)?
+            }
             "max_request_size_mb" => {
                 max_request_mb = number_value(v, &path)?;
                 if max_request_mb <= 0.0 {
@@ -164,6 +170,8 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
         max_request_bytes: (max_request_mb * 1024.0 * 1024.0) as usize,
         warnings,
         env,
+        fetch_image_urls,
+        fetch_image_urls_allow_private,
     })
 }
 

@@ -44,6 +44,10 @@ pub struct Config {
     pub warnings: Vec<String>,
     /// The environment the config was read with (credential sources).
     pub env: Env,
+    /// Fetch http(s) image URLs for providers that need images inline.
+    pub fetch_image_urls: bool,
+    /// …including from private, loopback and link-local addresses.
+    pub fetch_image_urls_allow_private: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

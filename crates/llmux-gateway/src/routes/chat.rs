@@ -10,9 +10,9 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::response::Response;
 use bytes::Bytes;
-use llmux_core::ApiError;
 use llmux_core::providers::{self, ChatCall};
 use llmux_core::types::RawChatRequest;
+use llmux_core::{ApiError, ProviderKind};
 use std::sync::Arc;
 
 pub async fn chat_completions(
@@ -58,6 +58,36 @@ pub async fn attempt(
     call: &ChatCall<'_, '_>,
 ) -> Result<Response, ApiError> {
     let dep = &state.deployment;
+    // Bedrock takes images inline only: fetch remote ones when enabled.
+    let inlined = match (&app.images, dep.provider) {
+        (Some(f), ProviderKind::Bedrock)
+            if call
+                .request
+                .get("messages")
+                .is_some_and(|m| m.get().contains("\"http")) =>
+        {
+            match f.inline(&call.request.to_typed()?).await? {
+                Some(req) => {
+                    Some(serde_json::to_vec(&req).map_err(|e| ApiError::internal(e.to_string()))?)
+                }
+                None => None,
+            }
+        }
+        _ => None,
+    };
+    let raw;
+    let rewritten;
+    let call = match &inlined {
+        Some(bytes) => {
+            raw = RawChatRequest::parse(bytes)?;
+            rewritten = ChatCall {
+                request: &raw,
+                drop_params: call.drop_params,
+            };
+            &rewritten
+        }
+        None => call,
+    };
     let creds = app.credentials.for_deployment(dep, &app.transport).await?;
     let upstream = providers::build_chat_request(dep, call, &creds)?;
     let up = dispatch::send(app, &state, upstream, |s, h, b| {

@@ -164,7 +164,12 @@ async fn translated(
         supports_reasoning: dep.info.flag("supports_reasoning"),
         drop_params,
     };
-    let canonical = inbound::to_canonical(req, target)?;
+    let mut canonical = inbound::to_canonical(req, target)?;
+    if let (Some(f), ProviderKind::Bedrock) = (&app.images, dep.provider) {
+        if let Some(inlined) = f.inline(&canonical).await? {
+            canonical = inlined;
+        }
+    }
     let bytes = serde_json::to_vec(&canonical).map_err(|e| ApiError::internal(e.to_string()))?;
     let raw = RawChatRequest::parse(&bytes)?;
     let call = ChatCall {

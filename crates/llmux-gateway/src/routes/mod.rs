@@ -10,6 +10,7 @@ mod models;
 use crate::auth;
 use crate::config::Config;
 use crate::credentials::CredentialStore;
+use crate::images::ImageFetcher;
 use crate::router::Router;
 use crate::transport::Transport;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -25,6 +26,8 @@ pub struct AppState {
     pub router: Router,
     pub transport: Transport,
     pub credentials: CredentialStore,
+    /// Inlines remote images for Bedrock, when enabled.
+    pub images: Option<ImageFetcher>,
     pub master_key: Option<Secret>,
     pub drop_params: bool,
     pub num_retries: u32,
@@ -45,8 +48,17 @@ impl AppState {
         let model_info_json = models::model_info_json(&config.deployments);
         let model_count = config.model_names().len();
         let credentials = CredentialStore::new(&config.deployments, &config.env)?;
+        let images = if config.fetch_image_urls {
+            Some(
+                ImageFetcher::new(config.fetch_image_urls_allow_private)
+                    .map_err(|e| e.to_string())?,
+            )
+        } else {
+            None
+        };
         Ok(AppState {
             credentials,
+            images,
             router: Router::new(config.deployments),
             transport,
             master_key: config.master_key,
