@@ -75,10 +75,25 @@ pub fn build(
         })
         .or_else(|| catalog.lookup(provider, id));
 
-    // Azure's id is a deployment name the user chose: never rename it.
+    // A short name or alias resolves to the catalog's upstream id; any
+    // other id (a full id, a Bedrock inference profile `us.…`, an ARN) is
+    // sent as written. Azure's id is a deployment name: never renamed.
     let upstream_model = match (provider, entry) {
         (ProviderKind::Azure, _) | (_, None) => id.to_owned(),
-        (_, Some(e)) => e.upstream.clone(),
+        (_, Some(e)) => {
+            let short = e
+                .name
+                .strip_prefix(&format!("{}/", provider.as_str()))
+                .unwrap_or(&e.name);
+            // On Bedrock aliases are invocable ids themselves (dated ids,
+            // inference profiles): only the short name resolves there.
+            let alias = provider != ProviderKind::Bedrock && e.aliases.iter().any(|a| a == id);
+            if id == short || id == e.name || alias {
+                e.upstream.clone()
+            } else {
+                id.to_owned()
+            }
+        }
     };
 
     let spec = openai_compat::spec(provider);
@@ -341,6 +356,28 @@ mod tests {
         assert_eq!(d.api_key.unwrap().expose(), "gsk-1");
         assert_eq!(d.info.0["litellm_provider"], "groq");
         assert!(d.info.u64("max_input_tokens").is_some());
+    }
+
+    #[test]
+    fn full_ids_and_inference_profiles_are_sent_as_written() {
+        let env = Env::fixed(&[]);
+        let d = build(
+            params("c", "bedrock/us.anthropic.claude-sonnet-4-20250514-v1:0"),
+            0,
+            &catalog(),
+            &env,
+        )
+        .unwrap();
+        assert_eq!(
+            d.upstream_model,
+            "us.anthropic.claude-sonnet-4-20250514-v1:0"
+        );
+        assert!(
+            d.info.f64("input_cost_per_token").is_some(),
+            "prices still come from the catalog"
+        );
+        let d = build(params("n", "bedrock/amazon.nova-pro"), 0, &catalog(), &env).unwrap();
+        assert_eq!(d.upstream_model, "amazon.nova-pro-v1:0");
     }
 
     #[test]

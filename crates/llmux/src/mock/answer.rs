@@ -52,6 +52,18 @@ pub struct MockOptions {
     /// Gemini: block the prompt: `promptFeedback.blockReason` and no
     /// candidates.
     pub block_reason: Option<String>,
+    /// Bedrock ConverseStream: after this many frames, an exception frame
+    /// (`exception`, default `throttlingException`) ends the stream.
+    pub exception_after: Option<usize>,
+    /// Bedrock ConverseStream: the `:exception-type` of that frame
+    /// (`throttlingException`, `modelStreamErrorException`, …).
+    pub exception: Option<String>,
+    /// Bedrock ConverseStream: write each frame in two halves, with a
+    /// short pause between them.
+    pub split_frames: bool,
+    /// Bedrock: the exception name (`x-amzn-ErrorType`) sent with `status`,
+    /// instead of the one for the status (`ModelNotReadyException`, …).
+    pub error_type: Option<String>,
 }
 
 impl MockOptions {
@@ -84,8 +96,9 @@ impl MockOptions {
 
 /// The inside of the last `<mock>…</mock>` tag in the messages' text:
 /// string contents, `text` blocks or parts, and the text inside Anthropic
-/// `tool_result` blocks; for Gemini, the `text` parts of `contents` and the
-/// strings inside `functionResponse` parts.
+/// `tool_result` blocks; for Bedrock, `text` blocks and the text and JSON
+/// strings inside `toolResult` blocks; for Gemini, the `text` parts of
+/// `contents` and the strings inside `functionResponse` parts.
 fn last_tag(body: &Value) -> Option<String> {
     const OPEN: &str = "<mock>";
     const CLOSE: &str = "</mock>";
@@ -156,6 +169,26 @@ fn content_texts<'a>(content: Option<&'a Value>, out: &mut Vec<&'a str>) {
                         }
                     }
                     Some("tool_result") => content_texts(b.get("content"), out),
+                    // Bedrock Converse: blocks are unions without `type`:
+                    // `{"text": …}`, and `{"toolResult": {"content": [{"text"
+                    // | "json": …}]}}`.
+                    None => {
+                        if let Some(t) = b.get("text").and_then(Value::as_str) {
+                            out.push(t);
+                        }
+                        let inner = b
+                            .get("toolResult")
+                            .and_then(|r| r.get("content"))
+                            .and_then(Value::as_array);
+                        for c in inner.into_iter().flatten() {
+                            if let Some(t) = c.get("text").and_then(Value::as_str) {
+                                out.push(t);
+                            }
+                            if let Some(j) = c.get("json") {
+                                strings_in(j, out);
+                            }
+                        }
+                    }
                     _ => {}
                 }
             }

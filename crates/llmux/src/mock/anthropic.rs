@@ -736,7 +736,7 @@ impl Block {
 
 /// `s` cut in at most `n` pieces of about the same length, on character
 /// boundaries, none empty.
-fn pieces(s: &str, n: usize) -> Vec<&str> {
+pub(super) fn pieces(s: &str, n: usize) -> Vec<&str> {
     let mut out = Vec::new();
     let mut start = 0;
     for k in 1..=n {

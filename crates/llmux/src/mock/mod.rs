@@ -1,11 +1,13 @@
 //! `llmux mock`: a fake upstream speaking OpenAI's Chat Completions,
-//! Anthropic's Messages API and Google's Gemini API (AI Studio and Vertex AI,
-//! with a service-account token endpoint) (see docs/mock.md). It answers like a provider,
+//! Anthropic's Messages API, Google's Gemini API (AI Studio and Vertex AI,
+//! with a service-account token endpoint) and Amazon Bedrock's Converse API
+//! (JSON and the binary event stream) (see docs/mock.md). It answers like a provider,
 //! streams at a set pace, records what it received, and injects faults on
 //! request.
 
 mod answer;
 mod anthropic;
+mod bedrock;
 mod gemini;
 
 use answer::{Answer, MockOptions};
@@ -117,13 +119,20 @@ pub async fn run(args: MockArgs) -> Result<(), std::io::Error> {
             post(gemini::vertex),
         )
         .route("/token", post(gemini::token))
+        // Bedrock Runtime: the model id arrives percent-encoded in one
+        // segment (`…-v1%3A0`, ARNs with `%3A` and `%2F`).
+        .route("/model/{model_id}/converse", post(bedrock::converse))
+        .route(
+            "/model/{model_id}/converse-stream",
+            post(bedrock::converse_stream),
+        )
         .route("/v1/models", get(models))
         .route("/models", get(models))
         .route("/mock/requests", get(recorded).delete(forget))
         .route("/mock/stats", get(stats))
         .with_state(state);
     println!(
-        "llmux mock (OpenAI-, Anthropic- and Gemini-compatible) listening on http://{addr}/v1"
+        "llmux mock (OpenAI-, Anthropic-, Gemini- and Bedrock-compatible) listening on http://{addr}/v1"
     );
     use std::io::Write;
     let _ = std::io::stdout().flush();
@@ -311,12 +320,43 @@ fn event_stream(
     guard: StreamGuard,
     content_type: &'static str,
 ) -> Response {
+    paced_stream(
+        events,
+        reset_after,
+        tokens_per_sec,
+        guard,
+        content_type,
+        false,
+    )
+}
+
+/// The pause between the two halves of an event when they are split.
+const SPLIT_PAUSE: Duration = Duration::from_millis(15);
+
+/// [`event_stream`], writing each event in two halves with a short pause
+/// between them when `split` is set (so that a client sees a binary frame
+/// cut across reads).
+fn paced_stream(
+    events: Vec<Bytes>,
+    reset_after: Option<usize>,
+    tokens_per_sec: f64,
+    guard: StreamGuard,
+    content_type: &'static str,
+    split: bool,
+) -> Response {
     let pause = (tokens_per_sec > 0.0).then(|| Duration::from_secs_f64(1.0 / tokens_per_sec));
     let body = futures_util::stream::unfold(
-        (events.into_iter(), 0usize, false, guard),
-        move |(mut it, n, ended, mut guard)| async move {
+        (events.into_iter(), 0usize, false, guard, None::<Bytes>),
+        move |(mut it, n, ended, mut guard, rest)| async move {
             if ended {
                 return None;
+            }
+            if let Some(second) = rest {
+                tokio::time::sleep(SPLIT_PAUSE).await;
+                if it.len() == 0 {
+                    guard.completed = true;
+                }
+                return Some((Ok(second), (it, n, false, guard, None)));
             }
             if reset_after == Some(n) {
                 // Let what was sent reach the wire first (the server would
@@ -328,17 +368,24 @@ fn event_stream(
                 }
                 return Some((
                     Err(std::io::Error::other("mock reset")),
-                    (it, n, true, guard),
+                    (it, n, true, guard, None),
                 ));
             }
-            let ev = it.next()?;
+            let mut ev = it.next()?;
             if let (Some(p), true) = (pause, n > 0) {
                 tokio::time::sleep(p).await;
+            }
+            if split && ev.len() > 1 {
+                let second = ev.split_off(ev.len() / 2);
+                return Some((Ok(ev), (it, n + 1, false, guard, Some(second))));
             }
             if it.len() == 0 {
                 guard.completed = true;
             }
-            Some((Ok::<Bytes, std::io::Error>(ev), (it, n + 1, false, guard)))
+            Some((
+                Ok::<Bytes, std::io::Error>(ev),
+                (it, n + 1, false, guard, None),
+            ))
         },
     );
     let mut r = Response::new(Body::from_stream(body));
@@ -382,6 +429,19 @@ fn error(status: u16, message: &str, retry_after: Option<u64>) -> Response {
 }
 
 fn record(s: &MockState, method: &http::Method, uri: &http::Uri, headers: &HeaderMap, body: &[u8]) {
+    record_with(s, method, uri, headers, body, serde_json::Map::new());
+}
+
+/// [`record`], with more fields for the entry (which replace the usual
+/// ones of the same name).
+fn record_with(
+    s: &MockState,
+    method: &http::Method,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    extra: serde_json::Map<String, Value>,
+) {
     let headers: serde_json::Map<String, Value> = headers
         .iter()
         .map(|(k, v)| {
@@ -393,13 +453,16 @@ fn record(s: &MockState, method: &http::Method, uri: &http::Uri, headers: &Heade
         .collect();
     let body = serde_json::from_slice::<Value>(body)
         .unwrap_or_else(|_| Value::from(String::from_utf8_lossy(body).into_owned()));
-    let entry = json!({
+    let mut entry = json!({
         "method": method.as_str(),
         "path": uri.path(),
         "query": uri.query().unwrap_or(""),
         "headers": headers,
         "body": body,
     });
+    if let Some(e) = entry.as_object_mut() {
+        e.extend(extra);
+    }
     if let Ok(mut r) = s.requests.lock() {
         if r.len() >= MAX_RECORDED {
             r.pop_front();
