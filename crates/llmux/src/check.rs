@@ -36,10 +36,22 @@ pub fn run(path: Option<&Path>) -> ExitCode {
         println!("  {name}");
         for d in config.deployments.iter().filter(|d| d.model_name == name) {
             let base = d.api_base.as_deref().unwrap_or("provider default");
-            let key = if d.api_key.is_some() {
-                "key set"
-            } else {
-                "no key"
+            let key = match (&d.aws, &d.vertex) {
+                (Some(a), _) if a.bearer_token.is_some() => {
+                    format!("Bedrock API key, region {}", a.region)
+                }
+                (Some(a), _) if a.access_key_id.is_some() => {
+                    format!("AWS keys set, region {}", a.region)
+                }
+                (Some(a), _) => format!(
+                    "AWS credentials from the environment or a profile, region {}",
+                    a.region
+                ),
+                (None, Some(v)) => {
+                    format!("service account, project {} in {}", v.project, v.location)
+                }
+                _ if d.api_key.is_some() => "key set".to_owned(),
+                _ => "no key".to_owned(),
             };
             let support = if d.provider.is_supported() {
                 ""
