@@ -11,7 +11,7 @@ pub mod openai_compat;
 pub mod sse;
 
 use crate::deployment::Deployment;
-use crate::types::{ApiError, RawChatRequest, Usage};
+use crate::types::{ApiError, ChatCompletionChunk, ChunkChoice, Delta, RawChatRequest, Usage};
 use bytes::Bytes;
 use http::HeaderMap;
 
@@ -170,6 +170,78 @@ pub struct ChatCall<'a, 'b> {
     pub request: &'b RawChatRequest<'a>,
     /// `drop_params`: unsupported parameters are dropped, not refused.
     pub drop_params: bool,
+}
+
+impl ChatCall<'_, '_> {
+    /// The client asked for JSON (`response_format` json_schema or
+    /// json_object), which translating providers serve as a forced tool.
+    pub fn wants_json(&self) -> bool {
+        self.request
+            .get_as::<serde_json::Value>("response_format")
+            .ok()
+            .flatten()
+            .and_then(|f| {
+                f.get("type")
+                    .and_then(|t| t.as_str())
+                    .map(|t| t == "json_schema" || t == "json_object")
+            })
+            .unwrap_or(false)
+    }
+}
+
+/// Where a translated stream's chunks come from: the same id, model and
+/// time on every chunk of one response.
+#[derive(Debug, Clone)]
+pub struct ChunkSource {
+    pub id: String,
+    pub model: String,
+    pub created: u64,
+}
+
+impl ChunkSource {
+    /// One OpenAI chunk with one choice.
+    pub fn chunk(&self, index: u32, delta: Delta, finish: Option<String>) -> StreamEvent {
+        self.event(
+            vec![ChunkChoice {
+                index,
+                delta,
+                finish_reason: finish,
+                logprobs: None,
+            }],
+            None,
+        )
+    }
+
+    /// The usage chunk that ends a stream: `choices: []`, as clients expect.
+    pub fn usage(&self, usage: &Usage) -> StreamEvent {
+        self.event(vec![], Some(usage.clone()))
+    }
+
+    fn event(&self, choices: Vec<ChunkChoice>, usage: Option<Usage>) -> StreamEvent {
+        let c = ChatCompletionChunk {
+            id: self.id.clone(),
+            object: "chat.completion.chunk".into(),
+            created: self.created,
+            model: self.model.clone(),
+            choices,
+            usage,
+            system_fingerprint: None,
+        };
+        StreamEvent::Data(Bytes::from(serde_json::to_vec(&c).unwrap_or_default()))
+    }
+}
+
+/// The deployment's `extra_headers` on top of a provider's own.
+pub fn apply_extra_headers(h: &mut HeaderMap, dep: &Deployment) {
+    for (name, value) in &dep.extra_headers {
+        if let (Ok(n), Ok(mut v)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(value.expose()),
+        ) {
+            v.set_sensitive(true);
+            h.insert(n, v);
+        }
+    }
 }
 
 /// The API family a provider speaks: the one `match` that dispatches.

@@ -86,14 +86,15 @@ async fn handle(
     .await
 }
 
-/// The request as the client sent it, to Claude; the answer as Claude sent it.
-async fn passthrough(
-    app: &Arc<AppState>,
-    state: Arc<DeploymentState>,
+/// The client's request for a Claude endpoint: its body with the model
+/// replaced (and any `role: "system"` entries moved to `system`), its
+/// `anthropic-version` and `anthropic-beta` forwarded, the deployment's key.
+fn to_claude(
+    dep: &llmux_core::Deployment,
     req: &RawChatRequest<'_>,
     client_headers: &HeaderMap,
-) -> Result<Response, ApiError> {
-    let dep = &state.deployment;
+    endpoint: &str,
+) -> providers::UpstreamRequest {
     let hoisted = req
         .get("messages")
         .and_then(|m| claude::hoist_system(m, req.get("system")));
@@ -117,11 +118,22 @@ async fn passthrough(
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect();
-    let upstream = providers::UpstreamRequest {
-        url: claude::messages_url(dep.api_base.as_deref(), "messages"),
+    providers::UpstreamRequest {
+        url: claude::messages_url(dep.api_base.as_deref(), endpoint),
         headers: claude::headers(dep, version, &betas),
         body: Bytes::from(body),
-    };
+    }
+}
+
+/// The request as the client sent it, to Claude; the answer as Claude sent it.
+async fn passthrough(
+    app: &Arc<AppState>,
+    state: Arc<DeploymentState>,
+    req: &RawChatRequest<'_>,
+    client_headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let dep = &state.deployment;
+    let upstream = to_claude(dep, req, client_headers, "messages");
     let up = dispatch::send(app, &state, upstream, |s, h, b| {
         providers::error_response(dep, s, h, b)
     })
@@ -241,24 +253,7 @@ async fn count(
         .cloned();
     if let Some(state) = claude_dep {
         let dep = &state.deployment;
-        let body = req.write(&Rewrite {
-            model: &dep.upstream_model,
-            remove: GATEWAY_FIELDS,
-            ..Default::default()
-        });
-        let version = client_headers
-            .get("anthropic-version")
-            .and_then(|v| v.to_str().ok());
-        let betas: Vec<&str> = client_headers
-            .get_all("anthropic-beta")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        let upstream = providers::UpstreamRequest {
-            url: claude::messages_url(dep.api_base.as_deref(), "messages/count_tokens"),
-            headers: claude::headers(dep, version, &betas),
-            body: Bytes::from(body),
-        };
+        let upstream = to_claude(dep, &req, client_headers, "messages/count_tokens");
         let up = dispatch::send(app, &state, upstream, |s, h, b| {
             providers::error_response(dep, s, h, b)
         })

@@ -69,19 +69,6 @@ fn add_header(h: &mut HeaderMap, name: &str, value: &Secret) {
     }
 }
 
-fn wants_json_tool(call: &ChatCall<'_, '_>) -> bool {
-    call.request
-        .get_as::<serde_json::Value>("response_format")
-        .ok()
-        .flatten()
-        .and_then(|f| {
-            f.get("type")
-                .and_then(|t| t.as_str())
-                .map(|t| t == "json_schema" || t == "json_object")
-        })
-        .unwrap_or(false)
-}
-
 pub fn build_chat_request(
     dep: &Deployment,
     call: &ChatCall<'_, '_>,
@@ -116,7 +103,7 @@ pub fn chat_response(
         ))
         .retryable(true)
     })?;
-    let out = response::to_openai(resp, wants_json_tool(call), now());
+    let out = response::to_openai(resp, call.wants_json(), now());
     let usage = out.usage.clone();
     let body = serde_json::to_vec(&out).map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(ChatResponse {
@@ -128,7 +115,7 @@ pub fn chat_response(
 pub fn chat_stream(dep: &Deployment, call: &ChatCall<'_, '_>) -> stream::AnthropicStream {
     stream::AnthropicStream::new(
         call.request.include_usage(),
-        wants_json_tool(call),
+        call.wants_json(),
         &dep.upstream_model,
         now(),
     )

@@ -515,35 +515,14 @@ fn document_source(file: &Value, at: &str) -> Result<(Value, Option<&'static str
 
 /// Plain-text documents are sent as text, not base64.
 fn decode_text(b64: &str) -> String {
-    // Without a base64 crate at hand, keep the data as the document if it
-    // is not decodable: Anthropic reports a clear error then.
-    base64_decode(b64)
+    use base64::Engine;
+    // Not decodable: keep the data as it came, and Anthropic reports a
+    // clear error.
+    base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()
         .and_then(|b| String::from_utf8(b).ok())
         .unwrap_or_else(|| b64.to_owned())
-}
-
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            b'=' | b'\n' | b'\r' => continue,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
 }
 
 /// `data:<media type>;base64,<data>`

@@ -6,14 +6,11 @@ use super::error::from_parts;
 use super::request::JSON_TOOL;
 use super::response::finish_reason;
 use crate::providers::sse::SseParser;
-use crate::providers::{StreamEvent, StreamTranslator};
+use crate::providers::{ChunkSource, StreamEvent, StreamTranslator};
 use crate::types::anthropic::{
     AnthropicUsage, Block, BlockDelta, KnownBlock, StreamEvent as AnEvent,
 };
-use crate::types::{
-    ApiError, ChatCompletionChunk, ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta, Usage,
-};
-use bytes::Bytes;
+use crate::types::{ApiError, Delta, FunctionCallDelta, ToolCallDelta, Usage};
 use serde_json::json;
 use std::collections::HashMap;
 
@@ -31,9 +28,7 @@ pub struct AnthropicStream {
     sse: SseParser,
     client_wants_usage: bool,
     json_tool: bool,
-    id: String,
-    model: String,
-    created: u64,
+    src: ChunkSource,
     blocks: HashMap<u32, BlockKind>,
     next_tool: u32,
     usage: AnthropicUsage,
@@ -48,9 +43,11 @@ impl AnthropicStream {
             sse: SseParser::new(),
             client_wants_usage,
             json_tool,
-            id: String::new(),
-            model: model.to_owned(),
-            created,
+            src: ChunkSource {
+                id: String::new(),
+                model: model.to_owned(),
+                created,
+            },
             blocks: HashMap::new(),
             next_tool: 0,
             usage: AnthropicUsage::default(),
@@ -61,21 +58,7 @@ impl AnthropicStream {
     }
 
     fn chunk(&self, delta: Delta, finish: Option<String>) -> StreamEvent {
-        let c = ChatCompletionChunk {
-            id: self.id.clone(),
-            object: "chat.completion.chunk".into(),
-            created: self.created,
-            model: self.model.clone(),
-            choices: vec![ChunkChoice {
-                index: 0,
-                delta,
-                finish_reason: finish,
-                logprobs: None,
-            }],
-            usage: None,
-            system_fingerprint: None,
-        };
-        StreamEvent::Data(Bytes::from(serde_json::to_vec(&c).unwrap_or_default()))
+        self.src.chunk(0, delta, finish)
     }
 
     fn fail(&mut self, err: ApiError, out: &mut Vec<StreamEvent>) {
@@ -86,9 +69,9 @@ impl AnthropicStream {
     fn event(&mut self, ev: AnEvent, out: &mut Vec<StreamEvent>) {
         match ev {
             AnEvent::MessageStart { message } => {
-                self.id = message.id;
+                self.src.id = message.id;
                 if !message.model.is_empty() {
-                    self.model = message.model;
+                    self.src.model = message.model;
                 }
                 self.usage = message.usage;
                 self.openai_usage = Some(self.usage.to_openai());
@@ -231,18 +214,7 @@ impl AnthropicStream {
                 out.push(self.chunk(Delta::default(), Some(finish)));
                 let usage = self.usage.to_openai();
                 if self.client_wants_usage {
-                    let c = ChatCompletionChunk {
-                        id: self.id.clone(),
-                        object: "chat.completion.chunk".into(),
-                        created: self.created,
-                        model: self.model.clone(),
-                        choices: vec![],
-                        usage: Some(usage.clone()),
-                        system_fingerprint: None,
-                    };
-                    out.push(StreamEvent::Data(Bytes::from(
-                        serde_json::to_vec(&c).unwrap_or_default(),
-                    )));
+                    out.push(self.src.usage(&usage));
                 }
                 self.openai_usage = Some(usage);
                 self.ended = true;

@@ -134,14 +134,7 @@ pub fn build_chat_request(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    for (name, value) in &dep.extra_headers {
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value.expose()),
-        ) {
-            headers.insert(n, v);
-        }
-    }
+    crate::providers::apply_extra_headers(&mut headers, dep);
     match (&creds.bearer, &creds.aws) {
         (Some(token), _) => {
             let mut v =
@@ -174,19 +167,6 @@ pub fn build_chat_request(
     })
 }
 
-fn wants_json_tool(call: &ChatCall<'_, '_>) -> bool {
-    call.request
-        .get_as::<serde_json::Value>("response_format")
-        .ok()
-        .flatten()
-        .and_then(|f| {
-            f.get("type")
-                .and_then(|t| t.as_str())
-                .map(|t| t == "json_schema" || t == "json_object")
-        })
-        .unwrap_or(false)
-}
-
 pub fn chat_response(
     dep: &Deployment,
     call: &ChatCall<'_, '_>,
@@ -206,7 +186,7 @@ pub fn chat_response(
     let out = response::to_openai(
         &v,
         &dep.upstream_model,
-        wants_json_tool(call),
+        call.wants_json(),
         crate::providers::anthropic::now(),
     );
     let usage = out.usage.clone();

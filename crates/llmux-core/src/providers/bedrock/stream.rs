@@ -4,13 +4,11 @@
 
 use super::error::from_exception;
 use super::response::{finish_reason, usage};
-use crate::providers::{StreamEvent, StreamTranslator};
-use crate::types::{
-    ApiError, ChatCompletionChunk, ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta, Usage,
-};
+use crate::providers::{ChunkSource, StreamEvent, StreamTranslator};
+use crate::types::{ApiError, Delta, FunctionCallDelta, ToolCallDelta, Usage};
 use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
 use aws_smithy_types::event_stream::Message;
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
@@ -18,9 +16,7 @@ pub struct BedrockStream {
     buf: BytesMut,
     decoder: MessageFrameDecoder,
     client_wants_usage: bool,
-    id: String,
-    model: String,
-    created: u64,
+    src: ChunkSource,
     /// contentBlockIndex → OpenAI tool-call index.
     tools: HashMap<u64, u32>,
     next_tool: u32,
@@ -43,9 +39,11 @@ impl BedrockStream {
             buf: BytesMut::new(),
             decoder: MessageFrameDecoder::new(),
             client_wants_usage,
-            id: format!("bedrock-{created}"),
-            model: model.to_owned(),
-            created,
+            src: ChunkSource {
+                id: format!("bedrock-{created}"),
+                model: model.to_owned(),
+                created,
+            },
             tools: HashMap::new(),
             next_tool: 0,
             stopped: false,
@@ -55,21 +53,7 @@ impl BedrockStream {
     }
 
     fn chunk(&self, delta: Delta, finish: Option<String>) -> StreamEvent {
-        let c = ChatCompletionChunk {
-            id: self.id.clone(),
-            object: "chat.completion.chunk".into(),
-            created: self.created,
-            model: self.model.clone(),
-            choices: vec![ChunkChoice {
-                index: 0,
-                delta,
-                finish_reason: finish,
-                logprobs: None,
-            }],
-            usage: None,
-            system_fingerprint: None,
-        };
-        StreamEvent::Data(Bytes::from(serde_json::to_vec(&c).unwrap_or_default()))
+        self.src.chunk(0, delta, finish)
     }
 
     fn fail(&mut self, err: ApiError, out: &mut Vec<StreamEvent>) {
@@ -79,18 +63,7 @@ impl BedrockStream {
 
     fn end(&mut self, out: &mut Vec<StreamEvent>) {
         if let (true, Some(u)) = (self.client_wants_usage, &self.usage) {
-            let c = ChatCompletionChunk {
-                id: self.id.clone(),
-                object: "chat.completion.chunk".into(),
-                created: self.created,
-                model: self.model.clone(),
-                choices: vec![],
-                usage: Some(u.clone()),
-                system_fingerprint: None,
-            };
-            out.push(StreamEvent::Data(Bytes::from(
-                serde_json::to_vec(&c).unwrap_or_default(),
-            )));
+            out.push(self.src.usage(u));
         }
         self.ended = true;
         out.push(StreamEvent::Done);

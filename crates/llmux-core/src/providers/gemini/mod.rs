@@ -98,15 +98,7 @@ fn headers(dep: &Deployment, creds: &Credentials) -> Result<HeaderMap, ApiError>
         v.set_sensitive(true);
         h.insert(name, v);
     }
-    for (name, value) in &dep.extra_headers {
-        if let (Ok(n), Ok(mut v)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value.expose()),
-        ) {
-            v.set_sensitive(true);
-            h.insert(n, v);
-        }
-    }
+    crate::providers::apply_extra_headers(&mut h, dep);
     Ok(h)
 }
 

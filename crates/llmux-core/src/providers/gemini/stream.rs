@@ -4,19 +4,14 @@
 use super::error::from_error_object;
 use super::response::{GenerateResponse, UsageMetadata, blocked, finish_reason, tool_call};
 use crate::providers::sse::SseParser;
-use crate::providers::{StreamEvent, StreamTranslator};
-use crate::types::{
-    ApiError, ChatCompletionChunk, ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta, Usage,
-};
-use bytes::Bytes;
+use crate::providers::{ChunkSource, StreamEvent, StreamTranslator};
+use crate::types::{ApiError, Delta, FunctionCallDelta, ToolCallDelta, Usage};
 use serde_json::Value;
 
 pub struct GeminiStream {
     sse: SseParser,
     client_wants_usage: bool,
-    id: String,
-    model: String,
-    created: u64,
+    src: ChunkSource,
     started: bool,
     /// Tool calls sent so far, per candidate.
     tools: Vec<u32>,
@@ -30,9 +25,11 @@ impl GeminiStream {
         GeminiStream {
             sse: SseParser::new(),
             client_wants_usage,
-            id: format!("gemini-{created}"),
-            model: model.to_owned(),
-            created,
+            src: ChunkSource {
+                id: format!("gemini-{created}"),
+                model: model.to_owned(),
+                created,
+            },
             started: false,
             tools: Vec::new(),
             finished: false,
@@ -42,23 +39,7 @@ impl GeminiStream {
     }
 
     fn emit(&self, out: &mut Vec<StreamEvent>, index: u32, delta: Delta, finish: Option<String>) {
-        let c = ChatCompletionChunk {
-            id: self.id.clone(),
-            object: "chat.completion.chunk".into(),
-            created: self.created,
-            model: self.model.clone(),
-            choices: vec![ChunkChoice {
-                index,
-                delta,
-                finish_reason: finish,
-                logprobs: None,
-            }],
-            usage: None,
-            system_fingerprint: None,
-        };
-        out.push(StreamEvent::Data(Bytes::from(
-            serde_json::to_vec(&c).unwrap_or_default(),
-        )));
+        out.push(self.src.chunk(index, delta, finish));
     }
 
     fn fail(&mut self, err: ApiError, out: &mut Vec<StreamEvent>) {
@@ -92,7 +73,7 @@ impl GeminiStream {
             }
         };
         if let Some(id) = resp.response_id {
-            self.id = id;
+            self.src.id = id;
         }
         if let Some(u) = &resp.usage_metadata {
             self.usage = Some(UsageMetadata::to_openai(u));
@@ -205,18 +186,7 @@ impl StreamTranslator for GeminiStream {
             );
         }
         if let (true, Some(u)) = (self.client_wants_usage, &self.usage) {
-            let c = ChatCompletionChunk {
-                id: self.id.clone(),
-                object: "chat.completion.chunk".into(),
-                created: self.created,
-                model: self.model.clone(),
-                choices: vec![],
-                usage: Some(u.clone()),
-                system_fingerprint: None,
-            };
-            out.push(StreamEvent::Data(Bytes::from(
-                serde_json::to_vec(&c).unwrap_or_default(),
-            )));
+            out.push(self.src.usage(u));
         }
         self.ended = true;
         out.push(StreamEvent::Done);

@@ -107,15 +107,7 @@ fn headers(spec: &CompatSpec, dep: &Deployment) -> HeaderMap {
             HeaderValue::from_static(value),
         );
     }
-    for (name, value) in &dep.extra_headers {
-        if let (Ok(n), Ok(mut v)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value.expose()),
-        ) {
-            v.set_sensitive(true);
-            h.insert(n, v);
-        }
-    }
+    crate::providers::apply_extra_headers(&mut h, dep);
     h
 }
 
