@@ -53,11 +53,6 @@ pub fn run(path: Option<&Path>) -> ExitCode {
                 _ if d.api_key.is_some() => "key set".to_owned(),
                 _ => "no key".to_owned(),
             };
-            let support = if d.provider.is_supported() {
-                ""
-            } else {
-                " [provider not supported yet]"
-            };
             let ctx = d
                 .info
                 .u64("max_input_tokens")
@@ -65,7 +60,7 @@ pub fn run(path: Option<&Path>) -> ExitCode {
                     format!("{n} tokens context")
                 });
             println!(
-                "    -> {} `{}` at {base} ({key}, {ctx}){support}",
+                "    -> {} `{}` at {base} ({key}, {ctx})",
                 d.provider, d.upstream_model
             );
         }

@@ -11,7 +11,9 @@ pub mod openai_compat;
 pub mod sse;
 
 use crate::deployment::Deployment;
-use crate::types::{ApiError, ChatCompletionChunk, ChunkChoice, Delta, RawChatRequest, Usage};
+use crate::types::{
+    ApiError, ChatCompletionChunk, ChatCompletionRequest, ChunkChoice, Delta, RawChatRequest, Usage,
+};
 use bytes::Bytes;
 use http::HeaderMap;
 
@@ -88,18 +90,6 @@ impl ProviderKind {
         };
         Some((kind, rest))
     }
-
-    /// Whether llmux can send requests to this provider yet.
-    pub fn is_supported(&self) -> bool {
-        openai_compat::spec(*self).is_some()
-            || matches!(
-                self,
-                ProviderKind::Anthropic
-                    | ProviderKind::Gemini
-                    | ProviderKind::VertexAi
-                    | ProviderKind::Bedrock
-            )
-    }
 }
 
 impl std::fmt::Display for ProviderKind {
@@ -168,11 +158,23 @@ pub struct AwsCredentials {
 /// What the client asked for, as far as building the upstream call goes.
 pub struct ChatCall<'a, 'b> {
     pub request: &'b RawChatRequest<'a>,
+    /// The same request already typed, when the caller built it that way
+    /// (a translated `/v1/messages` call): translating providers use it
+    /// instead of parsing the body again.
+    pub typed: Option<&'b ChatCompletionRequest>,
     /// `drop_params`: unsupported parameters are dropped, not refused.
     pub drop_params: bool,
 }
 
 impl ChatCall<'_, '_> {
+    /// The whole request, typed: the caller's copy, or parsed once here.
+    pub fn typed(&self) -> Result<std::borrow::Cow<'_, ChatCompletionRequest>, ApiError> {
+        match self.typed {
+            Some(t) => Ok(std::borrow::Cow::Borrowed(t)),
+            None => self.request.to_typed().map(std::borrow::Cow::Owned),
+        }
+    }
+
     /// The client asked for JSON (`response_format` json_schema or
     /// json_object), which translating providers serve as a forced tool.
     pub fn wants_json(&self) -> bool {
@@ -245,21 +247,24 @@ pub fn apply_extra_headers(h: &mut HeaderMap, dep: &Deployment) {
 }
 
 /// The API family a provider speaks: the one `match` that dispatches.
+/// Exhaustive, so a new `ProviderKind` cannot compile without a translator.
 enum Family {
     OpenAiCompat(&'static openai_compat::CompatSpec),
     Anthropic,
     Gemini,
     Bedrock,
-    Unsupported,
 }
 
 fn family(p: ProviderKind) -> Family {
-    match (openai_compat::spec(p), p) {
-        (Some(spec), _) => Family::OpenAiCompat(spec),
-        (None, ProviderKind::Anthropic) => Family::Anthropic,
-        (None, ProviderKind::Gemini | ProviderKind::VertexAi) => Family::Gemini,
-        (None, ProviderKind::Bedrock) => Family::Bedrock,
-        _ => Family::Unsupported,
+    match p {
+        ProviderKind::OpenAi => Family::OpenAiCompat(&openai_compat::OPENAI),
+        ProviderKind::Azure => Family::OpenAiCompat(&openai_compat::AZURE),
+        ProviderKind::Groq => Family::OpenAiCompat(&openai_compat::GROQ),
+        ProviderKind::DeepSeek => Family::OpenAiCompat(&openai_compat::DEEPSEEK),
+        ProviderKind::OpenRouter => Family::OpenAiCompat(&openai_compat::OPENROUTER),
+        ProviderKind::Anthropic => Family::Anthropic,
+        ProviderKind::Gemini | ProviderKind::VertexAi => Family::Gemini,
+        ProviderKind::Bedrock => Family::Bedrock,
     }
 }
 
@@ -274,7 +279,6 @@ pub fn build_chat_request(
         Family::Anthropic => anthropic::build_chat_request(dep, call),
         Family::Gemini => gemini::build_chat_request(dep, call, creds),
         Family::Bedrock => bedrock::build_chat_request(dep, call, creds),
-        Family::Unsupported => Err(not_supported(dep)),
     }
 }
 
@@ -291,7 +295,6 @@ pub fn chat_response(
         Family::Anthropic => anthropic::chat_response(call, status, headers, body),
         Family::Gemini => gemini::chat_response(dep, status, headers, body),
         Family::Bedrock => bedrock::chat_response(dep, call, status, headers, body),
-        Family::Unsupported => Err(not_supported(dep)),
     };
     out.map_err(|e| redacted(dep, e))
 }
@@ -302,7 +305,7 @@ pub fn error_response(dep: &Deployment, status: u16, headers: &HeaderMap, body: 
         Family::Anthropic => anthropic::error::error_response(status, headers, body),
         Family::Gemini => gemini::error::error_response(status, headers, body),
         Family::Bedrock => bedrock::error::error_response(status, headers, body),
-        _ => openai_compat::error_response(status, headers, body),
+        Family::OpenAiCompat(_) => openai_compat::error_response(status, headers, body),
     };
     redacted(dep, err)
 }
@@ -326,17 +329,7 @@ pub fn chat_stream(
         Family::Anthropic => Ok(Box::new(anthropic::chat_stream(dep, call))),
         Family::Gemini => Ok(Box::new(gemini::chat_stream(dep, call))),
         Family::Bedrock => Ok(Box::new(bedrock::chat_stream(dep, call))),
-        Family::Unsupported => Err(not_supported(dep)),
     }
-}
-
-fn not_supported(dep: &Deployment) -> ApiError {
-    ApiError::not_implemented(format!(
-        "Provider `{}` (model `{}`) is not supported yet by this llmux build; \
-         the OpenAI-compatible providers (openai, azure, groq, deepseek, openrouter, \
-         any OpenAI-compatible api_base), anthropic, gemini and vertex_ai are.",
-        dep.provider, dep.model_name
-    ))
 }
 
 #[cfg(test)]

@@ -123,10 +123,6 @@ impl ApiError {
         .with_code("model_not_found")
     }
 
-    pub fn not_implemented(message: impl Into<String>) -> Self {
-        ApiError::new(501, message).with_code("provider_not_supported")
-    }
-
     pub fn payload_too_large(limit_bytes: usize) -> Self {
         ApiError::new(
             413,

@@ -31,17 +31,11 @@ fn has_credentials(p: ProviderKind, env: &Env) -> bool {
 pub fn from_env(env: &Env, catalog: &Catalog) -> Result<Config, ConfigError> {
     let mut deployments = Vec::new();
     let mut providers = Vec::new();
-    let mut warnings = Vec::new();
     for p in ProviderKind::ALL {
         if !has_credentials(p, env) {
             continue;
         }
         providers.push(p.as_str());
-        if !p.is_supported() {
-            warnings.push(format!(
-                "found credentials for {p}, which is not supported yet: its models are listed, requests to them get a clear error"
-            ));
-        }
         for entry in catalog.for_provider(p) {
             let params = DeploymentParams {
                 model_name: entry.name.clone(),
@@ -62,7 +56,7 @@ pub fn from_env(env: &Env, catalog: &Catalog) -> Result<Config, ConfigError> {
         num_retries: DEFAULT_NUM_RETRIES,
         request_timeout: DEFAULT_TIMEOUT,
         max_request_bytes: (DEFAULT_MAX_REQUEST_MB * 1024.0 * 1024.0) as usize,
-        warnings,
+        warnings: Vec::new(),
         env: env.clone(),
         fetch_image_urls: false,
         fetch_image_urls_allow_private: false,

@@ -151,12 +151,6 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
         let params = model_entry(item, i, &env, &mut warnings)?;
         let mut d = deployments::build(params, i, catalog, &env)?;
         d.timeout = d.timeout.or(Some(request_timeout));
-        if !d.provider.is_supported() {
-            warnings.push(format!(
-                "model_list[{i}] `{}`: provider `{}` is not supported yet; requests to it get a clear error",
-                d.model_name, d.provider
-            ));
-        }
         deployments.push(d);
     }
 

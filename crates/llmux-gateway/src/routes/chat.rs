@@ -46,6 +46,7 @@ async fn handle(app: &Arc<AppState>, body: &Bytes) -> Result<Response, ApiError>
         .map_or(app.num_retries, |n| n.min(MAX_RETRIES));
     let call = ChatCall {
         request: &req,
+        typed: None,
         drop_params,
     };
     dispatch::with_retries(app, group, num_retries, |state| attempt(app, state, &call)).await
@@ -66,9 +67,11 @@ pub async fn attempt(
                 .get("messages")
                 .is_some_and(|m| m.get().contains("\"http")) =>
         {
-            match f.inline(&call.request.to_typed()?).await? {
+            match f.inline(&*call.typed()?).await? {
                 Some(req) => {
-                    Some(serde_json::to_vec(&req).map_err(|e| ApiError::internal(e.to_string()))?)
+                    let bytes =
+                        serde_json::to_vec(&req).map_err(|e| ApiError::internal(e.to_string()))?;
+                    Some((req, bytes))
                 }
                 None => None,
             }
@@ -78,10 +81,11 @@ pub async fn attempt(
     let raw;
     let rewritten;
     let call = match &inlined {
-        Some(bytes) => {
+        Some((typed, bytes)) => {
             raw = RawChatRequest::parse(bytes)?;
             rewritten = ChatCall {
                 request: &raw,
+                typed: Some(typed),
                 drop_params: call.drop_params,
             };
             &rewritten

@@ -184,8 +184,11 @@ async fn translated(
     }
     let bytes = serde_json::to_vec(&canonical).map_err(|e| ApiError::internal(e.to_string()))?;
     let raw = RawChatRequest::parse(&bytes)?;
+    // The raw form serves pass-through providers; translating ones take
+    // the typed request as it is, not parsed back from the bytes.
     let call = ChatCall {
         request: &raw,
+        typed: Some(&canonical),
         drop_params,
     };
     let creds = app.credentials.for_deployment(dep, &app.transport).await?;

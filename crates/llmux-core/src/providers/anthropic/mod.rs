@@ -73,7 +73,7 @@ pub fn build_chat_request(
     dep: &Deployment,
     call: &ChatCall<'_, '_>,
 ) -> Result<UpstreamRequest, ApiError> {
-    let req = call.request.to_typed()?;
+    let req = call.typed()?;
     let built = request::build(
         &req,
         &dep.upstream_model,

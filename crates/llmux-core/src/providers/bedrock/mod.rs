@@ -125,7 +125,7 @@ pub fn build_chat_request(
     call: &ChatCall<'_, '_>,
     creds: &Credentials,
 ) -> Result<UpstreamRequest, ApiError> {
-    let req = call.request.to_typed()?;
+    let req = call.typed()?;
     let built = request::build(&req, traits(dep), call.drop_params)?;
     let body = serde_json::to_vec(&built.body).map_err(|e| ApiError::internal(e.to_string()))?;
     let url = url(dep, req.is_stream());

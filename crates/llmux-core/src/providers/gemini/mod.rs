@@ -107,7 +107,7 @@ pub fn build_chat_request(
     call: &ChatCall<'_, '_>,
     creds: &Credentials,
 ) -> Result<UpstreamRequest, ApiError> {
-    let req = call.request.to_typed()?;
+    let req = call.typed()?;
     let body = request::build(&req, model_id(dep), call.drop_params)?;
     Ok(UpstreamRequest {
         url: url(dep, req.is_stream())?,

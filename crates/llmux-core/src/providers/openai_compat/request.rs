@@ -148,6 +148,7 @@ mod tests {
             d,
             &ChatCall {
                 request: &req,
+                typed: None,
                 drop_params: false,
             },
         )
