@@ -6,24 +6,36 @@ use llmux_core::providers::UpstreamRequest;
 use std::error::Error as _;
 use std::time::Duration;
 
+/// One connection pool per worker thread: a request is sent on a
+/// connection owned by its own worker's runtime, so the response wakes a
+/// task on the same thread.
 #[derive(Clone)]
 pub struct Transport {
-    client: reqwest::Client,
+    clients: std::sync::Arc<[reqwest::Client]>,
+}
+
+thread_local! {
+    static WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Marks the current thread as worker `n` (its pool is `n`).
+pub fn set_worker(n: usize) {
+    WORKER.with(|w| w.set(n));
 }
 
 impl Transport {
-    pub fn new() -> Result<Transport, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(1024)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .tcp_keepalive(Duration::from_secs(60))
-            .connect_timeout(Duration::from_secs(10))
-            // Upstream redirects are not followed: a provider that redirects
-            // a POST is misconfigured, and following could leak the key.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
-        Ok(Transport { client })
+    pub fn new(workers: usize) -> Result<Transport, reqwest::Error> {
+        let clients = (0..workers.max(1))
+            .map(|_| build_client())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Transport {
+            clients: clients.into(),
+        })
+    }
+
+    fn client(&self) -> &reqwest::Client {
+        let n = WORKER.with(|w| w.get());
+        &self.clients[n % self.clients.len()]
     }
 
     /// Sends the request and waits for the response head, at most `timeout`.
@@ -34,7 +46,7 @@ impl Transport {
     ) -> Result<reqwest::Response, ApiError> {
         let host = host_of(&req.url);
         let fut = self
-            .client
+            .client()
             .post(&req.url)
             .headers(req.headers)
             .body(req.body)
@@ -62,7 +74,7 @@ impl Transport {
         let host = host_of(url);
         let fut = async {
             let resp = self
-                .client
+                .client()
                 .post(url)
                 .header(
                     http::header::CONTENT_TYPE,
@@ -83,6 +95,19 @@ impl Transport {
             Ok(Ok(r)) => Ok(r),
         }
     }
+}
+
+fn build_client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .tcp_keepalive(Duration::from_secs(60))
+        .connect_timeout(Duration::from_secs(10))
+        // Upstream redirects are not followed: a provider that redirects
+        // a POST is misconfigured, and following could leak the key.
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
 }
 
 /// A transport failure as a client-facing error, without the URL (which

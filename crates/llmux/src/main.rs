@@ -34,6 +34,10 @@ enum Command {
         host: String,
         #[arg(long, short = 'p', default_value_t = 8000, env = "LLMUX_PORT")]
         port: u16,
+        /// Worker threads, each serving its own connections; by default one
+        /// per CPU core.
+        #[arg(long, env = "LLMUX_WORKERS", alias = "num_workers")]
+        workers: Option<usize>,
     },
     /// Validate a config file and print what it would serve.
     Check {
@@ -48,18 +52,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     raise_open_file_limit();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     match cli.command {
-        Command::Serve { config, host, port } => {
+        Command::Serve {
+            config,
+            host,
+            port,
+            workers,
+        } => {
             let config = match load(config.as_deref()) {
                 Ok(c) => c,
                 Err(e) => {
@@ -67,7 +66,21 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(llmux_gateway::serve(config, &host, port)) {
+            let workers = workers.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            });
+            // The workers run their own runtimes; this one waits for signals.
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(llmux_gateway::serve(config, &host, port, workers)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -76,13 +89,25 @@ fn main() -> ExitCode {
             }
         }
         Command::Check { config } => check::run(config.as_deref()),
-        Command::Mock(args) => match runtime.block_on(mock::run(args)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
+        Command::Mock(args) => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(mock::run(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
             }
-        },
+        }
     }
 }
 
