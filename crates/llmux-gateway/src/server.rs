@@ -21,7 +21,7 @@ pub enum ServeError {
         source: std::io::Error,
     },
     #[error("cannot build the HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
+    Client(#[from] crate::transport::TransportError),
     #[error("{0}")]
     Config(String),
     #[error("server error: {0}")]

@@ -1,17 +1,38 @@
-//! The one pooled HTTP client for every upstream. Knows nothing of any
+//! The pooled HTTP client for every upstream. Knows nothing of any
 //! provider's format: sends an `UpstreamRequest`, hands back the response.
+//!
+//! It is hyper's own client (`hyper-util`) over rustls, driven directly:
+//! the URL is parsed once into an `http::Uri`, headers and body are moved
+//! into the request as they are, and the response comes back as hyper's
+//! streaming body, with nothing in between.
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use llmux_core::ApiError;
 use llmux_core::providers::UpstreamRequest;
-use std::error::Error as _;
+use std::error::Error;
 use std::time::Duration;
+
+/// An upstream answer: head read, body still streaming.
+pub type UpstreamResponse = http::Response<hyper::body::Incoming>;
+
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Response buffers on upstream connections. Stream events and most answers
+/// fit; a larger body is read in more steps. Fixed rather than adaptive, so
+/// an idle stream does not hold hyper's default 8 KB.
+const READ_BUF: usize = 4096;
 
 /// One connection pool per worker thread: a request is sent on a
 /// connection owned by its own worker's runtime, so the response wakes a
 /// task on the same thread.
 #[derive(Clone)]
 pub struct Transport {
-    clients: std::sync::Arc<[reqwest::Client]>,
+    clients: std::sync::Arc<[HttpClient]>,
 }
 
 thread_local! {
@@ -23,17 +44,23 @@ pub fn set_worker(n: usize) {
     WORKER.with(|w| w.set(n));
 }
 
+/// Why the HTTP client could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up TLS: {0}")]
+pub struct TransportError(String);
+
 impl Transport {
-    pub fn new(workers: usize) -> Result<Transport, reqwest::Error> {
-        let clients = (0..workers.max(1))
-            .map(|_| build_client())
-            .collect::<Result<Vec<_>, _>>()?;
+    pub fn new(workers: usize) -> Result<Transport, TransportError> {
+        let tls = tls_config()?;
+        let clients: Vec<HttpClient> = (0..workers.max(1))
+            .map(|_| build_client(tls.clone()))
+            .collect();
         Ok(Transport {
             clients: clients.into(),
         })
     }
 
-    fn client(&self) -> &reqwest::Client {
+    fn client(&self) -> &HttpClient {
         let n = WORKER.with(|w| w.get());
         &self.clients[n % self.clients.len()]
     }
@@ -43,89 +70,140 @@ impl Transport {
         &self,
         req: UpstreamRequest,
         timeout: Duration,
-    ) -> Result<reqwest::Response, ApiError> {
+    ) -> Result<UpstreamResponse, ApiError> {
         let host = host_of(&req.url);
-        let fut = self
-            .client()
-            .post(&req.url)
-            .headers(req.headers)
-            .body(req.body)
-            .send();
-        match tokio::time::timeout(timeout, fut).await {
+        let request = build_request(req.url, req.headers, req.body, &host)?;
+        match tokio::time::timeout(timeout, self.client().request(request)).await {
             Err(_) => Err(ApiError::gateway_timeout(format!(
                 "The upstream at {host} did not answer within {}s.",
                 timeout.as_secs_f64()
             ))
             .retryable(true)),
-            Ok(Err(e)) => Err(upstream_error(&host, &e)),
+            Ok(Err(e)) => Err(upstream_error(&host, &e, e.is_connect())),
             Ok(Ok(resp)) => Ok(resp),
         }
     }
-}
 
-impl Transport {
     /// A form POST (OAuth token exchanges): status and body.
     pub async fn post_form(
         &self,
         url: &str,
         body: String,
         timeout: Duration,
-    ) -> Result<(u16, bytes::Bytes), ApiError> {
+    ) -> Result<(u16, Bytes), ApiError> {
         let host = host_of(url);
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        let request = build_request(url.to_owned(), headers, Bytes::from(body), &host)?;
         let fut = async {
             let resp = self
                 .client()
-                .post(url)
-                .header(
-                    http::header::CONTENT_TYPE,
-                    "application/x-www-form-urlencoded",
-                )
-                .body(body)
-                .send()
-                .await?;
+                .request(request)
+                .await
+                .map_err(|e| upstream_error(&host, &e, e.is_connect()))?;
             let status = resp.status().as_u16();
-            Ok::<_, reqwest::Error>((status, resp.bytes().await?))
+            let body = collect(resp.into_body(), &host).await?;
+            Ok::<_, ApiError>((status, body))
         };
         match tokio::time::timeout(timeout, fut).await {
             Err(_) => Err(ApiError::gateway_timeout(format!(
                 "The token endpoint at {host} timed out."
             ))
             .retryable(true)),
-            Ok(Err(e)) => Err(upstream_error(&host, &e)),
-            Ok(Ok(r)) => Ok(r),
+            Ok(r) => r,
         }
     }
 }
 
-fn build_client() -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
-        .pool_max_idle_per_host(1024)
+/// The whole of a response body.
+pub async fn collect(body: hyper::body::Incoming, host: &str) -> Result<Bytes, ApiError> {
+    match body.collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(e) => Err(upstream_error(host, &e, false)),
+    }
+}
+
+fn build_request(
+    url: String,
+    headers: http::HeaderMap,
+    body: Bytes,
+    host: &str,
+) -> Result<http::Request<Full<Bytes>>, ApiError> {
+    let uri: http::Uri = url.try_into().map_err(|_| {
+        ApiError::bad_gateway(format!(
+            "The upstream URL for {host} is not a valid URL; check api_base."
+        ))
+    })?;
+    let mut request = http::Request::new(Full::new(body));
+    *request.method_mut() = http::Method::POST;
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
+    Ok(request)
+}
+
+/// rustls with the platform's trust store (aws-lc-rs), as reqwest sets it up.
+fn tls_config() -> Result<rustls::ClientConfig, TransportError> {
+    use hyper_rustls::ConfigBuilderExt;
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TransportError(e.to_string()))?
+        .try_with_platform_verifier()
+        .map_err(|e| TransportError(e.to_string()))
+        .map(|b| b.with_no_client_auth())
+}
+
+fn build_client(tls: rustls::ClientConfig) -> HttpClient {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_keepalive(Some(Duration::from_secs(60)));
+    http.set_connect_timeout(Some(Duration::from_secs(10)));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    // Upstream redirects are never followed (hyper's client does not): a
+    // provider that redirects a POST is misconfigured, and following could
+    // leak the key.
+    Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
-        .tcp_nodelay(true)
-        .tcp_keepalive(Duration::from_secs(60))
-        .connect_timeout(Duration::from_secs(10))
-        // Upstream redirects are not followed: a provider that redirects
-        // a POST is misconfigured, and following could leak the key.
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
+        .pool_max_idle_per_host(1024)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .http1_read_buf_exact_size(READ_BUF)
+        .build(https)
 }
 
 /// A transport failure as a client-facing error, without the URL (which
 /// could carry credentials).
-pub fn upstream_error(host: &str, e: &reqwest::Error) -> ApiError {
+pub fn upstream_error(host: &str, e: &(dyn Error + 'static), connect: bool) -> ApiError {
     let mut detail = String::new();
-    let mut source = e.source();
+    let mut source: Option<&(dyn Error + 'static)> = Some(e);
+    let mut timeout = false;
     while let Some(s) = source {
-        detail = s.to_string();
+        let text = s.to_string();
+        timeout |= s
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_timeout)
+            || matches!(s.downcast_ref::<std::io::Error>(), Some(io) if io.kind() == std::io::ErrorKind::TimedOut);
+        if !text.is_empty() {
+            detail = text;
+        }
         source = s.source();
     }
-    if e.is_timeout() {
+    if timeout {
         return ApiError::gateway_timeout(format!("The upstream at {host} timed out."))
             .retryable(true);
     }
-    let what = if e.is_connect() {
+    let what = if connect {
         "could not be reached"
-    } else if e.is_body() || e.is_decode() {
+    } else if e.downcast_ref::<hyper::Error>().is_some() {
         "broke off its response"
     } else {
         "failed"

@@ -5,19 +5,19 @@
 
 use super::AppState;
 use crate::router::{DeploymentState, ModelGroup, Unavailable};
-use crate::transport::upstream_error;
+use crate::transport::{UpstreamResponse, collect, upstream_error};
 use axum::body::Body;
 use axum::response::Response;
 use bytes::{BufMut, Bytes, BytesMut};
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderName, HeaderValue};
+use http_body_util::BodyDataStream;
 use llmux_core::inbound::anthropic::MessagesEncoder;
 use llmux_core::providers::{StreamEvent, StreamTranslator, UpstreamRequest};
 use llmux_core::{ApiError, Usage, cost};
 use std::convert::Infallible;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -102,7 +102,7 @@ fn backoff(group: &ModelGroup, attempt: u32, retry_after: Option<Duration>) -> O
 
 /// An upstream answer with a success status, head read, body not yet.
 pub struct Upstream {
-    pub resp: reqwest::Response,
+    pub resp: UpstreamResponse,
     pub status: u16,
     pub host: String,
     pub timeout: Duration,
@@ -121,9 +121,9 @@ pub async fn send(
     let resp = app.transport.send(upstream, timeout).await?;
     let status = resp.status().as_u16();
     if !(200..300).contains(&status) {
-        let headers = resp.headers().clone();
-        let body = read_limited(resp, timeout, MAX_ERROR_BODY).await;
-        return Err(to_error(status, &headers, &body));
+        let (parts, body) = resp.into_parts();
+        let body = read_limited(body, timeout, MAX_ERROR_BODY).await;
+        return Err(to_error(status, &parts.headers, &body));
     }
     Ok(Upstream {
         resp,
@@ -136,24 +136,24 @@ pub async fn send(
 impl Upstream {
     /// The whole body, within the timeout.
     pub async fn body(self) -> Result<(u16, http::HeaderMap, Bytes), ApiError> {
-        let headers = self.resp.headers().clone();
-        match tokio::time::timeout(self.timeout, self.resp.bytes()).await {
+        let (parts, body) = self.resp.into_parts();
+        match tokio::time::timeout(self.timeout, collect(body, &self.host)).await {
             Err(_) => Err(ApiError::gateway_timeout(format!(
                 "The upstream at {} did not finish its response within {}s.",
                 self.host,
                 self.timeout.as_secs_f64()
             ))
             .retryable(true)),
-            Ok(Err(e)) => Err(upstream_error(&self.host, &e)),
-            Ok(Ok(b)) => Ok((self.status, headers, b)),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(b)) => Ok((self.status, parts.headers, b)),
         }
     }
 }
 
 /// Reads at most `max` bytes of a body within `timeout`; whatever arrived.
-async fn read_limited(resp: reqwest::Response, timeout: Duration, max: usize) -> Bytes {
+async fn read_limited(body: hyper::body::Incoming, timeout: Duration, max: usize) -> Bytes {
     let mut buf = BytesMut::new();
-    let mut stream = resp.bytes_stream();
+    let mut stream = BodyDataStream::new(body);
     let read = async {
         while let Some(Ok(chunk)) = stream.next().await {
             let room = max.saturating_sub(buf.len());
@@ -212,7 +212,7 @@ pub enum ClientFormat {
     Raw,
 }
 
-type UpstreamBytes = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+type UpstreamBytes = BodyDataStream<hyper::body::Incoming>;
 
 /// One stream's state. Dropped when the client goes away, which drops the
 /// upstream response and so cancels the upstream request.
@@ -253,7 +253,7 @@ impl Relay {
                     self.done = true;
                 }
                 Ok(Some(Err(e))) => {
-                    let mut err = upstream_error(&self.host, &e);
+                    let mut err = upstream_error(&self.host, &e, false);
                     err.message = format!("The stream broke off: {}", err.message);
                     self.events.push(StreamEvent::Error(err));
                 }
@@ -345,7 +345,8 @@ pub fn stream_response(
 ) -> Response {
     let id = HeaderValue::from_str(&state.deployment.id).ok();
     let relay = Relay {
-        upstream: Box::pin(upstream.resp.bytes_stream()),
+        // The head is dropped here, so hyper can reuse its read buffer.
+        upstream: BodyDataStream::new(upstream.resp.into_body()),
         translator,
         format,
         events: Vec::with_capacity(8),
