@@ -33,20 +33,22 @@ impl SseParser {
 
     /// The next complete event, if the buffer holds one.
     pub fn next_event(&mut self) -> Option<SseEvent> {
-        while let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
-            let line = self.buf.split_to(pos + 1);
-            let mut line = &line[..pos];
+        while let Some(pos) = memchr::memchr(b'\n', &self.buf) {
+            let mut line = &self.buf[..pos];
             if line.last() == Some(&b'\r') {
                 line = &line[..line.len() - 1];
             }
             if line.is_empty() {
+                self.buf.advance(pos + 1);
                 if self.has_any {
                     self.has_any = false;
                     return Some(std::mem::take(&mut self.current));
                 }
                 continue;
             }
-            self.take_line(line);
+            take_line(&mut self.current, line);
+            self.has_any = true;
+            self.buf.advance(pos + 1);
         }
         None
     }
@@ -60,7 +62,8 @@ impl SseParser {
                 line = stripped;
             }
             if !line.is_empty() {
-                self.take_line(line);
+                take_line(&mut self.current, line);
+                self.has_any = true;
             }
         }
         if self.has_any {
@@ -74,38 +77,41 @@ impl SseParser {
     pub fn buffered(&self) -> usize {
         self.buf.remaining()
     }
+}
 
-    fn take_line(&mut self, line: &[u8]) {
-        let line = String::from_utf8_lossy(line);
-        if let Some(comment) = line.strip_prefix(':') {
-            let c = self.current.comment.get_or_insert_with(String::new);
-            if !c.is_empty() {
-                c.push('\n');
-            }
-            c.push_str(comment.trim_start());
-            self.has_any = true;
-            return;
+/// One non-empty line into the event being built.
+fn take_line(current: &mut SseEvent, line: &[u8]) {
+    // Valid UTF-8 (every provider sends it) is borrowed as it is.
+    let line = match std::str::from_utf8(line) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(line),
+    };
+    if let Some(comment) = line.strip_prefix(':') {
+        let c = current.comment.get_or_insert_with(String::new);
+        if !c.is_empty() {
+            c.push('\n');
         }
-        let (field, value) = match line.find(':') {
-            Some(i) => {
-                let v = &line[i + 1..];
-                (&line[..i], v.strip_prefix(' ').unwrap_or(v))
-            }
-            None => (line.as_ref(), ""),
-        };
-        match field {
-            "data" => {
-                if self.current.has_data {
-                    self.current.data.push('\n');
-                }
-                self.current.data.push_str(value);
-                self.current.has_data = true;
-            }
-            "event" => self.current.event = Some(value.to_owned()),
-            // `id` and `retry` mean nothing between a provider and llmux.
-            _ => {}
+        c.push_str(comment.trim_start());
+        return;
+    }
+    let (field, value) = match line.find(':') {
+        Some(i) => {
+            let v = &line[i + 1..];
+            (&line[..i], v.strip_prefix(' ').unwrap_or(v))
         }
-        self.has_any = true;
+        None => (line.as_ref(), ""),
+    };
+    match field {
+        "data" => {
+            if current.has_data {
+                current.data.push('\n');
+            }
+            current.data.push_str(value);
+            current.has_data = true;
+        }
+        "event" => current.event = Some(value.to_owned()),
+        // `id` and `retry` mean nothing between a provider and llmux.
+        _ => {}
     }
 }
 

@@ -7,6 +7,7 @@ use crate::providers::sse::{SseEvent, SseParser};
 use crate::providers::{StreamEvent, StreamTranslator};
 use crate::types::{ApiError, Usage};
 use bytes::Bytes;
+use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::Value;
 
@@ -57,10 +58,7 @@ impl PassthroughStream {
     }
 
     fn usage_event(&mut self, mut v: Value, out: &mut Vec<StreamEvent>) {
-        if let Some(u) = v
-            .get("usage")
-            .and_then(|u| serde_json::from_value::<Usage>(u.clone()).ok())
-        {
+        if let Some(u) = v.get("usage").and_then(|u| Usage::deserialize(u).ok()) {
             self.usage = Some(u);
         }
         let Some(obj) = v.as_object_mut() else {
@@ -95,15 +93,17 @@ impl PassthroughStream {
 
 /// Whether an event has `"usage": {…}` (not `null`), found without parsing.
 fn has_usage_object(data: &str) -> bool {
-    let mut rest = data;
-    while let Some(i) = rest.find("\"usage\"") {
-        let after = rest[i + 7..].trim_start();
-        if let Some(after) = after.strip_prefix(':') {
-            if after.trim_start().starts_with('{') {
+    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"usage\""));
+    let mut rest = data.as_bytes();
+    while let Some(i) = FINDER.find(rest) {
+        rest = &rest[i + 7..];
+        let after = rest.trim_ascii_start();
+        if let Some(after) = after.strip_prefix(b":") {
+            if after.trim_ascii_start().starts_with(b"{") {
                 return true;
             }
         }
-        rest = &rest[i + 7..];
     }
     false
 }
