@@ -4,7 +4,6 @@ use crate::banner::banner;
 use crate::config::Config;
 use crate::routes::{AppState, app};
 use crate::transport::Transport;
-use axum::serve::ListenerExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,6 +66,9 @@ pub async fn serve(
             })?;
     }
     drop(done_tx);
+    // The workers hold the sockets now; once they let go at shutdown, new
+    // connections are refused rather than left waiting in the backlog.
+    drop(listeners);
     print!("{text}");
     use std::io::Write;
     let _ = std::io::stdout().flush();
@@ -111,19 +113,7 @@ fn run_worker(
         let mut servers = tokio::task::JoinSet::new();
         for l in listeners {
             let listener = TcpListener::from_std(l)?;
-            let mut stop = stop.clone();
-            // Small SSE writes must leave at once, not wait for Nagle.
-            let listener = listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            // `into_make_service` hands each connection a clone of the router
-            // (an `Arc`), where serving the `Router` itself would rebuild its
-            // route table per connection (about 10 KB each).
-            let server = axum::serve(listener, app.clone().into_make_service())
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                });
-            servers.spawn(server.into_future());
+            servers.spawn(accept_loop(listener, app.clone(), stop.clone()));
         }
         while let Some(r) = servers.join_next().await {
             if let Ok(Err(e)) = r {
@@ -134,19 +124,100 @@ fn run_worker(
     })
 }
 
+/// How long a client may take to send a request head before the connection
+/// is closed (a connection that never finishes its head holds memory).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Accepts connections and serves each with HTTP/1.1 on this worker until
+/// `stop`; then lets the open ones finish their current request.
+///
+/// hyper's HTTP/1 connection is used directly rather than through a
+/// protocol-sniffing server: sniffing reads the first bytes into a side
+/// buffer and makes hyper grow its read buffer to 16 KB on every
+/// connection. Clients of an OpenAI-style API speak HTTP/1.1 (as they do to
+/// LiteLLM).
+async fn accept_loop(
+    listener: TcpListener,
+    app: axum::Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut stopped = std::pin::pin!(async move {
+        let _ = stop.wait_for(|s| *s).await;
+    });
+    loop {
+        let tcp = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    accept_error(e).await;
+                    continue;
+                }
+            },
+            _ = &mut stopped => break,
+        };
+        // Small SSE writes must leave at once, not wait for Nagle.
+        let _ = tcp.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let conn = http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("connection ended with an error: {e}");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// An accept that failed: per-connection errors are skipped; running out of
+/// descriptors or memory pauses accepting briefly instead of spinning.
+async fn accept_error(e: std::io::Error) {
+    use std::io::ErrorKind::*;
+    if matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted | WouldBlock
+    ) {
+        return;
+    }
+    tracing::warn!("accept failed: {e}; pausing for 100 ms");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
 /// `localhost` means both loopbacks, on the same port, so clients that
 /// resolve it to ::1 first connect too; anything else is bound as given.
-/// The sockets are non-blocking (tokio's backlog of 1,024), ready for every
-/// worker's runtime.
+/// The sockets are non-blocking, ready for every worker's runtime, with a
+/// backlog of 1,024 so a burst of new connections is not dropped.
 async fn bind(host: &str, port: u16) -> Result<Vec<std::net::TcpListener>, ServeError> {
     async fn one(host: &str, port: u16) -> Result<std::net::TcpListener, ServeError> {
-        let l = TcpListener::bind((host, port))
-            .await
-            .map_err(|source| ServeError::Bind {
-                addr: format!("{host}:{port}"),
-                source,
-            })?;
-        Ok(l.into_std()?)
+        let err = |source| ServeError::Bind {
+            addr: format!("{host}:{port}"),
+            source,
+        };
+        let mut last = None;
+        for addr in tokio::net::lookup_host((host, port)).await.map_err(err)? {
+            let socket = match addr {
+                SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+                SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+            };
+            let listener = socket.and_then(|s| {
+                s.set_reuseaddr(true)?;
+                s.bind(addr)?;
+                s.listen(1024)
+            });
+            match listener {
+                Ok(l) => return Ok(l.into_std()?),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(err(last.unwrap_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no address to listen on")
+        })))
     }
     if host != "localhost" {
         return Ok(vec![one(host, port).await?]);

@@ -56,6 +56,49 @@ async fn a_client_that_disconnects_cancels_the_upstream_stream() {
 }
 
 #[tokio::test]
+async fn sigterm_lets_open_streams_finish_refuses_new_connections_and_exits() {
+    let mock = mock(&[]);
+    let mut gw = gateway(&openai_config(&mock, ""), &[]);
+    let mut body = chat("gpt-4o");
+    body["stream"] = json!(true);
+    body["mock"] = json!({"content": "a b c d e f g h", "tokens_per_sec": 8});
+    let resp = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut stream = resp.bytes_stream();
+    let mut got = stream.next().await.unwrap().unwrap().to_vec();
+
+    gw.terminate();
+    // Shutting down: a new connection is not served.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let fresh = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    assert!(
+        fresh
+            .get(gw.url("/health/liveliness"))
+            .send()
+            .await
+            .is_err()
+    );
+    // The stream in flight runs to its end.
+    while let Some(chunk) = stream.next().await {
+        got.extend_from_slice(&chunk.unwrap());
+    }
+    let text = String::from_utf8(got).unwrap();
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    assert!(text.contains("\" h\""), "the last word arrived: {text}");
+    let status = gw.wait_exit(Duration::from_secs(5)).expect("llmux exits");
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test]
 async fn stream_events_are_relayed_as_they_arrive() {
     let mock = mock(&[]);
     let gw = gateway(&openai_config(&mock, ""), &[]);
