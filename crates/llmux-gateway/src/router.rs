@@ -25,6 +25,9 @@ pub struct ModelGroup {
 
 pub struct DeploymentState {
     pub deployment: Deployment,
+    /// The deployment id as a response header value (`x-litellm-model-id`),
+    /// built once.
+    pub id_header: Option<http::HeaderValue>,
     /// Milliseconds since the router started until which it is skipped.
     cooldown_until_ms: AtomicU64,
     window: Mutex<Window>,
@@ -49,6 +52,7 @@ impl Router {
         let mut groups: HashMap<String, ModelGroup> = HashMap::new();
         for d in deployments {
             let state = Arc::new(DeploymentState {
+                id_header: http::HeaderValue::from_str(&d.id).ok(),
                 deployment: d,
                 cooldown_until_ms: AtomicU64::new(0),
                 window: Mutex::new(Window::default()),

@@ -69,17 +69,17 @@ impl Transport {
     pub async fn send(
         &self,
         req: UpstreamRequest,
+        host: &str,
         timeout: Duration,
     ) -> Result<UpstreamResponse, ApiError> {
-        let host = host_of(&req.url);
-        let request = build_request(req.url, req.headers, req.body, &host)?;
+        let request = build_request(req.url, req.headers, req.body, host)?;
         match tokio::time::timeout(timeout, self.client().request(request)).await {
             Err(_) => Err(ApiError::gateway_timeout(format!(
                 "The upstream at {host} did not answer within {}s.",
                 timeout.as_secs_f64()
             ))
             .retryable(true)),
-            Ok(Err(e)) => Err(upstream_error(&host, &e, e.is_connect())),
+            Ok(Err(e)) => Err(upstream_error(host, &e, e.is_connect())),
             Ok(Ok(resp)) => Ok(resp),
         }
     }
@@ -118,12 +118,32 @@ impl Transport {
     }
 }
 
-/// The whole of a response body.
-pub async fn collect(body: hyper::body::Incoming, host: &str) -> Result<Bytes, ApiError> {
-    match body.collect().await {
-        Ok(b) => Ok(b.to_bytes()),
-        Err(e) => Err(upstream_error(host, &e, false)),
+/// The whole of a response body. A body that arrives in one piece (most
+/// answers) is handed on as it is, without a copy.
+pub async fn collect(mut body: hyper::body::Incoming, host: &str) -> Result<Bytes, ApiError> {
+    let mut first: Option<Bytes> = None;
+    let mut joined: Option<bytes::BytesMut> = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| upstream_error(host, &e, false))?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        match (&mut first, &mut joined) {
+            (None, _) => first = Some(data),
+            (Some(f), None) => {
+                let mut j = bytes::BytesMut::with_capacity(f.len() + data.len());
+                j.extend_from_slice(f);
+                j.extend_from_slice(&data);
+                joined = Some(j);
+            }
+            (Some(_), Some(j)) => j.extend_from_slice(&data),
+        }
     }
+    Ok(match (first, joined) {
+        (_, Some(j)) => j.freeze(),
+        (Some(f), None) => f,
+        (None, None) => Bytes::new(),
+    })
 }
 
 fn build_request(

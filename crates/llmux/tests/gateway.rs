@@ -99,6 +99,79 @@ async fn sigterm_lets_open_streams_finish_refuses_new_connections_and_exits() {
 }
 
 #[tokio::test]
+async fn every_route_but_liveness_needs_the_master_key() {
+    let mock = mock(&[]);
+    let config = openai_config(
+        &mock,
+        &format!("general_settings: {{master_key: {MASTER_KEY}}}"),
+    );
+    let gw = gateway(&config, &[]);
+    let chat = chat("gpt-4o");
+    let messages = json!({"model": "gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
+    let protected: &[(&str, Option<&Value>)] = &[
+        ("/chat/completions", Some(&chat)),
+        ("/v1/chat/completions", Some(&chat)),
+        ("/messages", Some(&messages)),
+        ("/v1/messages", Some(&messages)),
+        ("/messages/count_tokens", Some(&messages)),
+        ("/v1/messages/count_tokens", Some(&messages)),
+        ("/models", None),
+        ("/v1/models", None),
+        ("/model/info", None),
+        ("/v1/model/info", None),
+        ("/health/readiness", None),
+        ("/v1/health/readiness", None),
+    ];
+    for (path, body) in protected {
+        for key in [
+            None,
+            Some("Bearer sk-wrong"),
+            Some(&*format!("Bearer {MASTER_KEY}")),
+        ] {
+            let mut req = match body {
+                Some(b) => client().post(gw.url(path)).json(b),
+                None => client().get(gw.url(path)),
+            };
+            if let Some(k) = key {
+                req = req.header("authorization", k);
+            }
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let err: Value = resp.json().await.unwrap_or(Value::Null);
+            if key.is_some_and(|k| k.contains(MASTER_KEY)) {
+                assert_eq!(status, 200, "{path} with the key: {err}");
+                continue;
+            }
+            assert_eq!(status, 401, "{path} with {key:?}");
+            // Anthropic-shaped on the Messages routes, OpenAI-shaped elsewhere.
+            if path.contains("/messages") {
+                assert_eq!(err["type"], "error", "{path}: {err}");
+                assert_eq!(
+                    err["error"]["type"], "authentication_error",
+                    "{path}: {err}"
+                );
+            } else {
+                assert!(
+                    err["error"]["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains("API key"),
+                    "{path}: {err}"
+                );
+            }
+        }
+    }
+    for path in [
+        "/health/liveliness",
+        "/health/liveness",
+        "/v1/health/liveliness",
+    ] {
+        let resp = client().get(gw.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+    }
+}
+
+#[tokio::test]
 async fn stream_events_are_relayed_as_they_arrive() {
     let mock = mock(&[]);
     let gw = gateway(&openai_config(&mock, ""), &[]);

@@ -54,8 +54,8 @@ impl<'a> RawChatRequest<'a> {
                     "Missing required field `model`.",
                 ));
             }
-            Some(raw) => match serde_json::from_str::<Cow<'a, str>>(raw.get()) {
-                Ok(m) if !m.is_empty() => m,
+            Some(raw) => match serde_json::from_str::<Str<'a>>(raw.get()) {
+                Ok(Str(m)) if !m.is_empty() => m,
                 _ => {
                     return Err(ApiError::invalid_field(
                         "model",
@@ -213,6 +213,32 @@ fn write_string(out: &mut Vec<u8>, s: &str) {
 /// The top level of a JSON object, keys in order, values left raw.
 struct TopLevel<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
 
+/// A JSON string borrowed from the body when it has no escapes (serde's own
+/// `Cow<str>` always copies).
+struct Str<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Str<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Str<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
 impl<'de> Deserialize<'de> for TopLevel<'de> {
     fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
@@ -223,7 +249,7 @@ impl<'de> Deserialize<'de> for TopLevel<'de> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut fields = Vec::with_capacity(16);
-                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                while let Some(Str(key)) = map.next_key::<Str<'de>>()? {
                     let value: &'de RawValue = map.next_value()?;
                     // A repeated key: the last one wins, as in most parsers.
                     fields.retain(|(k, _): &(Cow<'de, str>, &RawValue)| k != &key);
@@ -242,6 +268,14 @@ mod tests {
 
     fn parse(s: &str) -> Result<RawChatRequest<'_>, ApiError> {
         RawChatRequest::parse(s.as_bytes())
+    }
+
+    #[test]
+    fn escaped_keys_and_model_names_are_read_like_plain_ones() {
+        let r = parse(r#"{"mo\u0064el":"gpt\u002d4o","messages":[],"str\u0065am":true}"#).unwrap();
+        assert_eq!(r.model(), "gpt-4o");
+        assert!(r.is_stream());
+        assert!(r.field_names().any(|k| k == "messages"));
     }
 
     #[test]

@@ -16,6 +16,7 @@ use llmux_core::{ApiError, ProviderKind};
 use std::sync::Arc;
 
 pub async fn chat_completions(
+    _: super::Authorized,
     State(app): State<Arc<AppState>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {

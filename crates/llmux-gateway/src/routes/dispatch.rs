@@ -118,7 +118,7 @@ pub async fn send(
 ) -> Result<Upstream, ApiError> {
     let host = crate::transport::host_of(&upstream.url);
     let timeout = state.deployment.timeout.unwrap_or(app.request_timeout);
-    let resp = app.transport.send(upstream, timeout).await?;
+    let resp = app.transport.send(upstream, &host, timeout).await?;
     let status = resp.status().as_u16();
     if !(200..300).contains(&status) {
         let (parts, body) = resp.into_parts();
@@ -193,10 +193,10 @@ pub fn json_response(
     let mut r = Response::new(body.into());
     let h = r.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Ok(v) = HeaderValue::from_str(&state.deployment.id) {
-        h.insert(MODEL_ID.clone(), v);
+    if let Some(v) = &state.id_header {
+        h.insert(MODEL_ID.clone(), v.clone());
     }
-    if let Some(c) = cost.and_then(|c| HeaderValue::from_str(&format!("{c:.10}")).ok()) {
+    if let Some(c) = cost.and_then(|c| HeaderValue::try_from(format!("{c:.10}")).ok()) {
         h.insert(RESPONSE_COST.clone(), c);
     }
     r
@@ -343,7 +343,7 @@ pub fn stream_response(
     translator: Box<dyn StreamTranslator>,
     format: ClientFormat,
 ) -> Response {
-    let id = HeaderValue::from_str(&state.deployment.id).ok();
+    let id = state.id_header.clone();
     let relay = Relay {
         // The head is dropped here, so hyper can reuse its read buffer.
         upstream: BodyDataStream::new(upstream.resp.into_body()),

@@ -13,7 +13,7 @@ pub async fn liveness() -> Response {
 }
 
 /// `/health/readiness`: the process can serve.
-pub async fn readiness(State(app): State<Arc<AppState>>) -> Response {
+pub async fn readiness(_: super::Authorized, State(app): State<Arc<AppState>>) -> Response {
     Json(json!({
         "status": "healthy",
         "db": "Not connected",

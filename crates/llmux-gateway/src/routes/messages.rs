@@ -35,6 +35,7 @@ pub fn anthropic_error(e: &ApiError) -> Response {
 }
 
 pub async fn messages(
+    _: super::Authorized,
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -225,6 +226,7 @@ async fn translated(
 /// for others, a local estimate (OpenAI's o200k tokenizer), marked as such
 /// in the `x-llmux-token-count: estimate` header.
 pub async fn count_tokens(
+    _: super::Authorized,
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,

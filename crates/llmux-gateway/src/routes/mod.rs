@@ -13,8 +13,7 @@ use crate::credentials::CredentialStore;
 use crate::images::ImageFetcher;
 use crate::router::Router;
 use crate::transport::Transport;
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::middleware::{self, Next};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Request};
 use axum::response::Response;
 use axum::routing::{get, post};
 use bytes::Bytes;
@@ -86,8 +85,7 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
         .route("/model/info", get(models::info))
         .route("/v1/model/info", get(models::info))
         .route("/health/readiness", get(health::readiness))
-        .route("/v1/health/readiness", get(health::readiness))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
+        .route("/v1/health/readiness", get(health::readiness));
     let public = axum::Router::new()
         .route("/health/liveliness", get(health::liveness))
         .route("/health/liveness", get(health::liveness))
@@ -101,18 +99,31 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
         .with_state(state)
 }
 
-async fn require_key(State(app): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    if auth::authorized(app.master_key.as_ref(), req.headers()) {
-        return next.run(req).await;
+/// Proof that the request carries a valid llmux key: every handler of a
+/// protected route takes one as its first argument. (An extractor rather
+/// than a middleware layer, which would box and clone the route's service
+/// on every request.)
+pub struct Authorized;
+
+impl FromRequestParts<Arc<AppState>> for Authorized {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        app: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        if auth::authorized(app.master_key.as_ref(), &parts.headers) {
+            return Ok(Authorized);
+        }
+        let err = ApiError::unauthorized(
+            "Authentication error: invalid or missing API key. Send your llmux key as \
+             `Authorization: Bearer <key>` (or in `x-api-key`, `api-key`, `x-litellm-api-key`).",
+        );
+        if parts.uri.path().contains("/messages") {
+            return Err(messages::anthropic_error(&err));
+        }
+        Err(error::error_response(&err))
     }
-    let err = ApiError::unauthorized(
-        "Authentication error: invalid or missing API key. Send your llmux key as \
-         `Authorization: Bearer <key>` (or in `x-api-key`, `api-key`, `x-litellm-api-key`).",
-    );
-    if req.uri().path().contains("/messages") {
-        return messages::anthropic_error(&err);
-    }
-    error::error_response(&err)
 }
 
 /// The request body, or the error a client should see (413 over the limit).

@@ -10,11 +10,11 @@ use llmux_core::Deployment;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
-pub async fn list(State(app): State<Arc<AppState>>) -> Response {
+pub async fn list(_: super::Authorized, State(app): State<Arc<AppState>>) -> Response {
     json_bytes(app.models_json.clone())
 }
 
-pub async fn info(State(app): State<Arc<AppState>>) -> Response {
+pub async fn info(_: super::Authorized, State(app): State<Arc<AppState>>) -> Response {
     json_bytes(app.model_info_json.clone())
 }
 

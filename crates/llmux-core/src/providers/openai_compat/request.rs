@@ -89,7 +89,7 @@ fn headers(spec: &CompatSpec, dep: &Deployment) -> HeaderMap {
             Auth::Header(name) => (HeaderName::from_static(name), key.expose().to_owned()),
         };
         // Keys are checked to be valid header values when the config loads.
-        if let Ok(mut v) = HeaderValue::from_str(&value) {
+        if let Ok(mut v) = HeaderValue::try_from(value) {
             v.set_sensitive(true);
             h.insert(name, v);
         }
