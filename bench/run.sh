@@ -124,6 +124,7 @@ cpu_ticks() { # PID... : user + system clock ticks, summed
 status_kb() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; }
 
 NGINX_PORT=$(free_port)
+PROXY_PORT=$(free_port)
 MOCK_PORT=$(free_port)
 LLMUX_PORT=$(free_port)
 STARTUP_PORT=$(free_port)
@@ -135,6 +136,14 @@ nginx -p "$RUN/nginx" -e "$RUN/nginx/error.log" -c "$RUN/nginx/nginx.conf" -g 'd
 NGINX_PID=$!
 PIDS+=("$NGINX_PID")
 wait_ok -X POST -d '{}' "http://127.0.0.1:$NGINX_PORT/v1/chat/completions"
+
+say "nginx as a reverse proxy (the reference) on 127.0.0.1:$PROXY_PORT"
+mkdir -p "$RUN/proxy"
+python3 "$LIB/nginx_conf.py" "$RUN/proxy" "$PROXY_PORT" --proxy "$NGINX_PORT" > "$RUN/proxy/nginx.conf"
+nginx -p "$RUN/proxy" -e "$RUN/proxy/error.log" -c "$RUN/proxy/nginx.conf" -g 'daemon off;' &
+PROXY_PID=$!
+PIDS+=("$PROXY_PID")
+wait_ok -X POST -d '{}' "http://127.0.0.1:$PROXY_PORT/v1/chat/completions"
 
 say "llmux mock (slow upstream, 10 tokens/s) on 127.0.0.1:$MOCK_PORT"
 "$LLMUX" mock --port "$MOCK_PORT" --tokens-per-sec 10 > "$RUN/mock.log" 2>&1 &
@@ -192,6 +201,12 @@ put kind=meta mode="$MODE" date="$(date -u '+%Y-%m-%d %H:%M UTC')" duration_s=$D
 say "sanity: nginx serves the fixtures, llmux answers each path correctly"
 D=http://127.0.0.1:$NGINX_PORT
 L=http://127.0.0.1:$LLMUX_PORT
+P=http://127.0.0.1:$PROXY_PORT
+for path in /v1/chat/completions /stream/v1/chat/completions; do
+    cmp -s <(curl -s -X POST -d @"$LIB/request.json" "$D$path") \
+           <(curl -s -X POST -d @"$LIB/request.json" "$P$path") \
+        || { echo "the reference proxy does not relay $path byte for byte" >&2; exit 1; }
+done
 python3 "$LIB/check.py" "$D" "$L" "$KEY" >&2
 
 # ------------------------------------------------------------------ load rows
@@ -210,13 +225,18 @@ oha_once() { # URL RATE SECONDS BODY
 # One row: the same load direct to nginx, then through llmux, back to back.
 # The direct side sends what a client of that upstream sends (for the
 # translated rows, an Anthropic Messages request); the llmux side sends the
-# OpenAI request a client of llmux sends.
+# OpenAI request a client of llmux sends. On the pass-through rows the same
+# load also goes through the reference proxy (nginx proxying to nginx).
 row() { # TOOL SCENARIO LOAD_LABEL LOAD
-    local tool=$1 scenario=$2 label=$3 load=$4 target url body c0 c1 who
-    for target in direct llmux; do
+    local tool=$1 scenario=$2 label=$3 load=$4 target url body c0 c1 who targets=(direct llmux)
+    [ -n "$REFERENCE" ] && targets=(direct nginx-proxy llmux)
+    for target in "${targets[@]}"; do
         if [ "$target" = direct ]; then
             url=$D$DIRECT_PATH body=$DIRECT_BODY
             who=$(pgrep -P "$NGINX_PID" | tr '\n' ' ')   # CPU of nginx's workers
+        elif [ "$target" = nginx-proxy ]; then
+            url=$P$DIRECT_PATH body=$DIRECT_BODY
+            who=$(pgrep -P "$PROXY_PID" | tr '\n' ' ')   # CPU of the proxy's workers
         else
             url=$L/v1/chat/completions body=$LLMUX_BODY
             who=$LLMUX_PID
@@ -235,13 +255,13 @@ row() { # TOOL SCENARIO LOAD_LABEL LOAD
 # Sets the scenario: its name, and what each side sends where.
 scenario() {
     case "$1" in
-        plain) SCEN="non-streaming" DIRECT_PATH=/v1/chat/completions \
+        plain) SCEN="non-streaming" DIRECT_PATH=/v1/chat/completions REFERENCE=1 \
                DIRECT_BODY=$LIB/request.json LLMUX_BODY=$LIB/request.json ;;
-        stream) SCEN="streaming" DIRECT_PATH=/stream/v1/chat/completions \
+        stream) SCEN="streaming" DIRECT_PATH=/stream/v1/chat/completions REFERENCE=1 \
                DIRECT_BODY=$LIB/request-stream.json LLMUX_BODY=$LIB/request-stream.json ;;
-        claude) SCEN="translated (Anthropic)" DIRECT_PATH=/anthropic/v1/messages \
+        claude) SCEN="translated (Anthropic)" DIRECT_PATH=/anthropic/v1/messages REFERENCE= \
                DIRECT_BODY=$LIB/anthropic-request.json LLMUX_BODY=$LIB/request-claude.json ;;
-        claude-stream) SCEN="translated (Anthropic), streaming" DIRECT_PATH=/anthropic-stream/v1/messages \
+        claude-stream) SCEN="translated (Anthropic), streaming" DIRECT_PATH=/anthropic-stream/v1/messages REFERENCE= \
                DIRECT_BODY=$LIB/anthropic-request-stream.json LLMUX_BODY=$LIB/request-claude-stream.json ;;
     esac
 }

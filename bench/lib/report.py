@@ -134,6 +134,26 @@ def render(results):
         p(f"| {key[0]} | {key[1]} | {fmt_int(d['rps'])} | {fmt_int(l['rps'])} | "
           f"{l['rps'] / d['rps'] * 100:.0f} % | {lat(d)} | {lat(l)} | {added} | "
           f"{cpu} | {d['errors']} / {l['errors']} |")
+    ref = [k for k in order if rows[k].get("nginx-proxy") and rows[k].get("direct")
+           and rows[k].get("llmux")]
+    if ref:
+        p("")
+        p("Reference: the pass-through rows also went through nginx as a plain reverse proxy "
+          "(`proxy_pass` with keep-alive upstream connections, no buffering, one worker per core) "
+          "in front of the same upstream, between the direct and the llmux side. It is what "
+          "the least a proxy does per request costs on this machine.")
+        p("")
+        p("| scenario | conns / rate | direct req/s | nginx proxy req/s | ratio | llmux ratio | "
+          "added p50 / p99 nginx proxy | added p50 / p99 llmux | CPU µs/req nginx proxy / llmux |")
+        p("|---|---|--:|--:|--:|--:|--:|--:|--:|")
+        for key in ref:
+            d, n, l = rows[key]["direct"], rows[key]["nginx-proxy"], rows[key]["llmux"]
+            cn, cl = cpu_us(n), cpu_us(l)
+            cpu = f"{'–' if cn is None else f'{cn:.1f}'} / {'–' if cl is None else f'{cl:.1f}'}"
+            p(f"| {key[0]} | {key[1]} | {fmt_int(d['rps'])} | {fmt_int(n['rps'])} | "
+              f"{n['rps'] / d['rps'] * 100:.0f} % | {l['rps'] / d['rps'] * 100:.0f} % | "
+              f"{n['p50'] - d['p50']:+,} / {n['p99'] - d['p99']:+,} | "
+              f"{l['p50'] - d['p50']:+,} / {l['p99'] - d['p99']:+,} | {cpu} |")
     for note in meta.get("notes", []):
         p("")
         p(f"Note: {note}")

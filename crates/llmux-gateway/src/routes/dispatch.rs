@@ -18,6 +18,7 @@ use llmux_core::providers::{StreamEvent, StreamTranslator, UpstreamRequest};
 use llmux_core::{ApiError, Usage, cost};
 use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -222,6 +223,10 @@ struct Relay {
     format: ClientFormat,
     events: Vec<StreamEvent>,
     timeout: Duration,
+    /// When the upstream has been silent for `timeout`; pushed back after
+    /// every read (pushing a timer later costs nothing, a new one per read
+    /// would register and remove a timer each time).
+    silence: Pin<Box<tokio::time::Sleep>>,
     host: String,
     done: bool,
     app: Arc<AppState>,
@@ -239,8 +244,13 @@ impl Relay {
     /// The next bytes for the client: every event one upstream read gave.
     async fn next_bytes(&mut self) -> Option<Bytes> {
         while !self.done {
-            match tokio::time::timeout(self.timeout, self.upstream.next()).await {
-                Err(_) => self.events.push(StreamEvent::Error(
+            let next = tokio::select! {
+                biased;
+                item = self.upstream.next() => Ok(item),
+                () = &mut self.silence => Err(()),
+            };
+            match next {
+                Err(()) => self.events.push(StreamEvent::Error(
                     ApiError::gateway_timeout(format!(
                         "The upstream at {} sent nothing for {}s mid-stream.",
                         self.host,
@@ -257,7 +267,11 @@ impl Relay {
                     err.message = format!("The stream broke off: {}", err.message);
                     self.events.push(StreamEvent::Error(err));
                 }
-                Ok(Some(Ok(bytes))) => self.translator.push(&bytes, &mut self.events),
+                Ok(Some(Ok(bytes))) => {
+                    let next = tokio::time::Instant::now() + self.timeout;
+                    self.silence.as_mut().reset(next);
+                    self.translator.push(&bytes, &mut self.events);
+                }
             }
             let out = self.frame();
             if !out.is_empty() {
@@ -351,6 +365,7 @@ pub fn stream_response(
         format,
         events: Vec::with_capacity(8),
         timeout: upstream.timeout,
+        silence: Box::pin(tokio::time::sleep(upstream.timeout)),
         host: upstream.host,
         done: false,
         app,
