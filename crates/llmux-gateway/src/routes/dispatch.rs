@@ -363,7 +363,7 @@ pub fn stream_response(
         upstream: BodyDataStream::new(upstream.resp.into_body()),
         translator,
         format,
-        events: Vec::with_capacity(8),
+        events: Vec::new(),
         timeout: upstream.timeout,
         silence: Box::pin(tokio::time::sleep(upstream.timeout)),
         host: upstream.host,
