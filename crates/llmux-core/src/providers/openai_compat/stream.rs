@@ -1,5 +1,7 @@
-//! The pass-through stream: upstream SSE events go to the client as they are.
-//! Each event is checked to be JSON; the usage chunk is read (and given the
+//! The pass-through stream: upstream SSE events go to the client as they are,
+//! byte for byte. Each is checked to be framed as a JSON object (`{…}`), which
+//! catches a cut event or an error page; it is not parsed, as the client
+//! parses it anyway. The usage chunk is parsed and read (and given the
 //! `"choices": []` clients index into, if a server left it out), and hidden
 //! from clients that did not ask for it.
 
@@ -8,7 +10,6 @@ use crate::providers::{StreamEvent, StreamTranslator};
 use crate::types::{ApiError, Usage};
 use bytes::Bytes;
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use serde_json::Value;
 
 pub struct PassthroughStream {
@@ -47,13 +48,14 @@ impl PassthroughStream {
         if has_usage_object(data) {
             match serde_json::from_str::<Value>(data) {
                 Ok(v) => self.usage_event(v, out),
-                Err(e) => self.malformed(e, out),
+                Err(e) => self.malformed(&e.to_string(), out),
             }
             return;
         }
-        match serde_json::from_str::<IgnoredAny>(data) {
-            Ok(_) => out.push(StreamEvent::Data(Bytes::from(ev.data))),
-            Err(e) => self.malformed(e, out),
+        if data.starts_with('{') && data.ends_with('}') {
+            out.push(StreamEvent::Data(Bytes::from(ev.data)));
+        } else {
+            self.malformed("not a JSON object", out);
         }
     }
 
@@ -82,7 +84,7 @@ impl PassthroughStream {
         out.push(StreamEvent::Data(Bytes::from(v.to_string())));
     }
 
-    fn malformed(&mut self, e: serde_json::Error, out: &mut Vec<StreamEvent>) {
+    fn malformed(&mut self, e: &str, out: &mut Vec<StreamEvent>) {
         self.ended = true;
         out.push(StreamEvent::Error(
             ApiError::bad_gateway(format!("The upstream sent a malformed stream event: {e}"))
