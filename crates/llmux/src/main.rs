@@ -70,43 +70,32 @@ fn main() -> ExitCode {
                 std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
             });
             // The workers run their own runtimes; this one waits for signals.
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("error: cannot start the async runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match runtime.block_on(llmux_gateway::serve(config, &host, port, workers)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            let runtime = tokio::runtime::Builder::new_current_thread();
+            run(runtime, llmux_gateway::serve(config, &host, port, workers))
         }
         Command::Check { config } => check::run(config.as_deref()),
-        Command::Mock(args) => {
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("error: cannot start the async runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match runtime.block_on(mock::run(args)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+        Command::Mock(args) => run(tokio::runtime::Builder::new_multi_thread(), mock::run(args)),
+    }
+}
+
+/// Runs `task` to completion on a runtime from `builder`; an error is
+/// printed and becomes the exit status.
+fn run<E: std::fmt::Display>(
+    mut builder: tokio::runtime::Builder,
+    task: impl std::future::Future<Output = Result<(), E>>,
+) -> ExitCode {
+    let runtime = match builder.enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(task) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
 }
