@@ -299,11 +299,22 @@ impl Relay {
         if let ClientFormat::Anthropic(enc) = &mut self.format {
             enc.encode(&mut self.events);
         }
-        let mut buf = BytesMut::new();
+        // One allocation for the whole write: every event's size is known.
+        let size: usize = self
+            .events
+            .iter()
+            .map(|ev| match ev {
+                StreamEvent::Data(d) => d.len() + 8,
+                StreamEvent::Comment(c) => c.len() + 4,
+                StreamEvent::Raw(r) => r.len(),
+                StreamEvent::Done => 14,
+                StreamEvent::Error(_) => 0,
+            })
+            .sum();
+        let mut buf = BytesMut::with_capacity(size);
         for ev in self.events.drain(..) {
             match ev {
                 StreamEvent::Data(d) => {
-                    buf.reserve(d.len() + 8);
                     buf.put_slice(b"data: ");
                     buf.put_slice(&d);
                     buf.put_slice(b"\n\n");
