@@ -10,7 +10,8 @@ use crate::providers::{StreamEvent, StreamTranslator};
 use crate::types::{ApiError, Usage};
 use bytes::Bytes;
 use serde::Deserialize;
-use serde_json::Value;
+use serde::de::IgnoredAny;
+use serde_json::{Map, Value};
 
 pub struct PassthroughStream {
     sse: SseParser,
@@ -46,10 +47,7 @@ impl PassthroughStream {
             return;
         }
         if has_usage_object(data) {
-            match serde_json::from_str::<Value>(data) {
-                Ok(v) => self.usage_event(v, out),
-                Err(e) => self.malformed(&e.to_string(), out),
-            }
+            self.usage_event(ev.data, out);
             return;
         }
         if data.starts_with('{') && data.ends_with('}') {
@@ -59,29 +57,65 @@ impl PassthroughStream {
         }
     }
 
-    fn usage_event(&mut self, mut v: Value, out: &mut Vec<StreamEvent>) {
-        if let Some(u) = v.get("usage").and_then(|u| Usage::deserialize(u).ok()) {
+    /// A chunk with usage. Read, and relayed as it came when it needs no
+    /// change (the common case); rewritten only to add a missing `choices`
+    /// or to hide the usage from a client that did not ask for it.
+    fn usage_event(&mut self, data: String, out: &mut Vec<StreamEvent>) {
+        #[derive(Deserialize)]
+        struct Chunk {
+            #[serde(default)]
+            usage: Option<Usage>,
+            #[serde(default)]
+            choices: Option<Vec<IgnoredAny>>,
+        }
+        let chunk = match serde_json::from_str::<Chunk>(&data) {
+            Ok(c) => c,
+            Err(e) => return self.malformed(&e.to_string(), out),
+        };
+        if let Some(u) = chunk.usage {
             self.usage = Some(u);
         }
-        let Some(obj) = v.as_object_mut() else {
-            return;
-        };
-        let choices_empty = match obj.get("choices") {
-            None | Some(Value::Null) => {
-                obj.insert("choices".into(), Value::Array(vec![]));
-                true
+        match (chunk.choices.map(|c| c.is_empty()), self.client_wants_usage) {
+            // The usage chunk: relayed to a client that asked for it.
+            (Some(true), true) => out.push(StreamEvent::Data(Bytes::from(data))),
+            (Some(true), false) => {}
+            // A content chunk that also carries usage.
+            (Some(false), true) => out.push(StreamEvent::Data(Bytes::from(data))),
+            (Some(false), false) => self.rewrite(
+                &data,
+                |obj| {
+                    obj.insert("usage".into(), Value::Null);
+                },
+                out,
+            ),
+            // No `choices`: clients index into it, so it is added.
+            (None, true) => self.rewrite(
+                &data,
+                |obj| {
+                    obj.insert("choices".into(), Value::Array(vec![]));
+                },
+                out,
+            ),
+            (None, false) => {}
+        }
+    }
+
+    fn rewrite(
+        &mut self,
+        data: &str,
+        change: impl FnOnce(&mut Map<String, Value>),
+        out: &mut Vec<StreamEvent>,
+    ) {
+        match serde_json::from_str::<Value>(data) {
+            Ok(Value::Object(mut obj)) => {
+                change(&mut obj);
+                out.push(StreamEvent::Data(Bytes::from(
+                    Value::Object(obj).to_string(),
+                )));
             }
-            Some(Value::Array(a)) => a.is_empty(),
-            Some(_) => false,
-        };
-        if choices_empty && !self.client_wants_usage {
-            return;
+            Ok(_) => self.malformed("not a JSON object", out),
+            Err(e) => self.malformed(&e.to_string(), out),
         }
-        if !self.client_wants_usage {
-            // A content chunk that also carries usage: keep the content.
-            obj.insert("usage".into(), Value::Null);
-        }
-        out.push(StreamEvent::Data(Bytes::from(v.to_string())));
     }
 
     fn malformed(&mut self, e: &str, out: &mut Vec<StreamEvent>) {
@@ -208,6 +242,43 @@ mod tests {
         assert_eq!(out.len(), 4);
         assert_eq!(out[3], StreamEvent::Done);
         assert_eq!(t.usage().unwrap().total_tokens, 10);
+    }
+
+    #[test]
+    fn a_usage_chunk_a_client_asked_for_is_relayed_byte_for_byte() {
+        let mut t = PassthroughStream::new(true);
+        let out = run(&mut t, &[STREAM.as_bytes()]);
+        let usage_line = STREAM
+            .lines()
+            .nth(6)
+            .unwrap()
+            .strip_prefix("data: ")
+            .unwrap();
+        assert!(usage_line.contains("\"usage\":{"), "{usage_line}");
+        assert_eq!(
+            out[3],
+            StreamEvent::Data(Bytes::from(usage_line.to_owned()))
+        );
+    }
+
+    #[test]
+    fn usage_on_a_content_chunk_is_read_and_hidden_from_clients_that_did_not_ask() {
+        let chunk = b"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2,\"total_tokens\":3}}\n\n";
+        let mut t = PassthroughStream::new(false);
+        let out = run(&mut t, &[chunk]);
+        let StreamEvent::Data(d) = &out[0] else {
+            panic!("{out:?}")
+        };
+        let v: Value = serde_json::from_slice(d).unwrap();
+        assert_eq!(v["choices"][0]["delta"]["content"], "Hi");
+        assert_eq!(v["usage"], Value::Null);
+        assert_eq!(t.usage().unwrap().total_tokens, 3);
+        // A client that asked gets it untouched.
+        let mut t = PassthroughStream::new(true);
+        let out = run(&mut t, &[chunk]);
+        let text = std::str::from_utf8(chunk).unwrap();
+        let line = text.trim_end().strip_prefix("data: ").unwrap();
+        assert_eq!(out[0], StreamEvent::Data(Bytes::from(line.to_owned())));
     }
 
     #[test]
