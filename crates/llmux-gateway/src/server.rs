@@ -73,7 +73,6 @@ pub async fn serve(
     use std::io::Write;
     let _ = std::io::stdout().flush();
 
-    let mut running = workers;
     tokio::select! {
         r = done_rx.recv() => {
             // A worker stopping on its own is a failure: stop the others.
@@ -86,11 +85,8 @@ pub async fn serve(
         _ = shutdown_signal() => {
             tracing::info!("shutting down; open streams get {}s to finish", SHUTDOWN_GRACE.as_secs());
             let _ = stop_tx.send(true);
-            let drain = async {
-                while running > 0 && done_rx.recv().await.is_some() {
-                    running -= 1;
-                }
-            };
+            // Every worker holds a sender: the channel ends when all are done.
+            let drain = async { while done_rx.recv().await.is_some() {} };
             let _ = tokio::time::timeout(SHUTDOWN_GRACE, drain).await;
         }
     }

@@ -120,32 +120,13 @@ impl Transport {
     }
 }
 
-/// The whole of a response body. A body that arrives in one piece (most
-/// answers) is handed on as it is, without a copy.
-pub async fn collect(mut body: hyper::body::Incoming, host: &str) -> Result<Bytes, ApiError> {
-    let mut first: Option<Bytes> = None;
-    let mut joined: Option<bytes::BytesMut> = None;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| upstream_error(host, &e, false))?;
-        let Ok(data) = frame.into_data() else {
-            continue; // trailers
-        };
-        match (&mut first, &mut joined) {
-            (None, _) => first = Some(data),
-            (Some(f), None) => {
-                let mut j = bytes::BytesMut::with_capacity(f.len() + data.len());
-                j.extend_from_slice(f);
-                j.extend_from_slice(&data);
-                joined = Some(j);
-            }
-            (Some(_), Some(j)) => j.extend_from_slice(&data),
-        }
+/// The whole of a response body (a body that came in one piece is handed on
+/// as it is, without a copy).
+pub async fn collect(body: hyper::body::Incoming, host: &str) -> Result<Bytes, ApiError> {
+    match body.collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(e) => Err(upstream_error(host, &e, false)),
     }
-    Ok(match (first, joined) {
-        (_, Some(j)) => j.freeze(),
-        (Some(f), None) => f,
-        (None, None) => Bytes::new(),
-    })
 }
 
 fn build_request(

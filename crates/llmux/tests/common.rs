@@ -217,6 +217,11 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// POSTs `body` as JSON to `path` on `to`; the response, whatever its status.
+pub async fn post_json(to: &Proc, path: &str, body: &serde_json::Value) -> reqwest::Response {
+    client().post(to.url(path)).json(body).send().await.unwrap()
+}
+
 pub async fn mock_requests(mock: &Proc) -> Vec<serde_json::Value> {
     client()
         .get(mock.url("/mock/requests"))

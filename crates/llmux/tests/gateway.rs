@@ -31,12 +31,7 @@ async fn a_client_that_disconnects_cancels_the_upstream_stream() {
     body["stream"] = json!(true);
     body["mock"] =
         json!({"content": "one two three four five six seven eight nine ten", "tokens_per_sec": 4});
-    let resp = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let resp = post_json(&gw, "/v1/chat/completions", &body).await;
     assert_eq!(resp.status(), 200);
     let mut stream = resp.bytes_stream();
     let first = stream.next().await.unwrap().unwrap();
@@ -62,12 +57,7 @@ async fn sigterm_lets_open_streams_finish_refuses_new_connections_and_exits() {
     let mut body = chat("gpt-4o");
     body["stream"] = json!(true);
     body["mock"] = json!({"content": "a b c d e f g h", "tokens_per_sec": 8});
-    let resp = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let resp = post_json(&gw, "/v1/chat/completions", &body).await;
     assert_eq!(resp.status(), 200);
     let mut stream = resp.bytes_stream();
     let mut got = stream.next().await.unwrap().unwrap().to_vec();
@@ -179,12 +169,7 @@ async fn stream_events_are_relayed_as_they_arrive() {
     body["stream"] = json!(true);
     body["mock"] = json!({"content": "a b c d e", "tokens_per_sec": 5});
     let start = Instant::now();
-    let resp = client()
-        .post(gw.url("/chat/completions"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let resp = post_json(&gw, "/chat/completions", &body).await;
     let mut stream = resp.bytes_stream();
     let mut arrivals = Vec::new();
     while let Some(chunk) = stream.next().await {
@@ -215,12 +200,7 @@ async fn oversized_bodies_get_413_in_openai_shape() {
     );
     let big = "x".repeat(2 * 1024 * 1024);
     let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": big}]});
-    let resp = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let resp = post_json(&gw, "/v1/chat/completions", &body).await;
     assert_eq!(resp.status(), 413);
     let err: Value = resp.json().await.unwrap();
     assert!(
@@ -402,12 +382,7 @@ model_list:
     let mut body = chat("slow");
     body["stream"] = json!(true);
     body["mock"] = json!({"content": "a b c", "tokens_per_sec": 0.4});
-    let resp = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let resp = post_json(&gw, "/v1/chat/completions", &body).await;
     assert_eq!(resp.status(), 200);
     let text = resp.text().await.unwrap();
     let last = text.trim_end().rsplit("\n\n").next().unwrap();
@@ -428,12 +403,7 @@ model_list:
     let mut body = chat("slow");
     body["mock"] = json!({"first_byte_delay_ms": 3000});
     let t = Instant::now();
-    let resp = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let resp = post_json(&gw, "/v1/chat/completions", &body).await;
     assert_eq!(resp.status(), 504);
     assert!(t.elapsed() < Duration::from_secs(15));
 }

@@ -76,11 +76,11 @@ impl PassthroughStream {
             self.usage = Some(u);
         }
         match (chunk.choices.map(|c| c.is_empty()), self.client_wants_usage) {
-            // The usage chunk: relayed to a client that asked for it.
-            (Some(true), true) => out.push(StreamEvent::Data(Bytes::from(data))),
-            (Some(true), false) => {}
-            // A content chunk that also carries usage.
-            (Some(false), true) => out.push(StreamEvent::Data(Bytes::from(data))),
+            // A client that asked for usage gets the chunk as it came.
+            (Some(_), true) => out.push(StreamEvent::Data(Bytes::from(data))),
+            // A usage-only chunk is hidden from a client that did not ask.
+            (Some(true) | None, false) => {}
+            // A content chunk that also carries usage: the content stays.
             (Some(false), false) => self.rewrite(
                 &data,
                 |obj| {
@@ -96,7 +96,6 @@ impl PassthroughStream {
                 },
                 out,
             ),
-            (None, false) => {}
         }
     }
 
