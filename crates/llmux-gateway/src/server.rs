@@ -45,7 +45,7 @@ pub async fn serve(
     let addr: SocketAddr = listeners[0].local_addr()?;
     let text = banner(&config, addr);
     let workers = workers.max(1);
-    let state = AppState::new(config, Transport::new(workers)?).map_err(ServeError::Config)?;
+    let state = AppState::new(config, Transport::new()?).map_err(ServeError::Config)?;
     let app = app(Arc::new(state));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -61,7 +61,7 @@ pub async fn serve(
         std::thread::Builder::new()
             .name(format!("llmux-worker-{worker}"))
             .spawn(move || {
-                let r = run_worker(worker, mine, app, stop);
+                let r = run_worker(mine, app, stop);
                 let _ = done.send(r);
             })?;
     }
@@ -96,12 +96,10 @@ pub async fn serve(
 /// One worker: its own current-thread runtime serving every listener until
 /// `stop` turns true and its connections have finished.
 fn run_worker(
-    worker: usize,
     listeners: Vec<std::net::TcpListener>,
     app: axum::Router,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), ServeError> {
-    crate::transport::set_worker(worker);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -112,12 +110,14 @@ fn run_worker(
         // request's first timeout. A timer that never lies more than a
         // second ahead keeps request timeouts (30 s and more) from ever
         // being the earliest: two system calls saved per request, for one
-        // wake-up a second.
+        // wake-up a second. The same tick closes this worker's upstream
+        // connections that have been idle too long.
         let heartbeat = tokio::spawn(async {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
                 tick.tick().await;
+                crate::transport::tick();
             }
         });
         let mut servers = tokio::task::JoinSet::new();

@@ -1,26 +1,43 @@
 //! The pooled HTTP client for every upstream. Knows nothing of any
 //! provider's format: sends an `UpstreamRequest`, hands back the response.
 //!
-//! It is hyper's own client (`hyper-util`) over rustls, driven directly:
-//! the URL is parsed once into an `http::Uri`, headers and body are moved
-//! into the request as they are, and the response comes back as hyper's
-//! streaming body, with nothing in between.
+//! hyper's HTTP/1.1 client connections (`hyper::client::conn::http1`) over
+//! hyper-util's connector (DNS, happy eyeballs, TCP options) and rustls,
+//! pooled here rather than by hyper-util's generic pool. Each worker thread
+//! keeps its own idle connections, so a request's upstream connection lives
+//! on the worker serving it, and a pool check-out is a `Vec::pop` with no
+//! lock, no key allocation and no task spawned per request. A connection
+//! goes back to its worker's pool when its response body has been read to
+//! the end ([`UpstreamBody`]); one dropped half-read is closed instead.
+//!
+//! Upstreams are spoken to in HTTP/1.1, as LiteLLM's clients do: a stream is
+//! one connection, and no stream ever waits behind another for an HTTP/2
+//! connection's stream limit.
 
 use bytes::Bytes;
+use http::header::HOST;
+use http::{HeaderValue, Uri};
+use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use llmux_core::ApiError;
 use llmux_core::providers::UpstreamRequest;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::error::Error;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tower_service::Service;
 
 /// An upstream answer: head read, body still streaming.
-pub type UpstreamResponse = http::Response<hyper::body::Incoming>;
+pub type UpstreamResponse = http::Response<UpstreamBody>;
 
-type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+type Sender = http1::SendRequest<Full<Bytes>>;
+type Connector = HttpsConnector<HttpConnector>;
 
 /// The read buffer of an upstream connection. Fixed rather than hyper's
 /// adaptive 8 KB and up, so thousands of open streams, whose events are a
@@ -29,21 +46,76 @@ type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 /// a streamed request about 8 µs of CPU in `bench/`, for 2 KB less a stream).
 const READ_BUF: usize = 4096;
 
-/// One connection pool per worker thread: a request is sent on a
-/// connection owned by its own worker's runtime, so the response wakes a
-/// task on the same thread.
+/// An idle connection unused this many seconds (heartbeat ticks, see
+/// [`tick`]) is closed.
+const IDLE_TICKS: u64 = 90;
+
+/// At most this many idle connections are kept per upstream and worker.
+const MAX_IDLE: usize = 1024;
+
+/// How the gateway reaches its upstreams. Cheap to clone; the pools
+/// themselves are per thread.
 #[derive(Clone)]
 pub struct Transport {
-    clients: std::sync::Arc<[HttpClient]>,
+    connector: Connector,
+}
+
+/// An upstream's pool key: its scheme and authority. The authority is
+/// shared with every response body that will give a connection back.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct PoolKey {
+    https: bool,
+    authority: Arc<str>,
+}
+
+/// One upstream's idle connections on one thread.
+struct HostPool {
+    key: PoolKey,
+    /// The `Host` header every request to it carries, built once.
+    host: HeaderValue,
+    /// Idle connections with the tick they went idle at; the most recently
+    /// used last, so it is used first (it is the likeliest still open).
+    idle: Vec<(Sender, u64)>,
+}
+
+#[derive(Default)]
+struct Pools {
+    /// By authority, one map per scheme, so a lookup borrows the request's
+    /// authority instead of building a key.
+    http: HashMap<Box<str>, HostPool>,
+    https: HashMap<Box<str>, HostPool>,
+}
+
+impl Pools {
+    fn get(&mut self, https: bool, authority: &str) -> Option<&mut HostPool> {
+        if https {
+            &mut self.https
+        } else {
+            &mut self.http
+        }
+        .get_mut(authority)
+    }
 }
 
 thread_local! {
-    static WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    static POOLS: RefCell<Pools> = RefCell::new(Pools::default());
+    /// Seconds since this worker started, advanced by [`tick`].
+    static NOW: Cell<u64> = const { Cell::new(0) };
 }
 
-/// Marks the current thread as worker `n` (its pool is `n`).
-pub fn set_worker(n: usize) {
-    WORKER.with(|w| w.set(n));
+/// Called once a second by each worker: advances its clock and closes the
+/// connections idle longer than 90 s.
+pub fn tick() {
+    let now = NOW.with(|n| {
+        n.set(n.get() + 1);
+        n.get()
+    });
+    POOLS.with_borrow_mut(|p| {
+        for host in p.http.values_mut().chain(p.https.values_mut()) {
+            host.idle
+                .retain(|(s, at)| now - at <= IDLE_TICKS && !s.is_closed());
+        }
+    });
 }
 
 /// Why the HTTP client could not be built.
@@ -51,20 +123,19 @@ pub fn set_worker(n: usize) {
 #[error("cannot set up TLS: {0}")]
 pub struct TransportError(String);
 
-impl Transport {
-    pub fn new(workers: usize) -> Result<Transport, TransportError> {
-        let tls = tls_config()?;
-        let clients: Vec<HttpClient> = (0..workers.max(1))
-            .map(|_| build_client(tls.clone()))
-            .collect();
-        Ok(Transport {
-            clients: clients.into(),
-        })
-    }
+/// A connection checked out of the pool or freshly made.
+struct Checkout {
+    sender: Sender,
+    key: PoolKey,
+    host: HeaderValue,
+    reused: bool,
+}
 
-    fn client(&self) -> &HttpClient {
-        let n = WORKER.with(|w| w.get());
-        &self.clients[n % self.clients.len()]
+impl Transport {
+    pub fn new() -> Result<Transport, TransportError> {
+        Ok(Transport {
+            connector: build_connector(tls_config()?),
+        })
     }
 
     /// Sends the request and waits for the response head, at most `timeout`.
@@ -75,14 +146,13 @@ impl Transport {
         timeout: Duration,
     ) -> Result<UpstreamResponse, ApiError> {
         let request = build_request(req.url, req.headers, req.body, host)?;
-        match tokio::time::timeout(timeout, self.client().request(request)).await {
+        match tokio::time::timeout(timeout, self.request(request, host)).await {
             Err(_) => Err(ApiError::gateway_timeout(format!(
                 "The upstream at {host} did not answer within {}s.",
                 timeout.as_secs_f64()
             ))
             .retryable(true)),
-            Ok(Err(e)) => Err(upstream_error(host, &e, e.is_connect())),
-            Ok(Ok(resp)) => Ok(resp),
+            Ok(r) => r,
         }
     }
 
@@ -97,15 +167,11 @@ impl Transport {
         let mut headers = http::HeaderMap::new();
         headers.insert(
             http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/x-www-form-urlencoded"),
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
         );
         let request = build_request(url.to_owned(), headers, Bytes::from(body), &host)?;
         let fut = async {
-            let resp = self
-                .client()
-                .request(request)
-                .await
-                .map_err(|e| upstream_error(&host, &e, e.is_connect()))?;
+            let resp = self.request(request, &host).await?;
             let status = resp.status().as_u16();
             let body = collect(resp.into_body(), &host).await?;
             Ok::<_, ApiError>((status, body))
@@ -118,15 +184,218 @@ impl Transport {
             Ok(r) => r,
         }
     }
+
+    /// Sends on a pooled connection, or a new one. A request that a reused
+    /// connection closed before it was sent (the upstream hung up on an idle
+    /// connection) is sent again on another; one that may have reached the
+    /// upstream is not.
+    async fn request(&self, request: Target, host: &str) -> Result<UpstreamResponse, ApiError> {
+        let Target {
+            mut req,
+            https,
+            authority,
+        } = request;
+        loop {
+            let mut conn = match checkout(https, authority.as_str()).await {
+                Some(c) => c,
+                None => self.connect(https, &authority, host).await?,
+            };
+            req.headers_mut()
+                .entry(HOST)
+                .or_insert_with(|| conn.host.clone());
+            match conn.sender.try_send_request(req).await {
+                Ok(resp) => {
+                    let (parts, body) = resp.into_parts();
+                    let body = UpstreamBody {
+                        inner: body,
+                        conn: Some((conn.sender, conn.key)),
+                    };
+                    return Ok(http::Response::from_parts(parts, body));
+                }
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) if conn.reused => {
+                        tracing::debug!(
+                            "upstream connection closed before the request went out; retrying"
+                        );
+                        req = unsent;
+                    }
+                    _ => return Err(upstream_error(host, e.error(), false)),
+                },
+            }
+        }
+    }
+
+    /// A new connection (TCP, TLS when `https`, the HTTP/1.1 handshake),
+    /// its connection task spawned on this worker.
+    async fn connect(
+        &self,
+        https: bool,
+        authority: &http::uri::Authority,
+        host: &str,
+    ) -> Result<Checkout, ApiError> {
+        let unreachable = |e: &(dyn Error + 'static)| upstream_error(host, e, true);
+        let uri = Uri::builder()
+            .scheme(if https { "https" } else { "http" })
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()
+            .map_err(|e| unreachable(&e))?;
+        let mut connector = self.connector.clone();
+        std::future::poll_fn(|cx| connector.poll_ready(cx))
+            .await
+            .map_err(|e| unreachable(&*e))?;
+        let io = connector.call(uri).await.map_err(|e| unreachable(&*e))?;
+        let (sender, conn) = http1::Builder::new()
+            .read_buf_exact_size(Some(READ_BUF))
+            .handshake(io)
+            .await
+            .map_err(|e| unreachable(&e))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("upstream connection ended: {e}");
+            }
+        });
+        let key = PoolKey {
+            https,
+            authority: Arc::from(authority.as_str()),
+        };
+        let host = POOLS.with_borrow_mut(|p| {
+            if let Some(h) = p.get(https, authority.as_str()) {
+                return Ok(h.host.clone());
+            }
+            let value = HeaderValue::from_str(authority.as_str()).map_err(|e| unreachable(&e))?;
+            let map = if https { &mut p.https } else { &mut p.http };
+            map.insert(
+                authority.as_str().into(),
+                HostPool {
+                    key: key.clone(),
+                    host: value.clone(),
+                    idle: Vec::new(),
+                },
+            );
+            Ok(value)
+        })?;
+        Ok(Checkout {
+            sender,
+            key,
+            host,
+            reused: false,
+        })
+    }
+}
+
+/// An idle connection to the upstream, ready for a request; connections
+/// the upstream has closed meanwhile are dropped on the way.
+async fn checkout(https: bool, authority: &str) -> Option<Checkout> {
+    loop {
+        let now = NOW.with(Cell::get);
+        let (mut sender, key, host) = POOLS.with_borrow_mut(|p| {
+            let h = p.get(https, authority)?;
+            loop {
+                let (s, at) = h.idle.pop()?;
+                if now - at <= IDLE_TICKS && !s.is_closed() {
+                    return Some((s, h.key.clone(), h.host.clone()));
+                }
+            }
+        })?;
+        // Ready at once, unless its last response ended a moment ago and
+        // the connection task has not yet taken note.
+        if sender.is_ready() || sender.ready().await.is_ok() {
+            return Some(Checkout {
+                sender,
+                key,
+                host,
+                reused: true,
+            });
+        }
+    }
+}
+
+/// Gives a connection whose response was read to the end back to this
+/// thread's pool.
+fn release(sender: Sender, key: PoolKey) {
+    if sender.is_closed() {
+        return;
+    }
+    let now = NOW.with(Cell::get);
+    POOLS.with_borrow_mut(|p| {
+        let map = if key.https { &mut p.https } else { &mut p.http };
+        if let Some(h) = map.get_mut(&*key.authority) {
+            if h.idle.len() < MAX_IDLE {
+                h.idle.push((sender, now));
+            }
+        } else if let Ok(host) = HeaderValue::from_str(&key.authority) {
+            // Released on another thread than it was made on (not on a
+            // worker): that thread's pool gets the upstream too.
+            map.insert(
+                key.authority.as_ref().into(),
+                HostPool {
+                    key,
+                    host,
+                    idle: vec![(sender, now)],
+                },
+            );
+        }
+    });
+}
+
+/// An upstream response body. When it has been read to the end, its
+/// connection goes back to the pool; dropped before that, the connection
+/// is closed (it still carries the rest of this response).
+pub struct UpstreamBody {
+    inner: hyper::body::Incoming,
+    conn: Option<(Sender, PoolKey)>,
+}
+
+impl UpstreamBody {
+    fn release(&mut self) {
+        if let Some((sender, key)) = self.conn.take() {
+            release(sender, key);
+        }
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => self.release(),
+            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.release(),
+            Poll::Ready(Some(Err(_))) => self.conn = None,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// The whole of a response body (a body that came in one piece is handed on
 /// as it is, without a copy).
-pub async fn collect(body: hyper::body::Incoming, host: &str) -> Result<Bytes, ApiError> {
+pub async fn collect(body: UpstreamBody, host: &str) -> Result<Bytes, ApiError> {
     match body.collect().await {
         Ok(b) => Ok(b.to_bytes()),
         Err(e) => Err(upstream_error(host, &e, false)),
     }
+}
+
+/// A request in origin form, with where it goes.
+struct Target {
+    req: http::Request<Full<Bytes>>,
+    https: bool,
+    authority: http::uri::Authority,
 }
 
 fn build_request(
@@ -134,17 +403,32 @@ fn build_request(
     headers: http::HeaderMap,
     body: Bytes,
     host: &str,
-) -> Result<http::Request<Full<Bytes>>, ApiError> {
-    let uri: http::Uri = url.try_into().map_err(|_| {
+) -> Result<Target, ApiError> {
+    let invalid = || {
         ApiError::bad_gateway(format!(
             "The upstream URL for {host} is not a valid URL; check api_base."
         ))
-    })?;
-    let mut request = http::Request::new(Full::new(body));
-    *request.method_mut() = http::Method::POST;
-    *request.uri_mut() = uri;
-    *request.headers_mut() = headers;
-    Ok(request)
+    };
+    let uri: Uri = url.try_into().map_err(|_| invalid())?;
+    let parts = uri.into_parts();
+    let https = match parts.scheme.as_ref().map(http::uri::Scheme::as_str) {
+        Some("https") => true,
+        Some("http") => false,
+        _ => return Err(invalid()),
+    };
+    let authority = parts.authority.ok_or_else(invalid)?;
+    let path = parts
+        .path_and_query
+        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+    let mut req = http::Request::new(Full::new(body));
+    *req.method_mut() = http::Method::POST;
+    *req.uri_mut() = Uri::from(path);
+    *req.headers_mut() = headers;
+    Ok(Target {
+        req,
+        https,
+        authority,
+    })
 }
 
 /// rustls with the platform's trust store (aws-lc-rs), as reqwest sets it up.
@@ -159,28 +443,20 @@ fn tls_config() -> Result<rustls::ClientConfig, TransportError> {
         .map(|b| b.with_no_client_auth())
 }
 
-fn build_client(tls: rustls::ClientConfig) -> HttpClient {
+fn build_connector(tls: rustls::ClientConfig) -> Connector {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_keepalive(Some(Duration::from_secs(60)));
     http.set_connect_timeout(Some(Duration::from_secs(10)));
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
+    // Upstream redirects are never followed (nothing here follows them): a
+    // provider that redirects a POST is misconfigured, and following could
+    // leak the key.
+    hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
-        .enable_http2()
-        .wrap_connector(http);
-    // Upstream redirects are never followed (hyper's client does not): a
-    // provider that redirects a POST is misconfigured, and following could
-    // leak the key.
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(1024)
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .http1_read_buf_exact_size(READ_BUF)
-        .build(https)
+        .wrap_connector(http)
 }
 
 /// A transport failure as a client-facing error, without the URL (which
@@ -235,6 +511,139 @@ pub fn host_of(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+    use tokio::sync::mpsc;
+
+    /// An upstream that answers every request on a connection with `body`
+    /// and reports each connection it accepts and each one that ends.
+    /// With `close`, it hangs up after each answer (without saying so).
+    async fn upstream(
+        body: &'static str,
+        close: bool,
+    ) -> (String, mpsc::UnboundedReceiver<&'static str>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://{}/v1/chat/completions",
+            listener.local_addr().unwrap()
+        );
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                let (mut sock, _) = listener.accept().await.unwrap();
+                tx.send("accept").unwrap();
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let n = sock.read(&mut chunk).await.unwrap_or(0);
+                        if n == 0 {
+                            tx.send("closed").unwrap();
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        // Requests here have small bodies: the head's end and
+                        // the Content-Length tell where one ends.
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                            assert!(
+                                head.starts_with("post /v1/chat/completions http/1.1"),
+                                "{head}"
+                            );
+                            assert!(head.contains("\r\nhost: 127.0.0.1:"), "{head}");
+                            let len: usize = head
+                                .split("content-length: ")
+                                .nth(1)
+                                .and_then(|v| v.split("\r\n").next())
+                                .map_or(0, |v| v.parse().unwrap());
+                            if buf.len() < end + 4 + len {
+                                break;
+                            }
+                            buf.drain(..end + 4 + len);
+                            let answer = format!(
+                                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                                body.len()
+                            );
+                            sock.write_all(answer.as_bytes()).await.unwrap();
+                            if close {
+                                tx.send("closed").unwrap();
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (url, rx)
+    }
+
+    async fn post(t: &Transport, url: &str) -> UpstreamResponse {
+        let req = UpstreamRequest {
+            url: url.to_owned(),
+            headers: http::HeaderMap::new(),
+            body: Bytes::from_static(b"{}"),
+        };
+        t.send(req, "http://upstream", Duration::from_secs(5))
+            .await
+            .unwrap()
+    }
+
+    async fn body(t: &Transport, url: &str) -> Bytes {
+        collect(post(t, url).await.into_body(), "h").await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_connection_read_to_the_end_is_reused() {
+        let t = Transport::new().unwrap();
+        let (url, mut events) = upstream("{\"ok\":1}", false).await;
+        for _ in 0..3 {
+            assert_eq!(body(&t, &url).await, "{\"ok\":1}");
+        }
+        assert_eq!(events.recv().await, Some("accept"));
+        assert!(events.try_recv().is_err(), "three requests, one connection");
+    }
+
+    #[tokio::test]
+    async fn a_body_dropped_half_read_closes_its_connection() {
+        let t = Transport::new().unwrap();
+        let (url, mut events) = upstream("{\"ok\":1}", false).await;
+        drop(post(&t, &url).await);
+        assert_eq!(events.recv().await, Some("accept"));
+        assert_eq!(events.recv().await, Some("closed"));
+        assert_eq!(body(&t, &url).await, "{\"ok\":1}");
+        assert_eq!(events.recv().await, Some("accept"));
+    }
+
+    #[tokio::test]
+    async fn an_upstream_hanging_up_between_requests_costs_no_request() {
+        let t = Transport::new().unwrap();
+        let (url, mut events) = upstream("{\"ok\":1}", true).await;
+        for _ in 0..5 {
+            assert_eq!(body(&t, &url).await, "{\"ok\":1}");
+        }
+        let accepted = std::iter::from_fn(|| events.try_recv().ok())
+            .filter(|e| *e == "accept")
+            .count();
+        assert_eq!(accepted, 5);
+    }
+
+    #[tokio::test]
+    async fn idle_connections_are_closed_after_90_seconds() {
+        let t = Transport::new().unwrap();
+        let (url, mut events) = upstream("{\"ok\":1}", false).await;
+        body(&t, &url).await;
+        assert_eq!(events.recv().await, Some("accept"));
+        for _ in 0..IDLE_TICKS {
+            tick();
+        }
+        body(&t, &url).await;
+        assert!(events.try_recv().is_err(), "still pooled after 90 s");
+        for _ in 0..=IDLE_TICKS {
+            tick();
+        }
+        assert_eq!(events.recv().await, Some("closed"));
+    }
 
     #[test]
     fn host_of_drops_path_query_and_userinfo() {

@@ -5,7 +5,7 @@
 
 use super::AppState;
 use crate::router::{DeploymentState, ModelGroup, Unavailable};
-use crate::transport::{UpstreamResponse, collect, upstream_error};
+use crate::transport::{UpstreamBody, UpstreamResponse, collect, upstream_error};
 use axum::body::Body;
 use axum::response::Response;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -152,7 +152,7 @@ impl Upstream {
 }
 
 /// Reads at most `max` bytes of a body within `timeout`; whatever arrived.
-async fn read_limited(body: hyper::body::Incoming, timeout: Duration, max: usize) -> Bytes {
+async fn read_limited(body: UpstreamBody, timeout: Duration, max: usize) -> Bytes {
     let mut buf = BytesMut::new();
     let mut stream = BodyDataStream::new(body);
     let read = async {
@@ -213,7 +213,7 @@ pub enum ClientFormat {
     Raw,
 }
 
-type UpstreamBytes = BodyDataStream<hyper::body::Incoming>;
+type UpstreamBytes = BodyDataStream<UpstreamBody>;
 
 /// One stream's state. Dropped when the client goes away, which drops the
 /// upstream response and so cancels the upstream request.
