@@ -20,8 +20,9 @@ use http::{HeaderValue, Uri};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
-use hyper_rustls::HttpsConnector;
+use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioIo;
 use llmux_core::ApiError;
 use llmux_core::providers::UpstreamRequest;
 use std::cell::{Cell, RefCell};
@@ -31,6 +32,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::net::TcpStream;
 use tower_service::Service;
 
 /// An upstream answer: head read, body still streaming.
@@ -244,7 +246,7 @@ impl Transport {
         std::future::poll_fn(|cx| connector.poll_ready(cx))
             .await
             .map_err(|e| unreachable(&*e))?;
-        let io = connector.call(uri).await.map_err(|e| unreachable(&*e))?;
+        let io = Io::from(connector.call(uri).await.map_err(|e| unreachable(&*e))?);
         let (sender, conn) = http1::Builder::new()
             .read_buf_exact_size(Some(READ_BUF))
             .handshake(io)
@@ -281,6 +283,82 @@ impl Transport {
             host,
             reused: false,
         })
+    }
+}
+
+/// A connection's socket. A TLS session is about 1 KB of state, boxed so
+/// that plain-HTTP upstreams (local model servers, sidecars) do not carry
+/// its size in every connection task.
+enum Io {
+    Plain(TokioIo<TcpStream>),
+    Tls(Box<MaybeHttpsStream<TokioIo<TcpStream>>>),
+}
+
+impl From<MaybeHttpsStream<TokioIo<TcpStream>>> for Io {
+    fn from(s: MaybeHttpsStream<TokioIo<TcpStream>>) -> Io {
+        match s {
+            MaybeHttpsStream::Http(tcp) => Io::Plain(tcp),
+            tls => Io::Tls(Box::new(tls)),
+        }
+    }
+}
+
+/// Calls the same method on whichever socket it is.
+macro_rules! either {
+    ($io:expr, $s:ident => $call:expr) => {
+        match $io.get_mut() {
+            Io::Plain($s) => {
+                let $s = Pin::new($s);
+                $call
+            }
+            Io::Tls($s) => {
+                let $s = Pin::new(&mut **$s);
+                $call
+            }
+        }
+    };
+}
+
+impl hyper::rt::Read for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        either!(self, s => s.poll_read(cx, buf))
+    }
+}
+
+impl hyper::rt::Write for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        either!(self, s => s.poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        either!(self, s => s.poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Io::Plain(s) => s.is_write_vectored(),
+            Io::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        either!(self, s => s.poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        either!(self, s => s.poll_shutdown(cx))
     }
 }
 

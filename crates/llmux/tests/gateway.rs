@@ -495,6 +495,126 @@ async fn secrets_stay_out_of_logs_and_errors() {
     }
 }
 
+/// A TLS front for `mock`: serves `cert` and pipes each connection to the
+/// mock in plain HTTP. Its port, and how many TLS sessions it accepted.
+#[allow(clippy::unwrap_used)] // test support: failing loudly is the point
+async fn tls_front(
+    mock: &Proc,
+    cert: &rcgen::Certificate,
+    key: &rcgen::KeyPair,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio_rustls::rustls;
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let (count, upstream) = (accepted.clone(), mock.addr.clone());
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let (acceptor, count, upstream) = (acceptor.clone(), count.clone(), upstream.clone());
+            tokio::spawn(async move {
+                // A client that refuses the certificate ends here.
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                count.fetch_add(1, Ordering::SeqCst);
+                let mut plain = tokio::net::TcpStream::connect(upstream).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    (port, accepted)
+}
+
+#[tokio::test]
+async fn tls_upstreams_are_verified_and_their_connections_reused() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let mock = mock(&[]);
+    // A private CA the gateway is told to trust, and a certificate for
+    // localhost it signed; and a self-signed one nobody vouches for.
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+    let issuer = Issuer::new(ca, ca_key);
+    let localhost = || CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = localhost().signed_by(&key, &issuer).unwrap();
+    let (port, sessions) = tls_front(&mock, &cert, &key).await;
+    let rogue_key = KeyPair::generate().unwrap();
+    let rogue = localhost().self_signed(&rogue_key).unwrap();
+    let (rogue_port, rogue_sessions) = tls_front(&mock, &rogue, &rogue_key).await;
+
+    let dir = TempDir::new("ca");
+    let ca_path = dir.0.join("ca.pem");
+    std::fs::write(&ca_path, ca_pem).unwrap();
+    let cfg = format!(
+        r#"
+model_list:
+  - model_name: secure
+    litellm_params: {{model: openai/gpt-4o, api_base: "https://localhost:{port}/v1", api_key: {UPSTREAM_KEY}}}
+  - model_name: rogue
+    litellm_params: {{model: openai/gpt-4o, api_base: "https://localhost:{rogue_port}/v1", api_key: {UPSTREAM_KEY}}}
+litellm_settings: {{num_retries: 0}}
+"#
+    );
+    // One worker, so every request uses the same connection pool.
+    let gw = gateway(
+        &cfg,
+        &[
+            ("SSL_CERT_FILE", ca_path.to_str().unwrap()),
+            ("LLMUX_WORKERS", "1"),
+        ],
+    );
+
+    for _ in 0..3 {
+        let resp = post_json(&gw, "/v1/chat/completions", &chat("secure")).await;
+        assert_eq!(resp.status(), 200);
+        let v: Value = resp.json().await.unwrap();
+        assert!(
+            !v["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .is_empty(),
+            "{v}"
+        );
+    }
+    let mut body = chat("secure");
+    body["stream"] = json!(true);
+    let resp = post_json(&gw, "/v1/chat/completions", &body).await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().ends_with("data: [DONE]\n\n"));
+    assert_eq!(
+        sessions.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "four requests, one TLS session"
+    );
+    let auth_header = &mock_requests(&mock).await[0]["headers"]["authorization"];
+    assert_eq!(auth_header, &json!(format!("Bearer {UPSTREAM_KEY}")));
+
+    let resp = post_json(&gw, "/v1/chat/completions", &chat("rogue")).await;
+    assert_eq!(resp.status(), 502);
+    let v: Value = resp.json().await.unwrap();
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("https://localhost:")
+            && msg.contains("could not be reached")
+            && msg.contains("certificate"),
+        "{v}"
+    );
+    assert_eq!(rogue_sessions.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
 #[test]
 fn check_validates_a_config_and_prints_what_it_serves() {
     let dir = TempDir::new("check");
