@@ -11,9 +11,7 @@ pub mod openai_compat;
 pub mod sse;
 
 use crate::deployment::Deployment;
-use crate::types::{
-    ApiError, ChatCompletionChunk, ChatCompletionRequest, ChunkChoice, Delta, RawChatRequest, Usage,
-};
+use crate::types::{ApiError, ChatCompletionRequest, ChunkChoice, Delta, RawChatRequest, Usage};
 use bytes::Bytes;
 use http::HeaderMap;
 
@@ -195,41 +193,85 @@ impl ChatCall<'_, '_> {
 /// time on every chunk of one response.
 #[derive(Debug, Clone)]
 pub struct ChunkSource {
-    pub id: String,
-    pub model: String,
-    pub created: u64,
+    id: String,
+    model: String,
+    created: u64,
+    /// `{"id":…,"object":"chat.completion.chunk","created":…,"model":…,"choices":`,
+    /// the same for every chunk of a stream, serialized once (and again
+    /// only if the id or model changes).
+    head: Vec<u8>,
 }
 
 impl ChunkSource {
+    pub fn new(id: String, model: String, created: u64) -> ChunkSource {
+        let mut src = ChunkSource {
+            id,
+            model,
+            created,
+            head: Vec::new(),
+        };
+        src.write_head();
+        src
+    }
+
+    /// The id chunks carry from now on (the provider's message id).
+    pub fn set_id(&mut self, id: String) {
+        if id != self.id {
+            self.id = id;
+            self.write_head();
+        }
+    }
+
+    /// The model chunks name from now on (the provider's own name for it).
+    pub fn set_model(&mut self, model: String) {
+        if model != self.model {
+            self.model = model;
+            self.write_head();
+        }
+    }
+
+    fn write_head(&mut self) {
+        use std::io::Write;
+        let head = &mut self.head;
+        head.clear();
+        head.extend_from_slice(b"{\"id\":");
+        let _ = serde_json::to_writer(&mut *head, &self.id);
+        let _ = write!(
+            head,
+            ",\"object\":\"chat.completion.chunk\",\"created\":{},\"model\":",
+            self.created
+        );
+        let _ = serde_json::to_writer(&mut *head, &self.model);
+        head.extend_from_slice(b",\"choices\":");
+    }
+
     /// One OpenAI chunk with one choice.
     pub fn chunk(&self, index: u32, delta: Delta, finish: Option<String>) -> StreamEvent {
-        self.event(
-            vec![ChunkChoice {
-                index,
-                delta,
-                finish_reason: finish,
-                logprobs: None,
-            }],
-            None,
-        )
+        let choice = ChunkChoice {
+            index,
+            delta,
+            finish_reason: finish,
+            logprobs: None,
+        };
+        self.event(std::slice::from_ref(&choice), None)
     }
 
     /// The usage chunk that ends a stream: `choices: []`, as clients expect.
     pub fn usage(&self, usage: &Usage) -> StreamEvent {
-        self.event(vec![], Some(usage.clone()))
+        self.event(&[], Some(usage))
     }
 
-    fn event(&self, choices: Vec<ChunkChoice>, usage: Option<Usage>) -> StreamEvent {
-        let c = ChatCompletionChunk {
-            id: self.id.clone(),
-            object: "chat.completion.chunk".into(),
-            created: self.created,
-            model: self.model.clone(),
-            choices,
-            usage,
-            system_fingerprint: None,
-        };
-        StreamEvent::Data(Bytes::from(serde_json::to_vec(&c).unwrap_or_default()))
+    /// A `ChatCompletionChunk` as JSON (without `system_fingerprint`).
+    fn event(&self, choices: &[ChunkChoice], usage: Option<&Usage>) -> StreamEvent {
+        let mut out = Vec::with_capacity(self.head.len() + 160);
+        out.extend_from_slice(&self.head);
+        let _ = serde_json::to_writer(&mut out, choices);
+        if let Some(u) = usage {
+            out.extend_from_slice(b",\"usage\":");
+            let _ = serde_json::to_writer(&mut out, u);
+        }
+        out.push(b'}');
+        StreamEvent::Data(Bytes::from(out))
     }
 }
 
@@ -356,5 +398,59 @@ mod tests {
         );
         assert_eq!(ProviderKind::split_model("gpt-4o"), None);
         assert_eq!(ProviderKind::split_model("mystery/x"), None);
+    }
+
+    /// The chunk a `ChunkSource` writes is exactly a serialized
+    /// `ChatCompletionChunk`, before and after its id and model change.
+    #[test]
+    fn chunks_are_chat_completion_chunks() {
+        use crate::types::ChatCompletionChunk;
+        let mut src = ChunkSource::new("gemini-1".into(), "gem\"ini".into(), 1_731_000_000);
+        let expect = |id: &str, model: &str, choices: Vec<ChunkChoice>, usage: Option<Usage>| {
+            serde_json::to_vec(&ChatCompletionChunk {
+                id: id.into(),
+                object: "chat.completion.chunk".into(),
+                created: 1_731_000_000,
+                model: model.into(),
+                choices,
+                usage,
+                system_fingerprint: None,
+            })
+            .unwrap()
+        };
+        let delta = Delta {
+            content: Some("a \"quoted\"\nline ✓".into()),
+            ..Default::default()
+        };
+        let choice = ChunkChoice {
+            index: 0,
+            delta: delta.clone(),
+            finish_reason: None,
+            logprobs: None,
+        };
+        let data = |ev: StreamEvent| match ev {
+            StreamEvent::Data(d) => d.to_vec(),
+            _ => panic!("not a data event"),
+        };
+        assert_eq!(
+            data(src.chunk(0, delta.clone(), None)),
+            expect("gemini-1", "gem\"ini", vec![choice.clone()], None)
+        );
+        src.set_id("msg_01\\x".into());
+        src.set_model("claude-sonnet-4-5".into());
+        let usage = Usage {
+            prompt_tokens: 3,
+            completion_tokens: 4,
+            total_tokens: 7,
+            ..Default::default()
+        };
+        assert_eq!(
+            data(src.usage(&usage)),
+            expect("msg_01\\x", "claude-sonnet-4-5", vec![], Some(usage))
+        );
+        assert_eq!(
+            data(src.chunk(0, delta, None)),
+            expect("msg_01\\x", "claude-sonnet-4-5", vec![choice], None)
+        );
     }
 }

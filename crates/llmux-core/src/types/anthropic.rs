@@ -264,6 +264,34 @@ pub enum StreamEvent {
 }
 
 impl StreamEvent {
+    /// An event's `data`. The SSE `event:` name, which the API sets to the
+    /// data's `type`, picks the variant of the events that come by the
+    /// hundred (`content_block_delta`, `content_block_stop`) directly,
+    /// sparing serde's buffering of an internally tagged enum; anything else,
+    /// or anything unexpected, takes the tagged parse.
+    pub fn parse(name: Option<&str>, data: &str) -> serde_json::Result<StreamEvent> {
+        let fast = match name {
+            Some("content_block_delta") => {
+                serde_json::from_str::<FastDelta>(data).ok().and_then(|d| {
+                    let index = d.index;
+                    Some(StreamEvent::ContentBlockDelta {
+                        index,
+                        delta: d.into_delta()?,
+                    })
+                })
+            }
+            Some("content_block_stop") => serde_json::from_str::<FastStop>(data)
+                .ok()
+                .filter(|s| s.kind == "content_block_stop")
+                .map(|s| StreamEvent::ContentBlockStop { index: s.index }),
+            _ => None,
+        };
+        match fast {
+            Some(ev) => Ok(ev),
+            None => serde_json::from_str(data),
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             StreamEvent::MessageStart { .. } => "message_start",
@@ -275,6 +303,81 @@ impl StreamEvent {
             StreamEvent::Ping => "ping",
             StreamEvent::Error { .. } => "error",
         }
+    }
+}
+
+/// `content_block_delta` read as a plain struct (see [`StreamEvent::parse`]).
+#[derive(Deserialize)]
+struct FastDelta {
+    #[serde(rename = "type")]
+    kind: FastKind,
+    index: u32,
+    delta: FastBlockDelta,
+}
+
+#[derive(Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+enum FastKind {
+    ContentBlockDelta,
+}
+
+#[derive(Deserialize)]
+struct FastStop<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    index: u32,
+}
+
+/// A `BlockDelta` with every variant's field optional: the variant is the
+/// `type`, its field must be there.
+#[derive(Deserialize)]
+struct FastBlockDelta {
+    #[serde(rename = "type")]
+    kind: DeltaKind,
+    text: Option<String>,
+    partial_json: Option<String>,
+    thinking: Option<String>,
+    signature: Option<String>,
+    citation: Option<Value>,
+}
+
+/// A delta's `type`: `text_delta`, `input_json_delta`, …
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum DeltaKind {
+    #[serde(rename = "text_delta")]
+    Text,
+    #[serde(rename = "input_json_delta")]
+    InputJson,
+    #[serde(rename = "thinking_delta")]
+    Thinking,
+    #[serde(rename = "signature_delta")]
+    Signature,
+    #[serde(rename = "citations_delta")]
+    Citations,
+}
+
+impl FastDelta {
+    fn into_delta(self) -> Option<BlockDelta> {
+        if self.kind != FastKind::ContentBlockDelta {
+            return None;
+        }
+        let d = self.delta;
+        Some(match d.kind {
+            DeltaKind::Text => BlockDelta::TextDelta { text: d.text? },
+            DeltaKind::InputJson => BlockDelta::InputJsonDelta {
+                partial_json: d.partial_json?,
+            },
+            DeltaKind::Thinking => BlockDelta::ThinkingDelta {
+                thinking: d.thinking?,
+            },
+            DeltaKind::Signature => BlockDelta::SignatureDelta {
+                signature: d.signature?,
+            },
+            DeltaKind::Citations => BlockDelta::CitationsDelta {
+                citation: d.citation?,
+            },
+        })
     }
 }
 
@@ -339,4 +442,81 @@ pub fn error_json(e: &crate::types::ApiError) -> Vec<u8> {
         "error": {"type": error_type_for_status(e.status), "message": e.message},
     }))
     .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The event-name fast path reads every event exactly as the tagged
+    /// parse does, and anything it does not expect falls back to it.
+    #[test]
+    fn stream_events_parse_the_same_with_and_without_their_name() {
+        let cases = [
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi \"there\"\n"}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":"{\"a\":"}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"thinking_delta","thinking":"hmm"}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"signature_delta","signature":"EqQB"}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"citations_delta","citation":{"type":"char_location","cited_text":"x"}}}"#,
+            ),
+            (
+                "content_block_stop",
+                r#"{"type":"content_block_stop","index":3}"#,
+            ),
+            ("message_stop", r#"{"type":"message_stop"}"#),
+            // Not what the name says, a field missing, an unknown delta:
+            // the tagged parse decides.
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_stop","index":3}"#,
+            ),
+            (
+                "content_block_stop",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta"}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"new_delta","x":1}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":"#,
+            ),
+        ];
+        for (name, data) in cases {
+            let tagged = serde_json::from_str::<StreamEvent>(data);
+            for parsed in [
+                StreamEvent::parse(Some(name), data),
+                StreamEvent::parse(None, data),
+            ] {
+                match (&parsed, &tagged) {
+                    (Ok(a), Ok(b)) => assert_eq!(a, b, "{data}"),
+                    (Err(_), Err(_)) => {}
+                    _ => panic!("{data}: {parsed:?} vs {tagged:?}"),
+                }
+            }
+        }
+        assert!(matches!(
+            StreamEvent::parse(Some("content_block_delta"), cases[0].1),
+            Ok(StreamEvent::ContentBlockDelta { index: 0, delta: BlockDelta::TextDelta { ref text } }) if text == "Hi \"there\"\n"
+        ));
+    }
 }

@@ -43,11 +43,7 @@ impl AnthropicStream {
             sse: SseParser::new(),
             client_wants_usage,
             json_tool,
-            src: ChunkSource {
-                id: String::new(),
-                model: model.to_owned(),
-                created,
-            },
+            src: ChunkSource::new(String::new(), model.to_owned(), created),
             blocks: HashMap::new(),
             next_tool: 0,
             usage: AnthropicUsage::default(),
@@ -69,9 +65,9 @@ impl AnthropicStream {
     fn event(&mut self, ev: AnEvent, out: &mut Vec<StreamEvent>) {
         match ev {
             AnEvent::MessageStart { message } => {
-                self.src.id = message.id;
+                self.src.set_id(message.id);
                 if !message.model.is_empty() {
-                    self.src.model = message.model;
+                    self.src.set_model(message.model);
                 }
                 self.usage = message.usage;
                 self.openai_usage = Some(self.usage.to_openai());
@@ -239,7 +235,7 @@ impl StreamTranslator for AnthropicStream {
             if !ev.has_data || ev.data.trim().is_empty() {
                 continue;
             }
-            match serde_json::from_str::<AnEvent>(&ev.data) {
+            match AnEvent::parse(ev.event.as_deref(), &ev.data) {
                 Ok(parsed) => self.event(parsed, out),
                 Err(e) => {
                     // Event types added to the API later are skipped; a

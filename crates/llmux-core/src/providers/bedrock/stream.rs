@@ -39,11 +39,7 @@ impl BedrockStream {
             buf: BytesMut::new(),
             decoder: MessageFrameDecoder::new(),
             client_wants_usage,
-            src: ChunkSource {
-                id: format!("bedrock-{created}"),
-                model: model.to_owned(),
-                created,
-            },
+            src: ChunkSource::new(format!("bedrock-{created}"), model.to_owned(), created),
             tools: HashMap::new(),
             next_tool: 0,
             stopped: false,

@@ -25,11 +25,7 @@ impl GeminiStream {
         GeminiStream {
             sse: SseParser::new(),
             client_wants_usage,
-            src: ChunkSource {
-                id: format!("gemini-{created}"),
-                model: model.to_owned(),
-                created,
-            },
+            src: ChunkSource::new(format!("gemini-{created}"), model.to_owned(), created),
             started: false,
             tools: Vec::new(),
             finished: false,
@@ -73,7 +69,7 @@ impl GeminiStream {
             }
         };
         if let Some(id) = resp.response_id {
-            self.src.id = id;
+            self.src.set_id(id);
         }
         if let Some(u) = &resp.usage_metadata {
             self.usage = Some(UsageMetadata::to_openai(u));
