@@ -64,7 +64,7 @@ pub struct Transport {
 
 /// An upstream's pool key: its scheme and authority. The authority is
 /// shared with every response body that will give a connection back.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone)]
 struct PoolKey {
     https: bool,
     authority: Arc<str>,
@@ -96,6 +96,28 @@ impl Pools {
             &mut self.http
         }
         .get_mut(authority)
+    }
+
+    /// The upstream's pool, made the first time it is needed; `None` for
+    /// an authority that is no valid `Host` header (no request has one).
+    fn entry(&mut self, https: bool, authority: &str) -> Option<&mut HostPool> {
+        let map = if https {
+            &mut self.https
+        } else {
+            &mut self.http
+        };
+        if !map.contains_key(authority) {
+            let pool = HostPool {
+                key: PoolKey {
+                    https,
+                    authority: Arc::from(authority),
+                },
+                host: HeaderValue::from_str(authority).ok()?,
+                idle: Vec::new(),
+            };
+            return Some(map.entry(authority.into()).or_insert(pool));
+        }
+        map.get_mut(authority)
     }
 }
 
@@ -257,26 +279,12 @@ impl Transport {
                 tracing::debug!("upstream connection ended: {e}");
             }
         });
-        let key = PoolKey {
-            https,
-            authority: Arc::from(authority.as_str()),
-        };
-        let host = POOLS.with_borrow_mut(|p| {
-            if let Some(h) = p.get(https, authority.as_str()) {
-                return Ok(h.host.clone());
-            }
-            let value = HeaderValue::from_str(authority.as_str()).map_err(|e| unreachable(&e))?;
-            let map = if https { &mut p.https } else { &mut p.http };
-            map.insert(
-                authority.as_str().into(),
-                HostPool {
-                    key: key.clone(),
-                    host: value.clone(),
-                    idle: Vec::new(),
-                },
-            );
-            Ok(value)
-        })?;
+        let (key, host) = POOLS
+            .with_borrow_mut(|p| {
+                p.entry(https, authority.as_str())
+                    .map(|h| (h.key.clone(), h.host.clone()))
+            })
+            .ok_or_else(|| invalid_url(host))?;
         Ok(Checkout {
             sender,
             key,
@@ -396,23 +404,13 @@ fn release(sender: Sender, key: PoolKey) {
         return;
     }
     let now = NOW.with(Cell::get);
+    // A body read on another thread than its connection was made on (not
+    // a worker) gives the connection to that thread's pool.
     POOLS.with_borrow_mut(|p| {
-        let map = if key.https { &mut p.https } else { &mut p.http };
-        if let Some(h) = map.get_mut(&*key.authority) {
+        if let Some(h) = p.entry(key.https, &key.authority) {
             if h.idle.len() < MAX_IDLE {
                 h.idle.push((sender, now));
             }
-        } else if let Ok(host) = HeaderValue::from_str(&key.authority) {
-            // Released on another thread than it was made on (not on a
-            // worker): that thread's pool gets the upstream too.
-            map.insert(
-                key.authority.as_ref().into(),
-                HostPool {
-                    key,
-                    host,
-                    idle: vec![(sender, now)],
-                },
-            );
         }
     });
 }
@@ -482,11 +480,7 @@ fn build_request(
     body: Bytes,
     host: &str,
 ) -> Result<Target, ApiError> {
-    let invalid = || {
-        ApiError::bad_gateway(format!(
-            "The upstream URL for {host} is not a valid URL; check api_base."
-        ))
-    };
+    let invalid = || invalid_url(host);
     let uri: Uri = url.try_into().map_err(|_| invalid())?;
     let parts = uri.into_parts();
     let https = match parts.scheme.as_ref().map(http::uri::Scheme::as_str) {
@@ -507,6 +501,12 @@ fn build_request(
         https,
         authority,
     })
+}
+
+fn invalid_url(host: &str) -> ApiError {
+    ApiError::bad_gateway(format!(
+        "The upstream URL for {host} is not a valid URL; check api_base."
+    ))
 }
 
 /// rustls with the platform's trust store (aws-lc-rs), as reqwest sets it up.

@@ -282,7 +282,7 @@ impl StreamEvent {
             }
             Some("content_block_stop") => serde_json::from_str::<FastStop>(data)
                 .ok()
-                .filter(|s| s.kind == "content_block_stop")
+                .filter(|s| s.kind == FastKind::ContentBlockStop)
                 .map(|s| StreamEvent::ContentBlockStop { index: s.index }),
             _ => None,
         };
@@ -315,16 +315,18 @@ struct FastDelta {
     delta: FastBlockDelta,
 }
 
+/// The `type` of the events read as plain structs.
 #[derive(Deserialize, PartialEq)]
 #[serde(rename_all = "snake_case")]
 enum FastKind {
     ContentBlockDelta,
+    ContentBlockStop,
 }
 
 #[derive(Deserialize)]
-struct FastStop<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: std::borrow::Cow<'a, str>,
+struct FastStop {
+    #[serde(rename = "type")]
+    kind: FastKind,
     index: u32,
 }
 
