@@ -15,6 +15,7 @@
 //! connection's stream limit.
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http::header::HOST;
 use http::{HeaderValue, Uri};
 use http_body::{Body, Frame, SizeHint};
@@ -274,11 +275,13 @@ impl Transport {
             .handshake(io)
             .await
             .map_err(|e| unreachable(&e))?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
+        // `map` rather than an async block, which would hold the connection
+        // twice (see `server::accept_loop`).
+        tokio::spawn(conn.map(|r| {
+            if let Err(e) = r {
                 tracing::debug!("upstream connection ended: {e}");
             }
-        });
+        }));
         let (key, host) = POOLS
             .with_borrow_mut(|p| {
                 p.entry(https, authority.as_str())

@@ -121,11 +121,20 @@ pub enum StreamEvent {
     Comment(Bytes),
     /// The end of the stream (`data: [DONE]`).
     Done,
-    /// The stream failed; the client gets this as an error event.
-    Error(ApiError),
+    /// The stream failed; the client gets this as an error event. Boxed:
+    /// an error is rare, and inline it would make every event (and the
+    /// buffer each open stream keeps for them) three times the size.
+    Error(Box<ApiError>),
     /// Bytes already framed as SSE, relayed as they are (Anthropic-format
     /// streams, whose events carry names).
     Raw(Bytes),
+}
+
+impl StreamEvent {
+    /// The event that fails a stream with `e`.
+    pub fn error(e: ApiError) -> StreamEvent {
+        StreamEvent::Error(Box::new(e))
+    }
 }
 
 /// Per-request stream state: upstream bytes in, canonical events out.

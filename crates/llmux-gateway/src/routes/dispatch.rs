@@ -250,7 +250,7 @@ impl Relay {
                 () = &mut self.silence => Err(()),
             };
             match next {
-                Err(()) => self.events.push(StreamEvent::Error(
+                Err(()) => self.events.push(StreamEvent::error(
                     ApiError::gateway_timeout(format!(
                         "The upstream at {} sent nothing for {}s mid-stream.",
                         self.host,
@@ -265,7 +265,7 @@ impl Relay {
                 Ok(Some(Err(e))) => {
                     let mut err = upstream_error(&self.host, &e, false);
                     err.message = format!("The stream broke off: {}", err.message);
-                    self.events.push(StreamEvent::Error(err));
+                    self.events.push(StreamEvent::error(err));
                 }
                 Ok(Some(Ok(bytes))) => {
                     let next = tokio::time::Instant::now() + self.timeout;

@@ -305,7 +305,7 @@ fn an_upstream_failure_mid_stream_becomes_an_error_event() {
             json!({"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "m",
             "choices": [{"index": 0, "delta": {"content": "par"}, "finish_reason": null}]}),
         ),
-        StreamEvent::Error(crate::types::ApiError::bad_gateway("The stream broke off")),
+        StreamEvent::error(crate::types::ApiError::bad_gateway("The stream broke off")),
     ];
     enc.encode(&mut evs);
     let got = events(&evs);

@@ -82,7 +82,7 @@ impl StreamTranslator for MessagesPassthrough {
     fn finish(&mut self, out: &mut Vec<StreamEvent>) {
         if !self.ended {
             self.ended = true;
-            out.push(StreamEvent::Error(
+            out.push(StreamEvent::error(
                 ApiError::bad_gateway("The upstream stream ended before `message_stop`.")
                     .retryable(true),
             ));

@@ -59,7 +59,7 @@ impl AnthropicStream {
 
     fn fail(&mut self, err: ApiError, out: &mut Vec<StreamEvent>) {
         self.ended = true;
-        out.push(StreamEvent::Error(err));
+        out.push(StreamEvent::error(err));
     }
 
     fn event(&mut self, ev: AnEvent, out: &mut Vec<StreamEvent>) {

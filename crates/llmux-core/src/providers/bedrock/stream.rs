@@ -54,7 +54,7 @@ impl BedrockStream {
 
     fn fail(&mut self, err: ApiError, out: &mut Vec<StreamEvent>) {
         self.ended = true;
-        out.push(StreamEvent::Error(err));
+        out.push(StreamEvent::error(err));
     }
 
     fn end(&mut self, out: &mut Vec<StreamEvent>) {

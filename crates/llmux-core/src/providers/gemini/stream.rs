@@ -40,7 +40,7 @@ impl GeminiStream {
 
     fn fail(&mut self, err: ApiError, out: &mut Vec<StreamEvent>) {
         self.ended = true;
-        out.push(StreamEvent::Error(err));
+        out.push(StreamEvent::error(err));
     }
 
     fn event(&mut self, data: &str, out: &mut Vec<StreamEvent>) {

@@ -119,7 +119,7 @@ impl PassthroughStream {
 
     fn malformed(&mut self, e: &str, out: &mut Vec<StreamEvent>) {
         self.ended = true;
-        out.push(StreamEvent::Error(
+        out.push(StreamEvent::error(
             ApiError::bad_gateway(format!("The upstream sent a malformed stream event: {e}"))
                 .retryable(true),
         ));
