@@ -1,18 +1,52 @@
 //! Server-sent events, split as they arrive: bytes in, complete events out.
 //! Partial lines stay buffered until the rest comes.
 
-use bytes::{Buf, BytesMut};
+use bytes::{Bytes, BytesMut};
+use std::borrow::Cow;
 
+/// One event. Its fields are slices of the bytes read, not copies: an
+/// event with one `data:` line (nearly all of them) costs no allocation.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct SseEvent {
     /// The `event:` field, if any.
-    pub event: Option<String>,
+    event: Option<Bytes>,
     /// The `data:` lines joined with `\n`.
-    pub data: String,
+    data: Bytes,
     /// Whether the event carried any `data:` line at all.
     pub has_data: bool,
     /// Comment lines (`: keep-alive`) seen in the event, for relaying.
     pub comment: Option<String>,
+}
+
+impl SseEvent {
+    /// The `event:` field; `None` if absent or not UTF-8 (no known name).
+    pub fn event(&self) -> Option<&str> {
+        std::str::from_utf8(self.event.as_deref()?).ok()
+    }
+
+    /// The data as text: invalid UTF-8 is replaced, as a browser's
+    /// `EventSource` does.
+    pub fn data(&self) -> Cow<'_, str> {
+        text(&self.data)
+    }
+
+    /// The data as bytes, shared with the buffer it was read into; valid
+    /// UTF-8 (invalid sequences replaced).
+    pub fn into_data(self) -> Bytes {
+        match text(&self.data) {
+            Cow::Borrowed(_) => self.data,
+            Cow::Owned(fixed) => Bytes::from(fixed),
+        }
+    }
+}
+
+/// `bytes` as text. `from_utf8` first: `from_utf8_lossy` checks byte by
+/// byte, several times slower on the valid text nearly every event is.
+fn text(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
 }
 
 #[derive(Debug, Default)]
@@ -34,21 +68,22 @@ impl SseParser {
     /// The next complete event, if the buffer holds one.
     pub fn next_event(&mut self) -> Option<SseEvent> {
         while let Some(pos) = memchr::memchr(b'\n', &self.buf) {
-            let mut line = &self.buf[..pos];
-            if line.last() == Some(&b'\r') {
-                line = &line[..line.len() - 1];
-            }
-            if line.is_empty() {
-                self.buf.advance(pos + 1);
+            let end = if pos > 0 && self.buf[pos - 1] == b'\r' {
+                pos - 1
+            } else {
+                pos
+            };
+            if end == 0 {
+                let _ = self.buf.split_to(pos + 1);
                 if self.has_any {
                     self.has_any = false;
                     return Some(std::mem::take(&mut self.current));
                 }
                 continue;
             }
+            let line = self.buf.split_to(pos + 1).freeze().slice(..end);
             take_line(&mut self.current, line);
             self.has_any = true;
-            self.buf.advance(pos + 1);
         }
         None
     }
@@ -56,10 +91,9 @@ impl SseParser {
     /// At the end of the body: an event not closed by a blank line.
     pub fn finish(&mut self) -> Option<SseEvent> {
         if !self.buf.is_empty() {
-            let rest = self.buf.split();
-            let mut line: &[u8] = &rest;
-            while let Some(stripped) = line.strip_suffix(b"\r") {
-                line = stripped;
+            let mut line = self.buf.split().freeze();
+            while line.last() == Some(&b'\r') {
+                line.truncate(line.len() - 1);
             }
             if !line.is_empty() {
                 take_line(&mut self.current, line);
@@ -75,42 +109,46 @@ impl SseParser {
 
     /// Bytes held back waiting for the end of a line.
     pub fn buffered(&self) -> usize {
-        self.buf.remaining()
+        self.buf.len()
     }
 }
 
-/// One non-empty line into the event being built.
-fn take_line(current: &mut SseEvent, line: &[u8]) {
-    // Valid UTF-8 (every provider sends it) is borrowed as it is.
-    let line = match std::str::from_utf8(line) {
-        Ok(s) => std::borrow::Cow::Borrowed(s),
-        Err(_) => String::from_utf8_lossy(line),
-    };
-    if let Some(comment) = line.strip_prefix(':') {
+/// One non-empty line (its line end cut off) into the event being built.
+fn take_line(current: &mut SseEvent, line: Bytes) {
+    if line[0] == b':' {
+        let text = String::from_utf8_lossy(&line[1..]);
         let c = current.comment.get_or_insert_with(String::new);
         if !c.is_empty() {
             c.push('\n');
         }
-        c.push_str(comment.trim_start());
+        c.push_str(text.trim_start());
         return;
     }
-    let (field, value) = match line.find(':') {
+    let (field, value) = match memchr::memchr(b':', &line) {
         Some(i) => {
-            let v = &line[i + 1..];
-            (&line[..i], v.strip_prefix(' ').unwrap_or(v))
+            let v = if line.get(i + 1) == Some(&b' ') {
+                i + 2
+            } else {
+                i + 1
+            };
+            (&line[..i], line.slice(v..))
         }
-        None => (line.as_ref(), ""),
+        None => (&line[..], Bytes::new()),
     };
     match field {
-        "data" => {
+        b"data" => {
             if current.has_data {
-                current.data.push('\n');
+                let mut joined = Vec::with_capacity(current.data.len() + 1 + value.len());
+                joined.extend_from_slice(&current.data);
+                joined.push(b'\n');
+                joined.extend_from_slice(&value);
+                current.data = Bytes::from(joined);
+            } else {
+                current.data = value;
             }
-            current.data.push_str(value);
             current.has_data = true;
         }
-        "event" => current.event = Some(value.to_owned()),
-        // `id` and `retry` mean nothing between a provider and llmux.
+        b"event" => current.event = Some(value),
         _ => {}
     }
 }
@@ -131,9 +169,9 @@ mod tests {
         p.push(b"1}\n\ndata: [DONE]\n");
         let ev = all(&mut p);
         assert_eq!(ev.len(), 1);
-        assert_eq!(ev[0].data, "{\"a\":1}");
+        assert_eq!(ev[0].data(), "{\"a\":1}");
         p.push(b"\n");
-        assert_eq!(all(&mut p)[0].data, "[DONE]");
+        assert_eq!(all(&mut p)[0].data(), "[DONE]");
     }
 
     #[test]
@@ -145,8 +183,8 @@ mod tests {
         let ev = all(&mut p);
         assert_eq!(ev[0].comment.as_deref(), Some("OPENROUTER PROCESSING"));
         assert!(!ev[0].has_data);
-        assert_eq!(ev[1].event.as_deref(), Some("message_start"));
-        assert_eq!(ev[1].data, "a\nb");
+        assert_eq!(ev[1].event(), Some("message_start"));
+        assert_eq!(ev[1].data(), "a\nb");
     }
 
     #[test]
@@ -154,6 +192,42 @@ mod tests {
         let mut p = SseParser::new();
         p.push(b"data: [DONE]");
         assert!(p.next_event().is_none());
-        assert_eq!(p.finish().unwrap().data, "[DONE]");
+        assert_eq!(p.finish().unwrap().data(), "[DONE]");
+    }
+
+    #[test]
+    fn events_keep_their_bytes_while_the_parser_reads_on() {
+        let mut p = SseParser::new();
+        p.push(b"data: {\"n\":1}\n\ndata: {\"n\"");
+        let first = p.next_event().unwrap();
+        // The rest of the second event arrives, and the buffer is reused.
+        p.push(b":2}\n\n");
+        let second = p.next_event().unwrap();
+        p.push(&[b'x'; 10_000]);
+        assert_eq!(first.into_data(), "{\"n\":1}");
+        assert_eq!(second.into_data(), "{\"n\":2}");
+        assert_eq!(p.buffered(), 10_000);
+    }
+
+    #[test]
+    fn reads_fields_as_the_spec_does() {
+        let mut p = SseParser::new();
+        // No space after the colon; a bare `data` line is an empty data line;
+        // unknown fields are ignored; only one leading space is dropped.
+        p.push(b"event:ping\ndata\nid: 7\ndata:  two\n\n");
+        let ev = all(&mut p);
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].event(), Some("ping"));
+        assert!(ev[0].has_data);
+        assert_eq!(ev[0].data(), "\n two");
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_not_relayed() {
+        let mut p = SseParser::new();
+        p.push(b"data: {\"a\":\"\xff\"}\n\n");
+        let ev = p.next_event().unwrap();
+        assert_eq!(ev.data(), "{\"a\":\"\u{fffd}\"}");
+        assert_eq!(ev.into_data(), "{\"a\":\"\u{fffd}\"}".as_bytes());
     }
 }

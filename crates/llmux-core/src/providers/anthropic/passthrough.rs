@@ -49,9 +49,10 @@ impl StreamTranslator for MessagesPassthrough {
         self.sse.push(bytes);
         let mut buf = BytesMut::new();
         while let Some(ev) = self.sse.next_event() {
-            let name = ev.event.as_deref().unwrap_or("");
+            let name = ev.event().unwrap_or("");
+            let data = ev.data();
             if matches!(name, "message_start" | "message_delta") {
-                self.read_usage(&ev.data);
+                self.read_usage(&data);
             }
             if !name.is_empty() {
                 buf.put_slice(b"event: ");
@@ -59,7 +60,7 @@ impl StreamTranslator for MessagesPassthrough {
                 buf.put_slice(b"\n");
             }
             if ev.has_data {
-                for line in ev.data.split('\n') {
+                for line in data.split('\n') {
                     buf.put_slice(b"data: ");
                     buf.put_slice(line.as_bytes());
                     buf.put_slice(b"\n");

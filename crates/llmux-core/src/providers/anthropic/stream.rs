@@ -232,15 +232,16 @@ impl StreamTranslator for AnthropicStream {
         }
         self.sse.push(bytes);
         while let Some(ev) = self.sse.next_event() {
-            if !ev.has_data || ev.data.trim().is_empty() {
+            let data = ev.data();
+            if !ev.has_data || data.trim().is_empty() {
                 continue;
             }
-            match AnEvent::parse(ev.event.as_deref(), &ev.data) {
+            match AnEvent::parse(ev.event(), &data) {
                 Ok(parsed) => self.event(parsed, out),
                 Err(e) => {
                     // Event types added to the API later are skipped; a
                     // known one that does not parse is a broken stream.
-                    let known = ev.event.as_deref().is_some_and(|n| {
+                    let known = ev.event().is_some_and(|n| {
                         matches!(
                             n,
                             "message_start"
@@ -252,7 +253,7 @@ impl StreamTranslator for AnthropicStream {
                                 | "error"
                         )
                     });
-                    if known || serde_json::from_str::<serde::de::IgnoredAny>(&ev.data).is_err() {
+                    if known || serde_json::from_str::<serde::de::IgnoredAny>(&data).is_err() {
                         self.fail(
                             ApiError::bad_gateway(format!(
                                 "The upstream sent a malformed stream event: {e}"
@@ -274,7 +275,7 @@ impl StreamTranslator for AnthropicStream {
             return;
         }
         if let Some(ev) = self.sse.finish() {
-            if let Ok(parsed) = serde_json::from_str::<AnEvent>(&ev.data) {
+            if let Ok(parsed) = serde_json::from_str::<AnEvent>(&ev.data()) {
                 self.event(parsed, out);
             }
         }

@@ -153,8 +153,9 @@ impl StreamTranslator for GeminiStream {
         }
         self.sse.push(bytes);
         while let Some(ev) = self.sse.next_event() {
-            if ev.has_data && !ev.data.trim().is_empty() {
-                self.event(&ev.data, out);
+            let data = ev.data();
+            if ev.has_data && !data.trim().is_empty() {
+                self.event(&data, out);
             }
             if self.ended {
                 return;
@@ -167,8 +168,9 @@ impl StreamTranslator for GeminiStream {
             return;
         }
         if let Some(ev) = self.sse.finish() {
-            if ev.has_data && !ev.data.trim().is_empty() {
-                self.event(&ev.data, out);
+            let data = ev.data();
+            if ev.has_data && !data.trim().is_empty() {
+                self.event(&data, out);
             }
         }
         if self.ended {

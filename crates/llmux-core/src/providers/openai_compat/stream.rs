@@ -30,28 +30,30 @@ impl PassthroughStream {
         }
     }
 
-    fn event(&mut self, ev: SseEvent, out: &mut Vec<StreamEvent>) {
-        if let Some(comment) = ev.comment {
+    fn event(&mut self, mut ev: SseEvent, out: &mut Vec<StreamEvent>) {
+        if let Some(comment) = ev.comment.take() {
             out.push(StreamEvent::Comment(Bytes::from(comment)));
         }
         if !ev.has_data {
             return;
         }
-        let data = ev.data.trim();
-        if data == "[DONE]" {
+        // The event's own bytes, relayed without a copy.
+        let data = ev.into_data();
+        let text = data.trim_ascii();
+        if text == b"[DONE]" {
             self.ended = true;
             out.push(StreamEvent::Done);
             return;
         }
-        if data.is_empty() {
+        if text.is_empty() {
             return;
         }
-        if has_usage_object(data) {
-            self.usage_event(ev.data, out);
+        if has_usage_object(text) {
+            self.usage_event(data, out);
             return;
         }
-        if data.starts_with('{') && data.ends_with('}') {
-            out.push(StreamEvent::Data(Bytes::from(ev.data)));
+        if text.starts_with(b"{") && text.ends_with(b"}") {
+            out.push(StreamEvent::Data(data));
         } else {
             self.malformed("not a JSON object", out);
         }
@@ -60,7 +62,7 @@ impl PassthroughStream {
     /// A chunk with usage. Read, and relayed as it came when it needs no
     /// change (the common case); rewritten only to add a missing `choices`
     /// or to hide the usage from a client that did not ask for it.
-    fn usage_event(&mut self, data: String, out: &mut Vec<StreamEvent>) {
+    fn usage_event(&mut self, data: Bytes, out: &mut Vec<StreamEvent>) {
         #[derive(Deserialize)]
         struct Chunk {
             #[serde(default)]
@@ -68,7 +70,10 @@ impl PassthroughStream {
             #[serde(default)]
             choices: Option<Vec<IgnoredAny>>,
         }
-        let chunk = match serde_json::from_str::<Chunk>(&data) {
+        // `data` is UTF-8 (`SseEvent::into_data`); parsing it as text spares
+        // serde_json checking every string in it again.
+        let text = std::str::from_utf8(&data).unwrap_or_default();
+        let chunk = match serde_json::from_str::<Chunk>(text) {
             Ok(c) => c,
             Err(e) => return self.malformed(&e.to_string(), out),
         };
@@ -77,7 +82,7 @@ impl PassthroughStream {
         }
         match (chunk.choices.map(|c| c.is_empty()), self.client_wants_usage) {
             // A client that asked for usage gets the chunk as it came.
-            (Some(_), true) => out.push(StreamEvent::Data(Bytes::from(data))),
+            (Some(_), true) => out.push(StreamEvent::Data(data)),
             // A usage-only chunk is hidden from a client that did not ask.
             (Some(true) | None, false) => {}
             // A content chunk that also carries usage: the content stays.
@@ -101,11 +106,11 @@ impl PassthroughStream {
 
     fn rewrite(
         &mut self,
-        data: &str,
+        data: &[u8],
         change: impl FnOnce(&mut Map<String, Value>),
         out: &mut Vec<StreamEvent>,
     ) {
-        match serde_json::from_str::<Value>(data) {
+        match serde_json::from_slice::<Value>(data) {
             Ok(Value::Object(mut obj)) => {
                 change(&mut obj);
                 out.push(StreamEvent::Data(Bytes::from(
@@ -127,10 +132,10 @@ impl PassthroughStream {
 }
 
 /// Whether an event has `"usage": {…}` (not `null`), found without parsing.
-fn has_usage_object(data: &str) -> bool {
+fn has_usage_object(data: &[u8]) -> bool {
     static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"usage\""));
-    let mut rest = data.as_bytes();
+    let mut rest = data;
     while let Some(i) = FINDER.find(rest) {
         rest = &rest[i + 7..];
         let after = rest.trim_ascii_start();
@@ -326,8 +331,8 @@ mod tests {
 
     #[test]
     fn finds_usage_objects_without_parsing() {
-        assert!(has_usage_object(r#"{"usage": {"a":1}}"#));
-        assert!(!has_usage_object(r#"{"usage":null}"#));
-        assert!(!has_usage_object(r#"{"content":"the \"usage\" word"}"#));
+        assert!(has_usage_object(br#"{"usage": {"a":1}}"#));
+        assert!(!has_usage_object(br#"{"usage":null}"#));
+        assert!(!has_usage_object(br#"{"content":"the \"usage\" word"}"#));
     }
 }
