@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import httpx
@@ -89,6 +90,30 @@ def test_plain_chat(client, mock, marker):
     assert up["body"]["model"] == "gpt-4o"
     assert up["headers"].get("authorization") == f"Bearer {UPSTREAM_KEY}"
     assert MASTER_KEY not in json.dumps(up["headers"]), "the client's key was forwarded upstream"
+
+
+def test_response_headers_carry_the_deployment_and_the_cost(gateway, client, marker):
+    """LiteLLM's `x-litellm-response-cost`: usage priced at the model's own
+    prices as `/v1/model/info` lists them (cache reads at their rate)."""
+    with gateway.http() as h:
+        r = h.get("/v1/model/info", headers={"Authorization": f"Bearer {MASTER_KEY}"})
+        info = {e["model_name"]: e for e in r.json()["data"]}["gpt-4o"]
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-4o", messages=user(f"say hi {marker}")
+    )
+    resp = raw.parse()
+    prices = info["model_info"]
+    cached = resp.usage.prompt_tokens_details.cached_tokens if resp.usage.prompt_tokens_details else 0
+    expected = (
+        (resp.usage.prompt_tokens - (cached or 0)) * prices["input_cost_per_token"]
+        + (cached or 0) * prices.get("cache_read_input_token_cost", prices["input_cost_per_token"])
+        + resp.usage.completion_tokens * prices["output_cost_per_token"]
+    )
+    header = raw.headers["x-litellm-response-cost"]
+    assert re.fullmatch(r"\d+\.\d{10}", header), header
+    assert float(header) == pytest.approx(expected, abs=1e-10)
+    assert float(header) > 0
+    assert raw.headers["x-litellm-model-id"] == info["model_info"]["id"]
 
 
 def test_plain_chat_without_v1_prefix(gateway, mock, marker):

@@ -3,25 +3,48 @@
 use crate::catalog::ModelInfo;
 use crate::types::Usage;
 
+/// A model's prices per token, read from its catalog entry once (a lookup
+/// by name per price and request cost more than the arithmetic).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prices {
+    input: f64,
+    output: f64,
+    cache_read: f64,
+    cache_write: f64,
+}
+
+impl Prices {
+    /// `None` when the model's input or output price is unknown. Cache
+    /// reads and writes without their own price cost the input price.
+    pub fn of(info: &ModelInfo) -> Option<Prices> {
+        let input = info.f64("input_cost_per_token")?;
+        Some(Prices {
+            input,
+            output: info.f64("output_cost_per_token")?,
+            cache_read: info.f64("cache_read_input_token_cost").unwrap_or(input),
+            cache_write: info.f64("cache_creation_input_token_cost").unwrap_or(input),
+        })
+    }
+
+    /// USD for `usage`.
+    ///
+    /// `prompt_tokens` includes cached reads and cache writes (OpenAI's
+    /// convention, which llmux keeps for every provider), so those are
+    /// priced at their own rates and the rest at the input rate.
+    pub fn cost(&self, usage: &Usage) -> f64 {
+        let cached = usage.cached_tokens();
+        let written = usage.cache_write_tokens();
+        let uncached = usage.prompt_tokens.saturating_sub(cached + written);
+        uncached as f64 * self.input
+            + cached as f64 * self.cache_read
+            + written as f64 * self.cache_write
+            + usage.completion_tokens as f64 * self.output
+    }
+}
+
 /// USD, or `None` when the model's prices are unknown.
-///
-/// `prompt_tokens` includes cached reads and cache writes (OpenAI's
-/// convention, which llmux keeps for every provider), so those are priced
-/// at their own rates and the rest at the input rate.
 pub fn cost(usage: &Usage, info: &ModelInfo) -> Option<f64> {
-    let input = info.f64("input_cost_per_token")?;
-    let output = info.f64("output_cost_per_token")?;
-    let read_rate = info.f64("cache_read_input_token_cost").unwrap_or(input);
-    let write_rate = info.f64("cache_creation_input_token_cost").unwrap_or(input);
-    let cached = usage.cached_tokens();
-    let written = usage.cache_write_tokens();
-    let uncached = usage.prompt_tokens.saturating_sub(cached + written);
-    Some(
-        uncached as f64 * input
-            + cached as f64 * read_rate
-            + written as f64 * write_rate
-            + usage.completion_tokens as f64 * output,
-    )
+    Some(Prices::of(info)?.cost(usage))
 }
 
 #[cfg(test)]

@@ -1,16 +1,17 @@
 //! The master key: with one set, every route but liveness needs it. Keys are
 //! read from every header LiteLLM clients use, compared in constant time.
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use llmux_core::Secret;
 use subtle::ConstantTimeEq;
 
-/// Headers a client key may come in, as LiteLLM accepts them.
-const KEY_HEADERS: [&str; 4] = [
-    "x-api-key",
-    "api-key",
-    "x-litellm-api-key",
-    "x-goog-api-key",
+/// Headers a client key may come in, as LiteLLM accepts them. As
+/// `HeaderName`s, so a lookup does not parse the name again every request.
+static KEY_HEADERS: [HeaderName; 4] = [
+    HeaderName::from_static("x-api-key"),
+    HeaderName::from_static("api-key"),
+    HeaderName::from_static("x-litellm-api-key"),
+    HeaderName::from_static("x-goog-api-key"),
 ];
 
 /// Every key the request carries.
@@ -28,7 +29,7 @@ pub fn presented_keys(headers: &HeaderMap) -> impl Iterator<Item = &str> {
         });
     let others = KEY_HEADERS
         .iter()
-        .flat_map(move |h| headers.get_all(*h).into_iter())
+        .flat_map(move |h| headers.get_all(h).into_iter())
         .filter_map(|v| v.to_str().ok())
         .map(str::trim);
     bearer.chain(others).filter(|k| !k.is_empty())

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 const COOLDOWN: Duration = Duration::from_secs(5);
 
 pub struct Router {
-    groups: HashMap<String, ModelGroup>,
+    /// By model name. Its keys come from the config, so a client's name can
+    /// only be looked up, never inserted: a fast hash is safe.
+    groups: HashMap<String, ModelGroup, foldhash::fast::RandomState>,
     started: Instant,
 }
 
@@ -28,6 +30,8 @@ pub struct DeploymentState {
     /// The deployment id as a response header value (`x-litellm-model-id`),
     /// built once.
     pub id_header: Option<http::HeaderValue>,
+    /// The deployment's prices, read from its model info once.
+    pub prices: Option<llmux_core::cost::Prices>,
     /// Milliseconds since the router started until which it is skipped.
     cooldown_until_ms: AtomicU64,
     window: Mutex<Window>,
@@ -49,10 +53,11 @@ pub enum Unavailable {
 
 impl Router {
     pub fn new(deployments: Vec<Deployment>) -> Router {
-        let mut groups: HashMap<String, ModelGroup> = HashMap::new();
+        let mut groups: HashMap<String, ModelGroup, _> = HashMap::default();
         for d in deployments {
             let state = Arc::new(DeploymentState {
                 id_header: http::HeaderValue::from_str(&d.id).ok(),
+                prices: llmux_core::cost::Prices::of(&d.info),
                 deployment: d,
                 cooldown_until_ms: AtomicU64::new(0),
                 window: Mutex::new(Window::default()),

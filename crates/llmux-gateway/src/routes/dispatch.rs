@@ -15,7 +15,7 @@ use http::{HeaderName, HeaderValue};
 use http_body_util::BodyDataStream;
 use llmux_core::inbound::anthropic::MessagesEncoder;
 use llmux_core::providers::{StreamEvent, StreamTranslator, UpstreamRequest};
-use llmux_core::{ApiError, Usage, cost};
+use llmux_core::{ApiError, Usage};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -172,7 +172,7 @@ async fn read_limited(body: UpstreamBody, timeout: Duration, max: usize) -> Byte
 pub fn record_usage(app: &AppState, state: &DeploymentState, usage: Option<&Usage>) -> Option<f64> {
     let usage = usage?;
     app.router.record_tokens(state, usage.total_tokens);
-    let c = cost::cost(usage, &state.deployment.info);
+    let c = state.prices.map(|p| p.cost(usage));
     tracing::debug!(
         model = %state.deployment.model_name,
         deployment = %state.deployment.id,
@@ -197,10 +197,27 @@ pub fn json_response(
     if let Some(v) = &state.id_header {
         h.insert(MODEL_ID.clone(), v.clone());
     }
-    if let Some(c) = cost.and_then(|c| HeaderValue::try_from(format!("{c:.10}")).ok()) {
+    if let Some(c) = cost.and_then(cost_header) {
         h.insert(RESPONSE_COST.clone(), c);
     }
     r
+}
+
+/// A cost in USD with ten decimals, as `format!("{c:.10}")` writes it, but
+/// in integers for any cost below a million dollars: exact decimal float
+/// formatting took a thousand instructions a request.
+fn cost_header(c: f64) -> Option<HeaderValue> {
+    const SCALE: f64 = 1e10;
+    if !(0.0..1e6).contains(&c) {
+        return HeaderValue::try_from(format!("{c:.10}")).ok();
+    }
+    let scaled = (c * SCALE).round() as u64;
+    let (int, frac) = (scaled / SCALE as u64, scaled % SCALE as u64);
+    let mut buf = [0u8; 24];
+    let mut w = &mut buf[..];
+    std::io::Write::write_fmt(&mut w, format_args!("{int}.{frac:010}")).ok()?;
+    let left = w.len();
+    HeaderValue::from_bytes(&buf[..24 - left]).ok()
 }
 
 /// How the client wants stream events.
@@ -398,4 +415,29 @@ pub fn stream_response(
         h.insert(MODEL_ID.clone(), id);
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cost_header_reads_as_ten_decimals_do() {
+        // Per-token prices as the catalog has them, times token counts.
+        let prices = [1.5e-7, 6e-7, 2.5e-6, 3e-6, 3.75e-6, 1e-5, 1.5e-5, 7.5e-5];
+        for p in prices {
+            for tokens in (0..200_000u64).step_by(997) {
+                let c = tokens as f64 * p;
+                let header = cost_header(c).unwrap();
+                assert_eq!(
+                    header.to_str().unwrap(),
+                    format!("{c:.10}"),
+                    "{tokens} x {p}"
+                );
+            }
+        }
+        assert_eq!(cost_header(0.0).unwrap(), "0.0000000000");
+        assert_eq!(cost_header(12.5).unwrap(), "12.5000000000");
+        assert_eq!(cost_header(2e6).unwrap(), "2000000.0000000000");
+    }
 }
