@@ -2,7 +2,7 @@
 
 use crate::banner::banner;
 use crate::config::Config;
-use crate::routes::{AppState, app};
+use crate::routes::{AppState, Gateway};
 use crate::transport::Transport;
 use futures_util::FutureExt;
 use std::net::SocketAddr;
@@ -47,7 +47,7 @@ pub async fn serve(
     let text = banner(&config, addr);
     let workers = workers.max(1);
     let state = AppState::new(config, Transport::new()?).map_err(ServeError::Config)?;
-    let app = app(Arc::new(state));
+    let app = Gateway::new(Arc::new(state));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<Result<(), ServeError>>();
@@ -98,7 +98,7 @@ pub async fn serve(
 /// `stop` turns true and its connections have finished.
 fn run_worker(
     listeners: Vec<std::net::TcpListener>,
-    app: axum::Router,
+    app: Gateway,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), ServeError> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -152,7 +152,7 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// LiteLLM).
 async fn accept_loop(
     listener: TcpListener,
-    app: axum::Router,
+    app: Gateway,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -175,8 +175,7 @@ async fn accept_loop(
         };
         // Small SSE writes must leave at once, not wait for Nagle.
         let _ = tcp.set_nodelay(true);
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let conn = http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
+        let conn = http.serve_connection(hyper_util::rt::TokioIo::new(tcp), app.clone());
         let conn = graceful.watch(conn);
         // `map`, not `async move { conn.await }`: an async block keeps the
         // moved-in connection and the one it awaits side by side, which

@@ -207,6 +207,17 @@ async fn oversized_bodies_get_413_in_openai_shape() {
         err["error"]["message"].as_str().unwrap().contains("limit"),
         "{err}"
     );
+    // The Messages routes answer in Anthropic's shape.
+    for path in ["/v1/messages", "/v1/messages/count_tokens"] {
+        let resp = post_json(&gw, path, &body).await;
+        assert_eq!(resp.status(), 413, "{path}");
+        let err: Value = resp.json().await.unwrap();
+        assert_eq!(err["type"], "error", "{path}: {err}");
+        assert!(
+            err["error"]["message"].as_str().unwrap().contains("limit"),
+            "{path}: {err}"
+        );
+    }
     // A body under the limit still works.
     let resp = client()
         .post(gw.url("/v1/chat/completions"))
@@ -215,6 +226,22 @@ async fn oversized_bodies_get_413_in_openai_shape() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn other_methods_and_paths_near_the_hot_routes_get_405_and_404() {
+    let mock = mock(&[]);
+    let gw = gateway(&openai_config(&mock, ""), &[]);
+    for path in ["/v1/chat/completions", "/chat/completions", "/v1/messages"] {
+        let resp = client().get(gw.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), 405, "GET {path}");
+        let err: Value = resp.json().await.unwrap();
+        assert!(err["error"]["message"].is_string(), "GET {path}: {err}");
+    }
+    for path in ["/v1/chat/completions/", "/v2/chat/completions"] {
+        let resp = post_json(&gw, path, &chat("gpt-4o")).await;
+        assert_eq!(resp.status(), 404, "POST {path}");
+    }
 }
 
 #[tokio::test]

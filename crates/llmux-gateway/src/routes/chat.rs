@@ -6,8 +6,6 @@ use super::AppState;
 use super::dispatch::{self, ClientFormat, MAX_RETRIES};
 use super::error::error_response;
 use crate::router::DeploymentState;
-use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::response::Response;
 use bytes::Bytes;
 use llmux_core::providers::{self, ChatCall};
@@ -15,16 +13,13 @@ use llmux_core::types::RawChatRequest;
 use llmux_core::{ApiError, ProviderKind};
 use std::sync::Arc;
 
-pub async fn chat_completions(
-    _: super::Authorized,
-    State(app): State<Arc<AppState>>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let body = match super::body_or_error(body, app.max_request_bytes) {
+/// The answer to a request whose key and body have been read.
+pub async fn chat_completions(app: &Arc<AppState>, body: Result<Bytes, ApiError>) -> Response {
+    let body = match body {
         Ok(b) => b,
         Err(e) => return error_response(&e),
     };
-    match handle(&app, &body).await {
+    match handle(app, &body).await {
         Ok(resp) => resp,
         Err(e) => {
             tracing::debug!(status = e.status, error = %e.message, "chat request failed");

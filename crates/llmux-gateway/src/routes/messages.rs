@@ -9,7 +9,6 @@ use super::dispatch::{self, ClientFormat, MAX_RETRIES};
 use crate::router::DeploymentState;
 use axum::body::Body;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::response::Response;
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
@@ -34,17 +33,17 @@ pub fn anthropic_error(e: &ApiError) -> Response {
     r
 }
 
+/// The answer to a request whose key and body have been read.
 pub async fn messages(
-    _: super::Authorized,
-    State(app): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    app: &Arc<AppState>,
+    headers: &HeaderMap,
+    body: Result<Bytes, ApiError>,
 ) -> Response {
-    let body = match super::body_or_error(body, app.max_request_bytes) {
+    let body = match body {
         Ok(b) => b,
         Err(e) => return anthropic_error(&e),
     };
-    match handle(&app, &headers, &body).await {
+    match handle(app, headers, &body).await {
         Ok(r) => r,
         Err(e) => {
             tracing::debug!(status = e.status, error = %e.message, "messages request failed");
@@ -228,14 +227,14 @@ async fn translated(
 pub async fn count_tokens(
     _: super::Authorized,
     State(app): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    req: axum::extract::Request,
 ) -> Response {
-    let body = match super::body_or_error(body, app.max_request_bytes) {
+    let (parts, body) = req.into_parts();
+    let body = match super::read_body(body, app.max_request_bytes).await {
         Ok(b) => b,
         Err(e) => return anthropic_error(&e),
     };
-    match count(&app, &headers, &body).await {
+    match count(&app, &parts.headers, &body).await {
         Ok(r) => r,
         Err(e) => anthropic_error(&e),
     }
