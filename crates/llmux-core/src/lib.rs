@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod cost;
 pub mod deployment;
 pub mod inbound;
+pub mod json;
 pub mod providers;
 pub mod types;
 

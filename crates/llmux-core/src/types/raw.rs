@@ -38,7 +38,7 @@ impl<'a> RawChatRequest<'a> {
     /// Splits the body and checks the fields every chat request needs,
     /// answering a 400 that names the field when one is wrong.
     pub fn parse(body: &'a [u8]) -> Result<Self, ApiError> {
-        let TopLevel(fields) = serde_json::from_slice(body).map_err(|e| {
+        let TopLevel(fields) = crate::json::from_bytes(body).map_err(|e| {
             if e.classify() == serde_json::error::Category::Data {
                 ApiError::bad_request("The request body must be a JSON object.")
             } else {
@@ -151,7 +151,7 @@ impl<'a> RawChatRequest<'a> {
 
     /// The whole request, typed, for providers that translate it.
     pub fn to_typed(&self) -> Result<ChatCompletionRequest, ApiError> {
-        serde_json::from_slice(self.body)
+        crate::json::from_bytes(self.body)
             .map_err(|e| ApiError::bad_request(format!("Invalid chat completion request: {e}")))
     }
 

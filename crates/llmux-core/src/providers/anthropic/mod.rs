@@ -97,7 +97,7 @@ pub fn chat_response(
     if !(200..300).contains(&status) {
         return Err(error::error_response(status, headers, &body));
     }
-    let resp: MessagesResponse = serde_json::from_slice(&body).map_err(|e| {
+    let resp: MessagesResponse = crate::json::from_bytes(&body).map_err(|e| {
         ApiError::bad_gateway(format!(
             "The upstream returned a malformed Messages response: {e}"
         ))

@@ -177,7 +177,7 @@ pub fn chat_response(
     if !(200..300).contains(&status) {
         return Err(error::error_response(status, headers, &body));
     }
-    let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+    let v: serde_json::Value = crate::json::from_bytes(&body).map_err(|e| {
         ApiError::bad_gateway(format!(
             "The upstream returned a malformed Converse response: {e}"
         ))

@@ -28,7 +28,7 @@ pub fn chat_response(
         #[serde(default)]
         error: Option<Value>,
     }
-    let env: Envelope = serde_json::from_slice(&body).map_err(|e| {
+    let env: Envelope = crate::json::from_bytes(&body).map_err(|e| {
         ApiError::bad_gateway(format!(
             "The upstream returned a malformed response body: {e}"
         ))
