@@ -12,6 +12,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderName, HeaderValue};
+use http_body::Frame;
 use http_body_util::BodyDataStream;
 use llmux_core::inbound::anthropic::MessagesEncoder;
 use llmux_core::providers::{StreamEvent, StreamTranslator, UpstreamRequest};
@@ -20,6 +21,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// The most retries a request may ask for with `num_retries`.
@@ -230,12 +232,10 @@ pub enum ClientFormat {
     Raw,
 }
 
-type UpstreamBytes = BodyDataStream<UpstreamBody>;
-
 /// One stream's state. Dropped when the client goes away, which drops the
 /// upstream response and so cancels the upstream request.
 struct Relay {
-    upstream: UpstreamBytes,
+    upstream: UpstreamBody,
     translator: Box<dyn StreamTranslator>,
     format: ClientFormat,
     events: Vec<StreamEvent>,
@@ -257,47 +257,65 @@ impl Drop for Relay {
     }
 }
 
-impl Relay {
-    /// The next bytes for the client: every event one upstream read gave.
-    async fn next_bytes(&mut self) -> Option<Bytes> {
-        while !self.done {
-            let next = tokio::select! {
-                biased;
-                item = self.upstream.next() => Ok(item),
-                () = &mut self.silence => Err(()),
+/// The client's response body: every event one upstream read gave, framed,
+/// as one write. A body polled directly rather than an async stream: no
+/// future to build and box per stream, no state machine per read.
+impl http_body::Body for Relay {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        while !this.done {
+            // The upstream first; the silence timer only when it has nothing.
+            let next = match Pin::new(&mut this.upstream).poll_frame(cx) {
+                Poll::Ready(item) => Ok(item),
+                Poll::Pending => match this.silence.as_mut().poll(cx) {
+                    Poll::Ready(()) => Err(()),
+                    Poll::Pending => return Poll::Pending,
+                },
             };
             match next {
-                Err(()) => self.events.push(StreamEvent::error(
+                Err(()) => this.events.push(StreamEvent::error(
                     ApiError::gateway_timeout(format!(
                         "The upstream at {} sent nothing for {}s mid-stream.",
-                        self.host,
-                        self.timeout.as_secs_f64()
+                        this.host,
+                        this.timeout.as_secs_f64()
                     ))
                     .retryable(true),
                 )),
                 Ok(None) => {
-                    self.translator.finish(&mut self.events);
-                    self.done = true;
+                    this.translator.finish(&mut this.events);
+                    this.done = true;
                 }
                 Ok(Some(Err(e))) => {
-                    let mut err = upstream_error(&self.host, &e, false);
+                    let mut err = upstream_error(&this.host, &e, false);
                     err.message = format!("The stream broke off: {}", err.message);
-                    self.events.push(StreamEvent::error(err));
+                    this.events.push(StreamEvent::error(err));
                 }
-                Ok(Some(Ok(bytes))) => {
-                    let next = tokio::time::Instant::now() + self.timeout;
-                    self.silence.as_mut().reset(next);
-                    self.translator.push(&bytes, &mut self.events);
+                Ok(Some(Ok(frame))) => {
+                    // Trailers, which no provider sends, are skipped.
+                    let Ok(bytes) = frame.into_data() else {
+                        continue;
+                    };
+                    let next = tokio::time::Instant::now() + this.timeout;
+                    this.silence.as_mut().reset(next);
+                    this.translator.push(&bytes, &mut this.events);
                 }
             }
-            let out = self.frame();
+            let out = this.frame();
             if !out.is_empty() {
-                return Some(out);
+                return Poll::Ready(Some(Ok(Frame::data(out))));
             }
         }
-        None
+        Poll::Ready(None)
     }
+}
 
+impl Relay {
     /// SSE framing; an error or the end stops the stream.
     fn frame(&mut self) -> Bytes {
         for ev in &mut self.events {
@@ -388,7 +406,7 @@ pub fn stream_response(
     let id = state.id_header.clone();
     let relay = Relay {
         // The head is dropped here, so hyper can reuse its read buffer.
-        upstream: BodyDataStream::new(upstream.resp.into_body()),
+        upstream: upstream.resp.into_body(),
         translator,
         format,
         events: Vec::new(),
@@ -399,11 +417,7 @@ pub fn stream_response(
         app,
         state,
     };
-    let body = futures_util::stream::unfold(relay, |mut relay| async move {
-        let bytes = relay.next_bytes().await?;
-        Some((Ok::<Bytes, Infallible>(bytes), relay))
-    });
-    let mut r = Response::new(Body::from_stream(body));
+    let mut r = Response::new(Body::new(relay));
     let h = r.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
