@@ -275,7 +275,7 @@ impl StreamTranslator for AnthropicStream {
             return;
         }
         if let Some(ev) = self.sse.finish() {
-            if let Ok(parsed) = serde_json::from_str::<AnEvent>(&ev.data()) {
+            if let Ok(parsed) = AnEvent::parse(ev.event(), &ev.data()) {
                 self.event(parsed, out);
             }
         }

@@ -185,6 +185,12 @@ impl StreamTranslator for PassthroughStream {
 mod tests {
     use super::*;
 
+    /// The data of `STREAM`'s line `n`, as the bytes a client should get.
+    fn data_line(n: usize) -> Bytes {
+        let line = STREAM.lines().nth(n).unwrap();
+        Bytes::copy_from_slice(line.strip_prefix("data: ").unwrap().as_bytes())
+    }
+
     const STREAM: &str = concat!(
         "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}],\"usage\":null}\n\n",
         "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":null}],\"usage\":null}\n\n",
@@ -227,16 +233,7 @@ mod tests {
     fn content_events_are_relayed_verbatim() {
         let mut t = PassthroughStream::new(true);
         let out = run(&mut t, &[STREAM.as_bytes()]);
-        let first_line = STREAM
-            .lines()
-            .next()
-            .unwrap()
-            .strip_prefix("data: ")
-            .unwrap();
-        assert_eq!(
-            out[0],
-            StreamEvent::Data(Bytes::from(first_line.to_owned()))
-        );
+        assert_eq!(out[0], StreamEvent::Data(data_line(0)));
     }
 
     #[test]
@@ -252,17 +249,10 @@ mod tests {
     fn a_usage_chunk_a_client_asked_for_is_relayed_byte_for_byte() {
         let mut t = PassthroughStream::new(true);
         let out = run(&mut t, &[STREAM.as_bytes()]);
-        let usage_line = STREAM
-            .lines()
-            .nth(6)
-            .unwrap()
-            .strip_prefix("data: ")
-            .unwrap();
-        assert!(usage_line.contains("\"usage\":{"), "{usage_line}");
-        assert_eq!(
-            out[3],
-            StreamEvent::Data(Bytes::from(usage_line.to_owned()))
-        );
+        let usage_line = data_line(6);
+        let text = std::str::from_utf8(&usage_line).unwrap();
+        assert!(text.contains("\"usage\":{"), "{text}");
+        assert_eq!(out[3], StreamEvent::Data(usage_line));
     }
 
     #[test]
