@@ -5,8 +5,8 @@ use http::{HeaderMap, HeaderName};
 use llmux_core::Secret;
 use subtle::ConstantTimeEq;
 
-/// Headers a client key may come in, as LiteLLM accepts them. As
-/// `HeaderName`s, so a lookup does not parse the name again every request.
+/// Headers a client key may come in besides `Authorization`, as LiteLLM
+/// accepts them.
 static KEY_HEADERS: [HeaderName; 4] = [
     HeaderName::from_static("x-api-key"),
     HeaderName::from_static("api-key"),
@@ -14,25 +14,25 @@ static KEY_HEADERS: [HeaderName; 4] = [
     HeaderName::from_static("x-goog-api-key"),
 ];
 
-/// Every key the request carries.
+/// Every key the request carries, in one pass over its headers (a lookup
+/// per key header would hash each name).
 pub fn presented_keys(headers: &HeaderMap) -> impl Iterator<Item = &str> {
-    let bearer = headers
-        .get_all(http::header::AUTHORIZATION)
-        .into_iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(|v| {
-            let v = v.trim();
-            match v.split_once(' ') {
-                Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
-                _ => v,
-            }
-        });
-    let others = KEY_HEADERS
+    headers
         .iter()
-        .flat_map(move |h| headers.get_all(h).into_iter())
-        .filter_map(|v| v.to_str().ok())
-        .map(str::trim);
-    bearer.chain(others).filter(|k| !k.is_empty())
+        .filter_map(|(name, value)| {
+            if name == http::header::AUTHORIZATION {
+                let v = value.to_str().ok()?.trim();
+                Some(match v.split_once(' ') {
+                    Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+                    _ => v,
+                })
+            } else if KEY_HEADERS.contains(name) {
+                Some(value.to_str().ok()?.trim())
+            } else {
+                None
+            }
+        })
+        .filter(|k| !k.is_empty())
 }
 
 /// Whether the request may pass: no master key set, or it presents it.
@@ -91,6 +91,11 @@ mod tests {
         assert!(!authorized(
             Some(&m),
             &headers(&[("x-api-key", "dummy-key")])
+        ));
+        // The key in a header no client sends it in does not count.
+        assert!(!authorized(
+            Some(&m),
+            &headers(&[("x-api-keys", "sk-master"), ("cookie", "sk-master")])
         ));
     }
 

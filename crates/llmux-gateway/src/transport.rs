@@ -127,8 +127,28 @@ impl Pools {
     }
 }
 
+/// A URL's parts, parsed once per worker: requests go to the few URLs the
+/// config names (parsing one, and the host for errors, took 2 k
+/// instructions a request).
+#[derive(Clone)]
+struct Parsed {
+    https: bool,
+    authority: http::uri::Authority,
+    path: http::uri::PathAndQuery,
+    /// Scheme and authority without credentials, for errors and logs.
+    host: Arc<str>,
+}
+
+/// At most this many URLs are kept parsed per worker; past it, the cache
+/// starts again (URLs come from the config, so it is never reached but by
+/// a config with thousands of deployments).
+const MAX_PARSED: usize = 4096;
+
+type ParsedUrls = HashMap<Box<str>, Parsed, foldhash::fast::RandomState>;
+
 thread_local! {
     static POOLS: RefCell<Pools> = RefCell::new(Pools::default());
+    static PARSED: RefCell<ParsedUrls> = RefCell::new(ParsedUrls::default());
     /// Seconds since this worker started, advanced by [`tick`].
     static NOW: Cell<u64> = const { Cell::new(0) };
 }
@@ -169,20 +189,21 @@ impl Transport {
     }
 
     /// Sends the request and waits for the response head, at most `timeout`.
+    /// With the response, the upstream's scheme and authority (its URL
+    /// without path or credentials), to name it in errors.
     pub async fn send(
         &self,
         req: UpstreamRequest,
-        host: &str,
         timeout: Duration,
-    ) -> Result<UpstreamResponse, ApiError> {
-        let request = build_request(req.url, req.headers, req.body, host)?;
-        match tokio::time::timeout(timeout, self.request(request, host)).await {
+    ) -> Result<(UpstreamResponse, Arc<str>), ApiError> {
+        let (request, host) = build_request(&req.url, req.headers, req.body)?;
+        match tokio::time::timeout(timeout, self.request(request, &host)).await {
             Err(_) => Err(ApiError::gateway_timeout(format!(
                 "The upstream at {host} did not answer within {}s.",
                 timeout.as_secs_f64()
             ))
             .retryable(true)),
-            Ok(r) => r,
+            Ok(r) => Ok((r?, host)),
         }
     }
 
@@ -193,13 +214,12 @@ impl Transport {
         body: String,
         timeout: Duration,
     ) -> Result<(u16, Bytes), ApiError> {
-        let host = host_of(url);
         let mut headers = http::HeaderMap::new();
         headers.insert(
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/x-www-form-urlencoded"),
         );
-        let request = build_request(url.to_owned(), headers, Bytes::from(body), &host)?;
+        let (request, host) = build_request(url, headers, Bytes::from(body))?;
         let fut = async {
             let resp = self.request(request, &host).await?;
             let status = resp.status().as_u16();
@@ -483,32 +503,55 @@ struct Target {
 }
 
 fn build_request(
-    url: String,
+    url: &str,
     headers: http::HeaderMap,
     body: Bytes,
-    host: &str,
-) -> Result<Target, ApiError> {
-    let invalid = || invalid_url(host);
-    let uri: Uri = url.try_into().map_err(|_| invalid())?;
-    let parts = uri.into_parts();
-    let https = match parts.scheme.as_ref().map(http::uri::Scheme::as_str) {
-        Some("https") => true,
-        Some("http") => false,
-        _ => return Err(invalid()),
-    };
-    let authority = parts.authority.ok_or_else(invalid)?;
-    let path = parts
-        .path_and_query
-        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+) -> Result<(Target, Arc<str>), ApiError> {
+    let Parsed {
+        https,
+        authority,
+        path,
+        host,
+    } = parsed(url).ok_or_else(|| invalid_url(&host_of(url)))?;
     let mut req = http::Request::new(Full::new(body));
     *req.method_mut() = http::Method::POST;
     *req.uri_mut() = Uri::from(path);
     *req.headers_mut() = headers;
-    Ok(Target {
+    let target = Target {
         req,
         https,
         authority,
-    })
+    };
+    Ok((target, host))
+}
+
+/// The URL's parts, from this worker's cache; `None` for a URL that is not
+/// an absolute `http` or `https` one.
+fn parsed(url: &str) -> Option<Parsed> {
+    if let Some(p) = PARSED.with_borrow(|m| m.get(url).cloned()) {
+        return Some(p);
+    }
+    let parts = Uri::try_from(url).ok()?.into_parts();
+    let https = match parts.scheme.as_ref().map(http::uri::Scheme::as_str) {
+        Some("https") => true,
+        Some("http") => false,
+        _ => return None,
+    };
+    let p = Parsed {
+        https,
+        authority: parts.authority?,
+        path: parts
+            .path_and_query
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+        host: Arc::from(host_of(url)),
+    };
+    PARSED.with_borrow_mut(|m| {
+        if m.len() >= MAX_PARSED {
+            m.clear();
+        }
+        m.insert(url.into(), p.clone());
+    });
+    Some(p)
 }
 
 fn invalid_url(host: &str) -> ApiError {
@@ -673,9 +716,7 @@ mod tests {
             headers: http::HeaderMap::new(),
             body: Bytes::from_static(b"{}"),
         };
-        t.send(req, "http://upstream", Duration::from_secs(5))
-            .await
-            .unwrap()
+        t.send(req, Duration::from_secs(5)).await.unwrap().0
     }
 
     async fn body(t: &Transport, url: &str) -> Bytes {
@@ -732,6 +773,33 @@ mod tests {
             tick();
         }
         assert_eq!(events.recv().await, Some("closed"));
+    }
+
+    #[test]
+    fn a_url_is_parsed_once_and_read_the_same_from_the_cache() {
+        let url = "https://user:pw@api.example.com:8443/v1/chat/completions?api-version=1";
+        for _ in 0..2 {
+            let p = parsed(url).unwrap();
+            assert!(p.https);
+            assert_eq!(p.authority.as_str(), "user:pw@api.example.com:8443");
+            assert_eq!(p.path.as_str(), "/v1/chat/completions?api-version=1");
+            assert_eq!(&*p.host, "https://api.example.com:8443");
+        }
+        let p = parsed("http://127.0.0.1:9").unwrap();
+        assert!(!p.https);
+        assert_eq!(p.path.as_str(), "/");
+        for bad in ["ftp://a.example/x", "/v1/chat", "not a url", ""] {
+            assert!(parsed(bad).is_none(), "{bad}");
+        }
+        let err = build_request(
+            "ftp://user:secret@a.example/x",
+            http::HeaderMap::new(),
+            Bytes::new(),
+        )
+        .err()
+        .unwrap();
+        assert_eq!(err.status, 502);
+        assert!(!err.message.contains("secret"), "{}", err.message);
     }
 
     #[test]

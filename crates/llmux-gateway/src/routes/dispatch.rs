@@ -107,7 +107,7 @@ fn backoff(group: &ModelGroup, attempt: u32, retry_after: Option<Duration>) -> O
 pub struct Upstream {
     pub resp: UpstreamResponse,
     pub status: u16,
-    pub host: String,
+    pub host: Arc<str>,
     pub timeout: Duration,
 }
 
@@ -119,9 +119,8 @@ pub async fn send(
     upstream: UpstreamRequest,
     to_error: impl FnOnce(u16, &http::HeaderMap, &[u8]) -> ApiError,
 ) -> Result<Upstream, ApiError> {
-    let host = crate::transport::host_of(&upstream.url);
     let timeout = state.deployment.timeout.unwrap_or(app.request_timeout);
-    let resp = app.transport.send(upstream, &host, timeout).await?;
+    let (resp, host) = app.transport.send(upstream, timeout).await?;
     let status = resp.status().as_u16();
     if !(200..300).contains(&status) {
         let (parts, body) = resp.into_parts();
@@ -244,7 +243,7 @@ struct Relay {
     /// every read (pushing a timer later costs nothing, a new one per read
     /// would register and remove a timer each time).
     silence: Pin<Box<tokio::time::Sleep>>,
-    host: String,
+    host: Arc<str>,
     done: bool,
     app: Arc<AppState>,
     state: Arc<DeploymentState>,
