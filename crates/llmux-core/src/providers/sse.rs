@@ -51,7 +51,14 @@ fn text(bytes: &[u8]) -> Cow<'_, str> {
 
 #[derive(Debug, Default)]
 pub struct SseParser {
+    /// Bytes read and not yet split into lines: at most a partial line
+    /// once `next_event` has run.
     buf: BytesMut,
+    /// Complete lines taken from `buf` in one piece, read from `at` on.
+    /// One split and freeze per read rather than per line: events are
+    /// slices of it.
+    lines: Bytes,
+    at: usize,
     current: SseEvent,
     has_any: bool,
 }
@@ -67,25 +74,43 @@ impl SseParser {
 
     /// The next complete event, if the buffer holds one.
     pub fn next_event(&mut self) -> Option<SseEvent> {
-        while let Some(pos) = memchr::memchr(b'\n', &self.buf) {
-            let end = if pos > 0 && self.buf[pos - 1] == b'\r' {
+        loop {
+            if self.at == self.lines.len() {
+                // Every complete line read so far, in one piece.
+                let last = memchr::memrchr(b'\n', &self.buf)?;
+                self.lines = self.buf.split_to(last + 1).freeze();
+                self.at = 0;
+            }
+            let start = self.at;
+            // `lines` ends with a line feed, so there is one from `start` on.
+            let pos = start + memchr::memchr(b'\n', &self.lines[start..])?;
+            self.at = pos + 1;
+            let end = if pos > start && self.lines[pos - 1] == b'\r' {
                 pos - 1
             } else {
                 pos
             };
-            if end == 0 {
-                let _ = self.buf.split_to(pos + 1);
-                if self.has_any {
-                    self.has_any = false;
-                    return Some(std::mem::take(&mut self.current));
+            if self.at == self.lines.len() {
+                // The last line of this piece: once it is read, the piece is
+                // held only by the events that are slices of it.
+                let lines = std::mem::take(&mut self.lines);
+                self.at = 0;
+                if end > start {
+                    take_line(&mut self.current, &lines, start, end);
+                    self.has_any = true;
+                    continue;
                 }
+            } else if end > start {
+                take_line(&mut self.current, &self.lines, start, end);
+                self.has_any = true;
                 continue;
             }
-            let line = self.buf.split_to(pos + 1).freeze().slice(..end);
-            take_line(&mut self.current, line);
-            self.has_any = true;
+            // A blank line ends the event.
+            if self.has_any {
+                self.has_any = false;
+                return Some(std::mem::take(&mut self.current));
+            }
         }
-        None
     }
 
     /// At the end of the body: an event not closed by a blank line.
@@ -96,7 +121,7 @@ impl SseParser {
                 line.truncate(line.len() - 1);
             }
             if !line.is_empty() {
-                take_line(&mut self.current, line);
+                take_line(&mut self.current, &line, 0, line.len());
                 self.has_any = true;
             }
         }
@@ -113,8 +138,10 @@ impl SseParser {
     }
 }
 
-/// One non-empty line (its line end cut off) into the event being built.
-fn take_line(current: &mut SseEvent, line: Bytes) {
+/// One non-empty line, `lines[start..end]` (its line end cut off), into the
+/// event being built.
+fn take_line(current: &mut SseEvent, lines: &Bytes, start: usize, end: usize) {
+    let line = &lines[start..end];
     if line[0] == b':' {
         let text = String::from_utf8_lossy(&line[1..]);
         let c = current.comment.get_or_insert_with(String::new);
@@ -124,16 +151,16 @@ fn take_line(current: &mut SseEvent, line: Bytes) {
         c.push_str(text.trim_start());
         return;
     }
-    let (field, value) = match memchr::memchr(b':', &line) {
+    let (field, value) = match memchr::memchr(b':', line) {
         Some(i) => {
             let v = if line.get(i + 1) == Some(&b' ') {
                 i + 2
             } else {
                 i + 1
             };
-            (&line[..i], line.slice(v..))
+            (&line[..i], lines.slice(start + v..end))
         }
-        None => (&line[..], Bytes::new()),
+        None => (line, Bytes::new()),
     };
     match field {
         b"data" => {
@@ -172,6 +199,31 @@ mod tests {
         assert_eq!(ev[0].data(), "{\"a\":1}");
         p.push(b"\n");
         assert_eq!(all(&mut p)[0].data(), "[DONE]");
+    }
+
+    /// Whatever sizes the reads come in, the events are the same.
+    #[test]
+    fn events_do_not_depend_on_how_the_bytes_were_split() {
+        let stream: &[u8] = b": hi\r\n\r\nevent: message_start\r\ndata: {\"a\":1}\r\n\r\n\
+            data: x\ndata:y\n\nevent:ping\ndata\n\ndata: [DONE]\n\n";
+        let mut whole = SseParser::new();
+        whole.push(stream);
+        let want = all(&mut whole);
+        assert_eq!(want.len(), 5);
+        for size in 1..stream.len() {
+            let mut p = SseParser::new();
+            let mut got = Vec::new();
+            for chunk in stream.chunks(size) {
+                p.push(chunk);
+                got.extend(all(&mut p));
+            }
+            assert!(p.finish().is_none(), "read {size} bytes at a time");
+            assert_eq!(got, want, "read {size} bytes at a time");
+        }
+        assert_eq!(want[1].event(), Some("message_start"));
+        assert_eq!(want[1].data(), "{\"a\":1}");
+        assert_eq!(want[2].data(), "x\ny");
+        assert_eq!(want[4].data(), "[DONE]");
     }
 
     #[test]
