@@ -90,23 +90,18 @@ impl SseParser {
             } else {
                 pos
             };
-            if self.at == self.lines.len() {
-                // The last line of this piece: once it is read, the piece is
-                // held only by the events that are slices of it.
-                let lines = std::mem::take(&mut self.lines);
-                self.at = 0;
-                if end > start {
-                    take_line(&mut self.current, &lines, start, end);
-                    self.has_any = true;
-                    continue;
-                }
-            } else if end > start {
+            if end > start {
                 take_line(&mut self.current, &self.lines, start, end);
                 self.has_any = true;
-                continue;
+            }
+            if self.at == self.lines.len() {
+                // The piece is read: from now on it is held only by the
+                // events that are slices of it.
+                self.lines = Bytes::new();
+                self.at = 0;
             }
             // A blank line ends the event.
-            if self.has_any {
+            if end == start && self.has_any {
                 self.has_any = false;
                 return Some(std::mem::take(&mut self.current));
             }
