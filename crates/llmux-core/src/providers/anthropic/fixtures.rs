@@ -13,9 +13,9 @@ fn req(v: Value) -> ChatCompletionRequest {
 }
 
 fn body(v: Value) -> Value {
-    build(&req(v), "claude-sonnet-4-20250514", Some(64000), false)
-        .unwrap()
-        .body
+    let r = req(v);
+    let built = build(&r, "claude-sonnet-4-20250514", Some(64000), false).unwrap();
+    serde_json::to_value(&built.body).unwrap()
 }
 
 #[test]
@@ -112,6 +112,54 @@ fn cache_control_lands_on_the_matching_blocks() {
     assert_eq!(b["messages"][2]["content"][0]["type"], "tool_result");
     assert_eq!(b["messages"][2]["content"][0]["cache_control"], eph);
     assert_eq!(b["tools"][0]["cache_control"], eph);
+}
+
+#[test]
+fn anthropic_native_tools_pass_with_their_cache_mark_and_beta() {
+    let eph = json!({"type": "ephemeral"});
+    let r = req(
+        json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+        "tools": [{"type": "computer_20250124", "function": {"name": "computer"}, "name": "computer",
+                   "display_width_px": 1024, "cache_control": eph}]}),
+    );
+    let built = build(&r, "c", None, false).unwrap();
+    assert_eq!(built.betas, ["computer-use-2025-01-24"]);
+    assert_eq!(
+        serde_json::to_value(&built.body).unwrap()["tools"][0],
+        json!({"type": "computer_20250124", "name": "computer", "display_width_px": 1024, "cache_control": eph})
+    );
+}
+
+#[test]
+fn tool_call_arguments_are_sent_as_written_and_must_be_json() {
+    let call = |args: &str| {
+        req(json!({"model": "m", "messages": [
+            {"role": "user", "content": "x"},
+            {"role": "assistant", "tool_calls": [{"id": "t1", "type": "function",
+                "function": {"name": "f", "arguments": args}}]},
+            {"role": "tool", "tool_call_id": "t1", "content": "ok"}]}))
+    };
+    let r = call(" {\"path\": \"caf\\u00e9\", \"n\": [1, 2]} ");
+    let bytes = serde_json::to_vec(&build(&r, "c", None, false).unwrap().body).unwrap();
+    let text = String::from_utf8(bytes.clone()).unwrap();
+    assert!(
+        text.contains(r#""input":{"path": "caf\u00e9", "n": [1, 2]}"#),
+        "{text}"
+    );
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(
+        v["messages"][1]["content"][0]["input"],
+        json!({"path": "café", "n": [1, 2]})
+    );
+    let r = call("  ");
+    let v = serde_json::to_value(build(&r, "c", None, false).unwrap().body).unwrap();
+    assert_eq!(v["messages"][1]["content"][0]["input"], json!({}));
+    let r = call("{\"path\": ");
+    let e = build(&r, "c", None, false).unwrap_err();
+    assert_eq!(
+        (e.status, e.param.as_deref()),
+        (400, Some("messages[1].tool_calls[0].function.arguments"))
+    );
 }
 
 #[test]
@@ -220,13 +268,8 @@ fn parameters_map_and_unsupported_ones_are_named() {
         (400, Some("presence_penalty"))
     );
     assert!(e.message.contains("drop_params"));
-    assert!(
-        build(&r, "c", None, true)
-            .unwrap()
-            .body
-            .get("presence_penalty")
-            .is_none()
-    );
+    let dropped = serde_json::to_value(build(&r, "c", None, true).unwrap().body).unwrap();
+    assert!(dropped.get("presence_penalty").is_none());
     let r = req(
         json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "logit_bias": {"1": 2}, "n": 2}),
     );
@@ -238,17 +281,19 @@ fn parameters_map_and_unsupported_ones_are_named() {
 
 #[test]
 fn response_format_becomes_a_forced_tool_and_comes_back_as_text() {
-    let built = build(
-        &req(json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
-            "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": {"type": "object", "properties": {"a": {"type": "integer"}}}}}})),
-        "c", None, false).unwrap();
+    let r = req(
+        json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": {"type": "object", "properties": {"a": {"type": "integer"}}}}}}),
+    );
+    let built = build(&r, "c", None, false).unwrap();
     assert!(built.json_tool);
+    let body = serde_json::to_value(&built.body).unwrap();
     assert_eq!(
-        built.body["tool_choice"],
+        body["tool_choice"],
         json!({"type": "tool", "name": JSON_TOOL})
     );
     assert_eq!(
-        built.body["tools"][0]["input_schema"]["properties"]["a"]["type"],
+        body["tools"][0]["input_schema"]["properties"]["a"]["type"],
         "integer"
     );
 

@@ -2,9 +2,12 @@
 
 use crate::types::{
     ApiError, ChatCompletionRequest, ChatMessage, ContentPart, ImageUrl, KnownPart, MessageContent,
-    Role, ToolChoice,
+    Role, Stop, ToolChoice,
 };
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
+use std::borrow::Cow;
 
 /// The tool a `response_format` becomes (LiteLLM's name, so clients that
 /// know LiteLLM see the same thing).
@@ -43,27 +46,259 @@ const UNSUPPORTED: &[&str] = &[
 ];
 
 /// What the response side needs to know about how the request was built.
-#[derive(Debug, Clone, Default)]
-pub struct Built {
-    pub body: Value,
+#[derive(Debug)]
+pub struct Built<'a> {
+    pub body: MessagesRequest<'a>,
     /// `anthropic-beta` features the request uses.
     pub betas: Vec<&'static str>,
     /// `response_format` was turned into the forced JSON tool.
     pub json_tool: bool,
 }
 
+/// A Messages request, borrowing the client's text, schemas and marks
+/// from the canonical request: serializing it writes them once, with no
+/// JSON tree built and copied in between. Fields in Anthropic's order.
+#[derive(Debug, Serialize)]
+pub struct MessagesRequest<'a> {
+    pub model: &'a str,
+    pub messages: Vec<Turn<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub system: Vec<Block<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ToolDef<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<Choice<'a>>,
+    pub max_tokens: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<Cow<'a, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stop_sequences: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata<'a>>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stream: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Turn<'a> {
+    pub role: &'static str,
+    pub content: Vec<Block<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Metadata<'a> {
+    pub user_id: &'a str,
+}
+
+/// A content block. Each kind can carry a `cache_control` mark; a block
+/// the client wrote in Anthropic's own shape passes as written.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Block<'a> {
+    Text {
+        text: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cache_control: Option<&'a Value>,
+    },
+    Image {
+        source: Source<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cache_control: Option<&'a Value>,
+    },
+    Document {
+        source: Source<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        title: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cache_control: Option<&'a Value>,
+    },
+    Thinking {
+        thinking: Option<&'a Value>,
+        signature: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cache_control: Option<&'a Value>,
+    },
+    RedactedThinking {
+        data: Option<&'a Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cache_control: Option<&'a Value>,
+    },
+    ToolUse {
+        id: &'a str,
+        name: &'a str,
+        /// The call's arguments as the client wrote them (checked to be
+        /// JSON), not read into a tree and written again.
+        input: &'a RawValue,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cache_control: Option<&'a Value>,
+    },
+    ToolResult {
+        tool_use_id: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        content: Option<ToolResultContent<'a>>,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        is_error: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cache_control: Option<&'a Value>,
+    },
+    #[serde(untagged)]
+    AsWritten(Cow<'a, Value>),
+}
+
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum ToolResultContent<'a> {
+    Text(&'a str),
+    Blocks(Vec<Block<'a>>),
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Source<'a> {
+    Base64 {
+        media_type: &'a str,
+        data: &'a str,
+    },
+    Url {
+        url: &'a str,
+    },
+    Text {
+        media_type: &'static str,
+        data: Cow<'a, str>,
+    },
+    File {
+        file_id: &'a str,
+    },
+}
+
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum ToolDef<'a> {
+    Function {
+        name: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        description: Option<&'a str>,
+        input_schema: Cow<'a, Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cache_control: Option<&'a Value>,
+    },
+    /// Anthropic's own tool types (computer use, bash, text editor), as
+    /// the client wrote them.
+    Native {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        #[serde(flatten)]
+        fields: &'a Map<String, Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cache_control: Option<&'a Value>,
+    },
+}
+
+#[derive(Debug, Serialize)]
+pub struct Choice<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disable_parallel_tool_use: Option<bool>,
+}
+
+/// Where a block keeps its `cache_control` mark.
+enum Mark<'m, 'a> {
+    Field(&'m mut Option<&'a Value>),
+    Key(&'m mut Cow<'a, Value>),
+}
+
+impl<'a> Mark<'_, 'a> {
+    fn is_set(&self) -> bool {
+        match self {
+            Mark::Field(f) => f.is_some(),
+            Mark::Key(v) => v.get("cache_control").is_some_and(|c| !c.is_null()),
+        }
+    }
+
+    fn set(self, cc: &'a Value) {
+        match self {
+            Mark::Field(f) => *f = Some(cc),
+            Mark::Key(v) => {
+                if let Some(o) = v.to_mut().as_object_mut() {
+                    o.insert("cache_control".into(), cc.clone());
+                }
+            }
+        }
+    }
+
+    fn clear(self) {
+        match self {
+            Mark::Field(f) => *f = None,
+            Mark::Key(v) => {
+                if let Some(o) = v.to_mut().as_object_mut() {
+                    o.remove("cache_control");
+                }
+            }
+        }
+    }
+}
+
+impl<'a> Block<'a> {
+    fn text(text: &'a str, cache_control: Option<&'a Value>) -> Self {
+        Block::Text {
+            text,
+            cache_control,
+        }
+    }
+
+    fn mark(&mut self) -> Mark<'_, 'a> {
+        match self {
+            Block::Text { cache_control, .. }
+            | Block::Image { cache_control, .. }
+            | Block::Document { cache_control, .. }
+            | Block::Thinking { cache_control, .. }
+            | Block::RedactedThinking { cache_control, .. }
+            | Block::ToolUse { cache_control, .. }
+            | Block::ToolResult { cache_control, .. } => Mark::Field(cache_control),
+            Block::AsWritten(v) => Mark::Key(v),
+        }
+    }
+
+    fn is_tool_result(&self) -> bool {
+        match self {
+            Block::ToolResult { .. } => true,
+            Block::AsWritten(v) => v.get("type").and_then(Value::as_str) == Some("tool_result"),
+            _ => false,
+        }
+    }
+}
+
+impl<'a> ToolDef<'a> {
+    fn mark(&mut self) -> Mark<'_, 'a> {
+        match self {
+            ToolDef::Function { cache_control, .. } | ToolDef::Native { cache_control, .. } => {
+                Mark::Field(cache_control)
+            }
+        }
+    }
+}
+
 /// Builds the Anthropic request. `default_max_tokens` is the model's max
 /// output from the catalog (Anthropic requires `max_tokens`).
-pub fn build(
-    req: &ChatCompletionRequest,
-    upstream_model: &str,
+pub fn build<'a>(
+    req: &'a ChatCompletionRequest,
+    upstream_model: &'a str,
     default_max_tokens: Option<u64>,
     drop_params: bool,
-) -> Result<Built, ApiError> {
+) -> Result<Built<'a>, ApiError> {
     check_params(req, drop_params)?;
     let mut betas = Vec::new();
-    let mut system: Vec<Value> = Vec::new();
-    let mut turns: Vec<(String, Vec<Value>)> = Vec::new();
+    let mut system: Vec<Block<'a>> = Vec::new();
+    let mut turns: Vec<Turn<'a>> = Vec::new();
 
     for (i, msg) in req.messages.iter().enumerate() {
         match msg.role {
@@ -89,105 +324,105 @@ pub fn build(
         }
     }
     // Anthropic wants the first turn to be the user's; OpenAI does not.
-    if turns.first().is_some_and(|(role, _)| role == "assistant") {
-        turns.insert(0, ("user".to_owned(), vec![text_block(".", None)]));
+    if turns.first().is_some_and(|t| t.role == "assistant") {
+        turns.insert(
+            0,
+            Turn {
+                role: "user",
+                content: vec![Block::text(".", None)],
+            },
+        );
     }
     // A final assistant turn is a prefill; Anthropic refuses trailing
     // whitespace there.
-    if let Some((role, blocks)) = turns.last_mut() {
-        if role == "assistant" {
-            if let Some(Value::String(t)) = blocks.last_mut().and_then(|b| b.get_mut("text")) {
-                let trimmed = t.trim_end().to_owned();
-                *t = trimmed;
+    if let Some(turn) = turns.last_mut().filter(|t| t.role == "assistant") {
+        match turn.content.last_mut() {
+            Some(Block::Text { text, .. }) => *text = text.trim_end(),
+            Some(Block::AsWritten(v)) => {
+                if let Some(Value::String(t)) = v.get("text") {
+                    if t.trim_end().len() != t.len() {
+                        let trimmed = t.trim_end().to_owned();
+                        if let Some(o) = v.to_mut().as_object_mut() {
+                            o.insert("text".into(), trimmed.into());
+                        }
+                    }
+                }
             }
+            _ => {}
         }
     }
-
-    let mut body = Map::new();
-    body.insert("model".into(), upstream_model.into());
-    let messages: Vec<Value> = turns
-        .into_iter()
-        .map(|(role, content)| json!({"role": role, "content": content}))
-        .collect();
-    if messages.is_empty() {
+    if turns.is_empty() {
         return Err(ApiError::invalid_field(
             "messages",
             "Anthropic needs at least one user or assistant message.",
         ));
     }
-    body.insert("messages".into(), Value::Array(messages));
-    if !system.is_empty() {
-        body.insert("system".into(), Value::Array(system));
-    }
 
     // Tools, tool choice, and response_format as a forced tool.
-    let mut tools: Vec<Value> = Vec::new();
+    let mut tools: Vec<ToolDef<'a>> = Vec::new();
     for t in req.tools.iter().flatten() {
         if t.kind != "function" {
-            // Anthropic's own tool types (computer use, bash, text editor)
-            // pass through as the client wrote them.
-            let mut v = t.extra.clone();
-            v.insert("type".into(), t.kind.clone().into());
             if let Some(beta) = beta_for_tool(&t.kind) {
                 betas.push(beta);
             }
-            tools.push(Value::Object(v));
+            tools.push(ToolDef::Native {
+                kind: &t.kind,
+                fields: &t.extra,
+                cache_control: t.cache_control.as_ref(),
+            });
             continue;
         }
-        let mut tool = Map::new();
-        tool.insert("name".into(), t.function.name.clone().into());
-        if let Some(d) = &t.function.description {
-            tool.insert("description".into(), d.clone().into());
-        }
-        tool.insert(
-            "input_schema".into(),
-            t.function
+        tools.push(ToolDef::Function {
+            name: &t.function.name,
+            description: t.function.description.as_deref(),
+            input_schema: t
+                .function
                 .parameters
-                .clone()
-                .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
-        );
-        if let Some(cc) = &t.cache_control {
-            tool.insert("cache_control".into(), cc.clone());
-        }
-        tools.push(Value::Object(tool));
+                .as_ref()
+                .map_or_else(|| Cow::Owned(empty_schema()), Cow::Borrowed),
+            cache_control: t.cache_control.as_ref(),
+        });
     }
+    let choice = |kind, name| Choice {
+        kind,
+        name,
+        disable_parallel_tool_use: None,
+    };
     let mut tool_choice = req.tool_choice.as_ref().map(|c| match c {
-        ToolChoice::Mode(m) if m == "none" => json!({"type": "none"}),
-        ToolChoice::Mode(m) if m == "required" || m == "any" => json!({"type": "any"}),
-        ToolChoice::Mode(_) => json!({"type": "auto"}),
-        ToolChoice::Named(n) => json!({"type": "tool", "name": n.function.name}),
+        ToolChoice::Mode(m) if m == "none" => choice("none", None),
+        ToolChoice::Mode(m) if m == "required" || m == "any" => choice("any", None),
+        ToolChoice::Mode(_) => choice("auto", None),
+        ToolChoice::Named(n) => choice("tool", Some(n.function.name.as_str())),
     });
     let mut json_tool = false;
     if let Some(schema) = json_schema(req.response_format.as_ref())? {
-        tools.push(json!({
-            "name": JSON_TOOL,
-            "description": "Respond with a JSON object that matches this schema.",
-            "input_schema": schema,
-        }));
-        tool_choice = Some(json!({"type": "tool", "name": JSON_TOOL}));
+        tools.push(ToolDef::Function {
+            name: JSON_TOOL,
+            description: Some("Respond with a JSON object that matches this schema."),
+            input_schema: schema,
+            cache_control: None,
+        });
+        tool_choice = Some(choice("tool", Some(JSON_TOOL)));
         json_tool = true;
     }
     if req.parallel_tool_calls == Some(false) && !tools.is_empty() {
-        let choice = tool_choice.get_or_insert_with(|| json!({"type": "auto"}));
-        if choice["type"] != "none" {
-            choice["disable_parallel_tool_use"] = true.into();
+        let c = tool_choice.get_or_insert_with(|| choice("auto", None));
+        if c.kind != "none" {
+            c.disable_parallel_tool_use = Some(true);
         }
     }
-    if !tools.is_empty() {
-        body.insert("tools".into(), Value::Array(tools));
-    }
-    if let Some(c) = tool_choice.filter(|_| body.contains_key("tools")) {
-        body.insert("tool_choice".into(), c);
+    if tools.is_empty() {
+        tool_choice = None;
     }
 
     // Thinking: `thinking` as Anthropic spells it, or `reasoning_effort`.
     let thinking = match req.extra.get("thinking") {
-        Some(t) if !t.is_null() => Some(t.clone()),
+        Some(t) if !t.is_null() => Some(Cow::Borrowed(t)),
         _ => req
             .reasoning_effort
             .as_deref()
             .and_then(budget_for_effort)
-            .map(|b| json!({"type": "enabled", "budget_tokens": b})),
+            .map(|b| Cow::Owned(json!({"type": "enabled", "budget_tokens": b}))),
     };
     let budget = thinking
         .as_ref()
@@ -203,38 +438,30 @@ pub fn build(
             max_tokens = b + default_max_tokens.unwrap_or(4096).min(8192);
         }
     }
-    body.insert("max_tokens".into(), max_tokens.into());
-    if let Some(t) = thinking {
-        body.insert("thinking".into(), t);
-    }
 
-    if let Some(t) = req.temperature {
-        body.insert("temperature".into(), t.into());
-    }
-    if let Some(p) = req.top_p {
-        body.insert("top_p".into(), p.into());
-    }
-    if let Some(k) = req.extra.get("top_k").filter(|v| !v.is_null()) {
-        body.insert("top_k".into(), k.clone());
-    }
-    if let Some(stop) = &req.stop {
-        let stops: Vec<String> = stop
-            .to_vec()
+    let stop_sequences = match &req.stop {
+        None => Vec::new(),
+        Some(Stop::One(s)) => vec![s.as_str()],
+        Some(Stop::Many(v)) => v.iter().map(String::as_str).collect(),
+    };
+    let mut body = MessagesRequest {
+        model: upstream_model,
+        messages: turns,
+        system,
+        tools,
+        tool_choice,
+        max_tokens,
+        thinking,
+        temperature: req.temperature,
+        top_p: req.top_p,
+        top_k: req.extra.get("top_k").filter(|v| !v.is_null()),
+        stop_sequences: stop_sequences
             .into_iter()
             .filter(|s| !s.trim().is_empty())
-            .collect();
-        if !stops.is_empty() {
-            body.insert("stop_sequences".into(), stops.into());
-        }
-    }
-    if let Some(user) = &req.user {
-        body.insert("metadata".into(), json!({"user_id": user}));
-    }
-    if req.is_stream() {
-        body.insert("stream".into(), true.into());
-    }
-
-    let mut body = Value::Object(body);
+            .collect(),
+        metadata: req.user.as_deref().map(|user_id| Metadata { user_id }),
+        stream: req.is_stream(),
+    };
     limit_cache_breakpoints(&mut body);
     betas.sort_unstable();
     betas.dedup();
@@ -243,6 +470,10 @@ pub fn build(
         betas,
         json_tool,
     })
+}
+
+fn empty_schema() -> Value {
+    json!({"type": "object", "properties": {}})
 }
 
 fn check_params(req: &ChatCompletionRequest, drop_params: bool) -> Result<(), ApiError> {
@@ -306,25 +537,24 @@ fn beta_for_tool(kind: &str) -> Option<&'static str> {
     }
 }
 
-fn json_schema(format: Option<&Value>) -> Result<Option<Value>, ApiError> {
+fn json_schema(format: Option<&Value>) -> Result<Option<Cow<'_, Value>>, ApiError> {
     let Some(f) = format else { return Ok(None) };
     match f.get("type").and_then(Value::as_str) {
         Some("json_schema") => {
             let schema = f
                 .get("json_schema")
                 .and_then(|s| s.get("schema"))
-                .cloned()
                 .ok_or_else(|| {
                     ApiError::invalid_field(
                         "response_format",
                         "`response_format.json_schema.schema` is required.",
                     )
                 })?;
-            Ok(Some(schema))
+            Ok(Some(Cow::Borrowed(schema)))
         }
-        Some("json_object") => Ok(Some(
+        Some("json_object") => Ok(Some(Cow::Owned(
             json!({"type": "object", "additionalProperties": true}),
-        )),
+        ))),
         Some("text") | None => Ok(None),
         Some(other) => Err(ApiError::invalid_field(
             "response_format",
@@ -335,46 +565,39 @@ fn json_schema(format: Option<&Value>) -> Result<Option<Value>, ApiError> {
 
 /// Appends blocks to the last turn when it has the same role (Anthropic
 /// wants alternating turns), else starts a new one.
-fn push_turn(turns: &mut Vec<(String, Vec<Value>)>, role: &str, blocks: Vec<Value>) {
+fn push_turn<'a>(turns: &mut Vec<Turn<'a>>, role: &'static str, blocks: Vec<Block<'a>>) {
     if blocks.is_empty() {
         return;
     }
     match turns.last_mut() {
-        Some((r, b)) if r == role => {
+        Some(t) if t.role == role => {
             // Tool results must lead a user turn: keep them before other
             // user blocks when a user message follows results.
-            b.extend(blocks);
+            t.content.extend(blocks);
             if role == "user" {
-                b.sort_by_key(|v| v.get("type").and_then(Value::as_str) != Some("tool_result"));
+                t.content.sort_by_key(|b| !b.is_tool_result());
             }
         }
-        _ => turns.push((role.to_owned(), blocks)),
+        _ => turns.push(Turn {
+            role,
+            content: blocks,
+        }),
     }
 }
 
 /// A message-level `cache_control` marks the message's last block.
-fn apply_message_cache(blocks: &mut [Value], msg: &ChatMessage) {
+fn apply_message_cache<'a>(blocks: &mut [Block<'a>], msg: &'a ChatMessage) {
     if let (Some(cc), Some(last)) = (&msg.cache_control, blocks.last_mut()) {
-        if let Some(o) = last.as_object_mut() {
-            o.insert("cache_control".into(), cc.clone());
-        }
+        last.mark().set(cc);
     }
-}
-
-fn text_block(text: &str, cache_control: Option<&Value>) -> Value {
-    let mut b = json!({"type": "text", "text": text});
-    if let Some(cc) = cache_control {
-        b["cache_control"] = cc.clone();
-    }
-    b
 }
 
 /// System messages: text only.
-fn text_blocks(msg: &ChatMessage, i: usize) -> Result<Vec<Value>, ApiError> {
+fn text_blocks(msg: &ChatMessage, i: usize) -> Result<Vec<Block<'_>>, ApiError> {
     let mut out = Vec::new();
     match &msg.content {
         None => {}
-        Some(MessageContent::Text(t)) if !t.trim().is_empty() => out.push(text_block(t, None)),
+        Some(MessageContent::Text(t)) if !t.trim().is_empty() => out.push(Block::text(t, None)),
         Some(MessageContent::Text(_)) => {}
         Some(MessageContent::Parts(parts)) => {
             for p in parts {
@@ -384,7 +607,7 @@ fn text_blocks(msg: &ChatMessage, i: usize) -> Result<Vec<Value>, ApiError> {
                         cache_control,
                     }) => {
                         if !text.trim().is_empty() {
-                            out.push(text_block(text, cache_control.as_ref()));
+                            out.push(Block::text(text, cache_control.as_ref()));
                         }
                     }
                     _ => {
@@ -400,67 +623,63 @@ fn text_blocks(msg: &ChatMessage, i: usize) -> Result<Vec<Value>, ApiError> {
     Ok(out)
 }
 
-fn user_blocks(
-    msg: &ChatMessage,
+fn user_blocks<'a>(
+    msg: &'a ChatMessage,
     i: usize,
     drop_params: bool,
     betas: &mut Vec<&'static str>,
-) -> Result<Vec<Value>, ApiError> {
+) -> Result<Vec<Block<'a>>, ApiError> {
     let mut out = Vec::new();
     match &msg.content {
         None => {}
-        Some(MessageContent::Text(t)) if !t.trim().is_empty() => out.push(text_block(t, None)),
+        Some(MessageContent::Text(t)) if !t.trim().is_empty() => out.push(Block::text(t, None)),
         Some(MessageContent::Text(_)) => {}
         Some(MessageContent::Parts(parts)) => {
             for (j, p) in parts.iter().enumerate() {
-                let at = format!("messages[{i}].content[{j}]");
+                let refuse = |message: &str| {
+                    ApiError::invalid_field(&format!("messages[{i}].content[{j}]"), message)
+                };
                 match p {
                     ContentPart::Known(KnownPart::Text {
                         text,
                         cache_control,
                     }) => {
                         if !text.trim().is_empty() {
-                            out.push(text_block(text, cache_control.as_ref()));
+                            out.push(Block::text(text, cache_control.as_ref()));
                         }
                     }
                     ContentPart::Known(KnownPart::ImageUrl {
                         image_url,
                         cache_control,
-                    }) => {
-                        let mut b =
-                            json!({"type": "image", "source": image_source(image_url, &at)?});
-                        if let Some(cc) = cache_control {
-                            b["cache_control"] = cc.clone();
-                        }
-                        out.push(b);
-                    }
+                    }) => out.push(Block::Image {
+                        source: image_source(image_url).ok_or_else(|| refuse(IMAGE_URL))?,
+                        cache_control: cache_control.as_ref(),
+                    }),
                     ContentPart::Known(KnownPart::File {
                         file,
                         cache_control,
                     }) => {
-                        let (source, beta) = document_source(file, &at)?;
+                        let (source, beta) = document_source(file).ok_or_else(|| {
+                            refuse(
+                                "A file part needs `file_data` (a data: URL), `file_id` or `url`.",
+                            )
+                        })?;
                         if let Some(beta) = beta {
                             betas.push(beta);
                         }
-                        let mut b = json!({"type": "document", "source": source});
-                        if let Some(name) = file.get("filename").and_then(Value::as_str) {
-                            b["title"] = name.into();
-                        }
-                        if let Some(cc) = cache_control {
-                            b["cache_control"] = cc.clone();
-                        }
-                        out.push(b);
+                        out.push(Block::Document {
+                            source,
+                            title: file.get("filename").and_then(Value::as_str),
+                            cache_control: cache_control.as_ref(),
+                        });
                     }
                     ContentPart::Known(KnownPart::InputAudio { .. }) if drop_params => {}
                     ContentPart::Known(KnownPart::InputAudio { .. }) => {
-                        return Err(ApiError::invalid_field(
-                            &at,
-                            "Anthropic does not accept audio input.",
-                        ));
+                        return Err(refuse("Anthropic does not accept audio input."));
                     }
                     // Anthropic-native blocks sent through the OpenAI API
                     // (documents, search results) pass as written.
-                    ContentPart::Other(v) => out.push(v.clone()),
+                    ContentPart::Other(v) => out.push(Block::AsWritten(Cow::Borrowed(v))),
                 }
             }
         }
@@ -468,53 +687,53 @@ fn user_blocks(
     Ok(out)
 }
 
+const IMAGE_URL: &str = "image_url must be a data: URL (base64) or an http(s) URL.";
+
 /// `data:` URLs become base64 sources, http(s) URLs url sources.
-fn image_source(image: &ImageUrl, at: &str) -> Result<Value, ApiError> {
+fn image_source(image: &ImageUrl) -> Option<Source<'_>> {
     let url = image.url();
     if let Some((media_type, data)) = parse_data_url(url) {
-        return Ok(json!({"type": "base64", "media_type": media_type, "data": data}));
+        return Some(Source::Base64 { media_type, data });
     }
     if url.starts_with("https://") || url.starts_with("http://") {
-        return Ok(json!({"type": "url", "url": url}));
+        return Some(Source::Url { url });
     }
-    Err(ApiError::invalid_field(
-        at,
-        "image_url must be a data: URL (base64) or an http(s) URL.",
-    ))
+    None
 }
 
-fn document_source(file: &Value, at: &str) -> Result<(Value, Option<&'static str>), ApiError> {
+fn document_source(file: &Value) -> Option<(Source<'_>, Option<&'static str>)> {
     if let Some(data) = file.get("file_data").and_then(Value::as_str) {
         if let Some((media_type, b64)) = parse_data_url(data) {
             if media_type == "text/plain" {
-                return Ok((
-                    json!({"type": "text", "media_type": "text/plain", "data": decode_text(b64)}),
+                let data = decode_text(b64);
+                return Some((
+                    Source::Text {
+                        media_type: "text/plain",
+                        data,
+                    },
                     None,
                 ));
             }
-            return Ok((
-                json!({"type": "base64", "media_type": media_type, "data": b64}),
+            return Some((
+                Source::Base64 {
+                    media_type,
+                    data: b64,
+                },
                 None,
             ));
         }
     }
-    if let Some(id) = file.get("file_id").and_then(Value::as_str) {
-        return Ok((
-            json!({"type": "file", "file_id": id}),
-            Some("files-api-2025-04-14"),
-        ));
+    if let Some(file_id) = file.get("file_id").and_then(Value::as_str) {
+        return Some((Source::File { file_id }, Some("files-api-2025-04-14")));
     }
     if let Some(url) = file.get("url").and_then(Value::as_str) {
-        return Ok((json!({"type": "url", "url": url}), None));
+        return Some((Source::Url { url }, None));
     }
-    Err(ApiError::invalid_field(
-        at,
-        "A file part needs `file_data` (a data: URL), `file_id` or `url`.",
-    ))
+    None
 }
 
 /// Plain-text documents are sent as text, not base64.
-fn decode_text(b64: &str) -> String {
+fn decode_text(b64: &str) -> Cow<'_, str> {
     use base64::Engine;
     // Not decodable: keep the data as it came, and Anthropic reports a
     // clear error.
@@ -522,7 +741,7 @@ fn decode_text(b64: &str) -> String {
         .decode(b64.trim())
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
-        .unwrap_or_else(|| b64.to_owned())
+        .map_or(Cow::Borrowed(b64), Cow::Owned)
 }
 
 /// `data:<media type>;base64,<data>`
@@ -533,28 +752,34 @@ pub fn parse_data_url(url: &str) -> Option<(&str, &str)> {
     Some((media_type, data))
 }
 
-fn assistant_blocks(msg: &ChatMessage, i: usize) -> Result<Vec<Value>, ApiError> {
+fn assistant_blocks(msg: &ChatMessage, i: usize) -> Result<Vec<Block<'_>>, ApiError> {
     let mut out = Vec::new();
     // Thinking first, with the signatures Claude needs to see again.
     for b in msg.thinking_blocks.iter().flatten() {
         match b.get("type").and_then(Value::as_str) {
-            Some("thinking")
-                if b.get("signature")
+            Some("thinking") => {
+                if let Some(signature) = b
+                    .get("signature")
                     .and_then(Value::as_str)
-                    .is_some_and(|s| !s.is_empty()) =>
-            {
-                out.push(json!({"type": "thinking", "thinking": b.get("thinking").cloned().unwrap_or_default(),
-                                "signature": b["signature"]}));
+                    .filter(|s| !s.is_empty())
+                {
+                    out.push(Block::Thinking {
+                        thinking: b.get("thinking"),
+                        signature,
+                        cache_control: None,
+                    });
+                }
             }
-            Some("redacted_thinking") => {
-                out.push(json!({"type": "redacted_thinking", "data": b.get("data").cloned().unwrap_or_default()}));
-            }
+            Some("redacted_thinking") => out.push(Block::RedactedThinking {
+                data: b.get("data"),
+                cache_control: None,
+            }),
             // Unsigned thinking cannot be sent back; Claude re-thinks.
             _ => {}
         }
     }
     match &msg.content {
-        Some(MessageContent::Text(t)) if !t.trim().is_empty() => out.push(text_block(t, None)),
+        Some(MessageContent::Text(t)) if !t.trim().is_empty() => out.push(Block::text(t, None)),
         Some(MessageContent::Parts(parts)) => {
             for p in parts {
                 match p {
@@ -562,9 +787,9 @@ fn assistant_blocks(msg: &ChatMessage, i: usize) -> Result<Vec<Value>, ApiError>
                         text,
                         cache_control,
                     }) if !text.trim().is_empty() => {
-                        out.push(text_block(text, cache_control.as_ref()));
+                        out.push(Block::text(text, cache_control.as_ref()));
                     }
-                    ContentPart::Other(v) => out.push(v.clone()),
+                    ContentPart::Other(v) => out.push(Block::AsWritten(Cow::Borrowed(v))),
                     _ => {}
                 }
             }
@@ -573,37 +798,36 @@ fn assistant_blocks(msg: &ChatMessage, i: usize) -> Result<Vec<Value>, ApiError>
     }
     for (j, call) in msg.tool_calls.iter().flatten().enumerate() {
         let args = call.function.arguments.trim();
-        let input: Value = if args.is_empty() {
-            json!({})
-        } else {
-            serde_json::from_str(args).map_err(|_| {
+        let input =
+            serde_json::from_str(if args.is_empty() { "{}" } else { args }).map_err(|_| {
                 ApiError::invalid_field(
                     &format!("messages[{i}].tool_calls[{j}].function.arguments"),
                     "Tool call arguments must be a JSON object.",
                 )
-            })?
-        };
-        out.push(
-            json!({"type": "tool_use", "id": call.id, "name": call.function.name, "input": input}),
-        );
+            })?;
+        out.push(Block::ToolUse {
+            id: &call.id,
+            name: &call.function.name,
+            input,
+            cache_control: None,
+        });
     }
     Ok(out)
 }
 
-fn tool_result_block(msg: &ChatMessage, i: usize) -> Result<Value, ApiError> {
-    let id = msg
+fn tool_result_block(msg: &ChatMessage, i: usize) -> Result<Block<'_>, ApiError> {
+    let tool_use_id = msg
         .tool_call_id
-        .clone()
-        .or_else(|| msg.name.clone())
+        .as_deref()
+        .or(msg.name.as_deref())
         .ok_or_else(|| {
             ApiError::invalid_field(
                 &format!("messages[{i}].tool_call_id"),
                 "A tool message needs `tool_call_id`.",
             )
         })?;
-    let mut b = json!({"type": "tool_result", "tool_use_id": id});
-    match &msg.content {
-        Some(MessageContent::Text(t)) if !t.is_empty() => b["content"] = t.clone().into(),
+    let content = match &msg.content {
+        Some(MessageContent::Text(t)) if !t.is_empty() => Some(ToolResultContent::Text(t)),
         Some(MessageContent::Parts(parts)) => {
             let mut blocks = Vec::new();
             for (j, p) in parts.iter().enumerate() {
@@ -612,92 +836,58 @@ fn tool_result_block(msg: &ChatMessage, i: usize) -> Result<Value, ApiError> {
                         text,
                         cache_control,
                     }) if !text.is_empty() => {
-                        blocks.push(text_block(text, cache_control.as_ref()));
+                        blocks.push(Block::text(text, cache_control.as_ref()));
                     }
                     ContentPart::Known(KnownPart::ImageUrl { image_url, .. }) => {
-                        let at = format!("messages[{i}].content[{j}]");
-                        blocks.push(
-                            json!({"type": "image", "source": image_source(image_url, &at)?}),
-                        );
+                        let source = image_source(image_url).ok_or_else(|| {
+                            ApiError::invalid_field(
+                                &format!("messages[{i}].content[{j}]"),
+                                IMAGE_URL,
+                            )
+                        })?;
+                        blocks.push(Block::Image {
+                            source,
+                            cache_control: None,
+                        });
                     }
                     _ => {}
                 }
             }
-            if !blocks.is_empty() {
-                b["content"] = Value::Array(blocks);
-            }
+            (!blocks.is_empty()).then_some(ToolResultContent::Blocks(blocks))
         }
-        _ => {}
-    }
-    if msg.extra.get("is_error").and_then(Value::as_bool) == Some(true) {
-        b["is_error"] = true.into();
-    }
-    if let Some(cc) = &msg.cache_control {
-        b["cache_control"] = cc.clone();
-    }
-    Ok(b)
+        _ => None,
+    };
+    Ok(Block::ToolResult {
+        tool_use_id,
+        content,
+        is_error: msg.extra.get("is_error").and_then(Value::as_bool) == Some(true),
+        cache_control: msg.cache_control.as_ref(),
+    })
 }
 
 /// More than four `cache_control` marks: keep the last four (in the
 /// order tools → system → messages, which is Anthropic's prefix order:
 /// a later breakpoint caches a longer prefix), drop the earlier ones.
-fn limit_cache_breakpoints(body: &mut Value) {
-    let mut paths: Vec<Vec<PathStep>> = Vec::new();
-    collect_cache_paths(body, &mut paths);
-    if paths.len() <= MAX_CACHE_BREAKPOINTS {
+fn limit_cache_breakpoints(body: &mut MessagesRequest<'_>) {
+    let set = marks(body).filter(Mark::is_set).count();
+    if set <= MAX_CACHE_BREAKPOINTS {
         return;
     }
-    let excess = paths.len() - MAX_CACHE_BREAKPOINTS;
-    for path in paths.into_iter().take(excess) {
-        if let Some(Value::Object(o)) = walk_mut(body, &path) {
-            o.remove("cache_control");
-        }
+    for mark in marks(body)
+        .filter(Mark::is_set)
+        .take(set - MAX_CACHE_BREAKPOINTS)
+    {
+        mark.clear();
     }
 }
 
-#[derive(Clone)]
-enum PathStep {
-    Key(&'static str),
-    Index(usize),
-}
-
-fn collect_cache_paths(body: &Value, out: &mut Vec<Vec<PathStep>>) {
-    use PathStep::{Index, Key};
-    let has = |v: &Value| v.get("cache_control").is_some_and(|c| !c.is_null());
-    if let Some(tools) = body.get("tools").and_then(Value::as_array) {
-        for (i, t) in tools.iter().enumerate() {
-            if has(t) {
-                out.push(vec![Key("tools"), Index(i)]);
-            }
-        }
-    }
-    if let Some(system) = body.get("system").and_then(Value::as_array) {
-        for (i, b) in system.iter().enumerate() {
-            if has(b) {
-                out.push(vec![Key("system"), Index(i)]);
-            }
-        }
-    }
-    if let Some(messages) = body.get("messages").and_then(Value::as_array) {
-        for (i, m) in messages.iter().enumerate() {
-            if let Some(blocks) = m.get("content").and_then(Value::as_array) {
-                for (j, b) in blocks.iter().enumerate() {
-                    if has(b) {
-                        out.push(vec![Key("messages"), Index(i), Key("content"), Index(j)]);
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn walk_mut<'v>(v: &'v mut Value, path: &[PathStep]) -> Option<&'v mut Value> {
-    let mut cur = v;
-    for step in path {
-        cur = match step {
-            PathStep::Key(k) => cur.get_mut(*k)?,
-            PathStep::Index(i) => cur.get_mut(*i)?,
-        };
-    }
-    Some(cur)
+/// Every block's mark, in prefix order.
+fn marks<'m, 'a>(body: &'m mut MessagesRequest<'a>) -> impl Iterator<Item = Mark<'m, 'a>> {
+    let tools = body.tools.iter_mut().map(ToolDef::mark);
+    let system = body.system.iter_mut().map(Block::mark);
+    let turns = body
+        .messages
+        .iter_mut()
+        .flat_map(|t| t.content.iter_mut().map(Block::mark));
+    tools.chain(system).chain(turns)
 }
