@@ -2,7 +2,8 @@
 //! calling Claude (`providers::anthropic`) and clients calling llmux's
 //! `/v1/messages` (`inbound::anthropic`). Unknown fields are kept.
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 pub const API_VERSION: &str = "2023-06-01";
@@ -47,11 +48,40 @@ pub struct Message {
 }
 
 /// A string, or a list of blocks.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Content {
     Text(String),
     Blocks(Vec<Block>),
+}
+
+/// Read by what the JSON holds, a string or a list: an untagged derive
+/// would copy the whole content into serde's buffer first and read it
+/// again from there.
+impl<'de> Deserialize<'de> for Content {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Content;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or a list of content blocks")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Content, E> {
+                Ok(Content::Text(s.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Content, E> {
+                Ok(Content::Text(s))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Content, A::Error> {
+                let mut blocks = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+                while let Some(b) = seq.next_element()? {
+                    blocks.push(b);
+                }
+                Ok(Content::Blocks(blocks))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl Content {
@@ -64,11 +94,118 @@ impl Content {
 }
 
 /// A content block llmux understands, or any other, kept verbatim.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Block {
     Known(KnownBlock),
     Other(Value),
+}
+
+/// Text, tool calls and thinking, the blocks of nearly every message, are
+/// read straight into their fields when `type` comes first, as Anthropic
+/// and its SDKs write it. Any other block, or `type` later in the object,
+/// is read into a JSON object first and then as the block it names, or
+/// kept as it is: what an untagged derive does, which buffers every block.
+impl<'de> Deserialize<'de> for Block {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Block;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a content block (an object)")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Block, A::Error> {
+                let mut obj = Map::new();
+                let Some(first) = map.next_key::<String>()? else {
+                    return Ok(Block::Other(Value::Object(obj)));
+                };
+                let first_value: Value = map.next_value()?;
+                if first == "type" {
+                    let rest = de::value::MapAccessDeserializer::new(&mut map);
+                    let known = match first_value.as_str() {
+                        Some("text") => {
+                            let TextRest {
+                                text,
+                                cache_control,
+                                citations,
+                            } = TextRest::deserialize(rest)?;
+                            Some(KnownBlock::Text {
+                                text,
+                                cache_control,
+                                citations,
+                            })
+                        }
+                        Some("tool_use") => {
+                            let ToolUseRest {
+                                id,
+                                name,
+                                input,
+                                cache_control,
+                            } = ToolUseRest::deserialize(rest)?;
+                            Some(KnownBlock::ToolUse {
+                                id,
+                                name,
+                                input,
+                                cache_control,
+                            })
+                        }
+                        Some("thinking") => {
+                            let ThinkingRest {
+                                thinking,
+                                signature,
+                            } = ThinkingRest::deserialize(rest)?;
+                            Some(KnownBlock::Thinking {
+                                thinking,
+                                signature,
+                            })
+                        }
+                        _ => None,
+                    };
+                    if let Some(k) = known {
+                        return Ok(Block::Known(k));
+                    }
+                }
+                obj.insert(first, first_value);
+                while let Some((k, v)) = map.next_entry::<String, Value>()? {
+                    obj.insert(k, v);
+                }
+                let v = Value::Object(obj);
+                Ok(match KnownBlock::deserialize(&v) {
+                    Ok(k) => Block::Known(k),
+                    Err(_) => Block::Other(v),
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// The fields after `type` of the blocks read directly (see [`Block`]);
+/// the same as their [`KnownBlock`] variants'.
+#[derive(Deserialize)]
+struct TextRest {
+    text: String,
+    #[serde(default)]
+    cache_control: Option<Value>,
+    #[serde(default)]
+    citations: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct ToolUseRest {
+    id: String,
+    name: String,
+    #[serde(default)]
+    input: Value,
+    #[serde(default)]
+    cache_control: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct ThinkingRest {
+    thinking: String,
+    #[serde(default)]
+    signature: String,
 }
 
 impl Block {
@@ -536,6 +673,66 @@ pub fn error_json(e: &crate::types::ApiError) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A block read with `type` first, or later, or of a kind read only
+    /// through the JSON object, is what reading it as a `KnownBlock`, or
+    /// else keeping it as it is, gives; from text and from a `Value` alike.
+    #[test]
+    fn blocks_read_as_their_kind_or_as_written() {
+        let cases = [
+            r#"{"type":"text","text":"Hi \"there\"\n"}"#,
+            r#"{"type":"text","text":"cached","cache_control":{"type":"ephemeral"},"citations":[{"x":1}]}"#,
+            r#"{"text":"type later","type":"text"}"#,
+            r#"{"type":"tool_use","id":"toolu_1","name":"read","input":{"path":"a"}}"#,
+            r#"{"type":"tool_use","id":"toolu_2","name":"noinput"}"#,
+            r#"{"id":"toolu_3","type":"tool_use","name":"f","input":{}}"#,
+            r#"{"type":"thinking","thinking":"hmm","signature":"EqQB"}"#,
+            r#"{"type":"thinking","thinking":"unsigned"}"#,
+            r#"{"type":"redacted_thinking","data":"opaque"}"#,
+            r#"{"type":"image","source":{"type":"base64","media_type":"image/png","data":"iVBO"}}"#,
+            r#"{"type":"tool_result","tool_use_id":"toolu_1","content":[{"type":"text","text":"A"}],"is_error":false}"#,
+            r#"{"type":"tool_result","tool_use_id":"toolu_1","content":"plain"}"#,
+            r#"{"type":"server_tool_use","id":"srvtoolu_1","name":"web_search","input":{"query":"q"}}"#,
+            r#"{"type":"web_search_tool_result","tool_use_id":"srvtoolu_1","content":[]}"#,
+            r#"{"text":5,"type":"text"}"#,
+            r#"{"type":7}"#,
+            r#"{"kind":"no type at all"}"#,
+            r#"{}"#,
+        ];
+        for case in cases {
+            let v: Value = serde_json::from_str(case).unwrap();
+            let want = match KnownBlock::deserialize(&v) {
+                Ok(k) => Block::Known(k),
+                Err(_) => Block::Other(v.clone()),
+            };
+            let from_text: Block = serde_json::from_str(case).unwrap();
+            assert_eq!(from_text, want, "{case}");
+            let from_value: Block = serde_json::from_value(v).unwrap();
+            assert_eq!(from_value, want, "{case}");
+        }
+        // Typed fields that do not read, with `type` first, and a block
+        // that is not an object, are errors, not blocks kept blind.
+        for bad in [
+            r#"{"type":"text","text":5}"#,
+            r#"{"type":"tool_use","id":"t","name":["f"]}"#,
+            r#""a string""#,
+        ] {
+            assert!(serde_json::from_str::<Block>(bad).is_err(), "{bad}");
+        }
+        let text: Content = serde_json::from_str(r#""just text""#).unwrap();
+        assert_eq!(text, Content::Text("just text".into()));
+        let blocks: Content =
+            serde_json::from_str(r#"[{"type":"text","text":"a"},{"type":"custom","z":1}]"#)
+                .unwrap();
+        assert_eq!(
+            blocks,
+            Content::Blocks(vec![
+                Block::text("a"),
+                Block::Other(serde_json::json!({"type": "custom", "z": 1}))
+            ])
+        );
+        assert!(serde_json::from_str::<Content>("5").is_err());
+    }
 
     /// The event-name fast path reads every event exactly as the tagged
     /// parse does, and anything it does not expect falls back to it.

@@ -485,6 +485,77 @@ fn an_error_event_mid_stream_is_an_error_not_a_short_success() {
 }
 
 #[test]
+fn stream_blocks_are_told_apart_by_index_and_a_wild_index_is_an_error() {
+    let ev = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+    let start = ev(
+        "message_start",
+        json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant",
+            "model": "claude", "content": [], "usage": {"input_tokens": 5, "output_tokens": 1}}}),
+    );
+    // A tool block at index 2 opened before the text block at 0: each
+    // delta goes by its block's kind.
+    let body = [
+        start.clone(),
+        ev(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 2, "content_block": {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}}),
+        ),
+        ev(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+        ev(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": "{\"a\":1}"}}),
+        ),
+        ev(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "hi"}}),
+        ),
+        ev(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "never opened"}}),
+        ),
+        ev("message_stop", json!({"type": "message_stop"})),
+    ]
+    .concat();
+    let mut t = AnthropicStream::new(false, false, "c", 1);
+    let mut out = vec![];
+    t.push(body.as_bytes(), &mut out);
+    let c = chunks(&out);
+    let deltas: Vec<&Value> = c.iter().map(|c| &c["choices"][0]["delta"]).collect();
+    assert_eq!(deltas[1]["tool_calls"][0]["id"], "toolu_1");
+    assert_eq!(
+        deltas[2]["tool_calls"][0]["function"]["arguments"],
+        "{\"a\":1}"
+    );
+    assert_eq!(deltas[3]["content"], "hi");
+    assert_eq!(
+        c.len(),
+        5,
+        "the delta of a block never opened is skipped: {c:?}"
+    );
+    assert_eq!(out.last(), Some(&StreamEvent::Done));
+
+    let wild = ev(
+        "content_block_start",
+        json!({"type": "content_block_start", "index": 4_000_000_000u32, "content_block": {"type": "text", "text": ""}}),
+    );
+    let mut t = AnthropicStream::new(false, false, "c", 1);
+    let mut out = vec![];
+    t.push(format!("{start}{wild}").as_bytes(), &mut out);
+    let StreamEvent::Error(e) = out.last().unwrap() else {
+        panic!("{out:?}")
+    };
+    assert_eq!(e.status, 502);
+    assert!(
+        e.message.contains("content block 4000000000"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
 fn a_stream_cut_before_message_stop_is_an_error() {
     let mut t = AnthropicStream::new(false, false, "c", 1);
     let mut out = vec![];

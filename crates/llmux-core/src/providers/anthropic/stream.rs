@@ -12,7 +12,10 @@ use crate::types::anthropic::{
 };
 use crate::types::{ApiError, Delta, FunctionCallDelta, ToolCallDelta, Usage};
 use serde_json::json;
-use std::collections::HashMap;
+
+/// Content blocks a streamed message may open: far more than any answer
+/// has, few enough that a broken index cannot make the table large.
+const MAX_BLOCKS: usize = 4096;
 
 enum BlockKind {
     Text,
@@ -29,7 +32,9 @@ pub struct AnthropicStream {
     client_wants_usage: bool,
     json_tool: bool,
     src: ChunkSource,
-    blocks: HashMap<u32, BlockKind>,
+    /// Each content block's kind, at its index (Anthropic numbers a
+    /// message's blocks 0, 1, 2, …).
+    blocks: Vec<BlockKind>,
     next_tool: u32,
     usage: AnthropicUsage,
     openai_usage: Option<Usage>,
@@ -44,7 +49,7 @@ impl AnthropicStream {
             client_wants_usage,
             json_tool,
             src: ChunkSource::new(String::new(), model.to_owned(), created),
-            blocks: HashMap::new(),
+            blocks: Vec::new(),
             next_tool: 0,
             usage: AnthropicUsage::default(),
             openai_usage: None,
@@ -138,10 +143,26 @@ impl AnthropicStream {
                     }
                     _ => BlockKind::Other,
                 };
-                self.blocks.insert(index, kind);
+                let i = index as usize;
+                if i >= MAX_BLOCKS {
+                    self.fail(
+                        ApiError::bad_gateway(format!(
+                            "The upstream stream opened content block {index}; \
+                             at most {MAX_BLOCKS} are read."
+                        )),
+                        out,
+                    );
+                    return;
+                }
+                if i >= self.blocks.len() {
+                    self.blocks.resize_with(i + 1, || BlockKind::Other);
+                }
+                if let Some(slot) = self.blocks.get_mut(i) {
+                    *slot = kind;
+                }
             }
             AnEvent::ContentBlockDelta { index, delta } => {
-                let kind = self.blocks.get(&index).unwrap_or(&BlockKind::Other);
+                let kind = self.blocks.get(index as usize).unwrap_or(&BlockKind::Other);
                 let d = match (kind, delta) {
                     (BlockKind::Text, BlockDelta::TextDelta { text }) => Delta {
                         content: Some(text),
