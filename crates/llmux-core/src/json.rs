@@ -1,6 +1,8 @@
 //! JSON from bytes, read the cheaper way.
 
-use serde::Deserialize;
+use crate::types::ApiError;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 
 /// `serde_json::from_slice`, but checking the bytes are UTF-8 in one pass
 /// first and then reading them as text: `from_slice` checks each string on
@@ -11,6 +13,21 @@ pub fn from_bytes<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> serde_json::Result
         Ok(text) => serde_json::from_str(text),
         Err(_) => serde_json::from_slice(bytes),
     }
+}
+
+/// A body written as JSON into a buffer of `size` bytes to start, the
+/// size of the body it translates and some: `serde_json::to_vec` starts at
+/// 128 bytes and grows, copying what it has written, five times or so for
+/// a short chat.
+pub fn body<T: Serialize + ?Sized>(value: &T, size: usize) -> Result<Bytes, ApiError> {
+    let mut out = Vec::with_capacity(size);
+    serde_json::to_writer(&mut out, value).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(Bytes::from(out))
+}
+
+/// Room for what a translation adds to a body of `len` bytes.
+pub fn translated_size(len: usize) -> usize {
+    len + len / 4 + 256
 }
 
 #[cfg(test)]
@@ -32,5 +49,18 @@ mod tests {
                 .to_string();
             assert_eq!(mine, theirs);
         }
+    }
+
+    #[test]
+    fn a_body_is_the_same_json_whatever_room_it_starts_with() {
+        let v =
+            serde_json::json!({"a": "x\"y\n".repeat(100), "b": [1, 2.5, null], "c": {"d": true}});
+        let want = serde_json::to_vec(&v).unwrap();
+        for size in [0, 1, 128, translated_size(want.len()), 1 << 16] {
+            assert_eq!(body(&v, size).unwrap(), want);
+        }
+        // A map with a non-string key cannot be JSON: a 500, not a panic.
+        let bad: std::collections::HashMap<Vec<u8>, u8> = [(vec![1], 1)].into();
+        assert_eq!(body(&bad, 16).unwrap_err().status, 500);
     }
 }

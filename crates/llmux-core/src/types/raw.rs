@@ -122,6 +122,11 @@ impl<'a> RawChatRequest<'a> {
         &self.model
     }
 
+    /// The size of the body as the client sent it.
+    pub fn body_len(&self) -> usize {
+        self.body.len()
+    }
+
     pub fn is_stream(&self) -> bool {
         self.stream
     }

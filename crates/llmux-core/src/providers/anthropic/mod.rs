@@ -80,11 +80,11 @@ pub fn build_chat_request(
         dep.info.u64("max_output_tokens"),
         call.drop_params,
     )?;
-    let body = serde_json::to_vec(&built.body).map_err(|e| ApiError::internal(e.to_string()))?;
+    let size = crate::json::translated_size(call.request.body_len());
     Ok(UpstreamRequest {
         url: messages_url(dep.api_base.as_deref(), "messages"),
         headers: headers(dep, None, &built.betas),
-        body: Bytes::from(body),
+        body: crate::json::body(&built.body, size)?,
     })
 }
 
@@ -105,9 +105,8 @@ pub fn chat_response(
     })?;
     let out = response::to_openai(resp, call.wants_json(), now());
     let usage = out.usage.clone();
-    let body = serde_json::to_vec(&out).map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(ChatResponse {
-        body: Bytes::from(body),
+        body: crate::json::body(&out, crate::json::translated_size(body.len()))?,
         usage,
     })
 }

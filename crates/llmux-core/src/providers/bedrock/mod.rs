@@ -127,7 +127,10 @@ pub fn build_chat_request(
 ) -> Result<UpstreamRequest, ApiError> {
     let req = call.typed()?;
     let built = request::build(&req, traits(dep), call.drop_params)?;
-    let body = serde_json::to_vec(&built.body).map_err(|e| ApiError::internal(e.to_string()))?;
+    let body = crate::json::body(
+        &built.body,
+        crate::json::translated_size(call.request.body_len()),
+    )?;
     let url = url(dep, req.is_stream());
     let mut headers = HeaderMap::with_capacity(6);
     headers.insert(
@@ -160,11 +163,7 @@ pub fn build_chat_request(
             )));
         }
     }
-    Ok(UpstreamRequest {
-        url,
-        headers,
-        body: Bytes::from(body),
-    })
+    Ok(UpstreamRequest { url, headers, body })
 }
 
 pub fn chat_response(
@@ -191,7 +190,7 @@ pub fn chat_response(
     );
     let usage = out.usage.clone();
     Ok(ChatResponse {
-        body: Bytes::from(serde_json::to_vec(&out).map_err(|e| ApiError::internal(e.to_string()))?),
+        body: crate::json::body(&out, crate::json::translated_size(body.len()))?,
         usage,
     })
 }

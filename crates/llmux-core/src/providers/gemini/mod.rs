@@ -112,9 +112,7 @@ pub fn build_chat_request(
     Ok(UpstreamRequest {
         url: url(dep, req.is_stream())?,
         headers: headers(dep, creds)?,
-        body: Bytes::from(
-            serde_json::to_vec(&body).map_err(|e| ApiError::internal(e.to_string()))?,
-        ),
+        body: crate::json::body(&body, crate::json::translated_size(call.request.body_len()))?,
     })
 }
 
@@ -136,7 +134,7 @@ pub fn chat_response(
     let out = response::to_openai(resp, model_id(dep), crate::providers::anthropic::now())?;
     let usage = out.usage.clone();
     Ok(ChatResponse {
-        body: Bytes::from(serde_json::to_vec(&out).map_err(|e| ApiError::internal(e.to_string()))?),
+        body: crate::json::body(&out, crate::json::translated_size(body.len()))?,
         usage,
     })
 }
