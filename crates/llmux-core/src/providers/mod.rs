@@ -240,16 +240,14 @@ impl ChunkSource {
     }
 
     fn write_head(&mut self) {
-        use std::io::Write;
         let head = &mut self.head;
         head.clear();
+        head.reserve(96 + self.id.len() + self.model.len());
         head.extend_from_slice(b"{\"id\":");
         let _ = serde_json::to_writer(&mut *head, &self.id);
-        let _ = write!(
-            head,
-            ",\"object\":\"chat.completion.chunk\",\"created\":{},\"model\":",
-            self.created
-        );
+        head.extend_from_slice(b",\"object\":\"chat.completion.chunk\",\"created\":");
+        let _ = serde_json::to_writer(&mut *head, &self.created);
+        head.extend_from_slice(b",\"model\":");
         let _ = serde_json::to_writer(&mut *head, &self.model);
         head.extend_from_slice(b",\"choices\":");
     }
@@ -295,7 +293,9 @@ impl ChunkSource {
 
     /// A `ChatCompletionChunk` as JSON (without `system_fingerprint`).
     fn event(&self, choices: &[ChunkChoice], usage: Option<&Usage>) -> StreamEvent {
-        let mut out = Vec::with_capacity(self.head.len() + 160);
+        // Room for a choice, and for a usage object with its details.
+        let room = if usage.is_some() { 512 } else { 160 };
+        let mut out = Vec::with_capacity(self.head.len() + room);
         out.extend_from_slice(&self.head);
         let _ = serde_json::to_writer(&mut out, choices);
         if let Some(u) = usage {
