@@ -17,14 +17,14 @@ const SSE: &str = include_str!("../../../bench/lib/anthropic-response.sse");
 const MODEL: &str = "claude-sonnet-4-5-20250929";
 
 /// OpenAI request bytes → Messages request bytes, as the gateway does it.
-fn translate_request(body: &[u8]) -> Vec<u8> {
+fn translate_request(body: &[u8]) -> bytes::Bytes {
+    use llmux_core::json::{body as json_body, translated_size};
     let Ok(req) = serde_json::from_slice::<ChatCompletionRequest>(body) else {
-        return Vec::new();
+        return bytes::Bytes::new();
     };
-    match request::build(&req, MODEL, Some(64000), false) {
-        Ok(built) => serde_json::to_vec(&built.body).unwrap_or_default(),
-        Err(_) => Vec::new(),
-    }
+    request::build(&req, MODEL, Some(64000), false)
+        .and_then(|built| json_body(&built.body, translated_size(body.len())))
+        .unwrap_or_default()
 }
 
 /// Messages response bytes → OpenAI completion bytes.

@@ -93,7 +93,8 @@ impl Content {
     }
 }
 
-/// A content block llmux understands, or any other, kept verbatim.
+/// A content block of a kind llmux understands, or of any other kind,
+/// kept verbatim.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Block {
@@ -103,9 +104,12 @@ pub enum Block {
 
 /// Text, tool calls and thinking, the blocks of nearly every message, are
 /// read straight into their fields when `type` comes first, as Anthropic
-/// and its SDKs write it. Any other block, or `type` later in the object,
-/// is read into a JSON object first and then as the block it names, or
-/// kept as it is: what an untagged derive does, which buffers every block.
+/// and its SDKs write it (an untagged derive buffered every block). Any
+/// other block, or `type` later in the object, is read into a JSON object
+/// first and then as the kind it names. A block of a kind llmux knows whose
+/// fields do not read (`"text": 5`) is an error, whichever way it was read;
+/// a kind it does not know is kept as written. A block that is not an
+/// object is an error.
 impl<'de> Deserialize<'de> for Block {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
@@ -170,15 +174,33 @@ impl<'de> Deserialize<'de> for Block {
                     obj.insert(k, v);
                 }
                 let v = Value::Object(obj);
-                Ok(match KnownBlock::deserialize(&v) {
-                    Ok(k) => Block::Known(k),
-                    Err(_) => Block::Other(v),
-                })
+                let known = v
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| KNOWN_BLOCKS.contains(&t));
+                if known {
+                    KnownBlock::deserialize(&v)
+                        .map(Block::Known)
+                        .map_err(de::Error::custom)
+                } else {
+                    Ok(Block::Other(v))
+                }
             }
         }
         d.deserialize_map(V)
     }
 }
+
+/// The `type`s of [`KnownBlock`].
+const KNOWN_BLOCKS: &[&str] = &[
+    "text",
+    "image",
+    "document",
+    "tool_use",
+    "tool_result",
+    "thinking",
+    "redacted_thinking",
+];
 
 /// The fields after `type` of the blocks read directly (see [`Block`]);
 /// the same as their [`KnownBlock`] variants'.
@@ -694,7 +716,6 @@ mod tests {
             r#"{"type":"tool_result","tool_use_id":"toolu_1","content":"plain"}"#,
             r#"{"type":"server_tool_use","id":"srvtoolu_1","name":"web_search","input":{"query":"q"}}"#,
             r#"{"type":"web_search_tool_result","tool_use_id":"srvtoolu_1","content":[]}"#,
-            r#"{"text":5,"type":"text"}"#,
             r#"{"type":7}"#,
             r#"{"kind":"no type at all"}"#,
             r#"{}"#,
@@ -710,10 +731,12 @@ mod tests {
             let from_value: Block = serde_json::from_value(v).unwrap();
             assert_eq!(from_value, want, "{case}");
         }
-        // Typed fields that do not read, with `type` first, and a block
-        // that is not an object, are errors, not blocks kept blind.
+        // A known kind whose fields do not read, `type` first or not, and
+        // a block that is not an object, are errors, not blocks kept blind.
         for bad in [
             r#"{"type":"text","text":5}"#,
+            r#"{"text":5,"type":"text"}"#,
+            r#"{"source":{},"type":"tool_result"}"#,
             r#"{"type":"tool_use","id":"t","name":["f"]}"#,
             r#""a string""#,
         ] {
@@ -732,6 +755,20 @@ mod tests {
             ])
         );
         assert!(serde_json::from_str::<Content>("5").is_err());
+
+        // KNOWN_BLOCKS names exactly KnownBlock's variants (serde lists
+        // them when it meets another).
+        let e = KnownBlock::deserialize(&serde_json::json!({"type": "x"}))
+            .unwrap_err()
+            .to_string();
+        let listed: Vec<&str> = e
+            .split("expected one of ")
+            .nth(1)
+            .unwrap()
+            .split(", ")
+            .map(|v| v.trim_matches('`'))
+            .collect();
+        assert_eq!(listed, KNOWN_BLOCKS, "{e}");
     }
 
     /// The event-name fast path reads every event exactly as the tagged

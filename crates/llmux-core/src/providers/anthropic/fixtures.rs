@@ -154,12 +154,73 @@ fn tool_call_arguments_are_sent_as_written_and_must_be_json() {
     let r = call("  ");
     let v = serde_json::to_value(build(&r, "c", None, false).unwrap().body).unwrap();
     assert_eq!(v["messages"][1]["content"][0]["input"], json!({}));
-    let r = call("{\"path\": ");
-    let e = build(&r, "c", None, false).unwrap_err();
+    for bad in ["{\"path\": ", "[1, 2]", "5", "\"text\""] {
+        let r = call(bad);
+        let e = build(&r, "c", None, false).unwrap_err();
+        assert_eq!(
+            (e.status, e.param.as_deref()),
+            (400, Some("messages[1].tool_calls[0].function.arguments")),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn breakpoints_are_counted_on_tools_as_written_blocks_and_inside_tool_results() {
+    let eph = json!({"type": "ephemeral"});
+    // In prefix order: a function tool, a native tool, a system block, a
+    // block passed as written, a text block inside a tool result, the
+    // result itself, and the last user text. Seven marks: the first three go.
+    let r = req(json!({"model": "m",
+        "tools": [
+            {"type": "function", "function": {"name": "f"}, "cache_control": eph},
+            {"type": "bash_20250124", "function": {"name": "bash"}, "name": "bash", "cache_control": eph}],
+        "messages": [
+            {"role": "system", "content": [{"type": "text", "text": "sys", "cache_control": eph}]},
+            {"role": "user", "content": [{"type": "search_result", "source": "s", "title": "t",
+                "content": [], "cache_control": eph}]},
+            {"role": "assistant", "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "t1", "cache_control": eph,
+             "content": [{"type": "text", "text": "inner", "cache_control": eph}]},
+            {"role": "user", "content": "last", "cache_control": eph}]}));
+    let before = r.clone();
+    let b = serde_json::to_value(build(&r, "c", None, false).unwrap().body).unwrap();
+    assert_eq!(r, before, "the client's request is not changed");
+    assert!(b["tools"][0].get("cache_control").is_none());
+    assert!(b["tools"][1].get("cache_control").is_none());
+    assert!(b["system"][0].get("cache_control").is_none());
+    let m = &b["messages"];
+    assert_eq!(m[0]["content"][0]["type"], "search_result");
+    assert_eq!(m[0]["content"][0]["cache_control"], eph);
+    assert_eq!(m[2]["content"][0]["type"], "tool_result");
+    assert_eq!(m[2]["content"][0]["content"][0]["cache_control"], eph);
+    assert_eq!(m[2]["content"][0]["cache_control"], eph);
+    assert_eq!(m[2]["content"][1]["cache_control"], eph);
+    assert_eq!(b.to_string().matches("cache_control").count(), 4);
+
+    // Two more marks later on: the as-written block's mark and the one
+    // inside the tool result go too, the client's copy untouched.
+    let mut v = serde_json::to_value(&before).unwrap();
+    let msgs = v["messages"].as_array_mut().unwrap();
+    msgs.push(json!({"role": "assistant", "content": "ok", "cache_control": eph}));
+    msgs.push(json!({"role": "user", "content": "again", "cache_control": eph}));
+    let r = req(v);
+    let before = r.clone();
+    let b = serde_json::to_value(build(&r, "c", None, false).unwrap().body).unwrap();
+    assert_eq!(r, before);
+    let m = &b["messages"];
+    assert!(m[0]["content"][0].get("cache_control").is_none());
     assert_eq!(
-        (e.status, e.param.as_deref()),
-        (400, Some("messages[1].tool_calls[0].function.arguments"))
+        m[0]["content"][0]["title"], "t",
+        "the rest of the block as written"
     );
+    assert!(
+        m[2]["content"][0]["content"][0]
+            .get("cache_control")
+            .is_none()
+    );
+    assert_eq!(m[2]["content"][0]["cache_control"], eph);
+    assert_eq!(b.to_string().matches("cache_control").count(), 4);
 }
 
 #[test]
@@ -537,22 +598,30 @@ fn stream_blocks_are_told_apart_by_index_and_a_wild_index_is_an_error() {
     );
     assert_eq!(out.last(), Some(&StreamEvent::Done));
 
-    let wild = ev(
-        "content_block_start",
-        json!({"type": "content_block_start", "index": 4_000_000_000u32, "content_block": {"type": "text", "text": ""}}),
-    );
-    let mut t = AnthropicStream::new(false, false, "c", 1);
-    let mut out = vec![];
-    t.push(format!("{start}{wild}").as_bytes(), &mut out);
-    let StreamEvent::Error(e) = out.last().unwrap() else {
-        panic!("{out:?}")
-    };
-    assert_eq!(e.status, 502);
-    assert!(
-        e.message.contains("content block 4000000000"),
-        "{}",
-        e.message
-    );
+    // A block past the table's end: an error, and nothing of the block
+    // before it.
+    for block in [
+        json!({"type": "text", "text": "early text"}),
+        json!({"type": "tool_use", "id": "toolu_9", "name": "f", "input": {}}),
+    ] {
+        let wild = ev(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 4_000_000_000u32, "content_block": block}),
+        );
+        let mut t = AnthropicStream::new(false, false, "c", 1);
+        let mut out = vec![];
+        t.push(format!("{start}{wild}").as_bytes(), &mut out);
+        assert_eq!(out.len(), 2, "the role chunk, then the error: {out:?}");
+        let StreamEvent::Error(e) = &out[1] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(e.status, 502);
+        assert!(
+            e.message.contains("content block 4000000000"),
+            "{}",
+            e.message
+        );
+    }
 }
 
 #[test]

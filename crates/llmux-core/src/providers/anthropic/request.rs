@@ -132,8 +132,10 @@ pub enum Block<'a> {
     ToolUse {
         id: &'a str,
         name: &'a str,
-        /// The call's arguments as the client wrote them (checked to be
-        /// JSON), not read into a tree and written again.
+        /// The call's arguments as the client wrote them, checked to be a
+        /// JSON object (serde_json's skim: what it lets by, such as a lone
+        /// `\ud800`, Anthropic refuses itself), not read into a tree and
+        /// written again.
         input: &'a RawValue,
         #[serde(skip_serializing_if = "Option::is_none")]
         cache_control: Option<&'a Value>,
@@ -798,8 +800,10 @@ fn assistant_blocks(msg: &ChatMessage, i: usize) -> Result<Vec<Block<'_>>, ApiEr
     }
     for (j, call) in msg.tool_calls.iter().flatten().enumerate() {
         let args = call.function.arguments.trim();
-        let input =
-            serde_json::from_str(if args.is_empty() { "{}" } else { args }).map_err(|_| {
+        let input = serde_json::from_str::<&RawValue>(if args.is_empty() { "{}" } else { args })
+            .ok()
+            .filter(|v| v.get().starts_with('{'))
+            .ok_or_else(|| {
                 ApiError::invalid_field(
                     &format!("messages[{i}].tool_calls[{j}].function.arguments"),
                     "Tool call arguments must be a JSON object.",
@@ -869,25 +873,44 @@ fn tool_result_block(msg: &ChatMessage, i: usize) -> Result<Block<'_>, ApiError>
 /// order tools → system → messages, which is Anthropic's prefix order:
 /// a later breakpoint caches a longer prefix), drop the earlier ones.
 fn limit_cache_breakpoints(body: &mut MessagesRequest<'_>) {
-    let set = marks(body).filter(Mark::is_set).count();
-    if set <= MAX_CACHE_BREAKPOINTS {
+    let mut set = 0;
+    for_each_mark(body, &mut |m| set += usize::from(m.is_set()));
+    let mut excess = set.saturating_sub(MAX_CACHE_BREAKPOINTS);
+    if excess == 0 {
         return;
     }
-    for mark in marks(body)
-        .filter(Mark::is_set)
-        .take(set - MAX_CACHE_BREAKPOINTS)
-    {
-        mark.clear();
+    for_each_mark(body, &mut |m| {
+        if excess > 0 && m.is_set() {
+            m.clear();
+            excess -= 1;
+        }
+    });
+}
+
+/// Every mark of the request, in prefix order: tools, system, then each
+/// turn's blocks, a tool result's own blocks before the result's mark.
+fn for_each_mark<'a>(body: &mut MessagesRequest<'a>, f: &mut dyn FnMut(Mark<'_, 'a>)) {
+    for t in &mut body.tools {
+        f(t.mark());
+    }
+    blocks_marks(&mut body.system, f);
+    for turn in &mut body.messages {
+        blocks_marks(&mut turn.content, f);
     }
 }
 
-/// Every block's mark, in prefix order.
-fn marks<'m, 'a>(body: &'m mut MessagesRequest<'a>) -> impl Iterator<Item = Mark<'m, 'a>> {
-    let tools = body.tools.iter_mut().map(ToolDef::mark);
-    let system = body.system.iter_mut().map(Block::mark);
-    let turns = body
-        .messages
-        .iter_mut()
-        .flat_map(|t| t.content.iter_mut().map(Block::mark));
-    tools.chain(system).chain(turns)
+fn blocks_marks<'a>(blocks: &mut [Block<'a>], f: &mut dyn FnMut(Mark<'_, 'a>)) {
+    for b in blocks {
+        if let Block::ToolResult {
+            content: Some(ToolResultContent::Blocks(inner)),
+            cache_control,
+            ..
+        } = b
+        {
+            blocks_marks(inner, f);
+            f(Mark::Field(cache_control));
+        } else {
+            f(b.mark());
+        }
+    }
 }

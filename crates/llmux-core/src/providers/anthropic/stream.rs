@@ -89,6 +89,17 @@ impl AnthropicStream {
                 index,
                 content_block,
             } => {
+                let i = index as usize;
+                if i >= MAX_BLOCKS {
+                    self.fail(
+                        ApiError::bad_gateway(format!(
+                            "The upstream stream opened content block {index}; \
+                             at most {MAX_BLOCKS} are read."
+                        )),
+                        out,
+                    );
+                    return;
+                }
                 let kind = match content_block {
                     Block::Known(KnownBlock::Text { text, .. }) => {
                         if !text.is_empty() {
@@ -143,17 +154,6 @@ impl AnthropicStream {
                     }
                     _ => BlockKind::Other,
                 };
-                let i = index as usize;
-                if i >= MAX_BLOCKS {
-                    self.fail(
-                        ApiError::bad_gateway(format!(
-                            "The upstream stream opened content block {index}; \
-                             at most {MAX_BLOCKS} are read."
-                        )),
-                        out,
-                    );
-                    return;
-                }
                 if i >= self.blocks.len() {
                     self.blocks.resize_with(i + 1, || BlockKind::Other);
                 }
