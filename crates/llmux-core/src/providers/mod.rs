@@ -254,27 +254,31 @@ impl ChunkSource {
 
     /// One OpenAI chunk with one choice.
     pub fn chunk(&self, index: u32, delta: Delta, finish: Option<String>) -> StreamEvent {
-        // A piece of text, which most chunks of a stream are, is written
-        // directly: serde's derive checks every optional field and escapes
-        // every key of every chunk. The same JSON either way (tested).
-        if let (
-            Delta {
-                role: None,
-                content: Some(text),
-                tool_calls: None,
-                reasoning_content: None,
-                thinking_blocks: None,
-            },
-            None,
-        ) = (&delta, &finish)
+        // A piece of text, which most chunks of a stream are, and the
+        // finish chunk are written directly: serde's derive checks every
+        // optional field and escapes every key of every chunk. The same
+        // JSON either way (tested).
+        if let Delta {
+            role: None,
+            content,
+            tool_calls: None,
+            reasoning_content: None,
+            thinking_blocks: None,
+        } = &delta
         {
+            let text = content.as_deref().unwrap_or_default();
             let mut out = Vec::with_capacity(self.head.len() + text.len() + 64);
             out.extend_from_slice(&self.head);
             out.extend_from_slice(b"[{\"index\":");
             let _ = serde_json::to_writer(&mut out, &index);
-            out.extend_from_slice(b",\"delta\":{\"content\":");
-            let _ = serde_json::to_writer(&mut out, text);
-            out.extend_from_slice(b"},\"finish_reason\":null}]}");
+            out.extend_from_slice(b",\"delta\":{");
+            if let Some(text) = content {
+                out.extend_from_slice(b"\"content\":");
+                let _ = serde_json::to_writer(&mut out, text);
+            }
+            out.extend_from_slice(b"},\"finish_reason\":");
+            let _ = serde_json::to_writer(&mut out, &finish);
+            out.extend_from_slice(b"}]}");
             return StreamEvent::Data(Bytes::from(out));
         }
         let choice = ChunkChoice {
@@ -411,33 +415,47 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_text_chunk_is_the_json_serde_writes() {
+    fn text_and_finish_chunks_are_the_json_serde_writes() {
         let src = ChunkSource::new("msg_\"1".into(), "claude-\u{e9}".into(), 1_731_000_000);
-        for (index, text) in [
-            (0, ""),
-            (0, "Here"),
-            (3, "a\"b\\c\n\t\u{1}\u{7f} \u{e9} \u{1f980} </script>"),
-            (12, "x"),
-        ] {
+        let texts = [
+            None,
+            Some(""),
+            Some("Here"),
+            Some("a\"b\\c\n\t\u{1}\u{7f} \u{e9} \u{1f980} </script>"),
+        ];
+        for (index, text, finish) in [0, 3, 12].into_iter().flat_map(|i| {
+            texts.into_iter().flat_map(move |t| {
+                [None, Some("stop"), Some("tool_calls"), Some("a\"b")]
+                    .into_iter()
+                    .map(move |f| (i, t, f))
+            })
+        }) {
             let delta = Delta {
-                content: Some(text.into()),
+                content: text.map(str::to_owned),
                 ..Default::default()
             };
-            let StreamEvent::Data(fast) = src.chunk(index, delta.clone(), None) else {
+            let finish = finish.map(str::to_owned);
+            let StreamEvent::Data(fast) = src.chunk(index, delta.clone(), finish.clone()) else {
                 panic!("not data");
             };
             let choice = ChunkChoice {
                 index,
                 delta,
-                finish_reason: None,
+                finish_reason: finish.clone(),
                 logprobs: None,
             };
             let StreamEvent::Data(general) = src.event(&[choice], None) else {
                 panic!("not data");
             };
-            assert_eq!(fast, general, "{text}");
+            assert_eq!(fast, general, "{text:?} {finish:?}");
             let v: serde_json::Value = serde_json::from_slice(&fast).unwrap();
-            assert_eq!(v["choices"][0]["delta"]["content"], text);
+            assert_eq!(
+                v["choices"][0]["delta"]
+                    .get("content")
+                    .and_then(|c| c.as_str()),
+                text
+            );
+            assert_eq!(v["choices"][0]["finish_reason"].as_str(), finish.as_deref());
         }
     }
 
