@@ -59,7 +59,7 @@ pub fn chat_url(spec: &CompatSpec, dep: &Deployment) -> String {
             if base.ends_with("/chat/completions") {
                 base.to_owned()
             } else {
-                format!("{base}/chat/completions")
+                [base, "/chat/completions"].concat()
             }
         }
         UrlStyle::AzureDeployment => {
@@ -85,7 +85,7 @@ fn headers(spec: &CompatSpec, dep: &Deployment) -> HeaderMap {
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Some(key) = dep.api_key.as_ref().filter(|k| !k.is_empty()) {
         let (name, value) = match spec.auth {
-            Auth::Bearer => (AUTHORIZATION, format!("Bearer {}", key.expose())),
+            Auth::Bearer => (AUTHORIZATION, ["Bearer ", key.expose()].concat()),
             Auth::Header(name) => (HeaderName::from_static(name), key.expose().to_owned()),
         };
         // Keys are checked to be valid header values when the config loads.
