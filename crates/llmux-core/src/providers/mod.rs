@@ -266,8 +266,8 @@ impl ChunkSource {
             thinking_blocks: None,
         } = &delta
         {
-            let text = content.as_deref().unwrap_or_default();
-            let mut out = Vec::with_capacity(self.head.len() + text.len() + 64);
+            let text_len = content.as_ref().map_or(0, String::len);
+            let mut out = Vec::with_capacity(self.head.len() + text_len + 64);
             out.extend_from_slice(&self.head);
             out.extend_from_slice(b"[{\"index\":");
             let _ = serde_json::to_writer(&mut out, &index);

@@ -119,56 +119,22 @@ impl<'de> Deserialize<'de> for Block {
                 f.write_str("a content block (an object)")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Block, A::Error> {
-                let mut obj = Map::new();
                 let Some(first) = map.next_key::<String>()? else {
-                    return Ok(Block::Other(Value::Object(obj)));
+                    return Ok(Block::Other(Value::Object(Map::new())));
                 };
                 let first_value: Value = map.next_value()?;
                 if first == "type" {
                     let rest = de::value::MapAccessDeserializer::new(&mut map);
-                    let known = match first_value.as_str() {
-                        Some("text") => {
-                            let TextRest {
-                                text,
-                                cache_control,
-                                citations,
-                            } = TextRest::deserialize(rest)?;
-                            Some(KnownBlock::Text {
-                                text,
-                                cache_control,
-                                citations,
-                            })
-                        }
-                        Some("tool_use") => {
-                            let ToolUseRest {
-                                id,
-                                name,
-                                input,
-                                cache_control,
-                            } = ToolUseRest::deserialize(rest)?;
-                            Some(KnownBlock::ToolUse {
-                                id,
-                                name,
-                                input,
-                                cache_control,
-                            })
-                        }
+                    match first_value.as_str() {
+                        Some("text") => return TextRest::deserialize(rest).map(Block::from),
+                        Some("tool_use") => return ToolUseRest::deserialize(rest).map(Block::from),
                         Some("thinking") => {
-                            let ThinkingRest {
-                                thinking,
-                                signature,
-                            } = ThinkingRest::deserialize(rest)?;
-                            Some(KnownBlock::Thinking {
-                                thinking,
-                                signature,
-                            })
+                            return ThinkingRest::deserialize(rest).map(Block::from);
                         }
-                        _ => None,
-                    };
-                    if let Some(k) = known {
-                        return Ok(Block::Known(k));
+                        _ => {}
                     }
                 }
+                let mut obj = Map::new();
                 obj.insert(first, first_value);
                 while let Some((k, v)) = map.next_entry::<String, Value>()? {
                     obj.insert(k, v);
@@ -228,6 +194,36 @@ struct ThinkingRest {
     thinking: String,
     #[serde(default)]
     signature: String,
+}
+
+impl From<TextRest> for Block {
+    fn from(r: TextRest) -> Block {
+        Block::Known(KnownBlock::Text {
+            text: r.text,
+            cache_control: r.cache_control,
+            citations: r.citations,
+        })
+    }
+}
+
+impl From<ToolUseRest> for Block {
+    fn from(r: ToolUseRest) -> Block {
+        Block::Known(KnownBlock::ToolUse {
+            id: r.id,
+            name: r.name,
+            input: r.input,
+            cache_control: r.cache_control,
+        })
+    }
+}
+
+impl From<ThinkingRest> for Block {
+    fn from(r: ThinkingRest) -> Block {
+        Block::Known(KnownBlock::Thinking {
+            thinking: r.thinking,
+            signature: r.signature,
+        })
+    }
 }
 
 impl Block {

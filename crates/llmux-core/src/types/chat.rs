@@ -84,11 +84,15 @@ pub enum Stop {
 }
 
 impl Stop {
-    pub fn to_vec(&self) -> Vec<String> {
+    pub fn as_slice(&self) -> &[String] {
         match self {
-            Stop::One(s) => vec![s.clone()],
-            Stop::Many(v) => v.clone(),
+            Stop::One(s) => std::slice::from_ref(s),
+            Stop::Many(v) => v,
         }
+    }
+
+    pub fn to_vec(&self) -> Vec<String> {
+        self.as_slice().to_vec()
     }
 }
 

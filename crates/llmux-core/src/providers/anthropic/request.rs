@@ -441,11 +441,6 @@ pub fn build<'a>(
         }
     }
 
-    let stop_sequences = match &req.stop {
-        None => Vec::new(),
-        Some(Stop::One(s)) => vec![s.as_str()],
-        Some(Stop::Many(v)) => v.iter().map(String::as_str).collect(),
-    };
     let mut body = MessagesRequest {
         model: upstream_model,
         messages: turns,
@@ -457,8 +452,12 @@ pub fn build<'a>(
         temperature: req.temperature,
         top_p: req.top_p,
         top_k: req.extra.get("top_k").filter(|v| !v.is_null()),
-        stop_sequences: stop_sequences
-            .into_iter()
+        stop_sequences: req
+            .stop
+            .as_ref()
+            .map_or(&[][..], Stop::as_slice)
+            .iter()
+            .map(String::as_str)
             .filter(|s| !s.trim().is_empty())
             .collect(),
         metadata: req.user.as_deref().map(|user_id| Metadata { user_id }),
