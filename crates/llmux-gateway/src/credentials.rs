@@ -53,8 +53,10 @@ impl CredentialStore {
         transport: &Transport,
     ) -> Result<Credentials, ApiError> {
         if let Some(t) = self.google.get(&dep.id) {
+            // Boxed: a token exchange is a whole HTTPS request, and an
+            // unboxed future would make every request's future that large.
             return Ok(Credentials {
-                bearer: Some(t.get(transport).await?),
+                bearer: Some(Box::pin(t.get(transport)).await?),
                 aws: None,
             });
         }

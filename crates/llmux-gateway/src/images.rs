@@ -8,7 +8,9 @@
 use llmux_core::ApiError;
 use llmux_core::types::{ChatCompletionRequest, ContentPart, ImageUrl, KnownPart, MessageContent};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -87,7 +89,17 @@ impl ImageFetcher {
     }
 
     /// The request with every http(s) image inlined, or `None` when it has none.
-    pub async fn inline(
+    /// Boxed: fetching is rare, and its future is large (reqwest's, for
+    /// each image); unboxed, every request's future would carry its size.
+    pub fn inline<'a>(
+        &'a self,
+        req: &'a ChatCompletionRequest,
+    ) -> Pin<Box<dyn Future<Output = Result<Option<ChatCompletionRequest>, ApiError>> + Send + 'a>>
+    {
+        Box::pin(self.inline_now(req))
+    }
+
+    async fn inline_now(
         &self,
         req: &ChatCompletionRequest,
     ) -> Result<Option<ChatCompletionRequest>, ApiError> {

@@ -56,6 +56,8 @@ pub async fn attempt(
 ) -> Result<Response, ApiError> {
     let dep = &state.deployment;
     // Bedrock takes images inline only: fetch remote ones when enabled.
+    // Boxed, so the common case does not hold a typed request's room
+    // across the upstream call.
     let inlined = match (&app.images, dep.provider) {
         (Some(f), ProviderKind::Bedrock)
             if call
@@ -67,7 +69,7 @@ pub async fn attempt(
                 Some(req) => {
                     let bytes =
                         serde_json::to_vec(&req).map_err(|e| ApiError::internal(e.to_string()))?;
-                    Some((req, bytes))
+                    Some(Box::new((req, bytes)))
                 }
                 None => None,
             }
@@ -76,7 +78,7 @@ pub async fn attempt(
     };
     let raw;
     let rewritten;
-    let call = match &inlined {
+    let call = match inlined.as_deref() {
         Some((typed, bytes)) => {
             raw = RawChatRequest::parse(bytes)?;
             rewritten = ChatCall {

@@ -81,7 +81,10 @@ async fn handle(
                 .map_err(|e| ApiError::bad_request(format!("Invalid Messages request: {e}")))
         });
         let parsed = parsed.clone()?;
-        translated(app, state, parsed, drop_params).await
+        // Boxed: the translation holds both request forms across the
+        // upstream call, and unboxed every pass-through request's future
+        // would be that large too.
+        Box::pin(translated(app, state, parsed, drop_params)).await
     })
     .await
 }

@@ -123,17 +123,37 @@ impl Hot {
 }
 
 async fn post_chat(State(app): State<Arc<AppState>>, req: Request) -> Response {
-    serve_hot(app, Hot::Chat, req).await
+    serve_chat(app, req).await
 }
 
 async fn post_messages(State(app): State<Arc<AppState>>, req: Request) -> Response {
-    serve_hot(app, Hot::Messages, req).await
+    serve_messages(app, req).await
 }
 
-/// A POST to a hot route, start to finish: the key, the body (413 over the
-/// limit), the handler. The same code whether axum routed the request or
-/// [`Gateway`] did.
-async fn serve_hot<B>(app: Arc<AppState>, route: Hot, req: http::Request<B>) -> Response
+// A POST to a hot route, start to finish: the key, the body (413 over the
+// limit), the handler. The same code whether axum routed the request or
+// [`Gateway`] did. One function per route rather than one with a `match`:
+// an async fn's future is as large as its largest branch, and a chat
+// request should not carry (allocate and copy) the Messages route's.
+
+/// `POST /v1/chat/completions`, start to finish.
+async fn serve_chat<B>(app: Arc<AppState>, req: http::Request<B>) -> Response
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if !auth::authorized(app.master_key.as_ref(), req.headers()) {
+        return unauthorized(req.uri().path());
+    }
+    // The head is not needed past here: dropped, so the future does not
+    // hold it across the upstream call.
+    let body = read_body(req.into_body(), app.max_request_bytes).await;
+    chat::chat_completions(&app, body).await
+}
+
+/// `POST /v1/messages`, start to finish (its headers carry Anthropic's
+/// version and betas).
+async fn serve_messages<B>(app: Arc<AppState>, req: http::Request<B>) -> Response
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -143,10 +163,7 @@ where
     }
     let (parts, body) = req.into_parts();
     let body = read_body(body, app.max_request_bytes).await;
-    match route {
-        Hot::Chat => chat::chat_completions(&app, body).await,
-        Hot::Messages => messages::messages(&app, &parts.headers, body).await,
-    }
+    messages::messages(&app, &parts.headers, body).await
 }
 
 /// The whole request body, or the error a client should see (413 over the
@@ -168,7 +185,7 @@ where
 }
 
 /// The service every connection is served by. A POST to a hot route goes
-/// straight to [`serve_hot`]; everything else through axum's router. axum's
+/// straight to [`serve_chat`] or [`serve_messages`]; everything else through axum's router. axum's
 /// routing, extractors and layers cost a request seven allocations (the
 /// direct way makes one, its boxed future) and about 6 k instructions, a
 /// tenth of a pass-through request's own.
@@ -199,9 +216,11 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Gateway {
         match Hot::of(req.method(), req.uri().path()) {
             Some(route) => {
                 let app = self.app.clone();
-                Either::Left(Box::pin(
-                    async move { Ok(serve_hot(app, route, req).await) },
-                ))
+                let fut: HotFuture = match route {
+                    Hot::Chat => Box::pin(async move { Ok(serve_chat(app, req).await) }),
+                    Hot::Messages => Box::pin(async move { Ok(serve_messages(app, req).await) }),
+                };
+                Either::Left(fut)
             }
             None => Either::Right(tower_service::Service::call(&mut self.router.clone(), req)),
         }
