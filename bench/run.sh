@@ -314,16 +314,31 @@ c0=$(cpu_ticks "$SLOW_PID")
 python3 "$LIB/hold_streams.py" --port "$SLOW_PORT" --pid "$SLOW_PID" --key "$KEY" \
     --streams "$HOLD" --words "$STREAM_WORDS" > "$RUN/streams.json"
 STREAMS_CPU_TICKS=$(( $(cpu_ticks "$SLOW_PID") - c0 ))
+kill "$SLOW_PID" 2>/dev/null || true   # its idle upstream connections would hold the mock's descriptors
 cat "$RUN/streams.json" >&2
+
+# Long non-streaming calls (a model that thinks before it answers) hold a
+# request in flight without a byte moving: another fresh llmux, as many
+# requests as streams above, each answered after 20 s.
+INFLIGHT_PORT=$(free_port)
+"$LLMUX" serve --config "$RUN/config.yaml" --host 127.0.0.1 --port "$INFLIGHT_PORT" > "$RUN/llmux-inflight.log" 2>&1 &
+INFLIGHT_PID=$!
+PIDS+=("$INFLIGHT_PID")
+wait_ok "http://127.0.0.1:$INFLIGHT_PORT/health/liveliness"
+say "holding $HOLD concurrent non-streaming requests in flight through llmux"
+python3 "$LIB/hold_requests.py" --port "$INFLIGHT_PORT" --pid "$INFLIGHT_PID" --key "$KEY" \
+    --requests "$HOLD" --wait-ms 20000 > "$RUN/inflight.json"
+cat "$RUN/inflight.json" >&2
+kill "$INFLIGHT_PID" 2>/dev/null || true
 
 say "startup time ($STARTUP_RUNS starts)"
 python3 "$LIB/startup.py" --bin "$LLMUX" --config "$RUN/config.yaml" --port "$STARTUP_PORT" \
     --runs "$STARTUP_RUNS" > "$RUN/startup.json"
 
 BIN_BYTES=$(stat -c %s "$LLMUX")
-python3 - "$RESULTS" "$RUN/streams.json" "$RUN/startup.json" <<EOF
+python3 - "$RESULTS" "$RUN/streams.json" "$RUN/startup.json" "$RUN/inflight.json" <<EOF
 import json, statistics, sys
-results, streams, startup = sys.argv[1:4]
+results, streams, startup, inflight = sys.argv[1:5]
 def put(**r):
     with open(results, "a") as f:
         f.write(json.dumps({"kind": "resource", **r}) + "\n")
@@ -343,6 +358,14 @@ put(name="streams_rss", value=mb(rss), streams=s["streams"], errors=s["errors"],
     text=f"{mb(rss):.1f} MB ({per_stream:.0f} KB a stream); {s['max_open']:,} open at once "
          f"(all after {s['all_open_after_s']} s), {s['ok']:,} completed, {s['errors']} errors ({kinds}); "
          f"VmHWM {mb(s['hwm_kb']):.1f} MB")
+f = json.load(open(inflight))
+rss = f.get("rss_all_in_flight_kb", 0)
+kinds = ", ".join(f"{k}: {v}" for k, v in f["error_kinds"].items()) or "none"
+per_request = (rss - f["rss_before_kb"]) / max(1, f["sent"])
+put(name="inflight_rss", value=mb(rss), requests=f["requests"], errors=f["errors"],
+    label=f"RSS with {f['requests']:,} non-streaming requests in flight (slow upstream, 20 s to answer)",
+    text=f"{mb(rss):.1f} MB ({per_request:.0f} KB a request); all sent after {f['all_sent_after_s']} s, "
+         f"{f['ok']:,} answered, {f['errors']} errors ({kinds}); VmHWM {mb(f['hwm_kb']):.1f} MB")
 events = s["ok"] * ($STREAM_WORDS + 4)  # role, one chunk a word, finish, usage, [DONE]
 if events:
     cpu_us = $STREAMS_CPU_TICKS / $(getconf CLK_TCK) * 1e6 / events

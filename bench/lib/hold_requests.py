@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""Holds N concurrent non-streaming chat requests in flight through llmux
+while a slow upstream (`llmux mock`, told by each request to wait before it
+answers) keeps them waiting, and samples llmux's RSS while all N are in
+flight at once: what a gateway holds for each long call to a model that
+thinks before it answers. Every request must answer 200 with a JSON body
+that has `choices`; anything else is counted as an error. Stdlib only
+(asyncio), bounded in time. Prints one JSON line."""
+
+import argparse
+import asyncio
+import json
+import resource
+import time
+
+SEM_OPENING = 256  # connections being opened at once (keeps the accept queue short)
+
+
+def rss_kb(pid, field="VmRSS"):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class Stats:
+    def __init__(self):
+        self.sent = 0
+        self.answered = 0
+        self.ok = 0
+        self.errors = {}
+        self.all_sent_at = None
+
+    def error(self, kind):
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+
+
+async def one(host, port, request, stats, sem, deadline):
+    async with sem:
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, port), timeout=30
+            )
+            writer.write(request)
+            await asyncio.wait_for(writer.drain(), timeout=30)
+        except (OSError, asyncio.TimeoutError) as e:
+            stats.error("connect_" + type(e).__name__)
+            return
+    stats.sent += 1
+    try:
+        # Connection: close, so the answer ends with the connection.
+        answer = await asyncio.wait_for(
+            reader.read(), timeout=max(1, deadline - time.monotonic())
+        )
+    except asyncio.TimeoutError:
+        stats.error("timeout")
+        writer.close()
+        return
+    except OSError as e:
+        stats.error("read_" + type(e).__name__)
+        writer.close()
+        return
+    stats.answered += 1
+    writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status = head.split(b"\r\n", 1)[0].split()
+    if len(status) < 2 or status[1] != b"200":
+        stats.error("status_" + (status[1].decode() if len(status) > 1 else "none"))
+    elif b'"choices"' not in body:
+        stats.error("no_choices")
+    else:
+        stats.ok += 1
+
+
+async def sample(pid, stats, n, out, stop):
+    while not stop.is_set():
+        rss = rss_kb(pid)
+        out["rss_max_kb"] = max(out.get("rss_max_kb", 0), rss)
+        # All sent and none answered yet: every request is in flight.
+        if stats.sent >= n and stats.answered == 0:
+            if stats.all_sent_at is None:
+                stats.all_sent_at = time.monotonic()
+            out["rss_all_in_flight_kb"] = max(out.get("rss_all_in_flight_kb", 0), rss)
+        try:
+            await asyncio.wait_for(stop.wait(), 0.25)
+        except asyncio.TimeoutError:
+            pass
+
+
+async def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--pid", type=int, required=True, help="llmux's pid, for RSS")
+    ap.add_argument("--requests", type=int, default=10000)
+    ap.add_argument("--wait-ms", type=int, default=20000, help="the upstream's wait before answering")
+    ap.add_argument("--model", default="bench-slow")
+    ap.add_argument("--key", default="none")
+    ap.add_argument("--limit-s", type=float, default=180, help="hard time limit")
+    a = ap.parse_args()
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+    body = json.dumps({
+        "model": a.model,
+        "messages": [{"role": "user", "content": "Think hard, then answer."}],
+        "mock": {"first_byte_delay_ms": a.wait_ms},
+    }).encode()
+    request = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{a.port}\r\n"
+        f"Authorization: Bearer {a.key}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode() + body
+
+    stats = Stats()
+    out = {"requests": a.requests, "nofile": hard, "rss_before_kb": rss_kb(a.pid)}
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(sample(a.pid, stats, a.requests, out, stop))
+    sem = asyncio.Semaphore(SEM_OPENING)
+    t0 = time.monotonic()
+    deadline = t0 + a.limit_s
+    await asyncio.gather(*(
+        one("127.0.0.1", a.port, request, stats, sem, deadline) for _ in range(a.requests)
+    ))
+    stop.set()
+    await sampler
+    out.update({
+        "ok": stats.ok,
+        "errors": sum(stats.errors.values()),
+        "error_kinds": stats.errors,
+        "sent": stats.sent,
+        "all_sent_after_s": round(stats.all_sent_at - t0, 2) if stats.all_sent_at else None,
+        "total_s": round(time.monotonic() - t0, 2),
+        "hwm_kb": rss_kb(a.pid, "VmHWM"),
+    })
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
