@@ -10,21 +10,9 @@ that has `choices`; anything else is counted as an error. Stdlib only
 import argparse
 import asyncio
 import json
-import resource
 import time
 
-SEM_OPENING = 256  # connections being opened at once (keeps the accept queue short)
-
-
-def rss_kb(pid, field="VmRSS"):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+from holding import SEM_OPENING, raise_fd_limit, rss_kb, sample
 
 
 class Stats:
@@ -76,21 +64,6 @@ async def one(host, port, request, stats, sem, deadline):
         stats.ok += 1
 
 
-async def sample(pid, stats, n, out, stop):
-    while not stop.is_set():
-        rss = rss_kb(pid)
-        out["rss_max_kb"] = max(out.get("rss_max_kb", 0), rss)
-        # All sent and none answered yet: every request is in flight.
-        if stats.sent >= n and stats.answered == 0:
-            if stats.all_sent_at is None:
-                stats.all_sent_at = time.monotonic()
-            out["rss_all_in_flight_kb"] = max(out.get("rss_all_in_flight_kb", 0), rss)
-        try:
-            await asyncio.wait_for(stop.wait(), 0.25)
-        except asyncio.TimeoutError:
-            pass
-
-
 async def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
@@ -102,8 +75,7 @@ async def main():
     ap.add_argument("--limit-s", type=float, default=180, help="hard time limit")
     a = ap.parse_args()
 
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    hard = raise_fd_limit()
 
     body = json.dumps({
         "model": a.model,
@@ -119,7 +91,17 @@ async def main():
     stats = Stats()
     out = {"requests": a.requests, "nofile": hard, "rss_before_kb": rss_kb(a.pid)}
     stop = asyncio.Event()
-    sampler = asyncio.create_task(sample(a.pid, stats, a.requests, out, stop))
+    def all_in_flight():
+        # All sent and none answered yet: every request is in flight.
+        if stats.sent < a.requests or stats.answered > 0:
+            return False
+        if stats.all_sent_at is None:
+            stats.all_sent_at = time.monotonic()
+        return True
+
+    sampler = asyncio.create_task(
+        sample(a.pid, out, "rss_all_in_flight_kb", all_in_flight, stop)
+    )
     sem = asyncio.Semaphore(SEM_OPENING)
     t0 = time.monotonic()
     deadline = t0 + a.limit_s

@@ -8,21 +8,9 @@ Stdlib only (asyncio protocols), bounded in time. Prints one JSON line."""
 import argparse
 import asyncio
 import json
-import resource
 import time
 
-SEM_OPENING = 256  # connections being opened at once (keeps the accept queue short)
-
-
-def rss_kb(pid, field="VmRSS"):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+from holding import SEM_OPENING, raise_fd_limit, rss_kb, sample
 
 
 class Stats:
@@ -134,20 +122,6 @@ async def one(loop, host, port, request, stats, sem, deadline):
         transport.close()
 
 
-async def sample(pid, stats, n, out, stop):
-    while not stop.is_set():
-        rss = rss_kb(pid)
-        out["rss_max_kb"] = max(out.get("rss_max_kb", 0), rss)
-        if stats.open_now >= n:
-            if stats.first_all_open is None:
-                stats.first_all_open = time.monotonic()
-            out["rss_all_open_kb"] = max(out.get("rss_all_open_kb", 0), rss)
-        try:
-            await asyncio.wait_for(stop.wait(), 0.25)
-        except asyncio.TimeoutError:
-            pass
-
-
 async def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
@@ -159,8 +133,7 @@ async def main():
     ap.add_argument("--limit-s", type=float, default=180, help="hard time limit")
     a = ap.parse_args()
 
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    hard = raise_fd_limit()
 
     content = " ".join(f"w{i}" for i in range(a.words))
     body = json.dumps({
@@ -180,7 +153,14 @@ async def main():
     stats = Stats()
     out = {"streams": a.streams, "nofile": hard, "rss_before_kb": rss_kb(a.pid)}
     stop = asyncio.Event()
-    sampler = asyncio.create_task(sample(a.pid, stats, a.streams, out, stop))
+    def all_open():
+        if stats.open_now < a.streams:
+            return False
+        if stats.first_all_open is None:
+            stats.first_all_open = time.monotonic()
+        return True
+
+    sampler = asyncio.create_task(sample(a.pid, out, "rss_all_open_kb", all_open, stop))
     sem = asyncio.Semaphore(SEM_OPENING)
     t0 = time.monotonic()
     deadline = t0 + a.limit_s
