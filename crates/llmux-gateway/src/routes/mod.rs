@@ -131,10 +131,10 @@ async fn post_messages(State(app): State<Arc<AppState>>, req: Request) -> Respon
 }
 
 // A POST to a hot route, start to finish: the key, the body (413 over the
-// limit), the handler. The same code whether axum routed the request or
-// [`Gateway`] did. One function per route rather than one with a `match`:
-// an async fn's future is as large as its largest branch, and a chat
-// request should not carry (allocate and copy) the Messages route's.
+// limit), the handler; the same code whether axum routed the request or
+// `Gateway` did. One function per route rather than one with a `match`: an
+// async fn's future is as large as its largest branch, and a chat request
+// should not allocate and copy room for the Messages route's.
 
 /// `POST /v1/chat/completions`, start to finish.
 async fn serve_chat<B>(app: Arc<AppState>, req: http::Request<B>) -> Response
@@ -185,10 +185,10 @@ where
 }
 
 /// The service every connection is served by. A POST to a hot route goes
-/// straight to [`serve_chat`] or [`serve_messages`]; everything else through axum's router. axum's
-/// routing, extractors and layers cost a request seven allocations (the
-/// direct way makes one, its boxed future) and about 6 k instructions, a
-/// tenth of a pass-through request's own.
+/// straight to [`serve_chat`] or [`serve_messages`]; everything else
+/// through axum's router. axum's routing, extractors and layers cost a
+/// request seven allocations (the direct way makes one, its boxed future)
+/// and about 6 k instructions, a tenth of a pass-through request's own.
 #[derive(Clone)]
 pub struct Gateway {
     app: Arc<AppState>,
