@@ -248,10 +248,7 @@ impl Transport {
         loop {
             let mut conn = match checkout(https, authority.as_str()).await {
                 Some(c) => c,
-                // Boxed: connecting (DNS, TCP, TLS, the handshake) is
-                // rare next to a pooled connection, and its future is
-                // large; unboxed, every request would carry its size.
-                None => Box::pin(self.connect(https, &authority, host)).await?,
+                None => self.connect(https, &authority, host).await?,
             };
             req.headers_mut()
                 .entry(HOST)
