@@ -359,13 +359,16 @@ put(name="streams_rss", value=mb(rss), streams=s["streams"], errors=s["errors"],
          f"(all after {s['all_open_after_s']} s), {s['ok']:,} completed, {s['errors']} errors ({kinds}); "
          f"VmHWM {mb(s['hwm_kb']):.1f} MB")
 f = json.load(open(inflight))
-rss = f.get("rss_all_in_flight_kb", 0)
+rss = f.get("rss_all_in_flight_kb")
 kinds = ", ".join(f"{k}: {v}" for k, v in f["error_kinds"].items()) or "none"
-per_request = (rss - f["rss_before_kb"]) / max(1, f["sent"])
-put(name="inflight_rss", value=mb(rss), requests=f["requests"], errors=f["errors"],
+if rss:
+    held = (f"{mb(rss):.1f} MB ({(rss - f['rss_before_kb']) / f['sent']:.0f} KB a request); "
+            f"all sent after {f['all_sent_after_s']} s")
+else:
+    held = f"never all in flight at once ({f['sent']:,} sent)"
+put(name="inflight_rss", value=mb(rss or 0), requests=f["requests"], errors=f["errors"],
     label=f"RSS with {f['requests']:,} non-streaming requests in flight (slow upstream, 20 s to answer)",
-    text=f"{mb(rss):.1f} MB ({per_request:.0f} KB a request); all sent after {f['all_sent_after_s']} s, "
-         f"{f['ok']:,} answered, {f['errors']} errors ({kinds}); VmHWM {mb(f['hwm_kb']):.1f} MB")
+    text=f"{held}, {f['ok']:,} answered, {f['errors']} errors ({kinds}); VmHWM {mb(f['hwm_kb']):.1f} MB")
 events = s["ok"] * ($STREAM_WORDS + 4)  # role, one chunk a word, finish, usage, [DONE]
 if events:
     cpu_us = $STREAMS_CPU_TICKS / $(getconf CLK_TCK) * 1e6 / events
