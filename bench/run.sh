@@ -121,6 +121,10 @@ cpu_ticks() { # PID... : user + system clock ticks, summed
     for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
     echo "$t"
 }
+# CPU time the hypervisor took from this VM's vCPUs (all of them), in clock
+# ticks: /proc/stat's steal column. Stolen time stalls whatever was running,
+# so a row that lost much of it has noisier latencies than the code explains.
+steal_ticks() { awk '$1 == "cpu" {print $9}' /proc/stat; }
 status_kb() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; }
 
 NGINX_PORT=$(free_port)
@@ -194,7 +198,7 @@ IDLE_RSS_KB=$(status_kb "$LLMUX_PID" VmRSS)
 RESULTS=$RUN/results.jsonl
 put() { python3 "$LIB/report.py" put "$RESULTS" "$@"; }
 put kind=meta mode="$MODE" date="$(date -u '+%Y-%m-%d %H:%M UTC')" duration_s=$DUR warmup_s=$WARM \
-    clk_tck="$(getconf CLK_TCK)" load_before="\"$(cut -d' ' -f1-3 /proc/loadavg)\"" \
+    clk_tck="$(getconf CLK_TCK)" cores="$(nproc)" load_before="\"$(cut -d' ' -f1-3 /proc/loadavg)\"" \
     machine="\"$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -sr), nginx $(nginx -v 2>&1 | cut -d/ -f2), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)\""
 
 # ------------------------------------------------------------------ sanity
@@ -228,7 +232,7 @@ oha_once() { # URL RATE SECONDS BODY
 # OpenAI request a client of llmux sends. On the pass-through rows the same
 # load also goes through the reference proxy (nginx proxying to nginx).
 row() { # TOOL SCENARIO LOAD_LABEL LOAD
-    local tool=$1 scenario=$2 label=$3 load=$4 target url body c0 c1 who targets=(direct llmux)
+    local tool=$1 scenario=$2 label=$3 load=$4 target url body c0 c1 s0 s1 who targets=(direct llmux)
     [ -n "$REFERENCE" ] && targets=(direct nginx-proxy llmux)
     for target in "${targets[@]}"; do
         if [ "$target" = direct ]; then
@@ -242,12 +246,13 @@ row() { # TOOL SCENARIO LOAD_LABEL LOAD
             who=$LLMUX_PID
         fi
         "${tool}_once" "$url" "$load" "$WARM" "$body" > /dev/null
-        c0=$(cpu_ticks $who)
+        c0=$(cpu_ticks $who) s0=$(steal_ticks)
         "${tool}_once" "$url" "$load" "$DUR" "$body" > "$RUN/out" 2>&1 \
             || { echo "$tool failed:" >&2; cat "$RUN/out" >&2; exit 1; }
-        c1=$(cpu_ticks $who)
+        c1=$(cpu_ticks $who) s1=$(steal_ticks)
         python3 "$LIB/report.py" "$tool" "$RESULTS" "$RUN/out" \
-            scenario="$scenario" load="$label" target="$target" cpu_ticks=$((c1 - c0))
+            scenario="$scenario" load="$label" target="$target" cpu_ticks=$((c1 - c0)) \
+            steal_ticks=$((s1 - s0))
     done
     printf '  %-34s %-12s done\n' "$scenario" "$label" >&2
 }

@@ -83,6 +83,26 @@ def cpu_us(r):
     return r["cpu_ticks"] / CLK_TCK * 1e6 / r["requests"]
 
 
+def stolen_ms(r):
+    """CPU time the hypervisor took from the machine's vCPUs during the run,
+    in ms (None when the run did not record it)."""
+    if r.get("steal_ticks") is None:
+        return None
+    return r["steal_ticks"] / CLK_TCK * 1e3
+
+
+def stolen_share(r, meta):
+    """Stolen time as a share of all the vCPU time of the run, in %."""
+    ms, secs = stolen_ms(r), meta.get("duration_s")
+    if ms is None or not secs:
+        return None
+    return ms / (secs * 1e3 * meta.get("cores", 2)) * 100
+
+
+STOLEN_NOTE = 1.0  # % of the vCPU time: past it a row says so next to its verdict
+STOLEN_NOTE_MARK = "host stole CPU"
+
+
 def render(results):
     global CLK_TCK
     recs = load(results)
@@ -122,8 +142,8 @@ def render(results):
     p("")
     p("| scenario | conns / rate | direct req/s | llmux req/s | ratio | "
       "p50 / p99 / p99.9 direct | p50 / p99 / p99.9 llmux | added p50 / p99 | "
-      "CPU µs/req nginx / llmux | errors direct / llmux |")
-    p("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+      "CPU µs/req nginx / llmux | errors direct / llmux | stolen ms direct / llmux |")
+    p("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     for key in order:
         d, l = rows[key].get("direct"), rows[key].get("llmux")
         if not d or not l:
@@ -133,7 +153,14 @@ def render(results):
         cpu = f"{'–' if cd is None else f'{cd:.1f}'} / {'–' if cl is None else f'{cl:.1f}'}"
         p(f"| {key[0]} | {key[1]} | {fmt_int(d['rps'])} | {fmt_int(l['rps'])} | "
           f"{l['rps'] / d['rps'] * 100:.0f} % | {lat(d)} | {lat(l)} | {added} | "
-          f"{cpu} | {d['errors']} / {l['errors']} |")
+          f"{cpu} | {d['errors']} / {l['errors']} | "
+          f"{fmt_int(stolen_ms(d))} / {fmt_int(stolen_ms(l))} |")
+    if any(stolen_ms(r) is not None for k in order for r in rows[k].values()):
+        p("")
+        p("Stolen: CPU time the hypervisor took from this machine's vCPUs while the side ran "
+          "(the steal column of /proc/stat, all vCPUs). A process whose vCPU is taken away "
+          "stalls for that long, whatever it was doing, so a side that lost much of it shows "
+          "tail latencies (and less throughput) that its code does not explain.")
     ref = [k for k in order if rows[k].get("nginx-proxy") and rows[k].get("direct")
            and rows[k].get("llmux")]
     if ref:
@@ -144,8 +171,9 @@ def render(results):
           "the least a proxy does per request costs on this machine.")
         p("")
         p("| scenario | conns / rate | direct req/s | nginx proxy req/s | ratio | llmux ratio | "
-          "added p50 / p99 nginx proxy | added p50 / p99 llmux | CPU µs/req nginx proxy / llmux |")
-        p("|---|---|--:|--:|--:|--:|--:|--:|--:|")
+          "added p50 / p99 nginx proxy | added p50 / p99 llmux | CPU µs/req nginx proxy / llmux | "
+          "stolen ms nginx proxy |")
+        p("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|")
         for key in ref:
             d, n, l = rows[key]["direct"], rows[key]["nginx-proxy"], rows[key]["llmux"]
             cn, cl = cpu_us(n), cpu_us(l)
@@ -153,7 +181,8 @@ def render(results):
             p(f"| {key[0]} | {key[1]} | {fmt_int(d['rps'])} | {fmt_int(n['rps'])} | "
               f"{n['rps'] / d['rps'] * 100:.0f} % | {l['rps'] / d['rps'] * 100:.0f} % | "
               f"{n['p50'] - d['p50']:+,} / {n['p99'] - d['p99']:+,} | "
-              f"{l['p50'] - d['p50']:+,} / {l['p99'] - d['p99']:+,} | {cpu} |")
+              f"{l['p50'] - d['p50']:+,} / {l['p99'] - d['p99']:+,} | {cpu} | "
+              f"{fmt_int(stolen_ms(n))} |")
     for note in meta.get("notes", []):
         p("")
         p(f"Note: {note}")
@@ -168,13 +197,29 @@ def render(results):
     p("")
     p("| target (issue 6) | measured | result |")
     p("|---|---|---|")
-    for t in targets(rows, order, res, meta):
+    verdicts = targets(rows, order, res, meta)
+    for t in verdicts:
         p(f"| {t[0]} | {t[1]} | {t[2]} |")
+    if any(STOLEN_NOTE_MARK in t[1] for t in verdicts):
+        p("")
+        p(f"{STOLEN_NOTE_MARK}: the hypervisor took more than {STOLEN_NOTE:.0f} % of the vCPU "
+          "time while one side of this row ran (its share in brackets); the verdict stands as "
+          "measured, but run the row again before reading much into it.")
     return "\n".join(out) + "\n"
 
 
 def verdict(ok):
     return "—" if ok is None else ("PASS" if ok else "**FAIL**")
+
+
+def stolen_text(sides, meta):
+    """' (host stole CPU: 3.1 % / 0.2 %)' when either side of a row lost more
+    than STOLEN_NOTE % of the vCPU time to the hypervisor, else ''."""
+    shares = [stolen_share(r, meta) for r in sides]
+    if not any(x is not None and x > STOLEN_NOTE for x in shares):
+        return ""
+    text = " / ".join("–" if x is None else f"{x:.1f} %" for x in shares)
+    return f" ({STOLEN_NOTE_MARK}: {text})"
 
 
 def targets(rows, order, res, meta):
@@ -189,7 +234,7 @@ def targets(rows, order, res, meta):
             continue
         a50, a99 = l["p50"] - d["p50"], l["p99"] - d["p99"]
         out.append((f"added p50 ≤ 60 µs, p99 ≤ 250 µs: {scen}, {load_}",
-                    f"{a50:+} µs / {a99:+} µs",
+                    f"{a50:+} µs / {a99:+} µs" + stolen_text((d, l), meta),
                     verdict(a50 <= 60 and a99 <= 250 and l["errors"] == 0)))
     for key in order:
         scen, load_ = key
@@ -200,7 +245,8 @@ def targets(rows, order, res, meta):
             continue
         ratio = l["rps"] / d["rps"] * 100
         out.append((f"throughput ≥ 40 % of direct: {scen}, {load_}",
-                    f"{ratio:.0f} % ({l['rps']:,.0f} vs {d['rps']:,.0f} req/s)",
+                    f"{ratio:.0f} % ({l['rps']:,.0f} vs {d['rps']:,.0f} req/s)"
+                    + stolen_text((d, l), meta),
                     verdict(ratio >= 40 and l["errors"] == 0)))
     # CPU per request on the pass-through path: at the fixed rates (where a
     # production gateway spends its life) and at 64 connections (saturated,
@@ -215,7 +261,8 @@ def targets(rows, order, res, meta):
         c = cpu_us(l) if l else None
         if c is None:
             continue
-        out.append((f"CPU ≤ 25 µs per request: {scen}, {load_}", f"{c:.1f} µs",
+        out.append((f"CPU ≤ 25 µs per request: {scen}, {load_}",
+                    f"{c:.1f} µs" + stolen_text((l,), meta),
                     verdict(c <= 25)))
     r = res.get("idle_rss")
     if r:
