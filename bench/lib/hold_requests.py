@@ -12,19 +12,15 @@ import asyncio
 import json
 import time
 
-from holding import SEM_OPENING, raise_fd_limit, rss_kb, sample
+from holding import SEM_OPENING, Tally, hold, post_request, raise_fd_limit, rss_kb
 
 
-class Stats:
+class Stats(Tally):
     def __init__(self):
+        super().__init__()
         self.sent = 0
         self.answered = 0
-        self.ok = 0
-        self.errors = {}
         self.all_sent_at = None
-
-    def error(self, kind):
-        self.errors[kind] = self.errors.get(kind, 0) + 1
 
 
 async def one(host, port, request, stats, sem, deadline):
@@ -77,20 +73,15 @@ async def main():
 
     hard = raise_fd_limit()
 
-    body = json.dumps({
+    request = post_request(a.port, a.key, {
         "model": a.model,
         "messages": [{"role": "user", "content": "Think hard, then answer."}],
         "mock": {"first_byte_delay_ms": a.wait_ms},
-    }).encode()
-    request = (
-        f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{a.port}\r\n"
-        f"Authorization: Bearer {a.key}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    ).encode() + body
+    })
 
     stats = Stats()
     out = {"requests": a.requests, "nofile": hard, "rss_before_kb": rss_kb(a.pid)}
-    stop = asyncio.Event()
+
     def all_in_flight():
         # All sent and none answered yet: every request is in flight.
         if stats.sent < a.requests or stats.answered > 0:
@@ -99,26 +90,16 @@ async def main():
             stats.all_sent_at = time.monotonic()
         return True
 
-    sampler = asyncio.create_task(
-        sample(a.pid, out, "rss_all_in_flight_kb", all_in_flight, stop)
-    )
     sem = asyncio.Semaphore(SEM_OPENING)
-    t0 = time.monotonic()
-    deadline = t0 + a.limit_s
-    await asyncio.gather(*(
-        one("127.0.0.1", a.port, request, stats, sem, deadline) for _ in range(a.requests)
-    ))
-    stop.set()
-    await sampler
-    out.update({
-        "ok": stats.ok,
-        "errors": sum(stats.errors.values()),
-        "error_kinds": stats.errors,
-        "sent": stats.sent,
-        "all_sent_after_s": round(stats.all_sent_at - t0, 2) if stats.all_sent_at else None,
-        "total_s": round(time.monotonic() - t0, 2),
-        "hwm_kb": rss_kb(a.pid, "VmHWM"),
-    })
+    t0 = await hold(
+        a.pid, out, "rss_all_in_flight_kb", all_in_flight,
+        lambda deadline: (
+            one("127.0.0.1", a.port, request, stats, sem, deadline) for _ in range(a.requests)
+        ),
+        a.limit_s, stats,
+    )
+    out["sent"] = stats.sent
+    out["all_sent_after_s"] = round(stats.all_sent_at - t0, 2) if stats.all_sent_at else None
     print(json.dumps(out))
 
 

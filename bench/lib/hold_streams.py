@@ -10,19 +10,15 @@ import asyncio
 import json
 import time
 
-from holding import SEM_OPENING, raise_fd_limit, rss_kb, sample
+from holding import SEM_OPENING, Tally, hold, post_request, raise_fd_limit, rss_kb
 
 
-class Stats:
+class Stats(Tally):
     def __init__(self):
+        super().__init__()
         self.open_now = 0
         self.max_open = 0
-        self.ok = 0
-        self.errors = {}
         self.first_all_open = None
-
-    def error(self, kind):
-        self.errors[kind] = self.errors.get(kind, 0) + 1
 
 
 class StreamClient(asyncio.Protocol):
@@ -136,23 +132,18 @@ async def main():
     hard = raise_fd_limit()
 
     content = " ".join(f"w{i}" for i in range(a.words))
-    body = json.dumps({
+    request = post_request(a.port, a.key, {
         "model": a.model,
         "messages": [{"role": "user", "content": "Tell me a long story."}],
         "stream": True,
         "stream_options": {"include_usage": True},
         "mock": {"content": content},
-    }).encode()
-    request = (
-        f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{a.port}\r\n"
-        f"Authorization: Bearer {a.key}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    ).encode() + body
+    })
 
     loop = asyncio.get_running_loop()
     stats = Stats()
     out = {"streams": a.streams, "nofile": hard, "rss_before_kb": rss_kb(a.pid)}
-    stop = asyncio.Event()
+
     def all_open():
         if stats.open_now < a.streams:
             return False
@@ -160,25 +151,17 @@ async def main():
             stats.first_all_open = time.monotonic()
         return True
 
-    sampler = asyncio.create_task(sample(a.pid, out, "rss_all_open_kb", all_open, stop))
     sem = asyncio.Semaphore(SEM_OPENING)
-    t0 = time.monotonic()
-    deadline = t0 + a.limit_s
-    await asyncio.gather(*(
-        one(loop, "127.0.0.1", a.port, request, stats, sem, deadline)
-        for _ in range(a.streams)
-    ))
-    stop.set()
-    await sampler
-    out.update({
-        "ok": stats.ok,
-        "errors": sum(stats.errors.values()),
-        "error_kinds": stats.errors,
-        "max_open": stats.max_open,
-        "all_open_after_s": round(stats.first_all_open - t0, 2) if stats.first_all_open else None,
-        "total_s": round(time.monotonic() - t0, 2),
-        "hwm_kb": rss_kb(a.pid, "VmHWM"),
-    })
+    t0 = await hold(
+        a.pid, out, "rss_all_open_kb", all_open,
+        lambda deadline: (
+            one(loop, "127.0.0.1", a.port, request, stats, sem, deadline)
+            for _ in range(a.streams)
+        ),
+        a.limit_s, stats,
+    )
+    out["max_open"] = stats.max_open
+    out["all_open_after_s"] = round(stats.first_all_open - t0, 2) if stats.first_all_open else None
     print(json.dumps(out))
 
 

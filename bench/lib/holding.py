@@ -1,9 +1,11 @@
-"""What hold_streams.py and hold_requests.py share: reading llmux's memory,
-raising the descriptor limit, and sampling RSS while every connection is
-held. Stdlib only."""
+"""What hold_streams.py and hold_requests.py share: the request they send,
+reading llmux's memory, raising the descriptor limit, and running every
+connection while RSS is sampled. Stdlib only."""
 
 import asyncio
+import json
 import resource
+import time
 
 SEM_OPENING = 256  # connections being opened at once (keeps the accept queue short)
 
@@ -39,3 +41,45 @@ async def sample(pid, out, key, all_held, stop):
             await asyncio.wait_for(stop.wait(), 0.25)
         except asyncio.TimeoutError:
             pass
+
+
+class Tally:
+    """Good answers, and errors counted by kind."""
+
+    def __init__(self):
+        self.ok = 0
+        self.errors = {}
+
+    def error(self, kind):
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+
+
+def post_request(port, key, payload):
+    """A chat completions POST with PAYLOAD as its JSON body, as raw HTTP/1.1
+    bytes; `Connection: close`, so an answer ends with its connection."""
+    body = json.dumps(payload).encode()
+    return (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode() + body
+
+
+async def hold(pid, out, key, all_held, start, limit_s, tally):
+    """Runs the coroutines `start(deadline)` returns, all at once, while
+    RSS is sampled (see `sample`), then adds the tally, the run's length and
+    VmHWM to `out`. Returns when the run started (time.monotonic())."""
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(sample(pid, out, key, all_held, stop))
+    t0 = time.monotonic()
+    await asyncio.gather(*start(t0 + limit_s))
+    stop.set()
+    await sampler
+    out.update({
+        "ok": tally.ok,
+        "errors": sum(tally.errors.values()),
+        "error_kinds": tally.errors,
+        "total_s": round(time.monotonic() - t0, 2),
+        "hwm_kb": rss_kb(pid, "VmHWM"),
+    })
+    return t0
