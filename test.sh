@@ -34,6 +34,9 @@ have npm || apt_install nodejs npm
 say "cargo fmt --check"
 cargo fmt --all -- --check
 
+say "the release builds' profile fits Cargo.lock and the release profile (pgo/README.md)"
+python3 pgo/fingerprint.py --check
+
 say "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 

@@ -29,7 +29,7 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >&2
 fi
 OHA=$BENCH/.tools/bin/oha
-[ -x "$OHA" ] || cargo install oha --locked --root "$BENCH/.tools" >&2
+[ -x "$OHA" ] || RUSTC_WRAPPER='' cargo install oha --locked --root "$BENCH/.tools" >&2
 if [ -n "${LLMUX_BIN:-}" ]; then
     LLMUX=$LLMUX_BIN
 else

@@ -68,7 +68,7 @@ have python3 || apt_install python3
 OHA=$BENCH/.tools/bin/oha
 if [ ! -x "$OHA" ]; then
     say "installing oha into bench/.tools (once)"
-    cargo install oha --locked --root "$BENCH/.tools" >&2 || OHA=""
+    RUSTC_WRAPPER='' cargo install oha --locked --root "$BENCH/.tools" >&2 || OHA=""
 fi
 
 if [ -n "${LLMUX_BIN:-}" ]; then

@@ -9,10 +9,12 @@
 # lists and errors; requests in pgo/requests), and merges what it counted
 # into pgo/llmux.profdata. Needs llvm-profdata of rustc's LLVM version
 # (installed from apt when missing) and oha (installed with cargo into
-# bench/.tools when missing). Takes about 10 minutes on 2 cores.
+# bench/.tools when missing). Takes about 10 minutes on 2 cores. The profile
+# fits only builds by the same rustc with the same Cargo.lock and release
+# profile; what those were is saved beside it, in pgo/trained-with.
 set -euo pipefail
 
-PGO=$(cd "$(dirname "$0")" && pwd)
+PGO=$(CDPATH='' cd -- "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$PGO")
 cd "$ROOT"
 say() { printf '\n==> %s\n' "$*" >&2; }
@@ -20,6 +22,7 @@ say() { printf '\n==> %s\n' "$*" >&2; }
 # --------------------------------------------------------------- tools
 llvm=$(rustc -vV | sed -n 's/^LLVM version: \([0-9]*\).*/\1/p')
 host=$(rustc -vV | sed -n 's/^host: //p')
+[ -n "$llvm" ] || { echo "rustc -vV names no LLVM version: cannot pick llvm-profdata" >&2; exit 1; }
 PROFDATA=$(rustc --print sysroot)/lib/rustlib/$host/bin/llvm-profdata
 if [ ! -x "$PROFDATA" ]; then
     PROFDATA=llvm-profdata-$llvm
@@ -28,17 +31,32 @@ if [ ! -x "$PROFDATA" ]; then
         SUDO=""
         [ "$(id -u)" = 0 ] || SUDO=sudo
         $SUDO apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "llvm-$llvm" > /dev/null
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "llvm-$llvm" > /dev/null
     fi
+    command -v "$PROFDATA" > /dev/null || {
+        echo "no llvm-profdata for LLVM $llvm: install llvm-$llvm (apt.llvm.org has it)" >&2
+        echo "or rustup's llvm-tools component, then run again" >&2
+        exit 1
+    }
 fi
 OHA=$ROOT/bench/.tools/bin/oha
-[ -x "$OHA" ] || cargo install oha --locked --root "$ROOT/bench/.tools"
+# Without the wrapper: oha has no use for llmux's profile.
+[ -x "$OHA" ] || RUSTC_WRAPPER='' cargo install oha --locked --root "$ROOT/bench/.tools"
 
 # --------------------------------------------------------------- build
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2> /dev/null || true; done
+    local rc=$?
+    for p in ${PIDS[@]+"${PIDS[@]}"}; do
+        kill "$p" 2> /dev/null || true
+        wait "$p" 2> /dev/null || true
+    done
+    if [ $rc -ne 0 ]; then
+        for log in "$WORK"/*.log; do
+            [ -f "$log" ] && { echo "--- ${log##*/}" >&2; tail -20 "$log" >&2; }
+        done
+    fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -132,10 +150,16 @@ load 1000 404 POST $CHAT unknown-model.json
 load 1000 400 POST $CHAT malformed.json
 load 1000 401 POST $CHAT openai.json "Authorization: Bearer wrong-key"
 
-# The profile is written when the gateway exits.
-kill -INT "$SERVE"
+# The profile is written when the gateway exits (it has 30 s to).
+kill -TERM "$SERVE"
+for _ in $(seq 300); do
+    kill -0 "$SERVE" 2> /dev/null || break
+    sleep 0.1
+done
 wait "$SERVE" || true
-"$PROFDATA" merge --sparse -o "$PGO/llmux.profdata" "$WORK"/serve/*.profraw
-# The rustc wrapper gives the profile only to a rustc whose LLVM can read it.
-echo "$llvm" > "$PGO/llvm-major"
+set -- "$WORK"/serve/*.profraw
+[ -f "$1" ] || { echo "the gateway wrote no profile" >&2; exit 1; }
+"$PROFDATA" merge --sparse -o "$PGO/llmux.profdata" "$@"
+# What the profile fits: the rustc wrapper reads it, test.sh checks it.
+python3 "$PGO/fingerprint.py" > "$PGO/trained-with"
 say "wrote pgo/llmux.profdata ($(wc -c < "$PGO/llmux.profdata") bytes)"
