@@ -20,8 +20,9 @@ cd "$ROOT"
 say() { printf '\n==> %s\n' "$*" >&2; }
 
 # --------------------------------------------------------------- tools
-llvm=$(rustc -vV | sed -n 's/^LLVM version: \([0-9]*\).*/\1/p')
-host=$(rustc -vV | sed -n 's/^host: //p')
+vv=$(rustc -vV)
+llvm=$(sed -n 's/^LLVM version: \([0-9]*\).*/\1/p' <<< "$vv")
+host=$(sed -n 's/^host: //p' <<< "$vv")
 [ -n "$llvm" ] || { echo "rustc -vV names no LLVM version: cannot pick llvm-profdata" >&2; exit 1; }
 PROFDATA=$(rustc --print sysroot)/lib/rustlib/$host/bin/llvm-profdata
 if [ ! -x "$PROFDATA" ]; then
