@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # User-space instructions llmux executes per request, counted by valgrind
-# (callgrind's Ir), for the pass-through paths. Unlike CPU time on a shared
+# (callgrind's Ir), for the pass-through paths and the translated ones
+# (an OpenAI request answered by an Anthropic upstream). Unlike CPU time on a shared
 # VM, the count barely moves between runs, so it shows what a code change
 # saves.
 #
-#   bench/instructions.sh              non-streaming and streaming
+#   bench/instructions.sh              the four paths, about 25 s
 #   LLMUX_BIN=path bench/instructions.sh
 #
 # The nginx upstream and the request bodies are the load benchmark's
@@ -61,6 +62,10 @@ model_list:
     litellm_params: {model: openai/gpt-4o-mini, api_base: "http://127.0.0.1:$NGINX_PORT/v1", api_key: sk-up}
   - model_name: bench-stream
     litellm_params: {model: openai/gpt-4o-mini, api_base: "http://127.0.0.1:$NGINX_PORT/stream/v1", api_key: sk-up}
+  - model_name: bench-claude
+    litellm_params: {model: anthropic/claude-sonnet-4-5-20250929, api_base: "http://127.0.0.1:$NGINX_PORT/anthropic", api_key: sk-up}
+  - model_name: bench-claude-stream
+    litellm_params: {model: anthropic/claude-sonnet-4-5-20250929, api_base: "http://127.0.0.1:$NGINX_PORT/anthropic-stream", api_key: sk-up}
 litellm_settings: {num_retries: 0}
 general_settings: {master_key: sk-bench}
 EOF
@@ -87,7 +92,9 @@ run() { # BODY N
 }
 
 printf '| path | user instructions per request |\n|---|--:|\n'
-for path in non-streaming:request.json streaming:request-stream.json; do
+for path in non-streaming:request.json streaming:request-stream.json \
+    "translated (Anthropic):request-claude.json" \
+    "translated (Anthropic), streaming:request-claude-stream.json"; do
     name=${path%%:*} body=$LIB/${path#*:}
     a=$(run "$body" 500)
     b=$(run "$body" 2500)

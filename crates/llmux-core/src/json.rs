@@ -9,10 +9,18 @@ use serde::{Deserialize, Serialize};
 /// its own as it goes, which costs a request's bodies about twice as much.
 /// Bytes that are not UTF-8 get `from_slice`'s own error, position and all.
 pub fn from_bytes<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> serde_json::Result<T> {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => serde_json::from_str(text),
-        Err(_) => serde_json::from_slice(bytes),
+    match utf8(bytes) {
+        Some(text) => serde_json::from_str(text),
+        None => serde_json::from_slice(bytes),
     }
+}
+
+/// `bytes` as text if they are UTF-8. simdutf8 checks 32 bytes a step where
+/// the CPU has AVX2 (chosen at run time), against the 8 of
+/// `std::str::from_utf8`'s ASCII loop: every body and stream event read
+/// is checked, so this is on the hot path of every request.
+pub fn utf8(bytes: &[u8]) -> Option<&str> {
+    simdutf8::basic::from_utf8(bytes).ok()
 }
 
 /// A body written as JSON into a buffer of `size` bytes to start, the

@@ -21,7 +21,7 @@ pub struct SseEvent {
 impl SseEvent {
     /// The `event:` field; `None` if absent or not UTF-8 (no known name).
     pub fn event(&self) -> Option<&str> {
-        std::str::from_utf8(self.event.as_deref()?).ok()
+        crate::json::utf8(self.event.as_deref()?)
     }
 
     /// The data as text: invalid UTF-8 is replaced, as a browser's
@@ -40,12 +40,13 @@ impl SseEvent {
     }
 }
 
-/// `bytes` as text. `from_utf8` first: `from_utf8_lossy` checks byte by
-/// byte, several times slower on the valid text nearly every event is.
+/// `bytes` as text. A whole-slice check first: `from_utf8_lossy` checks
+/// byte by byte, several times slower on the valid text nearly every event
+/// is.
 fn text(bytes: &[u8]) -> Cow<'_, str> {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => Cow::Borrowed(s),
-        Err(_) => String::from_utf8_lossy(bytes),
+    match crate::json::utf8(bytes) {
+        Some(s) => Cow::Borrowed(s),
+        None => String::from_utf8_lossy(bytes),
     }
 }
 
@@ -146,7 +147,15 @@ fn take_line(current: &mut SseEvent, lines: &Bytes, start: usize, end: usize) {
         c.push_str(text.trim_start());
         return;
     }
-    let (field, value) = match memchr::memchr(b':', line) {
+    // `data:` and `event:`, nearly every line, are known without a search.
+    let colon = if line.starts_with(b"data:") {
+        Some(4)
+    } else if line.starts_with(b"event:") {
+        Some(5)
+    } else {
+        memchr::memchr(b':', line)
+    };
+    let (field, value) = match colon {
         Some(i) => {
             let v = if line.get(i + 1) == Some(&b' ') {
                 i + 2
@@ -261,7 +270,8 @@ mod tests {
         let mut p = SseParser::new();
         // No space after the colon; a bare `data` line is an empty data line;
         // unknown fields are ignored; only one leading space is dropped.
-        p.push(b"event:ping\ndata\nid: 7\ndata:  two\n\n");
+        // Fields that only start like `data` or `event` are other fields.
+        p.push(b"event:ping\ndata\nid: 7\ndatabase: x\nevents: y\ndata:  two\n\n");
         let ev = all(&mut p);
         assert_eq!(ev.len(), 1);
         assert_eq!(ev[0].event(), Some("ping"));
@@ -276,5 +286,16 @@ mod tests {
         let ev = p.next_event().unwrap();
         assert_eq!(ev.data(), "{\"a\":\"\u{fffd}\"}");
         assert_eq!(ev.into_data(), "{\"a\":\"\u{fffd}\"}".as_bytes());
+        // Long enough for the vector check, with the bad byte at the end
+        // and valid multi-byte text before it.
+        let good = "\u{e9}t\u{e9} \u{1f980} ".repeat(20);
+        let mut line = format!("data: {good}").into_bytes();
+        line.extend_from_slice(b"\xc3\n\n");
+        p.push(&line);
+        assert_eq!(p.next_event().unwrap().data(), format!("{good}\u{fffd}"));
+        p.push(format!("event: n\u{e9}\ndata: {good}\n\n").as_bytes());
+        let ev = p.next_event().unwrap();
+        assert_eq!(ev.event(), Some("n\u{e9}"));
+        assert_eq!(ev.data(), good);
     }
 }

@@ -72,7 +72,7 @@ impl PassthroughStream {
         }
         // `data` is UTF-8 (`SseEvent::into_data`); parsing it as text spares
         // serde_json checking every string in it again.
-        let text = std::str::from_utf8(&data).unwrap_or_default();
+        let text = crate::json::utf8(&data).unwrap_or_default();
         let chunk = match serde_json::from_str::<Chunk>(text) {
             Ok(c) => c,
             Err(e) => return self.malformed(&e.to_string(), out),
