@@ -252,6 +252,20 @@ impl ChunkSource {
         head.extend_from_slice(b",\"choices\":");
     }
 
+    /// A text chunk whose content is `literal`, a JSON string as the
+    /// provider wrote it, escapes and all: copied, not decoded and encoded
+    /// again. The client reads the same text as from [`ChunkSource::chunk`].
+    pub fn raw_text_chunk(&self, index: u32, literal: &str) -> StreamEvent {
+        let mut out = Vec::with_capacity(self.head.len() + literal.len() + 64);
+        out.extend_from_slice(&self.head);
+        out.extend_from_slice(b"[{\"index\":");
+        let _ = serde_json::to_writer(&mut out, &index);
+        out.extend_from_slice(b",\"delta\":{\"content\":");
+        out.extend_from_slice(literal.as_bytes());
+        out.extend_from_slice(b"},\"finish_reason\":null}]}");
+        StreamEvent::Data(Bytes::from(out))
+    }
+
     /// One OpenAI chunk with one choice.
     pub fn chunk(&self, index: u32, delta: Delta, finish: Option<String>) -> StreamEvent {
         // A piece of text, which most chunks of a stream are, and the
@@ -457,6 +471,41 @@ mod tests {
             );
             assert_eq!(v["choices"][0]["finish_reason"].as_str(), finish.as_deref());
         }
+    }
+
+    /// A text chunk written from the provider's own JSON string is the
+    /// chunk written from the decoded text: byte for byte when the provider
+    /// escaped as serde does, and the same text when it escaped otherwise.
+    #[test]
+    fn raw_text_chunks_carry_the_same_text() {
+        let src = ChunkSource::new("msg_1".into(), "claude".into(), 1_731_000_000);
+        let texts = [
+            "",
+            "Here",
+            "a\"b\\c\n\t\u{1}\u{7f} \u{e9} \u{1f980} </script>",
+        ];
+        for (index, text) in [0, 7].into_iter().flat_map(|i| texts.map(|t| (i, t))) {
+            let literal = serde_json::to_string(text).unwrap();
+            let StreamEvent::Data(raw) = src.raw_text_chunk(index, &literal) else {
+                panic!("not data");
+            };
+            let delta = Delta {
+                content: Some(text.to_owned()),
+                ..Default::default()
+            };
+            let StreamEvent::Data(decoded) = src.chunk(index, delta, None) else {
+                panic!("not data");
+            };
+            assert_eq!(raw, decoded, "{text:?}");
+        }
+        // Escapes serde would not write: the same text all the same.
+        let StreamEvent::Data(raw) = src.raw_text_chunk(0, r#""a\/b\u00e9\r""#) else {
+            panic!("not data");
+        };
+        let v: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        assert_eq!(v["choices"][0]["delta"]["content"], "a/b\u{e9}\r");
+        assert_eq!(v["choices"][0]["finish_reason"], serde_json::Value::Null);
+        assert_eq!(v["object"], "chat.completion.chunk");
     }
 
     #[test]

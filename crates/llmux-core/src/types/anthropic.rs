@@ -494,6 +494,34 @@ impl StreamEvent {
 /// other form (spacing, key order, another delta) is `None`, for the
 /// general reading.
 fn text_delta(data: &str) -> Option<StreamEvent> {
+    let (index, string) = text_delta_parts(data)?;
+    // Exactly one JSON string, escapes and all, or nothing.
+    let text = serde_json::from_str::<String>(string).ok()?;
+    Some(StreamEvent::ContentBlockDelta {
+        index,
+        delta: BlockDelta::TextDelta { text },
+    })
+}
+
+/// A text delta's block index and its text as the JSON string literal it
+/// was written as (quotes and escapes kept), for a translator that copies
+/// the text into its own JSON instead of decoding and encoding it again.
+/// Only for the form `text_delta` reads, and only when the literal holds
+/// no `\u` escape: one of those may be half of a surrogate pair, which the
+/// decoding would refuse; a literal with one takes the decoding path.
+pub fn raw_text_delta(data: &str) -> Option<(u32, &str)> {
+    let (index, literal) = text_delta_parts(data)?;
+    let ok = literal.starts_with('"')
+        && literal.ends_with('"')
+        && !memchr::memchr_iter(b'\\', literal.as_bytes())
+            .any(|i| literal.as_bytes().get(i + 1) == Some(&b'u'))
+        && serde_json::from_str::<de::IgnoredAny>(literal).is_ok();
+    ok.then_some((index, literal))
+}
+
+/// The index and the text's JSON literal of a text delta in its canonical
+/// form; the literal is not checked.
+fn text_delta_parts(data: &str) -> Option<(u32, &str)> {
     let rest = data.strip_prefix(r#"{"type":"content_block_delta","index":"#)?;
     let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
     // JSON numbers have no leading zeros.
@@ -504,12 +532,7 @@ fn text_delta(data: &str) -> Option<StreamEvent> {
     let string = rest[digits..]
         .strip_prefix(r#","delta":{"type":"text_delta","text":"#)?
         .strip_suffix("}}")?;
-    // Exactly one JSON string, escapes and all, or nothing.
-    let text = serde_json::from_str::<String>(string).ok()?;
-    Some(StreamEvent::ContentBlockDelta {
-        index,
-        delta: BlockDelta::TextDelta { text },
-    })
+    Some((index, string))
 }
 
 /// `content_block_delta` read as a plain struct (see [`StreamEvent::parse`]).
@@ -956,6 +979,31 @@ mod tests {
             StreamEvent::parse(Some("ping"), r#"{"type":"message_stop"}"#),
             Ok(StreamEvent::MessageStop)
         ));
+        // The text's literal, as written, when it is one well-formed JSON
+        // string without `\u` escapes; otherwise the decoding path.
+        let delta = |text: &str| {
+            format!(
+                r#"{{"type":"content_block_delta","index":3,"delta":{{"type":"text_delta","text":{text}}}}}"#
+            )
+        };
+        assert_eq!(
+            raw_text_delta(&delta(r#""a\"b\\c\n\t \/ é""#)),
+            Some((3, r#""a\"b\\c\n\t \/ é""#))
+        );
+        assert_eq!(raw_text_delta(&delta(r#""""#)), Some((3, r#""""#)));
+        for bad in [
+            r#""\u00e9""#,
+            r#""\ud83e""#,
+            r#""\x""#,
+            "\"a\u{1}b\"",
+            r#""a"}},"x":{"y":"b""#,
+            r#""a" "#,
+            r#" "a""#,
+            "5",
+            r#""a"#,
+        ] {
+            assert_eq!(raw_text_delta(&delta(bad)), None, "{bad}");
+        }
         // The canonical form is read by the short way, the rest is not.
         assert!(text_delta(cases[0].1).is_some());
         assert!(text_delta(cases[7].1).is_some());

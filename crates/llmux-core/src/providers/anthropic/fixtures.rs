@@ -640,3 +640,72 @@ fn a_stream_cut_before_message_stop_is_an_error() {
     assert!(matches!(out.last(), Some(StreamEvent::Error(e)) if e.status == 502));
     assert!(t.usage().is_some(), "what was used is still known");
 }
+
+/// Text deltas in the canonical form are copied into the chunks as the
+/// JSON strings they came as; any other form, or one with `\u` escapes, is
+/// decoded and written again. The client reads the same text either way.
+#[test]
+fn text_deltas_reach_the_client_as_the_same_text_whichever_way_they_are_read() {
+    let delta = |text: &str| {
+        format!(
+            r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":{text}}}}}"#
+        )
+    };
+    let events = [
+        (
+            "message_start",
+            r#"{"type":"message_start","message":{"id":"msg_t","type":"message","role":"assistant","model":"claude","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":1,"output_tokens":1}}}"#.to_owned(),
+        ),
+        (
+            "content_block_start",
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#.to_owned(),
+        ),
+        ("content_block_delta", delta(r#""Plain""#)),
+        ("content_block_delta", delta(r#"" \"q\" \\ \n\t\/ é""#)),
+        ("content_block_delta", delta(r#""\u00e9\ud83e\udd80""#)),
+        (
+            "content_block_delta",
+            r#"{"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "!"}}"#.to_owned(),
+        ),
+        // A text delta for a block that was never opened is not text.
+        (
+            "content_block_delta",
+            r#"{"type":"content_block_delta","index":5,"delta":{"type":"text_delta","text":"lost"}}"#.to_owned(),
+        ),
+        ("content_block_stop", r#"{"type":"content_block_stop","index":0}"#.to_owned()),
+        (
+            "message_delta",
+            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":9}}"#.to_owned(),
+        ),
+        ("message_stop", r#"{"type":"message_stop"}"#.to_owned()),
+    ];
+    let stream: String = events
+        .iter()
+        .map(|(name, data)| format!("event: {name}\ndata: {data}\n\n"))
+        .collect();
+    let mut t = AnthropicStream::new(false, false, "claude", 1);
+    let mut out = vec![];
+    t.push(stream.as_bytes(), &mut out);
+    assert_eq!(out.last(), Some(&StreamEvent::Done));
+    let c = chunks(&out);
+    let text: Vec<&str> = c
+        .iter()
+        .filter_map(|x| x["choices"].get(0)?["delta"]["content"].as_str())
+        .filter(|t| !t.is_empty())
+        .collect();
+    assert_eq!(text, ["Plain", " \"q\" \\ \n\t/ é", "é🦀", "!"]);
+    for x in &c[1..c.len() - 1] {
+        assert_eq!(x["id"], "msg_t");
+        assert_eq!(x["object"], "chat.completion.chunk");
+        assert_eq!(x["choices"][0]["index"], 0);
+        assert_eq!(x["choices"][0]["finish_reason"], Value::Null);
+    }
+    assert_eq!(c.last().unwrap()["choices"][0]["finish_reason"], "stop");
+
+    // A lone half of a surrogate pair is refused, not relayed.
+    let bad = stream.replace(r#"\ud83e\udd80"#, r#"\ud83e"#);
+    let mut t = AnthropicStream::new(false, false, "claude", 1);
+    let mut out = vec![];
+    t.push(bad.as_bytes(), &mut out);
+    assert!(matches!(out.last(), Some(StreamEvent::Error(e)) if e.status == 502));
+}

@@ -8,7 +8,7 @@ use super::response::finish_reason;
 use crate::providers::sse::SseParser;
 use crate::providers::{ChunkSource, StreamEvent, StreamTranslator};
 use crate::types::anthropic::{
-    AnthropicUsage, Block, BlockDelta, KnownBlock, StreamEvent as AnEvent,
+    AnthropicUsage, Block, BlockDelta, KnownBlock, StreamEvent as AnEvent, raw_text_delta,
 };
 use crate::types::{ApiError, Delta, FunctionCallDelta, ToolCallDelta, Usage};
 use serde_json::json;
@@ -257,12 +257,23 @@ impl StreamTranslator for AnthropicStream {
             if !ev.has_data || data.trim().is_empty() {
                 continue;
             }
-            match AnEvent::parse(ev.event(), &data) {
+            let name = ev.event();
+            // A piece of text for a text block, most of a stream: its JSON
+            // string goes into the chunk as it came.
+            if name == Some("content_block_delta") {
+                if let Some((index, literal)) = raw_text_delta(&data) {
+                    if let Some(BlockKind::Text) = self.blocks.get(index as usize) {
+                        out.push(self.src.raw_text_chunk(0, literal));
+                        continue;
+                    }
+                }
+            }
+            match AnEvent::parse(name, &data) {
                 Ok(parsed) => self.event(parsed, out),
                 Err(e) => {
                     // Event types added to the API later are skipped; a
                     // known one that does not parse is a broken stream.
-                    let known = ev.event().is_some_and(|n| {
+                    let known = name.is_some_and(|n| {
                         matches!(
                             n,
                             "message_start"
