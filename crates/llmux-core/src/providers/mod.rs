@@ -252,18 +252,36 @@ impl ChunkSource {
         head.extend_from_slice(b",\"choices\":");
     }
 
+    /// A chunk with one choice whose delta holds at most text: the head,
+    /// then `content` writing the delta's fields (`text_len` bytes or so),
+    /// then the finish reason.
+    fn text_chunk(
+        &self,
+        index: u32,
+        text_len: usize,
+        finish: Option<&str>,
+        content: impl FnOnce(&mut Vec<u8>),
+    ) -> StreamEvent {
+        let mut out = Vec::with_capacity(self.head.len() + text_len + 64);
+        out.extend_from_slice(&self.head);
+        out.extend_from_slice(b"[{\"index\":");
+        let _ = serde_json::to_writer(&mut out, &index);
+        out.extend_from_slice(b",\"delta\":{");
+        content(&mut out);
+        out.extend_from_slice(b"},\"finish_reason\":");
+        let _ = serde_json::to_writer(&mut out, &finish);
+        out.extend_from_slice(b"}]}");
+        StreamEvent::Data(Bytes::from(out))
+    }
+
     /// A text chunk whose content is `literal`, a JSON string as the
     /// provider wrote it, escapes and all: copied, not decoded and encoded
     /// again. The client reads the same text as from [`ChunkSource::chunk`].
     pub fn raw_text_chunk(&self, index: u32, literal: &str) -> StreamEvent {
-        let mut out = Vec::with_capacity(self.head.len() + literal.len() + 64);
-        out.extend_from_slice(&self.head);
-        out.extend_from_slice(b"[{\"index\":");
-        let _ = serde_json::to_writer(&mut out, &index);
-        out.extend_from_slice(b",\"delta\":{\"content\":");
-        out.extend_from_slice(literal.as_bytes());
-        out.extend_from_slice(b"},\"finish_reason\":null}]}");
-        StreamEvent::Data(Bytes::from(out))
+        self.text_chunk(index, literal.len(), None, |out| {
+            out.extend_from_slice(b"\"content\":");
+            out.extend_from_slice(literal.as_bytes());
+        })
     }
 
     /// One OpenAI chunk with one choice.
@@ -281,19 +299,12 @@ impl ChunkSource {
         } = &delta
         {
             let text_len = content.as_ref().map_or(0, String::len);
-            let mut out = Vec::with_capacity(self.head.len() + text_len + 64);
-            out.extend_from_slice(&self.head);
-            out.extend_from_slice(b"[{\"index\":");
-            let _ = serde_json::to_writer(&mut out, &index);
-            out.extend_from_slice(b",\"delta\":{");
-            if let Some(text) = content {
-                out.extend_from_slice(b"\"content\":");
-                let _ = serde_json::to_writer(&mut out, text);
-            }
-            out.extend_from_slice(b"},\"finish_reason\":");
-            let _ = serde_json::to_writer(&mut out, &finish);
-            out.extend_from_slice(b"}]}");
-            return StreamEvent::Data(Bytes::from(out));
+            return self.text_chunk(index, text_len, finish.as_deref(), |out| {
+                if let Some(text) = content {
+                    out.extend_from_slice(b"\"content\":");
+                    let _ = serde_json::to_writer(&mut *out, text);
+                }
+            });
         }
         let choice = ChunkChoice {
             index,
