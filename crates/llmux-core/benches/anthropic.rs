@@ -18,21 +18,23 @@ const MODEL: &str = "claude-sonnet-4-5-20250929";
 
 /// OpenAI request bytes → Messages request bytes, as the gateway does it.
 fn translate_request(body: &[u8]) -> bytes::Bytes {
-    use llmux_core::json::{body as json_body, translated_size};
+    use llmux_core::json::{translated_size, written_body};
     let Ok(req) = serde_json::from_slice::<ChatCompletionRequest>(body) else {
         return bytes::Bytes::new();
     };
     request::build(&req, MODEL, Some(64000), false)
-        .and_then(|built| json_body(&built.body, translated_size(body.len())))
+        .and_then(|built| written_body(&built.body, translated_size(body.len())))
         .unwrap_or_default()
 }
 
 /// Messages response bytes → OpenAI completion bytes.
-fn translate_response(body: &[u8]) -> Vec<u8> {
+fn translate_response(body: &[u8]) -> bytes::Bytes {
+    use llmux_core::json::{translated_size, written_body};
     let Ok(resp) = serde_json::from_slice::<MessagesResponse>(body) else {
-        return Vec::new();
+        return bytes::Bytes::new();
     };
-    serde_json::to_vec(&response::to_openai(resp, false, 1_731_000_000)).unwrap_or_default()
+    let out = response::to_openai(resp, false, 1_731_000_000);
+    written_body(&out, translated_size(body.len())).unwrap_or_default()
 }
 
 /// A Messages stream in the given pieces → OpenAI chunks; the event count.

@@ -52,12 +52,13 @@ fn stream_bytes() -> Vec<u8> {
     out
 }
 
-fn translate_request(body: &[u8]) -> Vec<u8> {
+fn translate_request(body: &[u8]) -> bytes::Bytes {
+    use llmux_core::json::{translated_size, written_body};
     let Ok(req) = serde_json::from_slice::<ChatCompletionRequest>(body) else {
-        return Vec::new();
+        return bytes::Bytes::new();
     };
     build(&req, TRAITS, false)
-        .map(|b| serde_json::to_vec(&b.body).unwrap_or_default())
+        .and_then(|b| written_body(&b.body, translated_size(body.len())))
         .unwrap_or_default()
 }
 
@@ -112,13 +113,8 @@ fn bench(c: &mut Criterion) {
         "stopReason": "end_turn", "usage": {"inputTokens": 48, "outputTokens": 20, "totalTokens": 68}});
     g.bench_function("response", |b| {
         b.iter(|| {
-            serde_json::to_vec(&response::to_openai(
-                black_box(&resp),
-                "amazon.nova-pro-v1:0",
-                false,
-                1,
-            ))
-            .unwrap_or_default()
+            let out = response::to_openai(black_box(&resp), "amazon.nova-pro-v1:0", false, 1);
+            llmux_core::json::written_body(&out, 256).unwrap_or_default()
         })
     });
 

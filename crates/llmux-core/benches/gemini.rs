@@ -25,21 +25,23 @@ fn sse() -> String {
     s
 }
 
-fn translate_request(body: &[u8]) -> Vec<u8> {
+fn translate_request(body: &[u8]) -> bytes::Bytes {
+    use llmux_core::json::{translated_size, written_body};
     let Ok(req) = serde_json::from_slice::<ChatCompletionRequest>(body) else {
-        return Vec::new();
+        return bytes::Bytes::new();
     };
     request::build(&req, MODEL, false)
-        .map(|v| serde_json::to_vec(&v).unwrap_or_default())
+        .and_then(|v| written_body(&v, translated_size(body.len())))
         .unwrap_or_default()
 }
 
-fn translate_response(body: &[u8]) -> Vec<u8> {
+fn translate_response(body: &[u8]) -> bytes::Bytes {
+    use llmux_core::json::{translated_size, written_body};
     let Ok(resp) = serde_json::from_slice::<response::GenerateResponse>(body) else {
-        return Vec::new();
+        return bytes::Bytes::new();
     };
     response::to_openai(resp, MODEL, 1_731_000_000)
-        .map(|r| serde_json::to_vec(&r).unwrap_or_default())
+        .and_then(|r| written_body(&r, translated_size(body.len())))
         .unwrap_or_default()
 }
 

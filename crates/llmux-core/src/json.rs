@@ -3,6 +3,7 @@
 use crate::types::ApiError;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 /// `serde_json::from_slice`, but checking the bytes are UTF-8 in one pass
 /// first and then reading them as text: `from_slice` checks each string on
@@ -33,6 +34,204 @@ pub fn body<T: Serialize + ?Sized>(value: &T, size: usize) -> Result<Bytes, ApiE
     Ok(Bytes::from(out))
 }
 
+/// `text` as a JSON string, quotes included, at the end of `out`: the
+/// bytes serde_json writes for it (`\"`, `\\`, `\b \t \n \f \r`, the
+/// other control characters as `\u00xx`, everything else as it is; tested
+/// below). serde_json looks up every byte in a table and writes each run
+/// between two escapes on its own; this looks at 8 bytes a step and copies
+/// each run whole. (json-escape-simd looks at 32, but first reserves six
+/// bytes of room for every byte of the string, which a body or chunk
+/// would then hold until it is sent.)
+pub fn write_str(out: &mut Vec<u8>, text: &str) {
+    let bytes = text.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let mut run = 0;
+    while let Some(at) = next_escape(bytes, run) {
+        out.extend_from_slice(&bytes[run..at]);
+        let byte = bytes[at];
+        match byte {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(byte >> 4)]);
+                out.push(HEX[usize::from(byte & 0xf)]);
+            }
+        }
+        run = at + 1;
+    }
+    out.extend_from_slice(&bytes[run..]);
+    out.push(b'"');
+}
+
+/// Where the next byte JSON must escape is, from `from` on: a quote, a
+/// backslash or a control character. Eight bytes are checked at once (the
+/// zero-byte test of "Bit Twiddling Hacks", on the bytes minus 0x20 and on
+/// them XORed with each of the two characters); a step with a hit is then
+/// searched a byte at a time. Bytes of 0x80 and up (UTF-8 beyond ASCII)
+/// never match.
+fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let needs = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
+    let mut at = from;
+    for step in bytes.get(from..)?.chunks_exact(8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(step);
+        let w = u64::from_ne_bytes(word);
+        let control = w.wrapping_sub(ONES * 0x20);
+        let quote = (w ^ (ONES * u64::from(b'"'))).wrapping_sub(ONES);
+        let backslash = (w ^ (ONES * u64::from(b'\\'))).wrapping_sub(ONES);
+        if (control | quote | backslash) & !w & HIGH != 0 {
+            break;
+        }
+        at += 8;
+    }
+    bytes[at..].iter().position(|&b| needs(b)).map(|i| at + i)
+}
+
+/// `n` in decimal at the end of `out`, as serde_json writes it.
+pub fn write_u64(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// `value` as serde_json writes it, at the end of `out`.
+pub fn write_value<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> serde_json::Result<()> {
+    serde_json::to_writer(out, value)
+}
+
+/// A JSON tree as serde_json writes it, its strings and keys through
+/// [`write_str`]: tool schemas, thinking blocks, the Gemini and Bedrock
+/// request bodies. serde_json keeps trees at most 128 levels deep when it
+/// reads them, so the recursion is bounded.
+pub fn write_tree(out: &mut Vec<u8>, value: &Value) -> serde_json::Result<()> {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => write_value(out, n)?,
+        Value::String(s) => write_str(out, s),
+        Value::Array(items) => write_tree_list(out, items)?,
+        Value::Object(map) => {
+            out.push(b'{');
+            for (i, (key, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_str(out, key);
+                out.push(b':');
+                write_tree(out, item)?;
+            }
+            out.push(b'}');
+        }
+    }
+    Ok(())
+}
+
+/// A list, `[…]`: each item written by `write`, commas between.
+pub fn write_list<T>(
+    out: &mut Vec<u8>,
+    items: &[T],
+    mut write: impl FnMut(&mut Vec<u8>, &T) -> serde_json::Result<()>,
+) -> serde_json::Result<()> {
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write(out, item)?;
+    }
+    out.push(b']');
+    Ok(())
+}
+
+/// A list of trees, `[…]`.
+pub fn write_tree_list(out: &mut Vec<u8>, items: &[Value]) -> serde_json::Result<()> {
+    write_list(out, items, write_tree)
+}
+
+/// `key` (a literal such as `,"name":`) and the string, if there is one:
+/// a field serde skips when it is `None`.
+pub fn write_opt_str(out: &mut Vec<u8>, key: &[u8], text: Option<&str>) {
+    if let Some(text) = text {
+        out.extend_from_slice(key);
+        write_str(out, text);
+    }
+}
+
+/// `key` and the value, by serde, if there is one.
+pub fn write_opt_value<T: Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    key: &[u8],
+    value: Option<&T>,
+) -> serde_json::Result<()> {
+    match value {
+        Some(value) => {
+            out.extend_from_slice(key);
+            write_value(out, value)
+        }
+        None => Ok(()),
+    }
+}
+
+/// `key` and the tree, if there is one.
+pub fn write_opt_tree(
+    out: &mut Vec<u8>,
+    key: &[u8],
+    value: Option<&Value>,
+) -> serde_json::Result<()> {
+    match value {
+        Some(value) => {
+            out.extend_from_slice(key);
+            write_tree(out, value)
+        }
+        None => Ok(()),
+    }
+}
+
+impl WriteJson for Value {
+    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        write_tree(out, self)
+    }
+}
+
+/// A flattened `extra` map's entries, each after a comma, as serde's
+/// `#[serde(flatten)]` writes them after a struct's own fields.
+pub fn write_entries(out: &mut Vec<u8>, entries: &Map<String, Value>) -> serde_json::Result<()> {
+    for (key, value) in entries {
+        out.push(b',');
+        write_str(out, key);
+        out.push(b':');
+        write_tree(out, value)?;
+    }
+    Ok(())
+}
+
+/// A type written as JSON by hand, field by field, for a hot path: the
+/// bytes serde_json writes for it (each implementation tests that against
+/// serde's derive). serde's derive escapes every key again, a byte at a
+/// time, and every string the same way; here keys are literals and strings
+/// go through [`write_str`].
+pub trait WriteJson {
+    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()>;
+}
+
+/// [`body`] for a type written by hand.
+pub fn written_body<T: WriteJson + ?Sized>(value: &T, size: usize) -> Result<Bytes, ApiError> {
+    let mut out = Vec::with_capacity(size);
+    value
+        .write_json(&mut out)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(Bytes::from(out))
+}
+
 /// Room for what a translation adds to a body of `len` bytes.
 pub fn translated_size(len: usize) -> usize {
     len + len / 4 + 256
@@ -41,7 +240,6 @@ pub fn translated_size(len: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Value;
 
     #[test]
     fn reads_what_from_slice_reads_and_fails_where_it_fails() {
@@ -56,6 +254,77 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert_eq!(mine, theirs);
+        }
+    }
+
+    /// Every ASCII character and a few wider ones, alone and at every
+    /// position around a 32-byte step, escape as serde_json escapes them.
+    #[test]
+    fn strings_are_written_as_serde_json_writes_them() {
+        let mut texts: Vec<String> = Vec::new();
+        let wide = ['é', '€', '🦀', '\u{2028}', '\u{7f}', '\u{80}', '\u{ffff}'];
+        for c in (0u8..0x80).map(char::from).chain(wide) {
+            texts.push(c.to_string());
+            for at in [0, 1, 15, 16, 17, 31, 32, 33, 63, 64, 100] {
+                let mut s = "a".repeat(at);
+                s.push(c);
+                s.push_str(&"z".repeat(40));
+                texts.push(s);
+            }
+        }
+        texts.push(String::new());
+        // Mixes of the characters that sit next to the ones escaped, in
+        // every order a simple generator makes, up to 40 characters long.
+        let alphabet = [
+            'a', ' ', '!', '"', '#', '[', '\\', ']', '\n', '\u{1f}', '\u{0}', 'é', '🦀',
+        ];
+        let mut seed: u64 = 1;
+        for _ in 0..2000 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let len = (seed >> 58) as usize % 41;
+            texts.push(
+                (0..len)
+                    .map(|i| alphabet[((seed >> (i % 60)) as usize + i * 7) % alphabet.len()])
+                    .collect(),
+            );
+        }
+        texts.push("\"\\\n\t\u{1}".repeat(50));
+        texts.push("code:\n```rust\nfn main() {\n    println!(\"hi\");\n}\n```".repeat(20));
+        for text in &texts {
+            let mut out = b"[".to_vec();
+            write_str(&mut out, text);
+            let want = [&b"["[..], &serde_json::to_vec(text).unwrap()].concat();
+            assert_eq!(out, want, "{text:?}");
+        }
+        let mut out = Vec::new();
+        for n in [0, 7, 10, 99, 1_000_000, u64::MAX] {
+            out.clear();
+            write_u64(&mut out, n);
+            assert_eq!(out, serde_json::to_vec(&n).unwrap());
+        }
+    }
+
+    /// A tree of every kind of value, numbers of every kind among them,
+    /// is written as serde_json writes it.
+    #[test]
+    fn trees_are_written_as_serde_json_writes_them() {
+        let trees = [
+            serde_json::json!(null),
+            serde_json::json!([]),
+            serde_json::json!({}),
+            serde_json::json!({"type": "object", "properties": {"path": {"type": "string",
+                "description": "A path, \"relative\"\n\tto the workspace"}},
+                "required": ["path"], "additionalProperties": false,
+                "odd \"key\"\u{1}": [0, -1, 1.5, 0.1, -0.0, 1e300, 5e-324, u64::MAX, i64::MIN, true, null,
+                    [[]], {"a": {}}]}),
+        ];
+        for tree in &trees {
+            let mut out = Vec::new();
+            write_tree(&mut out, tree).unwrap();
+            assert_eq!(out, serde_json::to_vec(tree).unwrap(), "{tree}");
+            assert_eq!(written_body(tree, 0).unwrap(), out);
         }
     }
 

@@ -302,7 +302,7 @@ impl ChunkSource {
             return self.text_chunk(index, text_len, finish.as_deref(), |out| {
                 if let Some(text) = content {
                     out.extend_from_slice(b"\"content\":");
-                    let _ = serde_json::to_writer(&mut *out, text);
+                    crate::json::write_str(out, text);
                 }
             });
         }
@@ -329,7 +329,7 @@ impl ChunkSource {
         let _ = serde_json::to_writer(&mut out, choices);
         if let Some(u) = usage {
             out.extend_from_slice(b",\"usage\":");
-            let _ = serde_json::to_writer(&mut out, u);
+            u.write_json(&mut out);
         }
         out.push(b'}');
         StreamEvent::Data(Bytes::from(out))

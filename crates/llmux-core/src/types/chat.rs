@@ -4,6 +4,7 @@
 //! not use these types at all (see `raw.rs`).
 
 use super::usage::Usage;
+use crate::json;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -68,6 +69,63 @@ impl ChatCompletionRequest {
     }
 }
 
+/// The Messages route writes its canonical request this way for every
+/// upstream: a coding agent's whole conversation, its system prompt and
+/// its tools, on every turn. Messages, text parts and function tools by
+/// hand, the short and rare fields by serde; `serde_json::to_vec` writes
+/// the same bytes (tested, and checked on every inbound fixture).
+impl json::WriteJson for ChatCompletionRequest {
+    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        out.extend_from_slice(b"{\"model\":");
+        json::write_str(out, &self.model);
+        out.extend_from_slice(b",\"messages\":");
+        json::write_list(out, &self.messages, |out, m| m.write_json(out))?;
+        json::write_opt_value(out, b",\"stream\":", self.stream.as_ref())?;
+        json::write_opt_value(out, b",\"stream_options\":", self.stream_options.as_ref())?;
+        json::write_opt_value(out, b",\"max_tokens\":", self.max_tokens.as_ref())?;
+        json::write_opt_value(
+            out,
+            b",\"max_completion_tokens\":",
+            self.max_completion_tokens.as_ref(),
+        )?;
+        json::write_opt_value(out, b",\"temperature\":", self.temperature.as_ref())?;
+        json::write_opt_value(out, b",\"top_p\":", self.top_p.as_ref())?;
+        json::write_opt_value(out, b",\"n\":", self.n.as_ref())?;
+        json::write_opt_value(out, b",\"stop\":", self.stop.as_ref())?;
+        json::write_opt_value(
+            out,
+            b",\"presence_penalty\":",
+            self.presence_penalty.as_ref(),
+        )?;
+        json::write_opt_value(
+            out,
+            b",\"frequency_penalty\":",
+            self.frequency_penalty.as_ref(),
+        )?;
+        json::write_opt_value(out, b",\"seed\":", self.seed.as_ref())?;
+        json::write_opt_str(out, b",\"user\":", self.user.as_deref());
+        if let Some(tools) = &self.tools {
+            out.extend_from_slice(b",\"tools\":");
+            json::write_list(out, tools, |out, t| t.write_json(out))?;
+        }
+        json::write_opt_value(out, b",\"tool_choice\":", self.tool_choice.as_ref())?;
+        json::write_opt_value(
+            out,
+            b",\"parallel_tool_calls\":",
+            self.parallel_tool_calls.as_ref(),
+        )?;
+        json::write_opt_tree(out, b",\"response_format\":", self.response_format.as_ref())?;
+        json::write_opt_str(
+            out,
+            b",\"reasoning_effort\":",
+            self.reasoning_effort.as_deref(),
+        );
+        json::write_entries(out, &self.extra)?;
+        out.push(b'}');
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StreamOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -129,6 +187,54 @@ pub struct ChatMessage {
     pub cache_control: Option<Value>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+impl ChatMessage {
+    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        out.extend_from_slice(match self.role {
+            Role::System => b"{\"role\":\"system\"",
+            Role::Developer => b"{\"role\":\"developer\"",
+            Role::User => b"{\"role\":\"user\"",
+            Role::Assistant => b"{\"role\":\"assistant\"",
+            Role::Tool => b"{\"role\":\"tool\"",
+            Role::Function => b"{\"role\":\"function\"",
+        });
+        match &self.content {
+            Some(MessageContent::Text(text)) => {
+                out.extend_from_slice(b",\"content\":");
+                json::write_str(out, text);
+            }
+            Some(MessageContent::Parts(parts)) => {
+                out.extend_from_slice(b",\"content\":");
+                json::write_list(out, parts, |out, part| match part {
+                    ContentPart::Known(KnownPart::Text {
+                        text,
+                        cache_control,
+                    }) => {
+                        out.extend_from_slice(b"{\"type\":\"text\",\"text\":");
+                        json::write_str(out, text);
+                        json::write_opt_tree(out, b",\"cache_control\":", cache_control.as_ref())?;
+                        out.push(b'}');
+                        Ok(())
+                    }
+                    other => json::write_value(out, other),
+                })?;
+            }
+            None => {}
+        }
+        json::write_opt_str(out, b",\"name\":", self.name.as_deref());
+        write_tool_calls(out, self.tool_calls.as_deref())?;
+        json::write_opt_str(out, b",\"tool_call_id\":", self.tool_call_id.as_deref());
+        write_reasoning(
+            out,
+            self.reasoning_content.as_deref(),
+            self.thinking_blocks.as_deref(),
+        )?;
+        json::write_opt_tree(out, b",\"cache_control\":", self.cache_control.as_ref())?;
+        json::write_entries(out, &self.extra)?;
+        out.push(b'}');
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -219,6 +325,23 @@ pub struct ToolCall {
     pub extra: Map<String, Value>,
 }
 
+impl ToolCall {
+    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        out.extend_from_slice(b"{\"id\":");
+        json::write_str(out, &self.id);
+        out.extend_from_slice(b",\"type\":");
+        json::write_str(out, &self.kind);
+        out.extend_from_slice(b",\"function\":{\"name\":");
+        json::write_str(out, &self.function.name);
+        out.extend_from_slice(b",\"arguments\":");
+        json::write_str(out, &self.function.arguments);
+        out.push(b'}');
+        json::write_entries(out, &self.extra)?;
+        out.push(b'}');
+        Ok(())
+    }
+}
+
 fn function_type() -> String {
     "function".to_owned()
 }
@@ -240,6 +363,28 @@ pub struct Tool {
     pub cache_control: Option<Value>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+impl Tool {
+    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        let f = &self.function;
+        out.extend_from_slice(b"{\"type\":");
+        json::write_str(out, &self.kind);
+        out.extend_from_slice(b",\"function\":{\"name\":");
+        json::write_str(out, &f.name);
+        json::write_opt_str(out, b",\"description\":", f.description.as_deref());
+        json::write_opt_tree(out, b",\"parameters\":", f.parameters.as_ref())?;
+        match f.strict {
+            Some(true) => out.extend_from_slice(b",\"strict\":true"),
+            Some(false) => out.extend_from_slice(b",\"strict\":false"),
+            None => {}
+        }
+        out.push(b'}');
+        json::write_opt_tree(out, b",\"cache_control\":", self.cache_control.as_ref())?;
+        json::write_entries(out, &self.extra)?;
+        out.push(b'}');
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -309,6 +454,35 @@ fn completion_object() -> String {
     "chat.completion".to_owned()
 }
 
+/// Every translated answer (Anthropic, Gemini, Bedrock) is written this
+/// way; `serde_json::to_vec` writes the same bytes (tested).
+impl json::WriteJson for ChatCompletionResponse {
+    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        out.extend_from_slice(b"{\"id\":");
+        json::write_str(out, &self.id);
+        out.extend_from_slice(b",\"object\":");
+        json::write_str(out, &self.object);
+        out.extend_from_slice(b",\"created\":");
+        json::write_u64(out, self.created);
+        out.extend_from_slice(b",\"model\":");
+        json::write_str(out, &self.model);
+        out.extend_from_slice(b",\"choices\":");
+        json::write_list(out, &self.choices, |out, c| c.write_json(out))?;
+        if let Some(usage) = &self.usage {
+            out.extend_from_slice(b",\"usage\":");
+            usage.write_json(out);
+        }
+        json::write_opt_str(
+            out,
+            b",\"system_fingerprint\":",
+            self.system_fingerprint.as_deref(),
+        );
+        json::write_entries(out, &self.extra)?;
+        out.push(b'}');
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Choice {
     pub index: u32,
@@ -316,6 +490,27 @@ pub struct Choice {
     pub finish_reason: Option<String>,
     #[serde(default)]
     pub logprobs: Option<Value>,
+}
+
+impl Choice {
+    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        out.extend_from_slice(b"{\"index\":");
+        json::write_u64(out, self.index.into());
+        out.extend_from_slice(b",\"message\":");
+        self.message.write_json(out)?;
+        out.extend_from_slice(b",\"finish_reason\":");
+        match &self.finish_reason {
+            Some(reason) => json::write_str(out, reason),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"logprobs\":");
+        match &self.logprobs {
+            Some(logprobs) => json::write_tree(out, logprobs)?,
+            None => out.extend_from_slice(b"null"),
+        }
+        out.push(b'}');
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -332,6 +527,53 @@ pub struct ResponseMessage {
     pub refusal: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+impl ResponseMessage {
+    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        out.extend_from_slice(b"{\"role\":");
+        json::write_str(out, &self.role);
+        out.extend_from_slice(b",\"content\":");
+        match &self.content {
+            Some(text) => json::write_str(out, text),
+            None => out.extend_from_slice(b"null"),
+        }
+        write_tool_calls(out, self.tool_calls.as_deref())?;
+        write_reasoning(
+            out,
+            self.reasoning_content.as_deref(),
+            self.thinking_blocks.as_deref(),
+        )?;
+        json::write_opt_str(out, b",\"refusal\":", self.refusal.as_deref());
+        json::write_entries(out, &self.extra)?;
+        out.push(b'}');
+        Ok(())
+    }
+}
+
+/// A message's `tool_calls`, if it has them.
+fn write_tool_calls(out: &mut Vec<u8>, calls: Option<&[ToolCall]>) -> serde_json::Result<()> {
+    match calls {
+        Some(calls) => {
+            out.extend_from_slice(b",\"tool_calls\":");
+            json::write_list(out, calls, |out, c| c.write_json(out))
+        }
+        None => Ok(()),
+    }
+}
+
+/// A message's `reasoning_content` and `thinking_blocks`, those it has.
+fn write_reasoning(
+    out: &mut Vec<u8>,
+    text: Option<&str>,
+    blocks: Option<&[Value]>,
+) -> serde_json::Result<()> {
+    json::write_opt_str(out, b",\"reasoning_content\":", text);
+    if let Some(blocks) = blocks {
+        out.extend_from_slice(b",\"thinking_blocks\":");
+        json::write_tree_list(out, blocks)?;
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -455,6 +697,45 @@ mod tests {
         assert_eq!(again, original);
     }
 
+    /// A request written by hand is what serde's derive writes, byte for
+    /// byte: every field, every kind of part, strings that need escaping.
+    #[test]
+    fn a_written_request_is_the_json_serde_writes() {
+        let requests = [
+            ROO_CODE_REQUEST,
+            r#"{"model":"m","messages":[{"role":"developer","content":"be \"terse\"\n"},
+                {"role":"user","content":[{"type":"text","text":"a\tb","cache_control":{"type":"ephemeral","ttl":"1h"}},
+                  {"type":"image_url","image_url":"https://x/y.png"},
+                  {"type":"input_audio","input_audio":{"data":"AAA","format":"wav"}},
+                  {"type":"file","file":{"file_id":"f1"}},{"type":"video_url","video_url":{"url":"v"}}],
+                 "name":"ann","cache_control":{"type":"ephemeral"}},
+                {"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function",
+                  "function":{"name":"f","arguments":"{}"},"provider_specific_fields":{"thought_signature":"s"}}],
+                 "reasoning_content":"hmm","thinking_blocks":[{"type":"thinking","thinking":"t","signature":"s"}],
+                 "odd":[1,2]},
+                {"role":"function","name":"f","content":"r"}],
+              "max_tokens":5,"max_completion_tokens":6,"temperature":0.7,"top_p":1,"n":1,"stop":"END",
+              "presence_penalty":-0.5,"frequency_penalty":0.25,"seed":-42,"user":"u\u0001",
+              "tools":[{"type":"function","function":{"name":"g"},"cache_control":{"type":"ephemeral"}},
+                       {"type":"function","function":{"name":"h","strict":false,"parameters":{}},"x":true}],
+              "tool_choice":{"type":"function","function":{"name":"g"}},"parallel_tool_calls":false,
+              "response_format":{"type":"json_schema","json_schema":{"name":"n","schema":{"type":"object"}}},
+              "reasoning_effort":"low","stream":false,"stream_options":{"include_usage":false,"more":1},
+              "metadata":{"k":"v"}}"#,
+            r#"{"model":"","messages":[],"stop":["a","b"],"tool_choice":"required"}"#,
+        ];
+        for text in requests {
+            let req: ChatCompletionRequest = serde_json::from_str(text).unwrap();
+            let want = serde_json::to_vec(&req).unwrap();
+            assert_eq!(
+                json::written_body(&req, 0).unwrap(),
+                want,
+                "{}",
+                String::from_utf8_lossy(&want)
+            );
+        }
+    }
+
     #[test]
     fn unknown_content_parts_survive() {
         let msg: ChatMessage = serde_json::from_str(
@@ -465,6 +746,53 @@ mod tests {
             panic!()
         };
         assert!(matches!(parts[0], ContentPart::Other(_)));
+    }
+
+    /// The written answer is what serde's derive writes, byte for byte, for
+    /// answers that use every field: tool calls with extra fields, null
+    /// content, reasoning, thinking blocks, a refusal, logprobs, several
+    /// choices, usage with and without details, unknown fields at every
+    /// level, and strings that need escaping.
+    #[test]
+    fn a_written_answer_is_the_json_serde_writes() {
+        let answers = [
+            r#"{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"gpt-4o",
+                "choices":[{"index":0,"message":{"role":"assistant","content":"Hi \"there\"\n\t\\ é 🦀 \u2028 \u0001"},
+                "finish_reason":"stop","logprobs":null}],
+                "usage":{"prompt_tokens":9,"completion_tokens":12,"total_tokens":21}}"#,
+            r#"{"id":"msg_\"odd\"","object":"chat.completion","created":0,"model":"claude",
+                "choices":[{"index":0,"message":{"role":"assistant","content":null,
+                  "tool_calls":[
+                    {"id":"call_1","type":"function","function":{"name":"read_file","arguments":"{\"path\":\"a.rs\"}"},
+                     "provider_specific_fields":{"thought_signature":"sig=="}},
+                    {"id":"call_2","type":"function","function":{"name":"ls","arguments":""}}],
+                  "reasoning_content":"Let me think\nabout it.",
+                  "thinking_blocks":[{"type":"thinking","thinking":"t","signature":"s"},{"type":"redacted_thinking","data":"xx"}],
+                  "refusal":"no","provider_specific_fields":{"citations":[1,2.5,null,true]}},
+                "finish_reason":"tool_calls","logprobs":{"content":[]}},
+                {"index":1,"message":{"role":"assistant","content":""},"finish_reason":null,"logprobs":null}],
+                "usage":{"prompt_tokens":100,"completion_tokens":5,"total_tokens":105,
+                  "prompt_tokens_details":{"cached_tokens":64,"audio_tokens":0,"cache_write_tokens":7},
+                  "completion_tokens_details":{"reasoning_tokens":3,"audio_tokens":1,"accepted_prediction_tokens":2,"rejected_prediction_tokens":4},
+                  "cache_read_input_tokens":64,"cache_creation_input_tokens":7},
+                "system_fingerprint":"fp_1","service_tier":"default","odd \"key\"\n":{"a":[]}}"#,
+            r#"{"id":"x","object":"chat.completion","created":18446744073709551615,"model":"m","choices":[],
+                "usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0,
+                  "prompt_tokens_details":{},"completion_tokens_details":{"rejected_prediction_tokens":1}}}"#,
+            r#"{"id":"","created":5,"model":"","choices":[{"index":4294967295,"message":{"role":"assistant","content":"x"},"finish_reason":"length"}]}"#,
+        ];
+        for answer in answers {
+            let resp: ChatCompletionResponse = serde_json::from_str(answer).unwrap();
+            let want = serde_json::to_vec(&resp).unwrap();
+            for size in [0, 64, 4096] {
+                assert_eq!(
+                    json::written_body(&resp, size).unwrap(),
+                    want,
+                    "{}",
+                    String::from_utf8_lossy(&want)
+                );
+            }
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Token usage in OpenAI's shape, with the cache fields LiteLLM clients read.
 
+use crate::json;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -46,6 +47,56 @@ pub struct CompletionTokensDetails {
 }
 
 impl Usage {
+    /// As JSON at the end of `out`: the bytes serde_json writes for it
+    /// (tested), without escaping each key again. Every translated answer
+    /// and every stream's usage chunk carries one.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"prompt_tokens\":");
+        json::write_u64(out, self.prompt_tokens);
+        out.extend_from_slice(b",\"completion_tokens\":");
+        json::write_u64(out, self.completion_tokens);
+        out.extend_from_slice(b",\"total_tokens\":");
+        json::write_u64(out, self.total_tokens);
+        if let Some(d) = &self.prompt_tokens_details {
+            out.extend_from_slice(b",\"prompt_tokens_details\":");
+            write_counts(
+                out,
+                &[
+                    (b"\"cached_tokens\":", d.cached_tokens),
+                    (b"\"audio_tokens\":", d.audio_tokens),
+                    (b"\"cache_write_tokens\":", d.cache_write_tokens),
+                ],
+            );
+        }
+        if let Some(d) = &self.completion_tokens_details {
+            out.extend_from_slice(b",\"completion_tokens_details\":");
+            write_counts(
+                out,
+                &[
+                    (b"\"reasoning_tokens\":", d.reasoning_tokens),
+                    (b"\"audio_tokens\":", d.audio_tokens),
+                    (
+                        b"\"accepted_prediction_tokens\":",
+                        d.accepted_prediction_tokens,
+                    ),
+                    (
+                        b"\"rejected_prediction_tokens\":",
+                        d.rejected_prediction_tokens,
+                    ),
+                ],
+            );
+        }
+        if let Some(n) = self.cache_read_input_tokens {
+            out.extend_from_slice(b",\"cache_read_input_tokens\":");
+            json::write_u64(out, n);
+        }
+        if let Some(n) = self.cache_creation_input_tokens {
+            out.extend_from_slice(b",\"cache_creation_input_tokens\":");
+            json::write_u64(out, n);
+        }
+        out.push(b'}');
+    }
+
     /// Prompt tokens served from the provider's cache, wherever the
     /// provider reported them.
     pub fn cached_tokens(&self) -> u64 {
@@ -77,9 +128,58 @@ impl Usage {
     }
 }
 
+/// An object of optional counts, the ones present in order: `{}` if none
+/// is.
+fn write_counts(out: &mut Vec<u8>, counts: &[(&[u8], Option<u64>)]) {
+    out.push(b'{');
+    let mut first = true;
+    for (key, count) in counts {
+        if let Some(n) = count {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            out.extend_from_slice(key);
+            json::write_u64(out, *n);
+        }
+    }
+    out.push(b'}');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every mix of the optional counts is written as serde writes it.
+    #[test]
+    fn usage_is_written_as_serde_writes_it() {
+        for mask in 0u32..(1 << 11) {
+            let n = |bit: u32| (mask & (1 << bit) != 0).then_some(u64::from(bit) * 1000 + 1);
+            let u = Usage {
+                prompt_tokens: 123,
+                completion_tokens: 45,
+                total_tokens: 168,
+                prompt_tokens_details: (mask & 1 != 0).then(|| PromptTokensDetails {
+                    cached_tokens: n(1),
+                    audio_tokens: n(2),
+                    cache_write_tokens: n(3),
+                }),
+                completion_tokens_details: (mask & (1 << 4) != 0).then(|| {
+                    CompletionTokensDetails {
+                        reasoning_tokens: n(5),
+                        audio_tokens: n(6),
+                        accepted_prediction_tokens: n(7),
+                        rejected_prediction_tokens: n(8),
+                    }
+                }),
+                cache_read_input_tokens: n(9),
+                cache_creation_input_tokens: n(10),
+            };
+            let mut out = Vec::new();
+            u.write_json(&mut out);
+            assert_eq!(out, serde_json::to_vec(&u).unwrap(), "{u:?}");
+        }
+    }
 
     #[test]
     fn reads_openai_cached_tokens() {

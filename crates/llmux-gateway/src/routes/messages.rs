@@ -84,7 +84,7 @@ async fn handle(
         // Boxed: the translation holds both request forms across the
         // upstream call, and unboxed every pass-through request's future
         // would be that large too.
-        Box::pin(translated(app, state, parsed, drop_params)).await
+        Box::pin(translated(app, state, parsed, body.len(), drop_params)).await
     })
     .await
 }
@@ -169,6 +169,7 @@ async fn translated(
     app: &Arc<AppState>,
     state: Arc<DeploymentState>,
     req: MessagesRequest,
+    body_len: usize,
     drop_params: bool,
 ) -> Result<Response, ApiError> {
     let dep = &state.deployment;
@@ -185,7 +186,10 @@ async fn translated(
             canonical = inlined;
         }
     }
-    let bytes = serde_json::to_vec(&canonical).map_err(|e| ApiError::internal(e.to_string()))?;
+    // Written by hand (`json::WriteJson`): the whole conversation, every
+    // turn.
+    let bytes =
+        llmux_core::json::written_body(&canonical, llmux_core::json::translated_size(body_len))?;
     let raw = RawChatRequest::parse(&bytes)?;
     // The raw form serves pass-through providers; translating ones take
     // the typed request as it is, not parsed back from the bytes.

@@ -10,7 +10,11 @@ use serde_json::{Value, json};
 
 fn canonical(v: Value, target: Target) -> crate::types::ChatCompletionRequest {
     let req: MessagesRequest = serde_json::from_value(v).unwrap();
-    to_canonical(req, target).unwrap()
+    let c = to_canonical(req, target).unwrap();
+    // The route writes it by hand: byte for byte what serde writes.
+    let sent = crate::json::written_body(&c, 0).unwrap();
+    assert_eq!(sent, serde_json::to_vec(&c).unwrap());
+    c
 }
 
 const CLAUDE_CODE: &str = r#"{

@@ -15,7 +15,10 @@ fn req(v: Value) -> ChatCompletionRequest {
 fn body(v: Value) -> Value {
     let r = req(v);
     let built = build(&r, "claude-sonnet-4-20250514", Some(64000), false).unwrap();
-    serde_json::to_value(&built.body).unwrap()
+    // What is sent is written by hand: byte for byte what serde writes.
+    let sent = crate::json::written_body(&built.body, 0).unwrap();
+    assert_eq!(sent, serde_json::to_vec(&built.body).unwrap());
+    serde_json::from_slice(&sent).unwrap()
 }
 
 #[test]
@@ -312,9 +315,10 @@ fn parameters_map_and_unsupported_ones_are_named() {
     let b = body(
         json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
         "max_completion_tokens": 100, "temperature": 0.2, "top_p": 0.9, "top_k": 5,
-        "stop": ["END", " "], "user": "u-42", "prompt_cache_key": "roo-task-1"}),
+        "stop": ["END", " "], "user": "u-42", "prompt_cache_key": "roo-task-1", "stream": true}),
     );
     assert_eq!(b["max_tokens"], 100);
+    assert_eq!(b["stream"], true);
     assert_eq!(b["temperature"], 0.2);
     assert_eq!(b["top_k"], 5);
     assert_eq!(b["stop_sequences"], json!(["END"]));

@@ -84,7 +84,7 @@ pub fn build_chat_request(
     Ok(UpstreamRequest {
         url: messages_url(dep.api_base.as_deref(), "messages"),
         headers: headers(dep, None, &built.betas),
-        body: crate::json::body(&built.body, size)?,
+        body: crate::json::written_body(&built.body, size)?,
     })
 }
 
@@ -106,7 +106,7 @@ pub fn chat_response(
     let out = response::to_openai(resp, call.wants_json(), now());
     let usage = out.usage.clone();
     Ok(ChatResponse {
-        body: crate::json::body(&out, crate::json::translated_size(body.len()))?,
+        body: crate::json::written_body(&out, crate::json::translated_size(body.len()))?,
         usage,
     })
 }

@@ -1,5 +1,6 @@
 //! Canonical (OpenAI) request → Anthropic Messages request.
 
+use crate::json;
 use crate::types::{
     ApiError, ChatCompletionRequest, ChatMessage, ContentPart, ImageUrl, KnownPart, MessageContent,
     Role, Stop, ToolChoice,
@@ -83,6 +84,127 @@ pub struct MessagesRequest<'a> {
     pub metadata: Option<Metadata<'a>>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub stream: bool,
+}
+
+/// Every request to Anthropic is written this way: text blocks, the most
+/// of a request's bytes, by hand, and the rarer parts by serde.
+/// `serde_json::to_vec` writes the same bytes (every fixture checks).
+impl json::WriteJson for MessagesRequest<'_> {
+    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        out.extend_from_slice(b"{\"model\":");
+        json::write_str(out, self.model);
+        out.extend_from_slice(b",\"messages\":");
+        json::write_list(out, &self.messages, |out, turn| {
+            out.extend_from_slice(b"{\"role\":");
+            json::write_str(out, turn.role);
+            out.extend_from_slice(b",\"content\":");
+            write_blocks(out, &turn.content)?;
+            out.push(b'}');
+            Ok(())
+        })?;
+        if !self.system.is_empty() {
+            out.extend_from_slice(b",\"system\":");
+            write_blocks(out, &self.system)?;
+        }
+        if !self.tools.is_empty() {
+            out.extend_from_slice(b",\"tools\":");
+            json::write_list(out, &self.tools, |out, tool| match tool {
+                ToolDef::Function {
+                    name,
+                    description,
+                    input_schema,
+                    cache_control,
+                } => {
+                    out.extend_from_slice(b"{\"name\":");
+                    json::write_str(out, name);
+                    json::write_opt_str(out, b",\"description\":", *description);
+                    out.extend_from_slice(b",\"input_schema\":");
+                    json::write_tree(out, input_schema)?;
+                    close_with_mark(out, *cache_control)
+                }
+                native => json::write_value(out, native),
+            })?;
+        }
+        json::write_opt_value(out, b",\"tool_choice\":", self.tool_choice.as_ref())?;
+        out.extend_from_slice(b",\"max_tokens\":");
+        json::write_u64(out, self.max_tokens);
+        json::write_opt_tree(out, b",\"thinking\":", self.thinking.as_deref())?;
+        json::write_opt_value(out, b",\"temperature\":", self.temperature.as_ref())?;
+        json::write_opt_value(out, b",\"top_p\":", self.top_p.as_ref())?;
+        json::write_opt_tree(out, b",\"top_k\":", self.top_k)?;
+        if !self.stop_sequences.is_empty() {
+            out.extend_from_slice(b",\"stop_sequences\":");
+            json::write_value(out, &self.stop_sequences)?;
+        }
+        json::write_opt_value(out, b",\"metadata\":", self.metadata.as_ref())?;
+        if self.stream {
+            out.extend_from_slice(b",\"stream\":true");
+        }
+        out.push(b'}');
+        Ok(())
+    }
+}
+
+/// A list of blocks: text, tool calls and tool results (most of a coding
+/// agent's conversation) by hand, the others by serde.
+fn write_blocks(out: &mut Vec<u8>, blocks: &[Block<'_>]) -> serde_json::Result<()> {
+    json::write_list(out, blocks, |out, block| match block {
+        Block::Text {
+            text,
+            cache_control,
+        } => {
+            out.extend_from_slice(b"{\"type\":\"text\",\"text\":");
+            json::write_str(out, text);
+            close_with_mark(out, *cache_control)
+        }
+        Block::ToolUse {
+            id,
+            name,
+            input,
+            cache_control,
+        } => {
+            out.extend_from_slice(b"{\"type\":\"tool_use\",\"id\":");
+            json::write_str(out, id);
+            out.extend_from_slice(b",\"name\":");
+            json::write_str(out, name);
+            out.extend_from_slice(b",\"input\":");
+            out.extend_from_slice(input.get().as_bytes());
+            close_with_mark(out, *cache_control)
+        }
+        Block::ToolResult {
+            tool_use_id,
+            content,
+            is_error,
+            cache_control,
+        } => {
+            out.extend_from_slice(b"{\"type\":\"tool_result\",\"tool_use_id\":");
+            json::write_str(out, tool_use_id);
+            match content {
+                Some(ToolResultContent::Text(text)) => {
+                    out.extend_from_slice(b",\"content\":");
+                    json::write_str(out, text);
+                }
+                Some(ToolResultContent::Blocks(inner)) => {
+                    out.extend_from_slice(b",\"content\":");
+                    write_blocks(out, inner)?;
+                }
+                None => {}
+            }
+            if *is_error {
+                out.extend_from_slice(b",\"is_error\":true");
+            }
+            close_with_mark(out, *cache_control)
+        }
+        other => json::write_value(out, other),
+    })
+}
+
+/// The end of a block or tool: its `cache_control` mark, if it has one,
+/// and the closing brace.
+fn close_with_mark(out: &mut Vec<u8>, mark: Option<&Value>) -> serde_json::Result<()> {
+    json::write_opt_tree(out, b",\"cache_control\":", mark)?;
+    out.push(b'}');
+    Ok(())
 }
 
 #[derive(Debug, Serialize)]

@@ -19,7 +19,11 @@ const CLAUDE: ModelTraits = ModelTraits {
 
 fn body(v: Value, traits: ModelTraits) -> Value {
     let req: ChatCompletionRequest = serde_json::from_value(v).unwrap();
-    build(&req, traits, false).unwrap().body
+    let built = build(&req, traits, false).unwrap().body;
+    // What is sent is written by hand: byte for byte what serde writes.
+    let sent = crate::json::written_body(&built, 0).unwrap();
+    assert_eq!(sent, serde_json::to_vec(&built).unwrap());
+    built
 }
 
 #[test]

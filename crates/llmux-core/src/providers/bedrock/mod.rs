@@ -127,7 +127,7 @@ pub fn build_chat_request(
 ) -> Result<UpstreamRequest, ApiError> {
     let req = call.typed()?;
     let built = request::build(&req, traits(dep), call.drop_params)?;
-    let body = crate::json::body(
+    let body = crate::json::written_body(
         &built.body,
         crate::json::translated_size(call.request.body_len()),
     )?;
@@ -190,7 +190,7 @@ pub fn chat_response(
     );
     let usage = out.usage.clone();
     Ok(ChatResponse {
-        body: crate::json::body(&out, crate::json::translated_size(body.len()))?,
+        body: crate::json::written_body(&out, crate::json::translated_size(body.len()))?,
         usage,
     })
 }

@@ -9,7 +9,11 @@ use serde_json::{Value, json};
 
 fn body(v: Value, model: &str) -> Value {
     let req: ChatCompletionRequest = serde_json::from_value(v).unwrap();
-    build(&req, model, false).unwrap()
+    let built = build(&req, model, false).unwrap();
+    // What is sent is written by hand: byte for byte what serde writes.
+    let sent = crate::json::written_body(&built, 0).unwrap();
+    assert_eq!(sent, serde_json::to_vec(&built).unwrap());
+    built
 }
 
 #[test]

@@ -112,7 +112,10 @@ pub fn build_chat_request(
     Ok(UpstreamRequest {
         url: url(dep, req.is_stream())?,
         headers: headers(dep, creds)?,
-        body: crate::json::body(&body, crate::json::translated_size(call.request.body_len()))?,
+        body: crate::json::written_body(
+            &body,
+            crate::json::translated_size(call.request.body_len()),
+        )?,
     })
 }
 
@@ -134,7 +137,7 @@ pub fn chat_response(
     let out = response::to_openai(resp, model_id(dep), crate::providers::anthropic::now())?;
     let usage = out.usage.clone();
     Ok(ChatResponse {
-        body: crate::json::body(&out, crate::json::translated_size(body.len()))?,
+        body: crate::json::written_body(&out, crate::json::translated_size(body.len()))?,
         usage,
     })
 }
