@@ -77,7 +77,7 @@ async fn handle(
             return passthrough(app, state, req, headers).await;
         }
         let parsed = typed.get_or_init(|| {
-            serde_json::from_slice::<MessagesRequest>(body)
+            llmux_core::json::from_bytes::<MessagesRequest>(body)
                 .map_err(|e| ApiError::bad_request(format!("Invalid Messages request: {e}")))
         });
         let parsed = parsed.clone()?;

@@ -5,11 +5,11 @@
 use super::response::stop_reason;
 use crate::providers::StreamEvent;
 use crate::types::anthropic::{
-    AnthropicUsage, Block, BlockDelta, DeltaUsage, KnownBlock, MessageDeltaBody, MessagesResponse,
+    AnthropicUsage, Block, DeltaUsage, KnownBlock, MessageDeltaBody, MessagesResponse,
     StreamEvent as AnEvent, error_type_for_status,
 };
 use crate::types::{ApiError, ChatCompletionChunk, Usage};
-use bytes::{BufMut, BytesMut};
+use bytes::Bytes;
 use serde_json::{Value, json};
 
 #[derive(PartialEq)]
@@ -48,13 +48,13 @@ impl MessagesEncoder {
 
     /// Turns canonical events into framed Anthropic SSE (`StreamEvent::Raw`).
     pub fn encode(&mut self, events: &mut Vec<StreamEvent>) {
-        let mut buf = BytesMut::new();
+        let mut buf = Vec::new();
         for ev in events.drain(..) {
             if self.done {
                 break;
             }
             match ev {
-                StreamEvent::Data(d) => match serde_json::from_slice::<ChatCompletionChunk>(&d) {
+                StreamEvent::Data(d) => match crate::json::from_bytes::<ChatCompletionChunk>(&d) {
                     Ok(chunk) => self.chunk(chunk, &mut buf),
                     Err(_) => {
                         // An upstream error event relayed as data.
@@ -77,11 +77,11 @@ impl MessagesEncoder {
                 StreamEvent::Comment(_) => emit(&mut buf, &AnEvent::Ping),
                 StreamEvent::Done => self.finish(&mut buf),
                 StreamEvent::Error(e) => self.error(&e, &mut buf),
-                StreamEvent::Raw(r) => buf.put_slice(&r),
+                StreamEvent::Raw(r) => buf.extend_from_slice(&r),
             }
         }
         if !buf.is_empty() {
-            events.push(StreamEvent::Raw(buf.freeze()));
+            events.push(StreamEvent::Raw(Bytes::from(buf)));
         }
     }
 
@@ -94,7 +94,7 @@ impl MessagesEncoder {
         self.done
     }
 
-    fn start(&mut self, id: &str, buf: &mut BytesMut) {
+    fn start(&mut self, id: &str, buf: &mut Vec<u8>) {
         if self.started {
             return;
         }
@@ -121,7 +121,7 @@ impl MessagesEncoder {
         );
     }
 
-    fn close(&mut self, buf: &mut BytesMut) {
+    fn close(&mut self, buf: &mut Vec<u8>) {
         if self.open != Open::None {
             emit(
                 buf,
@@ -133,7 +133,7 @@ impl MessagesEncoder {
         }
     }
 
-    fn open(&mut self, kind: Open, block: Block, buf: &mut BytesMut) -> u32 {
+    fn open(&mut self, kind: Open, block: Block, buf: &mut Vec<u8>) -> u32 {
         self.close(buf);
         let index = self.next_index;
         self.next_index += 1;
@@ -148,17 +148,26 @@ impl MessagesEncoder {
         index
     }
 
-    fn delta(&self, delta: BlockDelta, buf: &mut BytesMut) {
-        emit(
-            buf,
-            &AnEvent::ContentBlockDelta {
-                index: self.next_index - 1,
-                delta,
-            },
+    /// A `content_block_delta` for the open block: `kind` is the delta's
+    /// type (`text_delta`, …) and `field` its one field, holding `value`.
+    /// Written directly: most events of a stream are these, and serde
+    /// would write the event as a map through its tag (the same bytes,
+    /// tested).
+    fn delta(&self, kind: &str, field: &str, value: &str, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(
+            b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":",
         );
+        crate::json::write_u64(buf, (self.next_index - 1).into());
+        buf.extend_from_slice(b",\"delta\":{\"type\":\"");
+        buf.extend_from_slice(kind.as_bytes());
+        buf.extend_from_slice(b"\",\"");
+        buf.extend_from_slice(field.as_bytes());
+        buf.extend_from_slice(b"\":");
+        crate::json::write_str(buf, value);
+        buf.extend_from_slice(b"}}\n\n");
     }
 
-    fn chunk(&mut self, chunk: ChatCompletionChunk, buf: &mut BytesMut) {
+    fn chunk(&mut self, chunk: ChatCompletionChunk, buf: &mut Vec<u8>) {
         self.start(&chunk.id, buf);
         if let Some(u) = chunk.usage {
             self.usage = Some(u);
@@ -178,13 +187,13 @@ impl MessagesEncoder {
                     buf,
                 );
             }
-            self.delta(BlockDelta::ThinkingDelta { thinking: r }, buf);
+            self.delta("thinking_delta", "thinking", &r, buf);
         }
         if let Some(t) = d.content.filter(|t| !t.is_empty()) {
             if self.open != Open::Text {
                 self.open(Open::Text, Block::text(""), buf);
             }
-            self.delta(BlockDelta::TextDelta { text: t }, buf);
+            self.delta("text_delta", "text", &t, buf);
         }
         for tc in d.tool_calls.into_iter().flatten() {
             let starts_new = tc.id.is_some() || self.open != Open::Tool(tc.index);
@@ -210,7 +219,7 @@ impl MessagesEncoder {
                 .and_then(|f| f.arguments)
                 .filter(|a| !a.is_empty())
             {
-                self.delta(BlockDelta::InputJsonDelta { partial_json: args }, buf);
+                self.delta("input_json_delta", "partial_json", &args, buf);
             }
         }
         if let Some(f) = choice.finish_reason {
@@ -218,7 +227,7 @@ impl MessagesEncoder {
         }
     }
 
-    fn finish(&mut self, buf: &mut BytesMut) {
+    fn finish(&mut self, buf: &mut Vec<u8>) {
         self.start("llmux", buf);
         self.close(buf);
         let u = self
@@ -245,19 +254,76 @@ impl MessagesEncoder {
         self.done = true;
     }
 
-    fn error(&mut self, e: &ApiError, buf: &mut BytesMut) {
+    fn error(&mut self, e: &ApiError, buf: &mut Vec<u8>) {
         let data = json!({"type": "error", "error": {"type": error_type_for_status(e.status), "message": e.message}});
-        buf.put_slice(b"event: error\ndata: ");
-        buf.put_slice(data.to_string().as_bytes());
-        buf.put_slice(b"\n\n");
+        buf.extend_from_slice(b"event: error\ndata: ");
+        buf.extend_from_slice(data.to_string().as_bytes());
+        buf.extend_from_slice(b"\n\n");
         self.done = true;
     }
 }
 
-fn emit(buf: &mut BytesMut, ev: &AnEvent) {
-    buf.put_slice(b"event: ");
-    buf.put_slice(ev.name().as_bytes());
-    buf.put_slice(b"\ndata: ");
-    buf.put_slice(&serde_json::to_vec(ev).unwrap_or_default());
-    buf.put_slice(b"\n\n");
+fn emit(buf: &mut Vec<u8>, ev: &AnEvent) {
+    buf.extend_from_slice(b"event: ");
+    buf.extend_from_slice(ev.name().as_bytes());
+    buf.extend_from_slice(b"\ndata: ");
+    // Writing into a Vec fails only for a map with keys that are not
+    // strings, which no event has.
+    let _ = serde_json::to_writer(&mut *buf, ev);
+    buf.extend_from_slice(b"\n\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::anthropic::BlockDelta;
+
+    /// The deltas written directly are the events serde writes, byte for
+    /// byte, for each kind, at any index, with text that needs escaping.
+    #[test]
+    fn written_deltas_are_the_events_serde_writes() {
+        let texts = [
+            "",
+            "Hi",
+            "a \"q\" \\ \n\t\u{1} é 🦀 \u{2028}",
+            "{\"path\":\"a.rs\"}",
+        ];
+        for next_index in [1, 2, 10, 4096] {
+            let mut enc = MessagesEncoder::new("m");
+            enc.next_index = next_index;
+            for text in texts {
+                for (kind, field, delta) in [
+                    (
+                        "text_delta",
+                        "text",
+                        BlockDelta::TextDelta { text: text.into() },
+                    ),
+                    (
+                        "thinking_delta",
+                        "thinking",
+                        BlockDelta::ThinkingDelta {
+                            thinking: text.into(),
+                        },
+                    ),
+                    (
+                        "input_json_delta",
+                        "partial_json",
+                        BlockDelta::InputJsonDelta {
+                            partial_json: text.into(),
+                        },
+                    ),
+                ] {
+                    let mut written = Vec::new();
+                    enc.delta(kind, field, text, &mut written);
+                    let mut want = Vec::new();
+                    let index = next_index - 1;
+                    emit(&mut want, &AnEvent::ContentBlockDelta { index, delta });
+                    assert_eq!(
+                        String::from_utf8_lossy(&written),
+                        String::from_utf8_lossy(&want)
+                    );
+                }
+            }
+        }
+    }
 }

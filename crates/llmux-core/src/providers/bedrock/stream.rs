@@ -66,7 +66,7 @@ impl BedrockStream {
     }
 
     fn message(&mut self, m: Message, out: &mut Vec<StreamEvent>) {
-        let payload: Value = serde_json::from_slice(m.payload()).unwrap_or(Value::Null);
+        let payload: Value = crate::json::from_bytes(m.payload()).unwrap_or(Value::Null);
         match header(&m, ":message-type") {
             Some("exception") | Some("error") => {
                 let name = header(&m, ":exception-type")
