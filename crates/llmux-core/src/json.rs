@@ -24,16 +24,6 @@ pub fn utf8(bytes: &[u8]) -> Option<&str> {
     simdutf8::basic::from_utf8(bytes).ok()
 }
 
-/// A body written as JSON into a buffer of `size` bytes to start, the
-/// size of the body it translates and some: `serde_json::to_vec` starts at
-/// 128 bytes and grows, copying what it has written, five times or so for
-/// a short chat.
-pub fn body<T: Serialize + ?Sized>(value: &T, size: usize) -> Result<Bytes, ApiError> {
-    let mut out = Vec::with_capacity(size);
-    serde_json::to_writer(&mut out, value).map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(Bytes::from(out))
-}
-
 /// `text` as a JSON string, quotes included, at the end of `out`: the
 /// bytes serde_json writes for it (`\"`, `\\`, `\b \t \n \f \r`, the
 /// other control characters as `\u00xx`, everything else as it is; tested
@@ -223,7 +213,9 @@ pub trait WriteJson {
     fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()>;
 }
 
-/// [`body`] for a type written by hand.
+/// A body written as JSON into a buffer of `size` bytes to start, the
+/// size of the body it translates and some: a buffer that starts small
+/// grows, copying what it has written, five times or so for a short chat.
 pub fn written_body<T: WriteJson + ?Sized>(value: &T, size: usize) -> Result<Bytes, ApiError> {
     let mut out = Vec::with_capacity(size);
     value
@@ -334,10 +326,16 @@ mod tests {
             serde_json::json!({"a": "x\"y\n".repeat(100), "b": [1, 2.5, null], "c": {"d": true}});
         let want = serde_json::to_vec(&v).unwrap();
         for size in [0, 1, 128, translated_size(want.len()), 1 << 16] {
-            assert_eq!(body(&v, size).unwrap(), want);
+            assert_eq!(written_body(&v, size).unwrap(), want);
         }
         // A map with a non-string key cannot be JSON: a 500, not a panic.
-        let bad: std::collections::HashMap<Vec<u8>, u8> = [(vec![1], 1)].into();
-        assert_eq!(body(&bad, 16).unwrap_err().status, 500);
+        struct BadKeys;
+        impl WriteJson for BadKeys {
+            fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+                let bad: std::collections::HashMap<Vec<u8>, u8> = [(vec![1], 1)].into();
+                write_value(out, &bad)
+            }
+        }
+        assert_eq!(written_body(&BadKeys, 16).unwrap_err().status, 500);
     }
 }

@@ -244,11 +244,11 @@ impl ChunkSource {
         head.clear();
         head.reserve(96 + self.id.len() + self.model.len());
         head.extend_from_slice(b"{\"id\":");
-        let _ = serde_json::to_writer(&mut *head, &self.id);
+        crate::json::write_str(head, &self.id);
         head.extend_from_slice(b",\"object\":\"chat.completion.chunk\",\"created\":");
-        let _ = serde_json::to_writer(&mut *head, &self.created);
+        crate::json::write_u64(head, self.created);
         head.extend_from_slice(b",\"model\":");
-        let _ = serde_json::to_writer(&mut *head, &self.model);
+        crate::json::write_str(head, &self.model);
         head.extend_from_slice(b",\"choices\":");
     }
 
@@ -265,11 +265,14 @@ impl ChunkSource {
         let mut out = Vec::with_capacity(self.head.len() + text_len + 64);
         out.extend_from_slice(&self.head);
         out.extend_from_slice(b"[{\"index\":");
-        let _ = serde_json::to_writer(&mut out, &index);
+        crate::json::write_u64(&mut out, index.into());
         out.extend_from_slice(b",\"delta\":{");
         content(&mut out);
         out.extend_from_slice(b"},\"finish_reason\":");
-        let _ = serde_json::to_writer(&mut out, &finish);
+        match finish {
+            Some(reason) => crate::json::write_str(&mut out, reason),
+            None => out.extend_from_slice(b"null"),
+        }
         out.extend_from_slice(b"}]}");
         StreamEvent::Data(Bytes::from(out))
     }

@@ -374,11 +374,7 @@ impl Tool {
         json::write_str(out, &f.name);
         json::write_opt_str(out, b",\"description\":", f.description.as_deref());
         json::write_opt_tree(out, b",\"parameters\":", f.parameters.as_ref())?;
-        match f.strict {
-            Some(true) => out.extend_from_slice(b",\"strict\":true"),
-            Some(false) => out.extend_from_slice(b",\"strict\":false"),
-            None => {}
-        }
+        json::write_opt_value(out, b",\"strict\":", f.strict.as_ref())?;
         out.push(b'}');
         json::write_opt_tree(out, b",\"cache_control\":", self.cache_control.as_ref())?;
         json::write_entries(out, &self.extra)?;
