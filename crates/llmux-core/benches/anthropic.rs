@@ -19,7 +19,7 @@ const MODEL: &str = "claude-sonnet-4-5-20250929";
 /// OpenAI request bytes → Messages request bytes, as the gateway does it.
 fn translate_request(body: &[u8]) -> bytes::Bytes {
     use llmux_core::json::{translated_size, written_body};
-    let Ok(req) = serde_json::from_slice::<ChatCompletionRequest>(body) else {
+    let Ok(req) = llmux_core::json::from_bytes::<ChatCompletionRequest>(body) else {
         return bytes::Bytes::new();
     };
     request::build(&req, MODEL, Some(64000), false)
@@ -30,7 +30,7 @@ fn translate_request(body: &[u8]) -> bytes::Bytes {
 /// Messages response bytes → OpenAI completion bytes.
 fn translate_response(body: &[u8]) -> bytes::Bytes {
     use llmux_core::json::{translated_size, written_body};
-    let Ok(resp) = serde_json::from_slice::<MessagesResponse>(body) else {
+    let Ok(resp) = llmux_core::json::from_bytes::<MessagesResponse>(body) else {
         return bytes::Bytes::new();
     };
     let out = response::to_openai(resp, false, 1_731_000_000);

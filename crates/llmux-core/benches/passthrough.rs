@@ -1,11 +1,12 @@
 //! The OpenAI pass-through hot path, without the network: the request
-//! rewrite (`RawChatRequest::parse` + `write`) and the stream relay
-//! (`PassthroughStream` fed an SSE body). The bodies are the ones the load
+//! rewrite (`RawChatRequest::parse` + `write`), the answer's check and
+//! usage (`chat_response`) and the stream relay (`PassthroughStream` fed an
+//! SSE body). The bodies are the ones the load
 //! benchmark sends and answers (bench/lib/), plus a large coding-agent
 //! conversation. `cargo bench -p llmux-core -- --quick` runs them in seconds.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use llmux_core::providers::openai_compat::PassthroughStream;
+use llmux_core::providers::openai_compat::{PassthroughStream, chat_response};
 use llmux_core::providers::{StreamEvent, StreamTranslator};
 use llmux_core::types::RawChatRequest;
 use llmux_core::types::raw::Rewrite;
@@ -14,6 +15,7 @@ use std::hint::black_box;
 const REQUEST: &str = include_str!("../../../bench/lib/request.json");
 const REQUEST_STREAM: &str = include_str!("../../../bench/lib/request-stream.json");
 const SSE: &str = include_str!("../../../bench/lib/response.sse");
+const RESPONSE: &str = include_str!("../../../bench/lib/response.json");
 
 /// Fields the gateway removes before sending upstream.
 const GATEWAY_FIELDS: &[&str] = &["drop_params", "num_retries"];
@@ -79,6 +81,20 @@ fn bench_rewrite(c: &mut Criterion) {
     g.finish();
 }
 
+/// A non-streaming answer passed through: checked to be JSON, usage read.
+fn bench_response(c: &mut Criterion) {
+    let mut g = c.benchmark_group("openai_response");
+    let headers = http::HeaderMap::new();
+    let body = bytes::Bytes::from_static(RESPONSE.as_bytes());
+    let usage = chat_response(200, &headers, body.clone()).map(|r| r.usage);
+    assert!(matches!(usage, Ok(Some(_))), "the answer did not parse");
+    g.throughput(Throughput::Bytes(body.len() as u64));
+    g.bench_function("small", |b| {
+        b.iter(|| chat_response(200, &headers, black_box(body.clone())).map(|r| r.usage))
+    });
+    g.finish();
+}
+
 /// A long answer: the role chunk, `n` content chunks, finish, usage, [DONE].
 fn long_stream(n: usize) -> String {
     let mut events: Vec<&str> = SSE.split_inclusive("\n\n").collect();
@@ -141,5 +157,5 @@ fn bench_stream(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_rewrite, bench_stream);
+criterion_group!(benches, bench_rewrite, bench_response, bench_stream);
 criterion_main!(benches);

@@ -64,27 +64,31 @@ pub fn write_str(out: &mut Vec<u8>, text: &str) {
 /// Where the next byte JSON must escape is, from `from` on: a quote, a
 /// backslash or a control character. Eight bytes are checked at once (the
 /// zero-byte test of "Bit Twiddling Hacks", on the bytes minus 0x20 and on
-/// them XORed with each of the two characters); a step with a hit is then
-/// searched a byte at a time. Bytes of 0x80 and up (UTF-8 beyond ASCII)
-/// never match.
+/// them XORed with each of the two characters); the lowest flagged byte of
+/// a step is the first hit (the test flags a byte wrongly only above a
+/// true hit). Bytes of 0x80 and up (UTF-8 beyond ASCII) never match.
+#[inline]
 fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
     let needs = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
-    let mut at = from;
-    for step in bytes.get(from..)?.chunks_exact(8) {
+    let rest = bytes.get(from..)?;
+    let mut steps = rest.chunks_exact(8);
+    for (i, step) in steps.by_ref().enumerate() {
         let mut word = [0u8; 8];
         word.copy_from_slice(step);
-        let w = u64::from_ne_bytes(word);
+        let w = u64::from_le_bytes(word);
         let control = w.wrapping_sub(ONES * 0x20);
         let quote = (w ^ (ONES * u64::from(b'"'))).wrapping_sub(ONES);
         let backslash = (w ^ (ONES * u64::from(b'\\'))).wrapping_sub(ONES);
-        if (control | quote | backslash) & !w & HIGH != 0 {
-            break;
+        let hits = (control | quote | backslash) & !w & HIGH;
+        if hits != 0 {
+            return Some(from + i * 8 + (hits.trailing_zeros() / 8) as usize);
         }
-        at += 8;
     }
-    bytes[at..].iter().position(|&b| needs(b)).map(|i| at + i)
+    let tail = steps.remainder();
+    let done = rest.len() - tail.len();
+    tail.iter().position(|&b| needs(b)).map(|i| from + done + i)
 }
 
 /// `n` in decimal at the end of `out`, as serde_json writes it.
