@@ -11,7 +11,10 @@ pub mod openai_compat;
 pub mod sse;
 
 use crate::deployment::Deployment;
-use crate::types::{ApiError, ChatCompletionRequest, ChunkChoice, Delta, RawChatRequest, Usage};
+use crate::types::{
+    ApiError, ChatCompletionRequest, ChatCompletionResponse, ChunkChoice, Delta, RawChatRequest,
+    Usage,
+};
 use bytes::Bytes;
 use http::HeaderMap;
 
@@ -107,9 +110,58 @@ pub struct UpstreamRequest {
 /// A successful non-streaming response, ready for the client.
 #[derive(Debug, Clone)]
 pub struct ChatResponse {
-    /// The OpenAI-format JSON body.
-    pub body: Bytes,
+    pub answer: Answer,
     pub usage: Option<Usage>,
+}
+
+/// The answer itself, in OpenAI's format.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// The upstream's own body, passed through as it came.
+    Body(Bytes),
+    /// Translated from the upstream's format, written only when sent: the
+    /// Messages API turns it into Anthropic's format instead. `size` is the
+    /// upstream body's, which sizes the written one.
+    Typed {
+        response: Box<ChatCompletionResponse>,
+        size: usize,
+    },
+}
+
+impl ChatResponse {
+    /// A translated answer, with its usage.
+    pub fn translated(response: ChatCompletionResponse, upstream_size: usize) -> ChatResponse {
+        ChatResponse {
+            usage: response.usage.clone(),
+            answer: Answer::Typed {
+                response: Box::new(response),
+                size: upstream_size,
+            },
+        }
+    }
+
+    /// The answer as OpenAI JSON, for the client.
+    pub fn into_body(self) -> Result<Bytes, ApiError> {
+        match self.answer {
+            Answer::Body(body) => Ok(body),
+            Answer::Typed { response, size } => {
+                crate::json::written_body(&*response, crate::json::translated_size(size))
+            }
+        }
+    }
+
+    /// The answer typed: a translated one as it is, a passed-through body
+    /// read.
+    pub fn into_typed(self) -> Result<ChatCompletionResponse, ApiError> {
+        match self.answer {
+            Answer::Typed { response, .. } => Ok(*response),
+            Answer::Body(body) => crate::json::from_bytes(&body).map_err(|e| {
+                ApiError::bad_gateway(format!(
+                    "The upstream returned an unreadable completion: {e}"
+                ))
+            }),
+        }
+    }
 }
 
 /// What a stream translator hands to the server, in order.
@@ -185,16 +237,20 @@ impl ChatCall<'_, '_> {
     /// The client asked for JSON (`response_format` json_schema or
     /// json_object), which translating providers serve as a forced tool.
     pub fn wants_json(&self) -> bool {
-        self.request
-            .get_as::<serde_json::Value>("response_format")
-            .ok()
-            .flatten()
-            .and_then(|f| {
-                f.get("type")
-                    .and_then(|t| t.as_str())
-                    .map(|t| t == "json_schema" || t == "json_object")
-            })
-            .unwrap_or(false)
+        let is_json = |f: &serde_json::Value| {
+            f.get("type")
+                .and_then(|t| t.as_str())
+                .is_some_and(|t| t == "json_schema" || t == "json_object")
+        };
+        match self.typed {
+            Some(t) => t.response_format.as_ref().is_some_and(is_json),
+            None => self
+                .request
+                .get_as::<serde_json::Value>("response_format")
+                .ok()
+                .flatten()
+                .is_some_and(|f| is_json(&f)),
+        }
     }
 }
 
@@ -361,6 +417,12 @@ enum Family {
     Bedrock,
 }
 
+/// Whether the provider takes an OpenAI request as the client wrote it
+/// (OpenAI and the OpenAI-compatible ones), not translated.
+pub fn passes_through(p: ProviderKind) -> bool {
+    matches!(family(p), Family::OpenAiCompat(_))
+}
+
 fn family(p: ProviderKind) -> Family {
     match p {
         ProviderKind::OpenAi => Family::OpenAiCompat(&openai_compat::OPENAI),
@@ -441,6 +503,67 @@ pub fn chat_stream(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A translated answer reaches the chat route as the JSON it would have
+    /// been written as, and the Messages route as the answer itself; a
+    /// passed-through body is read for the Messages route, or refused with
+    /// a 502.
+    #[test]
+    fn an_answer_is_written_or_handed_over_as_it_is() {
+        let body = br#"{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"h\u00e9 \"q\""},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#;
+        let typed: ChatCompletionResponse = serde_json::from_slice(body).unwrap();
+        let translated = ChatResponse::translated(typed.clone(), body.len());
+        assert_eq!(translated.usage, typed.usage);
+        assert_eq!(translated.clone().into_typed().unwrap(), typed);
+        assert_eq!(
+            translated.into_body().unwrap(),
+            serde_json::to_vec(&typed).unwrap()
+        );
+        let passed = ChatResponse {
+            answer: Answer::Body(Bytes::from_static(body)),
+            usage: None,
+        };
+        assert_eq!(passed.clone().into_typed().unwrap(), typed);
+        assert_eq!(passed.into_body().unwrap(), &body[..]);
+        let broken = ChatResponse {
+            answer: Answer::Body(Bytes::from_static(b"{\"choices\":")),
+            usage: None,
+        };
+        assert_eq!(broken.into_typed().unwrap_err().status, 502);
+    }
+
+    /// A forced JSON answer is asked for the same way whether the request
+    /// came as a body or only typed (the Messages API translated).
+    #[test]
+    fn json_is_wanted_from_the_body_or_the_typed_request_alike() {
+        for (format, wanted) in [
+            (r#""response_format":{"type":"json_object"},"#, true),
+            (
+                r#""response_format":{"type":"json_schema","json_schema":{"name":"n"}},"#,
+                true,
+            ),
+            (r#""response_format":{"type":"text"},"#, false),
+            (r#""response_format":null,"#, false),
+            ("", false),
+        ] {
+            let body = format!(r#"{{{format}"model":"m","messages":[]}}"#);
+            let raw = RawChatRequest::parse(body.as_bytes()).unwrap();
+            let typed = raw.to_typed().unwrap();
+            let from_body = ChatCall {
+                request: &raw,
+                typed: None,
+                drop_params: false,
+            };
+            let only_typed = RawChatRequest::from_typed(&typed, body.len());
+            let from_typed = ChatCall {
+                request: &only_typed,
+                typed: Some(&typed),
+                drop_params: false,
+            };
+            assert_eq!(from_body.wants_json(), wanted, "{body}");
+            assert_eq!(from_typed.wants_json(), wanted, "{body}");
+        }
+    }
 
     #[test]
     fn text_and_finish_chunks_are_the_json_serde_writes() {

@@ -19,6 +19,8 @@ pub struct RawChatRequest<'a> {
     model: Cow<'a, str>,
     stream: bool,
     include_usage: bool,
+    /// The size of the client's body.
+    size: usize,
 }
 
 /// How to write a request back for an upstream.
@@ -115,7 +117,23 @@ impl<'a> RawChatRequest<'a> {
             model,
             stream,
             include_usage,
+            size: body.len(),
         })
+    }
+
+    /// The routing fields of a request that exists only typed, for a
+    /// provider that translates it (`ChatCall::typed` then carries it): no
+    /// body and no fields to pass through. `size` is the size of the body
+    /// the client sent, which sizes the translated body's buffer.
+    pub fn from_typed(req: &'a ChatCompletionRequest, size: usize) -> Self {
+        RawChatRequest {
+            body: b"",
+            fields: Vec::new(),
+            model: Cow::Borrowed(&req.model),
+            stream: req.is_stream(),
+            include_usage: req.include_usage(),
+            size,
+        }
     }
 
     pub fn model(&self) -> &str {
@@ -124,7 +142,7 @@ impl<'a> RawChatRequest<'a> {
 
     /// The size of the body as the client sent it.
     pub fn body_len(&self) -> usize {
-        self.body.len()
+        self.size
     }
 
     pub fn is_stream(&self) -> bool {
@@ -328,6 +346,29 @@ mod tests {
         // The client's own value wins over a default.
         assert_eq!(v["provider"], serde_json::json!({"x": 1}));
         assert_eq!(v["transforms"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn a_typed_request_gives_the_same_routing_fields_as_its_body() {
+        for body in [
+            r#"{"model":"m","messages":[]}"#,
+            r#"{"model":"m\u00e9","messages":[],"stream":true}"#,
+            r#"{"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":true}}"#,
+            r#"{"model":"m","messages":[],"stream":null,"stream_options":null}"#,
+        ] {
+            let raw = parse(body).unwrap();
+            let typed = raw.to_typed().unwrap();
+            let from = RawChatRequest::from_typed(&typed, 1234);
+            assert_eq!(
+                (from.model(), from.is_stream(), from.include_usage()),
+                (raw.model(), raw.is_stream(), raw.include_usage()),
+                "{body}"
+            );
+            assert_eq!(from.body_len(), 1234);
+            assert_eq!(raw.body_len(), body.len());
+            // Nothing to pass through.
+            assert_eq!(from.field_names().count(), 0);
+        }
     }
 
     #[test]

@@ -65,22 +65,16 @@ pub async fn attempt(
                 .get("messages")
                 .is_some_and(|m| m.get().contains("\"http")) =>
         {
-            match f.inline(&*call.typed()?).await? {
-                Some(req) => {
-                    let bytes =
-                        serde_json::to_vec(&req).map_err(|e| ApiError::internal(e.to_string()))?;
-                    Some(Box::new((req, bytes)))
-                }
-                None => None,
-            }
+            f.inline(&*call.typed()?).await?.map(Box::new)
         }
         _ => None,
     };
     let raw;
     let rewritten;
     let call = match inlined.as_deref() {
-        Some((typed, bytes)) => {
-            raw = RawChatRequest::parse(bytes)?;
+        Some(typed) => {
+            // Bedrock translates: it takes the typed request as it is.
+            raw = RawChatRequest::from_typed(typed, call.request.body_len());
             rewritten = ChatCall {
                 request: &raw,
                 typed: Some(typed),
@@ -109,5 +103,5 @@ pub async fn attempt(
     let (status, headers, body) = up.body().await?;
     let out = providers::chat_response(dep, call, status, &headers, body)?;
     let cost = dispatch::record_usage(app, &state, out.usage.as_ref());
-    Ok(dispatch::json_response(out.body, &state, cost))
+    Ok(dispatch::json_response(out.into_body()?, &state, cost))
 }

@@ -16,9 +16,9 @@ use http::{HeaderMap, HeaderValue};
 use llmux_core::inbound::anthropic::{self as inbound, MessagesEncoder, Target};
 use llmux_core::providers::anthropic::{self as claude, passthrough::MessagesPassthrough};
 use llmux_core::providers::{self, ChatCall};
+use llmux_core::types::RawChatRequest;
 use llmux_core::types::anthropic::{MessagesRequest, MessagesResponse, error_json};
 use llmux_core::types::raw::Rewrite;
-use llmux_core::types::{ChatCompletionResponse, RawChatRequest};
 use llmux_core::{ApiError, ProviderKind};
 use serde_json::json;
 use std::sync::Arc;
@@ -186,13 +186,21 @@ async fn translated(
             canonical = inlined;
         }
     }
-    // Written by hand (`json::WriteJson`): the whole conversation, every
-    // turn.
-    let bytes =
-        llmux_core::json::written_body(&canonical, llmux_core::json::translated_size(body_len))?;
-    let raw = RawChatRequest::parse(&bytes)?;
-    // The raw form serves pass-through providers; translating ones take
-    // the typed request as it is, not parsed back from the bytes.
+    // An OpenAI-compatible provider is sent the canonical request as JSON,
+    // written by hand (`json::WriteJson`) and split like a client's body.
+    // A translating one takes the typed request as it is: writing the whole
+    // conversation and splitting it again would only serve to read
+    // `stream` back.
+    let bytes;
+    let raw = if providers::passes_through(dep.provider) {
+        bytes = llmux_core::json::written_body(
+            &canonical,
+            llmux_core::json::translated_size(body_len),
+        )?;
+        RawChatRequest::parse(&bytes)?
+    } else {
+        RawChatRequest::from_typed(&canonical, body_len)
+    };
     let call = ChatCall {
         request: &raw,
         typed: Some(&canonical),
@@ -218,12 +226,8 @@ async fn translated(
     let (status, headers, body) = up.body().await?;
     let out = providers::chat_response(dep, &call, status, &headers, body)?;
     let cost = dispatch::record_usage(app, &state, out.usage.as_ref());
-    let resp: ChatCompletionResponse = serde_json::from_slice(&out.body).map_err(|e| {
-        ApiError::bad_gateway(format!(
-            "The upstream returned an unreadable completion: {e}"
-        ))
-    })?;
-    let message = inbound::from_canonical(resp, &client_model);
+    // A translated answer is taken as it is, not written and read back.
+    let message = inbound::from_canonical(out.into_typed()?, &client_model);
     let body = serde_json::to_vec(&message).map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(dispatch::json_response(body, &state, cost))
 }

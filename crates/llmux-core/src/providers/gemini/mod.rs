@@ -135,11 +135,7 @@ pub fn chat_response(
         .retryable(true)
     })?;
     let out = response::to_openai(resp, model_id(dep), crate::providers::anthropic::now())?;
-    let usage = out.usage.clone();
-    Ok(ChatResponse {
-        body: crate::json::written_body(&out, crate::json::translated_size(body.len()))?,
-        usage,
-    })
+    Ok(ChatResponse::translated(out, body.len()))
 }
 
 pub fn chat_stream(dep: &Deployment, call: &ChatCall<'_, '_>) -> stream::GeminiStream {

@@ -2,7 +2,7 @@
 //! read, which also checks the body is JSON); an error keeps its status and
 //! message in OpenAI's shape.
 
-use crate::providers::ChatResponse;
+use crate::providers::{Answer, ChatResponse};
 use crate::types::{ApiError, ErrorKind, Usage};
 use bytes::Bytes;
 use http::HeaderMap;
@@ -44,7 +44,7 @@ pub fn chat_response(
         ));
     }
     Ok(ChatResponse {
-        body,
+        answer: Answer::Body(body),
         usage: env.usage,
     })
 }
@@ -161,8 +161,8 @@ mod tests {
                          "prompt_tokens_details":{"cached_tokens":8}}}"#,
         );
         let r = chat_response(200, &HeaderMap::new(), body.clone()).unwrap();
-        assert_eq!(r.body, body);
-        let u = r.usage.unwrap();
+        let u = r.usage.clone().unwrap();
+        assert_eq!(r.into_body().unwrap(), body);
         assert_eq!(
             (u.prompt_tokens, u.completion_tokens, u.cached_tokens()),
             (12, 3, 8)
