@@ -119,9 +119,10 @@ pub struct ChatResponse {
 pub enum Answer {
     /// The upstream's own body, passed through as it came.
     Body(Bytes),
-    /// Translated from the upstream's format, written only when sent: the
-    /// Messages API turns it into Anthropic's format instead. `size` is the
-    /// upstream body's, which sizes the written one.
+    /// Read into the canonical type (translated from the upstream's
+    /// format, or read whole for the Messages API), written only when
+    /// sent: the Messages API turns it into Anthropic's format instead.
+    /// `size` is the upstream body's, which sizes the written one.
     Typed {
         response: Box<ChatCompletionResponse>,
         size: usize,
@@ -129,8 +130,8 @@ pub enum Answer {
 }
 
 impl ChatResponse {
-    /// A translated answer, with its usage.
-    pub fn translated(response: ChatCompletionResponse, upstream_size: usize) -> ChatResponse {
+    /// A typed answer, with its usage.
+    pub fn typed(response: ChatCompletionResponse, upstream_size: usize) -> ChatResponse {
         ChatResponse {
             usage: response.usage.clone(),
             answer: Answer::Typed {
@@ -478,6 +479,25 @@ pub fn error_response(dep: &Deployment, status: u16, headers: &HeaderMap, body: 
     redacted(dep, err)
 }
 
+/// Reads a non-streaming upstream response for a caller that needs the
+/// answer typed (the Messages API): an OpenAI-compatible body is read
+/// whole once, not checked for its usage and then read again; a
+/// translated one is typed already.
+pub fn typed_chat_response(
+    dep: &Deployment,
+    call: &ChatCall<'_, '_>,
+    status: u16,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<ChatResponse, ApiError> {
+    match family(dep.provider) {
+        Family::OpenAiCompat(_) => {
+            openai_compat::typed_chat_response(status, headers, body).map_err(|e| redacted(dep, e))
+        }
+        _ => chat_response(dep, call, status, headers, body),
+    }
+}
+
 fn redacted(dep: &Deployment, mut err: ApiError) -> ApiError {
     if let Some(key) = &dep.api_key {
         err.redact(key.expose());
@@ -512,7 +532,7 @@ mod tests {
     fn an_answer_is_written_or_handed_over_as_it_is() {
         let body = br#"{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"h\u00e9 \"q\""},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#;
         let typed: ChatCompletionResponse = serde_json::from_slice(body).unwrap();
-        let translated = ChatResponse::translated(typed.clone(), body.len());
+        let translated = ChatResponse::typed(typed.clone(), body.len());
         assert_eq!(translated.usage, typed.usage);
         assert_eq!(translated.clone().into_typed().unwrap(), typed);
         assert_eq!(

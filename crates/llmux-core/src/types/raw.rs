@@ -123,7 +123,8 @@ impl<'a> RawChatRequest<'a> {
 
     /// The routing fields of a request that exists only typed, for a
     /// provider that translates it (`ChatCall::typed` then carries it): no
-    /// body and no fields to pass through. `size` is the size of the body
+    /// body and no fields to pass through, so the request is read through
+    /// `ChatCall::typed`, not `to_typed`. `size` is the size of the body
     /// the client sent, which sizes the translated body's buffer.
     pub fn from_typed(req: &'a ChatCompletionRequest, size: usize) -> Self {
         RawChatRequest {

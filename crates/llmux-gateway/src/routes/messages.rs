@@ -224,9 +224,10 @@ async fn translated(
         ));
     }
     let (status, headers, body) = up.body().await?;
-    let out = providers::chat_response(dep, &call, status, &headers, body)?;
+    let out = providers::typed_chat_response(dep, &call, status, &headers, body)?;
     let cost = dispatch::record_usage(app, &state, out.usage.as_ref());
-    // A translated answer is taken as it is, not written and read back.
+    // The answer typed: read once, or taken as translated, never written
+    // and read back.
     let message = inbound::from_canonical(out.into_typed()?, &client_model);
     let body = serde_json::to_vec(&message).map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(dispatch::json_response(body, &state, cost))

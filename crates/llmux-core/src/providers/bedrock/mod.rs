@@ -188,7 +188,7 @@ pub fn chat_response(
         call.wants_json(),
         crate::providers::anthropic::now(),
     );
-    Ok(ChatResponse::translated(out, body.len()))
+    Ok(ChatResponse::typed(out, body.len()))
 }
 
 pub fn chat_stream(dep: &Deployment, call: &ChatCall<'_, '_>) -> stream::BedrockStream {

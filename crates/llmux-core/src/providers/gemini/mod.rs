@@ -135,7 +135,7 @@ pub fn chat_response(
         .retryable(true)
     })?;
     let out = response::to_openai(resp, model_id(dep), crate::providers::anthropic::now())?;
-    Ok(ChatResponse::translated(out, body.len()))
+    Ok(ChatResponse::typed(out, body.len()))
 }
 
 pub fn chat_stream(dep: &Deployment, call: &ChatCall<'_, '_>) -> stream::GeminiStream {

@@ -10,7 +10,7 @@ mod response;
 mod stream;
 
 pub use request::{build_chat_request, chat_url};
-pub use response::{chat_response, error_response, retry_after};
+pub use response::{chat_response, error_response, retry_after, typed_chat_response};
 pub use stream::PassthroughStream;
 
 use super::ProviderKind;

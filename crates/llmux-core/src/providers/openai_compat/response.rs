@@ -3,7 +3,7 @@
 //! message in OpenAI's shape.
 
 use crate::providers::{Answer, ChatResponse};
-use crate::types::{ApiError, ErrorKind, Usage};
+use crate::types::{ApiError, ChatCompletionResponse, ErrorKind, Usage};
 use bytes::Bytes;
 use http::HeaderMap;
 use serde::Deserialize;
@@ -47,6 +47,23 @@ pub fn chat_response(
         answer: Answer::Body(body),
         usage: env.usage,
     })
+}
+
+/// A success read whole into the canonical answer, for the Messages API,
+/// which needs it typed. Anything that does not read as one (an error
+/// inside a 200, a body without `choices`, a malformed one) goes the way
+/// of [`chat_response`], which says what is wrong.
+pub fn typed_chat_response(
+    status: u16,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<ChatResponse, ApiError> {
+    if (200..300).contains(&status) {
+        if let Ok(answer) = crate::json::from_bytes::<ChatCompletionResponse>(&body) {
+            return Ok(ChatResponse::typed(answer, body.len()));
+        }
+    }
+    chat_response(status, headers, body)
 }
 
 /// An upstream error in OpenAI's shape, status and message kept.
@@ -167,6 +184,53 @@ mod tests {
             (u.prompt_tokens, u.completion_tokens, u.cached_tokens()),
             (12, 3, 8)
         );
+    }
+
+    /// Read whole for the Messages API, an answer gives what checking it
+    /// and reading it again gave: the same answer and usage, or the same
+    /// error.
+    #[test]
+    fn a_typed_read_gives_what_the_check_and_a_second_read_gave() {
+        let cases: [(u16, &str); 6] = [
+            (
+                200,
+                r#"{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"h\u00e9"},"finish_reason":"stop"}],"usage":{"prompt_tokens":4,"completion_tokens":1,"total_tokens":5,"prompt_tokens_details":{"cached_tokens":2}}}"#,
+            ),
+            (
+                200,
+                r#"{"error":{"message":"Provider returned error","code":429}}"#,
+            ),
+            (200, r#"{"id":"c","object":"chat.completion""#),
+            (200, r#"{"id":"c","model":"m"}"#),
+            (200, r#"{"id":"c","created":1,"model":"m","choices":{}}"#),
+            (
+                503,
+                r#"{"error":{"message":"overloaded","type":"server_error"}}"#,
+            ),
+        ];
+        for (status, body) in cases {
+            let h = HeaderMap::new();
+            let body = Bytes::from_static(body.as_bytes());
+            let once = typed_chat_response(status, &h, body.clone())
+                .and_then(|r| Ok((r.usage.clone(), r.into_typed()?)));
+            let twice = chat_response(status, &h, body.clone())
+                .and_then(|r| Ok((r.usage.clone(), r.into_typed()?)));
+            match (once, twice) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b),
+                (Err(a), Err(b)) => {
+                    assert_eq!((a.status, a.message), (b.status, b.message))
+                }
+                (a, b) => panic!("{body:?}: {a:?} against {b:?}"),
+            }
+        }
+        let r = typed_chat_response(
+            200,
+            &HeaderMap::new(),
+            Bytes::from_static(cases[0].1.as_bytes()),
+        )
+        .unwrap();
+        assert_eq!(r.usage.as_ref().map(|u| u.cached_tokens()), Some(2));
+        assert!(matches!(r.answer, Answer::Typed { .. }));
     }
 
     #[test]
