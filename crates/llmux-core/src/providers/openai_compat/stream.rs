@@ -133,6 +133,16 @@ impl PassthroughStream {
 
 /// Whether an event has `"usage": {…}` (not `null`), found without parsing.
 fn has_usage_object(data: &[u8]) -> bool {
+    // OpenAI ends every chunk but the usage chunk with `,"usage":null}`.
+    // Those bytes at the very end are a member of the outermost object (a
+    // quote after `,` or `{` opens a string, and the last `}` closes the
+    // outermost object), and an object names a member once, so the chunk
+    // has no usage: the search through the whole chunk is skipped.
+    if let Some(head) = data.strip_suffix(b"\"usage\":null}") {
+        if matches!(head.last(), Some(b',' | b'{')) {
+            return false;
+        }
+    }
     static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"usage\""));
     let mut rest = data;
@@ -324,5 +334,13 @@ mod tests {
         assert!(has_usage_object(br#"{"usage": {"a":1}}"#));
         assert!(!has_usage_object(br#"{"usage":null}"#));
         assert!(!has_usage_object(br#"{"content":"the \"usage\" word"}"#));
+        // The chunk's own `"usage":null`, last, settles it.
+        assert!(!has_usage_object(
+            br#"{"choices":[{"delta":{},"usage":{"a":1}}],"usage":null}"#
+        ));
+        // Bytes that only look like it: a nested member, and the key
+        // `x"usage`; the search through the chunk still runs.
+        assert!(has_usage_object(br#"{"usage":{"a":1},"b":{"usage":null}}"#));
+        assert!(has_usage_object(br#"{"usage":{"a":1},"x\"usage":null}"#));
     }
 }
