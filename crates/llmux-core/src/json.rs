@@ -91,6 +91,34 @@ fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
     tail.iter().position(|&b| needs(b)).map(|i| from + done + i)
 }
 
+/// Whether `literal` is exactly one JSON string, quotes included, with no
+/// `\u` escape: between its quotes no raw quote or control character, and
+/// a backslash only before `" \\ / b f n r t`. The text of a stream's
+/// delta is checked this way before it is copied into a chunk as it came;
+/// serde_json's reading of a short string costs more to set up than this
+/// costs in all. Strings with a `\u` escape are refused (one may be half
+/// of a surrogate pair); the caller decodes those.
+pub fn is_plain_str_literal(literal: &str) -> bool {
+    let Some(inner) = literal
+        .strip_prefix('"')
+        .and_then(|rest| rest.strip_suffix('"'))
+    else {
+        return false;
+    };
+    let bytes = inner.as_bytes();
+    let mut from = 0;
+    while let Some(at) = next_escape(bytes, from) {
+        if bytes[at] != b'\\' {
+            return false;
+        }
+        match bytes.get(at + 1) {
+            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => from = at + 2,
+            _ => return false,
+        }
+    }
+    true
+}
+
 /// `n` in decimal at the end of `out`, as serde_json writes it.
 pub fn write_u64(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
@@ -250,6 +278,41 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert_eq!(mine, theirs);
+        }
+    }
+
+    /// Every string of up to three pieces from a set that holds every
+    /// escape, good and bad, and every character class, at every offset
+    /// around an 8-byte step: a plain literal exactly when serde_json reads
+    /// it as one string and it has no `\u` escape.
+    #[test]
+    fn plain_string_literals_are_the_ones_serde_json_reads() {
+        let pieces = [
+            "a", "é", "🦀", "\"", "\\", "\\\"", "\\\\", "\\/", "\\b", "\\f", "\\n", "\\r", "\\t",
+            "\\u00e9", "\\x", "\\ ", "\n", "\t", "\u{1f}", "\u{7f}", " ",
+        ];
+        let mut checked = 0;
+        for pad in [0, 1, 7, 8, 9] {
+            let lead = "z".repeat(pad);
+            for a in pieces {
+                for b in pieces {
+                    for c in ["", "\"", "q"] {
+                        for body in [format!("{lead}{a}{b}{c}"), format!("{a}{lead}{b}{c}")] {
+                            let lit = format!("\"{body}\"");
+                            let serde_reads =
+                                serde_json::from_str::<serde::de::IgnoredAny>(&lit).is_ok();
+                            // Escaped backslashes out of the way, a `\u` left is an escape.
+                            let want = serde_reads && !body.replace("\\\\", "").contains("\\u");
+                            assert_eq!(is_plain_str_literal(&lit), want, "{lit:?}");
+                            checked += usize::from(want);
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 1000, "{checked}");
+        for bad in ["", "\"", "abc", "\"abc", "abc\"", "\"a\"b\"", "\"a\\\""] {
+            assert!(!is_plain_str_literal(bad), "{bad:?}");
         }
     }
 

@@ -24,6 +24,12 @@ impl SseEvent {
         crate::json::utf8(self.event.as_deref()?)
     }
 
+    /// The `event:` field as it came, for comparing with known names: no
+    /// UTF-8 check, which costs more than the comparison on a short name.
+    pub fn event_bytes(&self) -> Option<&[u8]> {
+        self.event.as_deref()
+    }
+
     /// The data as text: invalid UTF-8 is replaced, as a browser's
     /// `EventSource` does.
     pub fn data(&self) -> Cow<'_, str> {

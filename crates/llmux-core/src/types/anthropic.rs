@@ -424,9 +424,9 @@ impl StreamEvent {
     /// of an internally tagged enum (4 k instructions an event); the `type`
     /// must still say the same. No name, a name of no known event, or
     /// anything unexpected takes the tagged parse.
-    pub fn parse(name: Option<&str>, data: &str) -> serde_json::Result<StreamEvent> {
+    pub fn parse(name: Option<&[u8]>, data: &str) -> serde_json::Result<StreamEvent> {
         let fast = match name {
-            Some("content_block_delta") => text_delta(data).or_else(|| {
+            Some(b"content_block_delta") => text_delta(data).or_else(|| {
                 serde_json::from_str::<FastDelta>(data).ok().and_then(|d| {
                     let index = d.index;
                     Some(StreamEvent::ContentBlockDelta {
@@ -435,33 +435,33 @@ impl StreamEvent {
                     })
                 })
             }),
-            Some("content_block_stop") => serde_json::from_str::<FastStop>(data)
+            Some(b"content_block_stop") => serde_json::from_str::<FastStop>(data)
                 .ok()
                 .filter(|s| s.kind == FastKind::ContentBlockStop)
                 .map(|s| StreamEvent::ContentBlockStop { index: s.index }),
-            Some("message_start") => serde_json::from_str::<FastMessageStart>(data)
+            Some(b"message_start") => serde_json::from_str::<FastMessageStart>(data)
                 .ok()
                 .filter(|s| s.kind == FastKind::MessageStart)
                 .map(|s| StreamEvent::MessageStart { message: s.message }),
-            Some("content_block_start") => serde_json::from_str::<FastBlockStart>(data)
+            Some(b"content_block_start") => serde_json::from_str::<FastBlockStart>(data)
                 .ok()
                 .filter(|s| s.kind == FastKind::ContentBlockStart)
                 .map(|s| StreamEvent::ContentBlockStart {
                     index: s.index,
                     content_block: s.content_block,
                 }),
-            Some("message_delta") => serde_json::from_str::<FastMessageDelta>(data)
+            Some(b"message_delta") => serde_json::from_str::<FastMessageDelta>(data)
                 .ok()
                 .filter(|s| s.kind == FastKind::MessageDelta)
                 .map(|s| StreamEvent::MessageDelta {
                     delta: s.delta,
                     usage: s.usage,
                 }),
-            Some("ping") => serde_json::from_str::<FastUnit>(data)
+            Some(b"ping") => serde_json::from_str::<FastUnit>(data)
                 .ok()
                 .filter(|s| s.kind == FastKind::Ping)
                 .map(|_| StreamEvent::Ping),
-            Some("message_stop") => serde_json::from_str::<FastUnit>(data)
+            Some(b"message_stop") => serde_json::from_str::<FastUnit>(data)
                 .ok()
                 .filter(|s| s.kind == FastKind::MessageStop)
                 .map(|_| StreamEvent::MessageStop),
@@ -511,12 +511,7 @@ fn text_delta(data: &str) -> Option<StreamEvent> {
 /// decoding would refuse; a literal with one takes the decoding path.
 pub fn raw_text_delta(data: &str) -> Option<(u32, &str)> {
     let (index, literal) = text_delta_parts(data)?;
-    let ok = literal.starts_with('"')
-        && literal.ends_with('"')
-        && !memchr::memchr_iter(b'\\', literal.as_bytes())
-            .any(|i| literal.as_bytes().get(i + 1) == Some(&b'u'))
-        && serde_json::from_str::<de::IgnoredAny>(literal).is_ok();
-    ok.then_some((index, literal))
+    crate::json::is_plain_str_literal(literal).then_some((index, literal))
 }
 
 /// The index and the text's JSON literal of a text delta in its canonical
@@ -948,7 +943,7 @@ mod tests {
         for (name, data) in cases {
             let tagged = serde_json::from_str::<StreamEvent>(data);
             for parsed in [
-                StreamEvent::parse(Some(name), data),
+                StreamEvent::parse(Some(name.as_bytes()), data),
                 StreamEvent::parse(None, data),
             ] {
                 match (&parsed, &tagged) {
@@ -959,12 +954,12 @@ mod tests {
             }
         }
         assert!(matches!(
-            StreamEvent::parse(Some("content_block_delta"), cases[0].1),
+            StreamEvent::parse(Some(b"content_block_delta"), cases[0].1),
             Ok(StreamEvent::ContentBlockDelta { index: 0, delta: BlockDelta::TextDelta { ref text } }) if text == "Hi \"there\"\n"
         ));
         assert!(matches!(
             StreamEvent::parse(
-                Some("message_delta"),
+                Some(b"message_delta"),
                 r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":58}}"#
             ),
             Ok(StreamEvent::MessageDelta {
@@ -976,7 +971,7 @@ mod tests {
             })
         ));
         assert!(matches!(
-            StreamEvent::parse(Some("ping"), r#"{"type":"message_stop"}"#),
+            StreamEvent::parse(Some(b"ping"), r#"{"type":"message_stop"}"#),
             Ok(StreamEvent::MessageStop)
         ));
         // The text's literal, as written, when it is one well-formed JSON

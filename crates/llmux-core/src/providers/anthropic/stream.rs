@@ -257,10 +257,10 @@ impl StreamTranslator for AnthropicStream {
             if !ev.has_data || data.trim().is_empty() {
                 continue;
             }
-            let name = ev.event();
+            let name = ev.event_bytes();
             // A piece of text for a text block, most of a stream: its JSON
             // string goes into the chunk as it came.
-            if name == Some("content_block_delta") {
+            if name == Some(b"content_block_delta") {
                 if let Some((index, literal)) = raw_text_delta(&data) {
                     if let Some(BlockKind::Text) = self.blocks.get(index as usize) {
                         out.push(self.src.raw_text_chunk(0, literal));
@@ -276,13 +276,13 @@ impl StreamTranslator for AnthropicStream {
                     let known = name.is_some_and(|n| {
                         matches!(
                             n,
-                            "message_start"
-                                | "content_block_start"
-                                | "content_block_delta"
-                                | "content_block_stop"
-                                | "message_delta"
-                                | "message_stop"
-                                | "error"
+                            b"message_start"
+                                | b"content_block_start"
+                                | b"content_block_delta"
+                                | b"content_block_stop"
+                                | b"message_delta"
+                                | b"message_stop"
+                                | b"error"
                         )
                     });
                     if known || serde_json::from_str::<serde::de::IgnoredAny>(&data).is_err() {
@@ -307,7 +307,7 @@ impl StreamTranslator for AnthropicStream {
             return;
         }
         if let Some(ev) = self.sse.finish() {
-            if let Ok(parsed) = AnEvent::parse(ev.event(), &ev.data()) {
+            if let Ok(parsed) = AnEvent::parse(ev.event_bytes(), &ev.data()) {
                 self.event(parsed, out);
             }
         }
