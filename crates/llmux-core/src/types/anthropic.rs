@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 pub const API_VERSION: &str = "2023-06-01";
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MessagesRequest {
     pub model: String,
     pub messages: Vec<Message>,
@@ -38,6 +38,24 @@ pub struct MessagesRequest {
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+deserialize_keeping_extra!(MessagesRequest,
+    required { model: "model", messages: "messages" }
+    defaults {}
+    optional {
+        system: "system",
+        max_tokens: "max_tokens",
+        metadata: "metadata",
+        stop_sequences: "stop_sequences",
+        stream: "stream",
+        temperature: "temperature",
+        top_p: "top_p",
+        top_k: "top_k",
+        tools: "tools",
+        tool_choice: "tool_choice",
+        thinking: "thinking",
+    }
+);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
@@ -131,6 +149,13 @@ impl<'de> Deserialize<'de> for Block {
                         Some("thinking") => {
                             return ThinkingRest::deserialize(rest).map(Block::from);
                         }
+                        Some("tool_result") => {
+                            return ToolResultRest::deserialize(rest).map(Block::from);
+                        }
+                        Some("image") => return ImageRest::deserialize(rest).map(Block::from),
+                        Some("document") => {
+                            return DocumentRest::deserialize(rest).map(Block::from);
+                        }
                         _ => {}
                     }
                 }
@@ -194,6 +219,73 @@ struct ThinkingRest {
     thinking: String,
     #[serde(default)]
     signature: String,
+}
+
+/// A tool's answer: in a coding agent's conversation, most of its bytes
+/// (files read, commands' output).
+#[derive(Deserialize)]
+struct ToolResultRest {
+    tool_use_id: String,
+    #[serde(default)]
+    content: Option<Content>,
+    #[serde(default)]
+    is_error: Option<bool>,
+    #[serde(default)]
+    cache_control: Option<Value>,
+}
+
+/// An image, its base64 data read once rather than into a JSON object and
+/// copied out of it.
+#[derive(Deserialize)]
+struct ImageRest {
+    source: Value,
+    #[serde(default)]
+    cache_control: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct DocumentRest {
+    source: Value,
+    #[serde(default)]
+    cache_control: Option<Value>,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    context: Option<String>,
+    #[serde(default)]
+    citations: Option<Value>,
+}
+
+impl From<ToolResultRest> for Block {
+    fn from(r: ToolResultRest) -> Block {
+        Block::Known(KnownBlock::ToolResult {
+            tool_use_id: r.tool_use_id,
+            content: r.content,
+            is_error: r.is_error,
+            cache_control: r.cache_control,
+        })
+    }
+}
+
+impl From<ImageRest> for Block {
+    fn from(r: ImageRest) -> Block {
+        Block::Known(KnownBlock::Image {
+            source: r.source,
+            cache_control: r.cache_control,
+        })
+    }
+}
+
+impl From<DocumentRest> for Block {
+    fn from(r: DocumentRest) -> Block {
+        Block::Known(KnownBlock::Document {
+            source: r.source,
+            cache_control: r.cache_control,
+            title: r.title,
+            context: r.context,
+            citations: r.citations,
+        })
+    }
 }
 
 impl From<TextRest> for Block {
@@ -289,7 +381,7 @@ pub enum KnownBlock {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Tool {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -304,6 +396,17 @@ pub struct Tool {
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+deserialize_keeping_extra!(Tool,
+    required { name: "name" }
+    defaults {}
+    optional {
+        description: "description",
+        input_schema: "input_schema",
+        cache_control: "cache_control",
+        kind: "type",
+    }
+);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolChoice {
@@ -728,6 +831,13 @@ mod tests {
             r#"{"type":"image","source":{"type":"base64","media_type":"image/png","data":"iVBO"}}"#,
             r#"{"type":"tool_result","tool_use_id":"toolu_1","content":[{"type":"text","text":"A"}],"is_error":false}"#,
             r#"{"type":"tool_result","tool_use_id":"toolu_1","content":"plain"}"#,
+            r#"{"type":"tool_result","tool_use_id":"toolu_1","content":"out\n","is_error":true,"cache_control":{"type":"ephemeral"},"x":1}"#,
+            r#"{"type":"tool_result","tool_use_id":"toolu_1"}"#,
+            r#"{"type":"tool_result","tool_use_id":"toolu_1","content":null}"#,
+            r#"{"tool_use_id":"toolu_1","type":"tool_result","content":"type later"}"#,
+            r#"{"type":"image","source":{"type":"url","url":"https://x/y.png"},"cache_control":{"type":"ephemeral"}}"#,
+            r#"{"type":"document","source":{"type":"text","media_type":"text/plain","data":"d"},"title":"t","context":"c","citations":{"enabled":true},"cache_control":{"type":"ephemeral"}}"#,
+            r#"{"type":"document","source":{"type":"base64","media_type":"application/pdf","data":"JVBE"}}"#,
             r#"{"type":"server_tool_use","id":"srvtoolu_1","name":"web_search","input":{"query":"q"}}"#,
             r#"{"type":"web_search_tool_result","tool_use_id":"srvtoolu_1","content":[]}"#,
             r#"{"type":7}"#,
@@ -752,6 +862,11 @@ mod tests {
             r#"{"text":5,"type":"text"}"#,
             r#"{"source":{},"type":"tool_result"}"#,
             r#"{"type":"tool_use","id":"t","name":["f"]}"#,
+            r#"{"type":"tool_result","content":"no id"}"#,
+            r#"{"type":"tool_result","tool_use_id":"t","content":5}"#,
+            r#"{"type":"tool_result","tool_use_id":"t","is_error":"yes"}"#,
+            r#"{"type":"image"}"#,
+            r#"{"type":"document","source":{},"title":5}"#,
             r#""a string""#,
         ] {
             assert!(serde_json::from_str::<Block>(bad).is_err(), "{bad}");

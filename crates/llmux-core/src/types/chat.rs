@@ -8,7 +8,7 @@ use crate::json;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChatCompletionRequest {
     pub model: String,
     pub messages: Vec<ChatMessage>,
@@ -50,6 +50,30 @@ pub struct ChatCompletionRequest {
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+deserialize_keeping_extra!(ChatCompletionRequest,
+    required { model: "model", messages: "messages" }
+    defaults {}
+    optional {
+        stream: "stream",
+        stream_options: "stream_options",
+        max_tokens: "max_tokens",
+        max_completion_tokens: "max_completion_tokens",
+        temperature: "temperature",
+        top_p: "top_p",
+        n: "n",
+        stop: "stop",
+        presence_penalty: "presence_penalty",
+        frequency_penalty: "frequency_penalty",
+        seed: "seed",
+        user: "user",
+        tools: "tools",
+        tool_choice: "tool_choice",
+        parallel_tool_calls: "parallel_tool_calls",
+        response_format: "response_format",
+        reasoning_effort: "reasoning_effort",
+    }
+);
 
 impl ChatCompletionRequest {
     pub fn is_stream(&self) -> bool {
@@ -126,13 +150,19 @@ impl json::WriteJson for ChatCompletionRequest {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct StreamOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub include_usage: Option<bool>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+deserialize_keeping_extra!(StreamOptions,
+    required {}
+    defaults {}
+    optional { include_usage: "include_usage" }
+);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -165,7 +195,7 @@ pub enum Role {
     Function,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChatMessage {
     pub role: Role,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -188,6 +218,20 @@ pub struct ChatMessage {
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+deserialize_keeping_extra!(ChatMessage,
+    required { role: "role" }
+    defaults {}
+    optional {
+        content: "content",
+        name: "name",
+        tool_calls: "tool_calls",
+        tool_call_id: "tool_call_id",
+        reasoning_content: "reasoning_content",
+        thinking_blocks: "thinking_blocks",
+        cache_control: "cache_control",
+    }
+);
 
 impl ChatMessage {
     fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
@@ -237,11 +281,42 @@ impl ChatMessage {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum MessageContent {
     Text(String),
     Parts(Vec<ContentPart>),
+}
+
+/// A string, or a list of parts, read as it comes: an untagged enum would
+/// read the whole content into serde's buffer first to try each form.
+impl<'de> Deserialize<'de> for MessageContent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ContentVisitor;
+        impl<'de> serde::de::Visitor<'de> for ContentVisitor {
+            type Value = MessageContent;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or an array of content parts")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<MessageContent, E> {
+                Ok(MessageContent::Text(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<MessageContent, E> {
+                Ok(MessageContent::Text(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<MessageContent, A::Error> {
+                let mut parts = Vec::new();
+                while let Some(part) = seq.next_element()? {
+                    parts.push(part);
+                }
+                Ok(MessageContent::Parts(parts))
+            }
+        }
+        d.deserialize_any(ContentVisitor)
+    }
 }
 
 impl MessageContent {
@@ -314,7 +389,7 @@ impl ImageUrl {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ToolCall {
     pub id: String,
     #[serde(rename = "type", default = "function_type")]
@@ -324,6 +399,12 @@ pub struct ToolCall {
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+deserialize_keeping_extra!(ToolCall,
+    required { id: "id", function: "function" }
+    defaults { kind: "type" = function_type }
+    optional {}
+);
 
 impl ToolCall {
     fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
@@ -354,7 +435,7 @@ pub struct FunctionCall {
     pub arguments: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Tool {
     #[serde(rename = "type", default = "function_type")]
     pub kind: String,
@@ -364,6 +445,12 @@ pub struct Tool {
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+deserialize_keeping_extra!(Tool,
+    required { function: "function" }
+    defaults { kind: "type" = function_type }
+    optional { cache_control: "cache_control" }
+);
 
 impl Tool {
     fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {

@@ -1,5 +1,8 @@
 //! Wire types. OpenAI Chat Completions is the canonical format.
 
+#[macro_use]
+pub(crate) mod extra;
+
 pub mod anthropic;
 pub mod chat;
 pub mod error;
