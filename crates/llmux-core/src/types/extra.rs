@@ -11,34 +11,36 @@ use serde::de::{self, Deserialize, Deserializer, Visitor};
 use std::borrow::Cow;
 use std::fmt;
 
-/// An object's key, borrowed from the input when it holds no escape.
-pub struct Key<'de>(pub Cow<'de, str>);
+/// A JSON string borrowed from the input when it has no escapes (serde's
+/// own `Cow<str>` always copies): an object's keys here, and the top-level
+/// fields `RawChatRequest` splits out.
+pub(crate) struct Str<'a>(pub(crate) Cow<'a, str>);
 
-impl<'de> Deserialize<'de> for Key<'de> {
+impl<'de> Deserialize<'de> for Str<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
+        struct StrVisitor;
+        impl<'de> Visitor<'de> for StrVisitor {
+            type Value = Str<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a member name")
+                f.write_str("a string")
             }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Borrowed(v)))
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Owned(v.to_owned())))
             }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v)))
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Owned(v)))
             }
         }
-        d.deserialize_str(KeyVisitor)
+        d.deserialize_str(StrVisitor)
     }
 }
 
 /// An optional member's value: absent and `null` are both `None`, as
 /// `#[serde(default)]` on an `Option` reads them.
-pub fn optional<T>(seen: Option<Option<T>>) -> Option<T> {
+pub(crate) fn optional<T>(seen: Option<Option<T>>) -> Option<T> {
     seen.flatten()
 }
 
@@ -72,7 +74,7 @@ macro_rules! deserialize_keeping_extra {
                         $(let mut $def = None;)*
                         $(let mut $opt = None;)*
                         let mut rest = ::serde_json::Map::new();
-                        while let Some(key) = map.next_key::<$crate::types::extra::Key<'de>>()? {
+                        while let Some(key) = map.next_key::<$crate::types::extra::Str<'de>>()? {
                             match &*key.0 {
                                 $($req_key => {
                                     if $req.is_some() {

@@ -6,6 +6,7 @@
 
 use super::chat::ChatCompletionRequest;
 use super::error::ApiError;
+use super::extra::Str;
 use serde::Deserialize;
 use serde::de::{self, MapAccess, Visitor};
 use serde_json::value::RawValue;
@@ -236,32 +237,6 @@ fn write_string(out: &mut Vec<u8>, s: &str) {
 
 /// The top level of a JSON object, keys in order, values left raw.
 struct TopLevel<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
-
-/// A JSON string borrowed from the body when it has no escapes (serde's own
-/// `Cow<str>` always copies).
-struct Str<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Str<'de> {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Str<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Str<'de>, E> {
-                Ok(Str(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Str<'de>, E> {
-                Ok(Str(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Str<'de>, E> {
-                Ok(Str(Cow::Owned(v)))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
 
 impl<'de> Deserialize<'de> for TopLevel<'de> {
     fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
