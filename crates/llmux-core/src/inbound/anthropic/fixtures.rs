@@ -131,6 +131,50 @@ fn system_role_inside_messages_and_images_and_tool_errors() {
     );
 }
 
+/// Every block a user turn can carry, as the canonical request holds it:
+/// images and documents as data URLs, files or text; tool results as tool
+/// messages first, their text joined by lines and their images after them
+/// in the user message; cache breakpoints kept where they were set.
+#[test]
+fn every_block_of_a_user_turn_lands_where_openai_wants_it() {
+    let cc = json!({"type": "ephemeral"});
+    let c = canonical(
+        json!({"model": "m", "max_tokens": 100, "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "look", "cache_control": cc},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": "QUJD"}, "cache_control": cc},
+            {"type": "image", "source": {"type": "base64", "data": "iVBO"}},
+            {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}},
+            {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBE"}, "title": "a.pdf"},
+            {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "notes"}, "cache_control": cc},
+            {"type": "thinking", "thinking": "hm", "signature": "s"},
+            {"type": "tool_result", "tool_use_id": "t1", "cache_control": cc, "content": [
+                {"type": "text", "text": "line 1"},
+                {"type": "image", "source": {"type": "base64", "media_type": "image/gif", "data": "R0lG"}},
+                {"type": "text", "text": "line 2"}]},
+            {"type": "tool_result", "tool_use_id": "t2", "is_error": true, "content": "Error: already said"}]}]}),
+        Target::default(),
+    );
+    assert_eq!(
+        serde_json::to_value(&c.messages).unwrap(),
+        json!([
+            {"role": "tool", "tool_call_id": "t1", "content": "line 1\nline 2", "cache_control": cc},
+            {"role": "tool", "tool_call_id": "t2", "content": "Error: already said"},
+            {"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": "data:image/gif;base64,R0lG"}},
+                {"type": "text", "text": "look", "cache_control": cc},
+                {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,QUJD"}, "cache_control": cc},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBO"}},
+                {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+                {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBE", "filename": "a.pdf"}},
+                {"type": "text", "text": "notes", "cache_control": cc}]}
+        ])
+    );
+    // Read back as a client's request, it is the same request.
+    let again: crate::types::ChatCompletionRequest =
+        serde_json::from_slice(&serde_json::to_vec(&c).unwrap()).unwrap();
+    assert_eq!(again, c);
+}
+
 #[test]
 fn server_tools_and_unknown_fields_are_refused_by_name_unless_dropped() {
     let v = json!({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}],

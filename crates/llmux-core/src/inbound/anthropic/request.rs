@@ -1,7 +1,11 @@
 //! Messages request → canonical (OpenAI) request.
 
 use crate::types::anthropic::{Block, Content, KnownBlock, MessagesRequest};
-use crate::types::{ApiError, ChatCompletionRequest};
+use crate::types::chat::{
+    ContentPart, FunctionCall, FunctionDefinition, ImageUrl, KnownPart, NamedFunction,
+    NamedToolChoice, Stop, StreamOptions, Tool, ToolCall, ToolChoice,
+};
+use crate::types::{ApiError, ChatCompletionRequest, ChatMessage, MessageContent, Role};
 use serde_json::{Map, Value, json};
 
 /// What the canonical request is headed for, where OpenAI-compatible
@@ -37,7 +41,7 @@ pub fn to_canonical(
             ));
         }
     }
-    let mut messages: Vec<Value> = Vec::new();
+    let mut messages = Vec::with_capacity(req.messages.len() + 1);
     if let Some(system) = req.system {
         messages.push(system_message(system));
     }
@@ -52,47 +56,6 @@ pub fn to_canonical(
                     format!("Unknown role `{other}`: use user or assistant."),
                 ));
             }
-        }
-    }
-
-    let mut out = Map::new();
-    out.insert("model".into(), req.model.into());
-    out.insert("messages".into(), Value::Array(messages));
-    if let Some(max) = req.max_tokens {
-        let key = if target.openai_proper {
-            "max_completion_tokens"
-        } else {
-            "max_tokens"
-        };
-        out.insert(key.into(), max.into());
-    }
-    if let Some(t) = req.temperature {
-        out.insert("temperature".into(), t.into());
-    }
-    if let Some(p) = req.top_p {
-        out.insert("top_p".into(), p.into());
-    }
-    if let (Some(k), false) = (req.top_k, target.openai_proper) {
-        out.insert("top_k".into(), k.into());
-    }
-    if let Some(stops) = req.stop_sequences.filter(|s| !s.is_empty()) {
-        out.insert("stop".into(), stops.into());
-    }
-    if let Some(user) = req
-        .metadata
-        .as_ref()
-        .and_then(|m| m.get("user_id"))
-        .and_then(Value::as_str)
-    {
-        out.insert("user".into(), user.into());
-    }
-    if req.stream == Some(true) {
-        out.insert("stream".into(), true.into());
-        out.insert("stream_options".into(), json!({"include_usage": true}));
-    }
-    if let Some(effort) = req.thinking.as_ref().and_then(effort_for_thinking) {
-        if target.supports_reasoning {
-            out.insert("reasoning_effort".into(), effort.into());
         }
     }
 
@@ -114,38 +77,103 @@ pub fn to_canonical(
                 ),
             ));
         }
-        let mut f = json!({"name": t.name, "parameters": t.input_schema.unwrap_or_else(|| json!({"type": "object", "properties": {}}))});
-        if let Some(d) = t.description {
-            f["description"] = d.into();
-        }
-        let mut tool = json!({"type": "function", "function": f});
-        if let Some(cc) = t.cache_control {
-            tool["cache_control"] = cc;
-        }
-        tools.push(tool);
+        tools.push(Tool {
+            kind: FUNCTION.to_owned(),
+            function: FunctionDefinition {
+                name: t.name,
+                description: t.description,
+                parameters: Some(
+                    t.input_schema
+                        .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+                ),
+                strict: None,
+            },
+            cache_control: t.cache_control,
+            extra: Map::new(),
+        });
     }
     let has_tools = !tools.is_empty();
-    if has_tools {
-        out.insert("tools".into(), Value::Array(tools));
-    }
-    if let Some(choice) = req.tool_choice {
-        let c = match choice.kind.as_str() {
-            "any" => json!("required"),
-            "none" => json!("none"),
-            "tool" => {
-                json!({"type": "function", "function": {"name": choice.name.unwrap_or_default()}})
-            }
-            _ => json!("auto"),
-        };
-        if has_tools {
-            out.insert("tool_choice".into(), c);
-            if choice.disable_parallel_tool_use == Some(true) {
-                out.insert("parallel_tool_calls".into(), false.into());
-            }
+    let (tool_choice, parallel_tool_calls) = match req.tool_choice {
+        Some(choice) if has_tools => {
+            let c = match choice.kind.as_str() {
+                "any" => ToolChoice::Mode("required".to_owned()),
+                "none" => ToolChoice::Mode("none".to_owned()),
+                "tool" => ToolChoice::Named(NamedToolChoice {
+                    kind: FUNCTION.to_owned(),
+                    function: NamedFunction {
+                        name: choice.name.unwrap_or_default(),
+                    },
+                }),
+                _ => ToolChoice::Mode("auto".to_owned()),
+            };
+            let parallel = (choice.disable_parallel_tool_use == Some(true)).then_some(false);
+            (Some(c), parallel)
         }
+        _ => (None, None),
+    };
+
+    let stream = req.stream == Some(true);
+    let user = req
+        .metadata
+        .as_ref()
+        .and_then(|m| m.get("user_id"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let reasoning_effort = match req.thinking.as_ref().and_then(effort_for_thinking) {
+        Some(effort) if target.supports_reasoning => Some(effort.to_owned()),
+        _ => None,
+    };
+    let mut extra = Map::new();
+    if let (Some(k), false) = (req.top_k, target.openai_proper) {
+        extra.insert("top_k".into(), k.into());
     }
-    serde_json::from_value(Value::Object(out))
-        .map_err(|e| ApiError::bad_request(format!("Invalid Messages request: {e}")))
+    let (max_tokens, max_completion_tokens) = if target.openai_proper {
+        (None, req.max_tokens)
+    } else {
+        (req.max_tokens, None)
+    };
+    Ok(ChatCompletionRequest {
+        model: req.model,
+        messages,
+        stream: stream.then_some(true),
+        stream_options: stream.then(|| StreamOptions {
+            include_usage: Some(true),
+            extra: Map::new(),
+        }),
+        max_tokens,
+        max_completion_tokens,
+        temperature: req.temperature,
+        top_p: req.top_p,
+        n: None,
+        stop: req.stop_sequences.filter(|s| !s.is_empty()).map(Stop::Many),
+        presence_penalty: None,
+        frequency_penalty: None,
+        seed: None,
+        user,
+        tools: has_tools.then_some(tools),
+        tool_choice,
+        parallel_tool_calls,
+        response_format: None,
+        reasoning_effort,
+        extra,
+    })
+}
+
+const FUNCTION: &str = "function";
+
+/// A message of `role` with `content` and nothing else.
+fn message(role: Role, content: Option<MessageContent>) -> ChatMessage {
+    ChatMessage {
+        role,
+        content,
+        name: None,
+        tool_calls: None,
+        tool_call_id: None,
+        reasoning_content: None,
+        thinking_blocks: None,
+        cache_control: None,
+        extra: Map::new(),
+    }
 }
 
 /// Claude's thinking budget as an OpenAI effort level.
@@ -164,55 +192,67 @@ fn effort_for_thinking(thinking: &Value) -> Option<&'static str> {
     })
 }
 
-fn system_message(content: Content) -> Value {
-    match content {
-        Content::Text(t) => json!({"role": "system", "content": t}),
+fn system_message(content: Content) -> ChatMessage {
+    let content = match content {
+        Content::Text(t) => MessageContent::Text(t),
         Content::Blocks(blocks) => {
-            let parts: Vec<Value> = blocks.into_iter().filter_map(text_part).collect();
-            json!({"role": "system", "content": parts})
+            MessageContent::Parts(blocks.into_iter().filter_map(text_part).collect())
         }
-    }
+    };
+    message(Role::System, Some(content))
 }
 
-fn text_part(b: Block) -> Option<Value> {
+fn text_part(b: Block) -> Option<ContentPart> {
     match b {
         Block::Known(KnownBlock::Text {
             text,
             cache_control,
             ..
-        }) => {
-            let mut p = json!({"type": "text", "text": text});
-            if let Some(cc) = cache_control {
-                p["cache_control"] = cc;
-            }
-            Some(p)
-        }
+        }) => Some(ContentPart::Known(KnownPart::Text {
+            text,
+            cache_control,
+        })),
         _ => None,
     }
 }
 
+/// `data:<media type>;base64,<data>` from a base64 source, its data moved
+/// into the URL rather than copied twice.
+fn data_url(source: &mut Value, default_type: &str) -> String {
+    let data = match source.get_mut("data") {
+        Some(Value::String(d)) => std::mem::take(d),
+        _ => String::new(),
+    };
+    let media_type = source
+        .get("media_type")
+        .and_then(Value::as_str)
+        .unwrap_or(default_type);
+    let mut url = String::with_capacity(13 + media_type.len() + data.len());
+    url.push_str("data:");
+    url.push_str(media_type);
+    url.push_str(";base64,");
+    url.push_str(&data);
+    url
+}
+
+fn source_kind(source: &Value) -> Option<&str> {
+    source.get("type").and_then(Value::as_str)
+}
+
 /// A content block as an OpenAI content part, where one exists.
-fn part(b: Block, at: &str) -> Result<Option<Value>, ApiError> {
+fn part(b: Block, at: &str) -> Result<Option<ContentPart>, ApiError> {
     Ok(match b {
         Block::Known(KnownBlock::Text { .. }) => text_part(b),
         Block::Known(KnownBlock::Image {
-            source,
+            mut source,
             cache_control,
         }) => {
-            let url = match source.get("type").and_then(Value::as_str) {
-                Some("base64") => format!(
-                    "data:{};base64,{}",
-                    source
-                        .get("media_type")
-                        .and_then(Value::as_str)
-                        .unwrap_or("image/png"),
-                    source.get("data").and_then(Value::as_str).unwrap_or("")
-                ),
-                Some("url") => source
-                    .get("url")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_owned(),
+            let url = match source_kind(&source) {
+                Some("base64") => data_url(&mut source, "image/png"),
+                Some("url") => match source.get_mut("url") {
+                    Some(Value::String(u)) => std::mem::take(u),
+                    _ => String::new(),
+                },
                 _ => {
                     return Err(ApiError::invalid_field(
                         at,
@@ -220,55 +260,59 @@ fn part(b: Block, at: &str) -> Result<Option<Value>, ApiError> {
                     ));
                 }
             };
-            let mut p = json!({"type": "image_url", "image_url": {"url": url}});
-            if let Some(cc) = cache_control {
-                p["cache_control"] = cc;
-            }
-            Some(p)
+            Some(ContentPart::Known(KnownPart::ImageUrl {
+                image_url: ImageUrl::Object {
+                    url,
+                    detail: None,
+                    format: None,
+                },
+                cache_control,
+            }))
         }
         Block::Known(KnownBlock::Document {
-            source,
+            mut source,
             title,
             cache_control,
             ..
-        }) => {
-            let mut p = match source.get("type").and_then(Value::as_str) {
-                Some("base64") => {
-                    let mut file = json!({"file_data": format!(
-                        "data:{};base64,{}",
-                        source.get("media_type").and_then(Value::as_str).unwrap_or("application/pdf"),
-                        source.get("data").and_then(Value::as_str).unwrap_or("")
-                    )});
-                    if let Some(t) = title {
-                        file["filename"] = t.into();
-                    }
-                    json!({"type": "file", "file": file})
+        }) => Some(ContentPart::Known(match source_kind(&source) {
+            Some("base64") => {
+                let mut file = Map::new();
+                file.insert(
+                    "file_data".into(),
+                    data_url(&mut source, "application/pdf").into(),
+                );
+                if let Some(t) = title {
+                    file.insert("filename".into(), t.into());
                 }
-                Some("text") => {
-                    json!({"type": "text", "text": source.get("data").and_then(Value::as_str).unwrap_or("")})
+                KnownPart::File {
+                    file: Value::Object(file),
+                    cache_control,
                 }
-                _ => {
-                    return Err(ApiError::invalid_field(
-                        at,
-                        "Only base64 and text document sources can be translated.",
-                    ));
-                }
-            };
-            if let Some(cc) = cache_control {
-                p["cache_control"] = cc;
             }
-            Some(p)
-        }
+            Some("text") => KnownPart::Text {
+                text: match source.get_mut("data") {
+                    Some(Value::String(d)) => std::mem::take(d),
+                    _ => String::new(),
+                },
+                cache_control,
+            },
+            _ => {
+                return Err(ApiError::invalid_field(
+                    at,
+                    "Only base64 and text document sources can be translated.",
+                ));
+            }
+        })),
         _ => None,
     })
 }
 
 /// A user turn: its tool results become `tool` messages (first, as OpenAI
 /// wants them right after the assistant's calls), the rest one user message.
-fn user_messages(content: Content, i: usize, out: &mut Vec<Value>) -> Result<(), ApiError> {
+fn user_messages(content: Content, i: usize, out: &mut Vec<ChatMessage>) -> Result<(), ApiError> {
     let blocks = match content {
         Content::Text(t) => {
-            out.push(json!({"role": "user", "content": t}));
+            out.push(message(Role::User, Some(MessageContent::Text(t))));
             return Ok(());
         }
         Content::Blocks(b) => b,
@@ -276,7 +320,7 @@ fn user_messages(content: Content, i: usize, out: &mut Vec<Value>) -> Result<(),
     let mut parts = Vec::new();
     let mut result_images = Vec::new();
     for (j, b) in blocks.into_iter().enumerate() {
-        let at = format!("messages[{i}].content[{j}]");
+        let at = || format!("messages[{i}].content[{j}]");
         match b {
             Block::Known(KnownBlock::ToolResult {
                 tool_use_id,
@@ -288,15 +332,17 @@ fn user_messages(content: Content, i: usize, out: &mut Vec<Value>) -> Result<(),
                 for rb in content.map(Content::into_blocks).unwrap_or_default() {
                     match rb {
                         Block::Known(KnownBlock::Text { text: t, .. }) => {
-                            if !text.is_empty() {
+                            if text.is_empty() {
+                                text = t;
+                            } else {
                                 text.push('\n');
+                                text.push_str(&t);
                             }
-                            text.push_str(&t);
                         }
                         other @ Block::Known(KnownBlock::Image { .. }) => {
                             // OpenAI tool messages carry text only: images
                             // follow in the user message.
-                            if let Some(p) = part(other, &at)? {
+                            if let Some(p) = part(other, &at())? {
                                 result_images.push(p);
                             }
                         }
@@ -309,14 +355,13 @@ fn user_messages(content: Content, i: usize, out: &mut Vec<Value>) -> Result<(),
                 {
                     text.insert_str(0, "Error: ");
                 }
-                let mut m = json!({"role": "tool", "tool_call_id": tool_use_id, "content": text});
-                if let Some(cc) = cache_control {
-                    m["cache_control"] = cc;
-                }
+                let mut m = message(Role::Tool, Some(MessageContent::Text(text)));
+                m.tool_call_id = Some(tool_use_id);
+                m.cache_control = cache_control;
                 out.push(m);
             }
             other => {
-                if let Some(p) = part(other, &at)? {
+                if let Some(p) = part(other, &at())? {
                     parts.push(p);
                 }
             }
@@ -324,34 +369,54 @@ fn user_messages(content: Content, i: usize, out: &mut Vec<Value>) -> Result<(),
     }
     result_images.extend(parts);
     if !result_images.is_empty() {
-        out.push(json!({"role": "user", "content": result_images}));
+        out.push(message(
+            Role::User,
+            Some(MessageContent::Parts(result_images)),
+        ));
     }
     Ok(())
 }
 
 /// An assistant turn. Thinking blocks are left out: their signatures are
 /// Claude's, and no other model takes reasoning back as input.
-fn assistant_message(content: Content) -> Value {
+fn assistant_message(content: Content) -> ChatMessage {
     let mut text = String::new();
     let mut calls = Vec::new();
     for b in content.into_blocks() {
         match b {
-            Block::Known(KnownBlock::Text { text: t, .. }) => text.push_str(&t),
-            Block::Known(KnownBlock::ToolUse { id, name, input, .. }) => calls.push(json!({
-                "id": id, "type": "function",
-                "function": {"name": name, "arguments": if input.is_null() { "{}".to_owned() } else { input.to_string() }}
-            })),
+            Block::Known(KnownBlock::Text { text: t, .. }) => {
+                if text.is_empty() {
+                    text = t;
+                } else {
+                    text.push_str(&t);
+                }
+            }
+            Block::Known(KnownBlock::ToolUse {
+                id, name, input, ..
+            }) => calls.push(ToolCall {
+                id,
+                kind: FUNCTION.to_owned(),
+                function: FunctionCall {
+                    name,
+                    arguments: if input.is_null() {
+                        "{}".to_owned()
+                    } else {
+                        input.to_string()
+                    },
+                },
+                extra: Map::new(),
+            }),
             _ => {}
         }
     }
     let content = if text.is_empty() && !calls.is_empty() {
-        Value::Null
+        None
     } else {
-        text.into()
+        Some(MessageContent::Text(text))
     };
-    let mut m = json!({"role": "assistant", "content": content});
+    let mut m = message(Role::Assistant, content);
     if !calls.is_empty() {
-        m["tool_calls"] = Value::Array(calls);
+        m.tool_calls = Some(calls);
     }
     m
 }
