@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -1474,6 +1475,31 @@ def test_messages_plain_gemini(aclient, gem_mock, marker):
     assert b["systemInstruction"]["parts"] == [{"text": "You are terse."}]
     assert b["generationConfig"]["maxOutputTokens"] == 100
     assert b["generationConfig"]["stopSequences"] == ["END"]
+
+
+def test_messages_gateway_fields_steer_llmux_and_go_no_further(aclient, gem_mock, marker):
+    # LiteLLM's per-request num_retries and drop_params are the gateway's:
+    # honoured on the Messages route in front of a translated model, never
+    # refused as unsupported by the model, never sent to Google.
+    msg = aclient.messages.create(
+        model=FLASH,
+        max_tokens=50,
+        messages=user(f"hi {marker}"),
+        extra_body={"drop_params": False, "num_retries": 1},
+    )
+    assert msg.content[0].text == MOCK_TEXT
+    body = one_gemini_request(gem_mock, marker)["body"]
+    assert "drop_params" not in json.dumps(body) and "num_retries" not in json.dumps(body)
+
+    busy = f"busy {marker}"
+    with pytest.raises(anthropic.RateLimitError):
+        aclient.messages.create(
+            model=FLASH,
+            max_tokens=50,
+            messages=user(f"{busy} {tag(status=429, message='quota', retry_after=1)}"),
+            extra_body={"num_retries": 0},
+        )
+    assert len(gemini_requests(gem_mock, busy)) == 1, "num_retries: 0 in the body -> one attempt"
 
 
 def test_messages_stream_gemini_text(aclient, marker):

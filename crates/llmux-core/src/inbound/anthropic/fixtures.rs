@@ -206,6 +206,14 @@ fn server_tools_and_unknown_fields_are_refused_by_name_unless_dropped() {
             .as_deref(),
         Some("mcp_servers")
     );
+
+    // The gateway's own fields are the route's to read, not the model's.
+    let c = canonical(
+        json!({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}],
+               "drop_params": false, "num_retries": 2, "service_tier": "auto"}),
+        Target::default(),
+    );
+    assert!(c.extra.is_empty(), "{:?}", c.extra);
 }
 
 #[test]

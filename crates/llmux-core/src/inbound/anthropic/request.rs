@@ -20,8 +20,16 @@ pub struct Target {
     pub drop_params: bool,
 }
 
-/// Request fields that mean nothing once translated and are dropped.
-const IGNORED: &[&str] = &["service_tier", "container", "context_management"];
+/// Request fields that mean nothing once translated and are dropped; and
+/// LiteLLM's `drop_params` and `num_retries`, which steer the gateway
+/// (the route reads them) and are never sent upstream.
+const IGNORED: &[&str] = &[
+    "service_tier",
+    "container",
+    "context_management",
+    "drop_params",
+    "num_retries",
+];
 
 pub fn to_canonical(
     req: MessagesRequest,
