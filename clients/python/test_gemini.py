@@ -1501,6 +1501,19 @@ def test_messages_gateway_fields_steer_llmux_and_go_no_further(aclient, gem_mock
         )
     assert len(gemini_requests(gem_mock, busy)) == 1, "num_retries: 0 in the body -> one attempt"
 
+    # A retry sends the same request again, read afresh from the client's body.
+    again = f"again {marker}"
+    msg = aclient.messages.create(
+        model=FLASH,
+        max_tokens=50,
+        system="be brief",
+        messages=user(f"{again} {tag(status=429, fail_times=1, key=again)}"),
+    )
+    assert msg.content[0].text == MOCK_TEXT
+    tries = gemini_requests(gem_mock, again)
+    assert len(tries) == 2 and tries[0]["body"] == tries[1]["body"]
+    assert tries[1]["body"]["systemInstruction"]["parts"] == [{"text": "be brief"}]
+
 
 def test_messages_stream_gemini_text(aclient, marker):
     with aclient.messages.stream(

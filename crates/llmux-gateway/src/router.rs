@@ -16,6 +16,8 @@ pub struct Router {
     /// By model name. Its keys come from the config, so a client's name can
     /// only be looked up, never inserted: a fast hash is safe.
     groups: HashMap<String, ModelGroup, foldhash::fast::RandomState>,
+    /// Whether some deployment is Claude's (Anthropic's own API).
+    anthropic: bool,
     started: Instant,
 }
 
@@ -23,6 +25,15 @@ pub struct ModelGroup {
     pub name: String,
     pub deployments: Vec<Arc<DeploymentState>>,
     next: AtomicUsize,
+}
+
+impl ModelGroup {
+    /// Whether some deployment of the group is of `provider`.
+    pub fn serves(&self, provider: llmux_core::ProviderKind) -> bool {
+        self.deployments
+            .iter()
+            .any(|d| d.deployment.provider == provider)
+    }
 }
 
 pub struct DeploymentState {
@@ -72,10 +83,20 @@ impl Router {
                 .deployments
                 .push(state);
         }
+        let anthropic = groups
+            .values()
+            .any(|g| g.serves(llmux_core::ProviderKind::Anthropic));
         Router {
             groups,
+            anthropic,
             started: Instant::now(),
         }
+    }
+
+    /// Whether any model is served by Anthropic's own API, where the
+    /// Messages API passes through.
+    pub fn serves_anthropic(&self) -> bool {
+        self.anthropic
     }
 
     pub fn group(&self, name: &str) -> Option<&ModelGroup> {

@@ -162,6 +162,29 @@ impl<'a> RawChatRequest<'a> {
     }
 
     /// A top-level field parsed into `T`; `None` when absent or `null`.
+    /// The model of a body whose first member is `model`, a string without
+    /// escapes, found without reading the rest of the body; `None` for any
+    /// other body, whose model only [`RawChatRequest::parse`] can tell.
+    /// Claude Code and most SDKs write `model` first.
+    pub fn leading_model(body: &[u8]) -> Option<&str> {
+        fn skip_ws(b: &[u8]) -> &[u8] {
+            let n = b
+                .iter()
+                .position(|c| !matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+                .unwrap_or(b.len());
+            &b[n..]
+        }
+        let rest = skip_ws(body).strip_prefix(b"{")?;
+        let rest = skip_ws(rest).strip_prefix(b"\"model\"")?;
+        let rest = skip_ws(rest).strip_prefix(b":")?;
+        let rest = skip_ws(rest).strip_prefix(b"\"")?;
+        let name = &rest[..memchr::memchr(b'"', rest)?];
+        if name.is_empty() || name.iter().any(|&c| c == b'\\' || c < 0x20) {
+            return None;
+        }
+        std::str::from_utf8(name).ok()
+    }
+
     pub fn get_as<T: Deserialize<'a>>(&self, name: &str) -> Result<Option<T>, ApiError> {
         match self.get(name) {
             None => Ok(None),
@@ -275,6 +298,40 @@ mod tests {
         assert_eq!(r.model(), "gpt-4o");
         assert!(r.is_stream());
         assert!(r.field_names().any(|k| k == "messages"));
+    }
+
+    #[test]
+    fn a_leading_model_is_read_without_the_rest_and_anything_else_is_left_to_the_split() {
+        fn lead(s: &str) -> Option<&str> {
+            RawChatRequest::leading_model(s.as_bytes())
+        }
+        assert_eq!(lead(r#"{"model":"gemini","messages":[tru"#), Some("gemini"));
+        assert_eq!(
+            lead(" \r\n\t{ \"model\" :\t\"claude-é\" , \"stream\":true}"),
+            Some("claude-é")
+        );
+        for other in [
+            r#"{"messages":[],"model":"gemini"}"#,
+            r#"{"model":"gem\u0069ni"}"#,
+            r#"{"mo\u0064el":"gemini"}"#,
+            r#"{"model":""}"#,
+            r#"{"model":5}"#,
+            r#"{"model":"gemini"#,
+            r#"{"model_x":"gemini"}"#,
+            "{\"model\":\"a\nb\"}",
+            r#"["model","gemini"]"#,
+            "",
+        ] {
+            assert_eq!(lead(other), None, "{other}");
+        }
+        assert_eq!(RawChatRequest::leading_model(b"{\"model\":\"\xff\"}"), None);
+        // Whenever it answers, the split reads the same model.
+        for body in [
+            r#"{"model":"m-1","messages":[]}"#,
+            r#"{ "model" : "a b" , "messages":[]}"#,
+        ] {
+            assert_eq!(lead(body), Some(parse(body).unwrap().model()));
+        }
     }
 
     #[test]

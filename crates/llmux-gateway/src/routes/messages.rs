@@ -20,6 +20,7 @@ use llmux_core::types::RawChatRequest;
 use llmux_core::types::anthropic::{MessagesRequest, MessagesResponse, error_json};
 use llmux_core::types::raw::Rewrite;
 use llmux_core::{ApiError, ProviderKind};
+use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
 
@@ -57,6 +58,43 @@ async fn handle(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
+    // A model none of whose deployments is Claude's is only ever
+    // translated: its request is read once, typed, and never split. Whether
+    // the model is one is known without reading the body when `model` is
+    // its first member, as most clients write it, or when no model at all
+    // is Claude's.
+    let translated_only = match RawChatRequest::leading_model(body) {
+        Some(model) => app
+            .router
+            .group(model)
+            .is_some_and(|g| !g.serves(ProviderKind::Anthropic)),
+        None => !app.router.serves_anthropic(),
+    };
+    if translated_only {
+        let req = parse_messages(body)?;
+        let group = app
+            .router
+            .group(&req.model)
+            .ok_or_else(|| ApiError::model_not_found(&req.model))?;
+        let drop_params = gateway_field::<bool>(&req, "drop_params")?.unwrap_or(app.drop_params);
+        let num_retries = gateway_field::<u32>(&req, "num_retries")?
+            .map_or(app.num_retries, |n| n.min(MAX_RETRIES));
+        let mut first = Some(req);
+        return dispatch::with_retries(app, group, num_retries, move |state| {
+            let req = first.take();
+            async move {
+                // A retry reads the body again rather than every request
+                // keeping a copy of it for one.
+                let req = match req {
+                    Some(r) => r,
+                    None => parse_messages(body)?,
+                };
+                Box::pin(translated(app, state, req, body.len(), drop_params)).await
+            }
+        })
+        .await;
+    }
+
     let req = RawChatRequest::parse(body)?;
     let group = app
         .router
@@ -68,25 +106,39 @@ async fn handle(
     let num_retries = req
         .get_as::<u32>("num_retries")?
         .map_or(app.num_retries, |n| n.min(MAX_RETRIES));
-    // Parsed once, only if some deployment needs the translation.
-    let typed: std::sync::OnceLock<Result<MessagesRequest, ApiError>> = std::sync::OnceLock::new();
-    let typed = &typed;
     let req = &req;
     dispatch::with_retries(app, group, num_retries, |state| async move {
         if state.deployment.provider == ProviderKind::Anthropic {
             return passthrough(app, state, req, headers).await;
         }
-        let parsed = typed.get_or_init(|| {
-            llmux_core::json::from_bytes::<MessagesRequest>(body)
-                .map_err(|e| ApiError::bad_request(format!("Invalid Messages request: {e}")))
-        });
-        let parsed = parsed.clone()?;
+        // Read typed only for a deployment that translates, on each such
+        // attempt.
+        let parsed = parse_messages(body)?;
         // Boxed: the translation holds both request forms across the
         // upstream call, and unboxed every pass-through request's future
         // would be that large too.
         Box::pin(translated(app, state, parsed, body.len(), drop_params)).await
     })
     .await
+}
+
+fn parse_messages(body: &[u8]) -> Result<MessagesRequest, ApiError> {
+    llmux_core::json::from_bytes::<MessagesRequest>(body)
+        .map_err(|e| ApiError::bad_request(format!("Invalid Messages request: {e}")))
+}
+
+/// A field that steers the gateway (`drop_params`, `num_retries`), read
+/// from the typed request as [`RawChatRequest::get_as`] reads it from the
+/// split one.
+fn gateway_field<T: serde::de::DeserializeOwned>(
+    req: &MessagesRequest,
+    name: &str,
+) -> Result<Option<T>, ApiError> {
+    match req.extra.get(name) {
+        None => Ok(None),
+        Some(v) => Option::<T>::deserialize(v)
+            .map_err(|e| ApiError::invalid_field(name, format!("Invalid `{name}`: {e}"))),
+    }
 }
 
 /// The client's request for a Claude endpoint: its body with the model
