@@ -1,12 +1,16 @@
 //! Canonical (OpenAI) request → Gemini `generateContent` request.
 
 use super::schema;
+use crate::json::{self, WriteJson};
 use crate::providers::anthropic::request::parse_data_url;
 use crate::types::{
     ApiError, ChatCompletionRequest, ChatMessage, ContentPart, ImageUrl, KnownPart, MessageContent,
     Role, ToolChoice,
 };
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// The value Google documents for skipping thought-signature validation
@@ -40,50 +44,253 @@ fn is_gemini3(model: &str) -> bool {
     model.starts_with("gemini-3")
 }
 
-pub fn build(
-    req: &ChatCompletionRequest,
+/// A `generateContent` request, its text borrowed from the canonical
+/// request it is built from: a coding agent's conversation is copied once,
+/// into the body, not first into a JSON tree. Written by hand
+/// ([`WriteJson`]); serde writes the same bytes (tested).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GenerateRequest<'a> {
+    pub contents: Vec<Turn<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system_instruction: Option<Parts<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tools: Option<[Declarations<'a>; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_config: Option<Value>,
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub generation_config: Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub safety_settings: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cached_content: Option<&'a Value>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Turn<'a> {
+    pub role: &'static str,
+    pub parts: Vec<Part<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Parts<'a> {
+    pub parts: Vec<Part<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Declarations<'a> {
+    pub function_declarations: Vec<Declaration<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Declaration<'a> {
+    pub name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<&'a str>,
+    /// The tool's schema as Gemini takes it ([`schema::clean`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Value>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Part<'a> {
+    Text {
+        text: &'a str,
+    },
+    FunctionCall {
+        #[serde(rename = "functionCall")]
+        function_call: FunctionCall<'a>,
+        #[serde(rename = "thoughtSignature", skip_serializing_if = "Option::is_none")]
+        thought_signature: Option<&'a str>,
+    },
+    FunctionResponse {
+        #[serde(rename = "functionResponse")]
+        function_response: FunctionResponse<'a>,
+    },
+    InlineData {
+        #[serde(rename = "inlineData")]
+        inline_data: Media<'a>,
+    },
+    FileData {
+        #[serde(rename = "fileData")]
+        file_data: FileRef<'a>,
+    },
+    /// A part of a kind llmux does not know, sent as the client wrote it.
+    Other(&'a Value),
+}
+
+#[derive(Debug, Serialize)]
+pub struct FunctionCall<'a> {
+    pub name: &'a str,
+    /// The call's arguments as the client wrote them (checked to be JSON).
+    pub args: &'a RawValue,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FunctionResponse<'a> {
+    pub name: &'a str,
+    pub response: ResponseContent<'a>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ResponseContent<'a> {
+    pub content: Cow<'a, str>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Media<'a> {
+    pub mime_type: Cow<'a, str>,
+    pub data: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileRef<'a> {
+    pub mime_type: &'static str,
+    pub file_uri: &'a str,
+}
+
+impl WriteJson for GenerateRequest<'_> {
+    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        out.extend_from_slice(b"{\"contents\":");
+        json::write_list(out, &self.contents, |out, turn| {
+            out.extend_from_slice(b"{\"role\":");
+            json::write_str(out, turn.role);
+            out.extend_from_slice(b",\"parts\":");
+            write_parts(out, &turn.parts)?;
+            out.push(b'}');
+            Ok(())
+        })?;
+        if let Some(system) = &self.system_instruction {
+            out.extend_from_slice(b",\"systemInstruction\":{\"parts\":");
+            write_parts(out, &system.parts)?;
+            out.push(b'}');
+        }
+        if let Some([tools]) = &self.tools {
+            out.extend_from_slice(b",\"tools\":[{\"functionDeclarations\":");
+            json::write_list(out, &tools.function_declarations, |out, d| {
+                out.extend_from_slice(b"{\"name\":");
+                json::write_str(out, d.name);
+                json::write_opt_str(out, b",\"description\":", d.description);
+                json::write_opt_tree(out, b",\"parameters\":", d.parameters.as_ref())?;
+                out.push(b'}');
+                Ok(())
+            })?;
+            out.extend_from_slice(b"}]");
+        }
+        json::write_opt_tree(out, b",\"toolConfig\":", self.tool_config.as_ref())?;
+        if !self.generation_config.is_empty() {
+            out.extend_from_slice(b",\"generationConfig\":");
+            json::write_value(out, &self.generation_config)?;
+        }
+        json::write_opt_tree(out, b",\"safetySettings\":", self.safety_settings)?;
+        json::write_opt_tree(out, b",\"cachedContent\":", self.cached_content)?;
+        out.push(b'}');
+        Ok(())
+    }
+}
+
+fn write_parts(out: &mut Vec<u8>, parts: &[Part<'_>]) -> serde_json::Result<()> {
+    json::write_list(out, parts, |out, part| {
+        match part {
+            Part::Text { text } => {
+                out.extend_from_slice(b"{\"text\":");
+                json::write_str(out, text);
+            }
+            Part::FunctionCall {
+                function_call,
+                thought_signature,
+            } => {
+                out.extend_from_slice(b"{\"functionCall\":{\"name\":");
+                json::write_str(out, function_call.name);
+                out.extend_from_slice(b",\"args\":");
+                out.extend_from_slice(function_call.args.get().as_bytes());
+                out.push(b'}');
+                json::write_opt_str(out, b",\"thoughtSignature\":", *thought_signature);
+            }
+            Part::FunctionResponse { function_response } => {
+                out.extend_from_slice(b"{\"functionResponse\":{\"name\":");
+                json::write_str(out, function_response.name);
+                out.extend_from_slice(b",\"response\":{\"content\":");
+                json::write_str(out, &function_response.response.content);
+                out.extend_from_slice(b"}}");
+            }
+            Part::InlineData { inline_data } => {
+                out.extend_from_slice(b"{\"inlineData\":{\"mimeType\":");
+                json::write_str(out, &inline_data.mime_type);
+                out.extend_from_slice(b",\"data\":");
+                json::write_str(out, inline_data.data);
+                out.push(b'}');
+            }
+            Part::FileData { file_data } => {
+                out.extend_from_slice(b"{\"fileData\":{\"mimeType\":");
+                json::write_str(out, file_data.mime_type);
+                out.extend_from_slice(b",\"fileUri\":");
+                json::write_str(out, file_data.file_uri);
+                out.push(b'}');
+            }
+            Part::Other(v) => return json::write_tree(out, v),
+        }
+        out.push(b'}');
+        Ok(())
+    })
+}
+
+pub fn build<'a>(
+    req: &'a ChatCompletionRequest,
     model: &str,
     drop_params: bool,
-) -> Result<Value, ApiError> {
+) -> Result<GenerateRequest<'a>, ApiError> {
     check_params(req, drop_params)?;
-    let mut system_parts: Vec<Value> = Vec::new();
-    let mut contents: Vec<(&'static str, Vec<Value>)> = Vec::new();
+    let mut system_parts = Vec::new();
+    let mut contents: Vec<Turn<'a>> = Vec::with_capacity(req.messages.len());
     // Tool-call id → function name, for functionResponse parts.
     let mut call_names: HashMap<&str, &str> = HashMap::new();
 
     for (i, msg) in req.messages.iter().enumerate() {
         match msg.role {
-            Role::System | Role::Developer => system_parts.extend(text_parts(msg)),
-            Role::User => push(&mut contents, "user", user_parts(msg, i)?),
+            Role::System | Role::Developer => text_parts(msg, &mut system_parts),
+            Role::User => {
+                let mut parts = Vec::new();
+                user_parts(msg, i, &mut parts)?;
+                push(&mut contents, "user", parts);
+            }
             Role::Assistant => {
-                let mut parts = text_parts(msg);
+                let mut parts = Vec::new();
+                text_parts(msg, &mut parts);
                 for (j, call) in msg.tool_calls.iter().flatten().enumerate() {
                     call_names.insert(call.id.as_str(), call.function.name.as_str());
-                    let args: Value = match call.function.arguments.trim() {
-                        "" => json!({}),
-                        a => serde_json::from_str(a).map_err(|_| {
-                            ApiError::invalid_field(
-                                &format!("messages[{i}].tool_calls[{j}].function.arguments"),
-                                "Tool call arguments must be a JSON object.",
-                            )
-                        })?,
+                    let text = match call.function.arguments.trim() {
+                        "" => "{}",
+                        a => a,
                     };
-                    let mut part =
-                        json!({"functionCall": {"name": call.function.name, "args": args}});
+                    let args = serde_json::from_str::<&RawValue>(text).map_err(|_| {
+                        ApiError::invalid_field(
+                            &format!("messages[{i}].tool_calls[{j}].function.arguments"),
+                            "Tool call arguments must be a JSON object.",
+                        )
+                    })?;
                     let signature = call
                         .extra
                         .get("provider_specific_fields")
                         .and_then(|p| p.get("thought_signature"))
                         .and_then(Value::as_str);
-                    match signature {
-                        Some(sig) => part["thoughtSignature"] = sig.into(),
+                    let thought_signature = match signature {
+                        Some(sig) => Some(sig),
                         // Gemini 3 refuses unsigned calls in the history.
-                        None if is_gemini3(model) => {
-                            part["thoughtSignature"] = SKIP_SIGNATURE.into()
-                        }
-                        None => {}
-                    }
-                    parts.push(part);
+                        None if is_gemini3(model) => Some(SKIP_SIGNATURE),
+                        None => None,
+                    };
+                    parts.push(Part::FunctionCall {
+                        function_call: FunctionCall {
+                            name: &call.function.name,
+                            args,
+                        },
+                        thought_signature,
+                    });
                 }
                 push(&mut contents, "model", parts);
             }
@@ -99,13 +306,17 @@ pub fn build(
                             format!("No earlier assistant tool call has the id `{id}`."),
                         )
                     })?;
-                let text = msg
-                    .content
-                    .as_ref()
-                    .map(MessageContent::text)
-                    .unwrap_or_default();
-                let part =
-                    json!({"functionResponse": {"name": name, "response": {"content": text}}});
+                let content = match &msg.content {
+                    Some(MessageContent::Text(t)) => Cow::Borrowed(t.as_str()),
+                    Some(c) => Cow::Owned(c.text()),
+                    None => Cow::Borrowed(""),
+                };
+                let part = Part::FunctionResponse {
+                    function_response: FunctionResponse {
+                        name,
+                        response: ResponseContent { content },
+                    },
+                };
                 push(&mut contents, "user", vec![part]);
             }
         }
@@ -117,47 +328,31 @@ pub fn build(
         ));
     }
 
-    let mut body = Map::new();
-    body.insert(
-        "contents".into(),
-        Value::Array(
-            contents
-                .into_iter()
-                .map(|(role, parts)| json!({"role": role, "parts": parts}))
-                .collect(),
-        ),
-    );
-    if !system_parts.is_empty() {
-        body.insert("systemInstruction".into(), json!({"parts": system_parts}));
-    }
-
-    let declarations: Vec<Value> = req
+    let declarations: Vec<Declaration<'a>> = req
         .tools
         .iter()
         .flatten()
         .filter(|t| t.kind == "function")
-        .map(|t| {
-            let mut d = json!({"name": t.function.name});
-            if let Some(desc) = &t.function.description {
-                d["description"] = desc.clone().into();
-            }
+        .map(|t| Declaration {
+            name: &t.function.name,
+            description: t.function.description.as_deref(),
             // Gemini refuses an object with no properties: leave it out.
-            let params = t.function.parameters.as_ref().map(schema::clean);
-            if let Some(p) = params.filter(|p| {
-                p.get("properties")
-                    .and_then(Value::as_object)
-                    .is_some_and(|o| !o.is_empty())
-            }) {
-                d["parameters"] = p;
-            }
-            d
+            parameters: t
+                .function
+                .parameters
+                .as_ref()
+                .map(schema::clean)
+                .filter(|p| {
+                    p.get("properties")
+                        .and_then(Value::as_object)
+                        .is_some_and(|o| !o.is_empty())
+                }),
         })
         .collect();
-    if !declarations.is_empty() {
-        body.insert(
-            "tools".into(),
-            json!([{"functionDeclarations": declarations}]),
-        );
+    let mut tool_config = None;
+    let tools = if declarations.is_empty() {
+        None
+    } else {
         if let Some(choice) = &req.tool_choice {
             let config = match choice {
                 ToolChoice::Mode(m) if m == "none" => json!({"mode": "NONE"}),
@@ -167,12 +362,12 @@ pub fn build(
                     json!({"mode": "ANY", "allowedFunctionNames": [n.function.name]})
                 }
             };
-            body.insert(
-                "toolConfig".into(),
-                json!({"functionCallingConfig": config}),
-            );
+            tool_config = Some(json!({"functionCallingConfig": config}));
         }
-    }
+        Some([Declarations {
+            function_declarations: declarations,
+        }])
+    };
 
     let mut config = Map::new();
     if let Some(t) = req.temperature {
@@ -232,20 +427,20 @@ pub fn build(
     if let Some(t) = thinking_config(req, model) {
         config.insert("thinkingConfig".into(), t);
     }
-    if !config.is_empty() {
-        body.insert("generationConfig".into(), Value::Object(config));
-    }
-    if let Some(s) = req
-        .extra
-        .get("safety_settings")
-        .or_else(|| req.extra.get("safetySettings"))
-    {
-        body.insert("safetySettings".into(), s.clone());
-    }
-    if let Some(c) = req.extra.get("cached_content").filter(|v| !v.is_null()) {
-        body.insert("cachedContent".into(), c.clone());
-    }
-    Ok(Value::Object(body))
+    Ok(GenerateRequest {
+        contents,
+        system_instruction: (!system_parts.is_empty()).then_some(Parts {
+            parts: system_parts,
+        }),
+        tools,
+        tool_config,
+        generation_config: config,
+        safety_settings: req
+            .extra
+            .get("safety_settings")
+            .or_else(|| req.extra.get("safetySettings")),
+        cached_content: req.extra.get("cached_content").filter(|v| !v.is_null()),
+    })
 }
 
 /// `reasoning_effort` or `thinking` → `thinkingConfig`, per model family.
@@ -309,48 +504,47 @@ fn check_params(req: &ChatCompletionRequest, drop_params: bool) -> Result<(), Ap
 }
 
 /// Appends parts to the last turn when it has the same role.
-fn push(contents: &mut Vec<(&'static str, Vec<Value>)>, role: &'static str, parts: Vec<Value>) {
+fn push<'a>(contents: &mut Vec<Turn<'a>>, role: &'static str, parts: Vec<Part<'a>>) {
     if parts.is_empty() {
         return;
     }
     match contents.last_mut() {
-        Some((r, p)) if *r == role => p.extend(parts),
-        _ => contents.push((role, parts)),
+        Some(turn) if turn.role == role => turn.parts.extend(parts),
+        _ => contents.push(Turn { role, parts }),
     }
 }
 
-fn text_parts(msg: &ChatMessage) -> Vec<Value> {
+fn text_parts<'a>(msg: &'a ChatMessage, out: &mut Vec<Part<'a>>) {
     match &msg.content {
-        Some(MessageContent::Text(t)) if !t.is_empty() => vec![json!({"text": t})],
-        Some(MessageContent::Parts(parts)) => parts
-            .iter()
-            .filter_map(|p| match p {
-                ContentPart::Known(KnownPart::Text { text, .. }) if !text.is_empty() => {
-                    Some(json!({"text": text}))
-                }
-                _ => None,
-            })
-            .collect(),
-        _ => vec![],
+        Some(MessageContent::Text(t)) if !t.is_empty() => out.push(Part::Text { text: t }),
+        Some(MessageContent::Parts(parts)) => out.extend(parts.iter().filter_map(|p| match p {
+            ContentPart::Known(KnownPart::Text { text, .. }) if !text.is_empty() => {
+                Some(Part::Text { text })
+            }
+            _ => None,
+        })),
+        _ => {}
     }
 }
 
-fn user_parts(msg: &ChatMessage, i: usize) -> Result<Vec<Value>, ApiError> {
+fn user_parts<'a>(msg: &'a ChatMessage, i: usize, out: &mut Vec<Part<'a>>) -> Result<(), ApiError> {
     let parts = match &msg.content {
         Some(MessageContent::Parts(parts)) => parts,
-        _ => return Ok(text_parts(msg)),
+        _ => {
+            text_parts(msg, out);
+            return Ok(());
+        }
     };
-    let mut out = Vec::new();
     for (j, p) in parts.iter().enumerate() {
-        let at = format!("messages[{i}].content[{j}]");
+        let at = || format!("messages[{i}].content[{j}]");
         match p {
             ContentPart::Known(KnownPart::Text { text, .. }) => {
                 if !text.is_empty() {
-                    out.push(json!({"text": text}));
+                    out.push(Part::Text { text });
                 }
             }
             ContentPart::Known(KnownPart::ImageUrl { image_url, .. }) => {
-                out.push(media_part(image_url_str(image_url), &at)?)
+                out.push(media_part(image_url_str(image_url), at)?)
             }
             ContentPart::Known(KnownPart::File { file, .. }) => {
                 let url = file
@@ -360,11 +554,11 @@ fn user_parts(msg: &ChatMessage, i: usize) -> Result<Vec<Value>, ApiError> {
                     .and_then(Value::as_str)
                     .ok_or_else(|| {
                         ApiError::invalid_field(
-                            &at,
+                            &at(),
                             "A file part needs `file_data`, `file_id` or `url`.",
                         )
                     })?;
-                out.push(media_part(url, &at)?);
+                out.push(media_part(url, at)?);
             }
             ContentPart::Known(KnownPart::InputAudio { input_audio }) => {
                 let data = input_audio
@@ -375,14 +569,17 @@ fn user_parts(msg: &ChatMessage, i: usize) -> Result<Vec<Value>, ApiError> {
                     .get("format")
                     .and_then(Value::as_str)
                     .unwrap_or("wav");
-                out.push(
-                    json!({"inlineData": {"mimeType": format!("audio/{format}"), "data": data}}),
-                );
+                out.push(Part::InlineData {
+                    inline_data: Media {
+                        mime_type: Cow::Owned(format!("audio/{format}")),
+                        data,
+                    },
+                });
             }
-            ContentPart::Other(v) => out.push(v.clone()),
+            ContentPart::Other(v) => out.push(Part::Other(v)),
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 fn image_url_str(i: &ImageUrl) -> &str {
@@ -390,15 +587,25 @@ fn image_url_str(i: &ImageUrl) -> &str {
 }
 
 /// `data:` URLs inline, http(s) and gs:// URLs by reference.
-fn media_part(url: &str, at: &str) -> Result<Value, ApiError> {
+fn media_part(url: &str, at: impl FnOnce() -> String) -> Result<Part<'_>, ApiError> {
     if let Some((mime, data)) = parse_data_url(url) {
-        return Ok(json!({"inlineData": {"mimeType": mime, "data": data}}));
+        return Ok(Part::InlineData {
+            inline_data: Media {
+                mime_type: Cow::Borrowed(mime),
+                data,
+            },
+        });
     }
     if url.starts_with("https://") || url.starts_with("http://") || url.starts_with("gs://") {
-        return Ok(json!({"fileData": {"mimeType": mime_from_extension(url), "fileUri": url}}));
+        return Ok(Part::FileData {
+            file_data: FileRef {
+                mime_type: mime_from_extension(url),
+                file_uri: url,
+            },
+        });
     }
     Err(ApiError::invalid_field(
-        at,
+        &at(),
         "Media must be a data: URL or an http(s)/gs:// URL.",
     ))
 }
