@@ -337,11 +337,145 @@ impl MessageContent {
 }
 
 /// A content part: one llmux understands, or any other kept verbatim.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum ContentPart {
     Known(KnownPart),
     Other(Value),
+}
+
+/// A part is [`KnownPart`] when it reads as one, and otherwise kept as the
+/// JSON it is, as an untagged derive would read it; but in one pass. The
+/// derive read every part into serde's buffer and each try from there,
+/// copying its strings again (a coding agent's text and images, on every
+/// turn). Here each member is read once into a list, and a part of a kind
+/// llmux knows has its fields moved out of it, unknown members dropped as
+/// the derive drops them; anything else becomes the object its members
+/// make. (Unlike the derive, a part that names a field twice reads as the
+/// object with the last value, never as a known part, and a struct written
+/// as a JSON array is not read as one.)
+impl<'de> Deserialize<'de> for ContentPart {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{self, MapAccess, SeqAccess};
+        struct PartVisitor;
+        impl<'de> de::Visitor<'de> for PartVisitor {
+            type Value = ContentPart;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a content part")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ContentPart, A::Error> {
+                let mut members: Vec<(String, Value)> =
+                    Vec::with_capacity(map.size_hint().unwrap_or(3).min(16));
+                while let Some(key) = map.next_key::<super::extra::Str<'de>>()? {
+                    members.push((key.0.into_owned(), map.next_value()?));
+                }
+                Ok(match known_part(&mut members) {
+                    Some(part) => ContentPart::Known(part),
+                    None => ContentPart::Other(Value::Object(members.into_iter().collect())),
+                })
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<ContentPart, A::Error> {
+                Value::deserialize(de::value::SeqAccessDeserializer::new(seq))
+                    .map(ContentPart::Other)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ContentPart, E> {
+                Ok(ContentPart::Other(Value::String(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<ContentPart, E> {
+                Ok(ContentPart::Other(Value::String(v)))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<ContentPart, E> {
+                Ok(ContentPart::Other(Value::Bool(v)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ContentPart, E> {
+                Ok(ContentPart::Other(v.into()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ContentPart, E> {
+                Ok(ContentPart::Other(v.into()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<ContentPart, E> {
+                Ok(ContentPart::Other(v.into()))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<ContentPart, E> {
+                Ok(ContentPart::Other(Value::Null))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<ContentPart, E> {
+                Ok(ContentPart::Other(Value::Null))
+            }
+        }
+        d.deserialize_any(PartVisitor)
+    }
+}
+
+/// Where `key` is among `members`: `Err` when it is there twice.
+fn member(members: &[(String, Value)], key: &str) -> Result<Option<usize>, ()> {
+    let mut found = None;
+    for (i, (k, _)) in members.iter().enumerate() {
+        if k == key {
+            if found.is_some() {
+                return Err(());
+            }
+            found = Some(i);
+        }
+    }
+    Ok(found)
+}
+
+/// The value at `at`, taken out (the member keeps a `null`).
+fn take(members: &mut [(String, Value)], at: usize) -> Value {
+    std::mem::take(&mut members[at].1)
+}
+
+/// An optional member's value: absent and `null` are `None`.
+fn take_optional(members: &mut [(String, Value)], at: Option<usize>) -> Option<Value> {
+    at.map(|i| take(members, i)).filter(|v| !v.is_null())
+}
+
+/// The part the members make, if they make one of [`KnownPart`]'s kinds
+/// with fields of the right types; nothing is taken out of them otherwise.
+fn known_part(members: &mut [(String, Value)]) -> Option<KnownPart> {
+    let kind = members[member(members, "type").ok()??].1.as_str()?;
+    let cache_control = member(members, "cache_control").ok()?;
+    match kind {
+        "text" => {
+            let text = member(members, "text").ok()??;
+            if !members[text].1.is_string() {
+                return None;
+            }
+            let Value::String(text) = take(members, text) else {
+                return None;
+            };
+            Some(KnownPart::Text {
+                text,
+                cache_control: take_optional(members, cache_control),
+            })
+        }
+        "image_url" => {
+            let at = member(members, "image_url").ok()??;
+            if !ImageUrl::reads_from(&members[at].1) {
+                return None;
+            }
+            let image_url = ImageUrl::from_value(take(members, at))?;
+            Some(KnownPart::ImageUrl {
+                image_url,
+                cache_control: take_optional(members, cache_control),
+            })
+        }
+        "input_audio" => {
+            let at = member(members, "input_audio").ok()??;
+            Some(KnownPart::InputAudio {
+                input_audio: take(members, at),
+            })
+        }
+        "file" => {
+            let at = member(members, "file").ok()??;
+            Some(KnownPart::File {
+                file: take(members, at),
+                cache_control: take_optional(members, cache_control),
+            })
+        }
+        _ => None,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -382,6 +516,39 @@ pub enum ImageUrl {
 }
 
 impl ImageUrl {
+    /// Whether `v` reads as an `ImageUrl`: a string, or an object with a
+    /// string `url` and `detail` and `format` strings or `null` if there.
+    fn reads_from(v: &Value) -> bool {
+        match v {
+            Value::String(_) => true,
+            Value::Object(o) => {
+                let text_or_null = |k: &str| o.get(k).is_none_or(|v| v.is_null() || v.is_string());
+                o.get("url").is_some_and(Value::is_string)
+                    && text_or_null("detail")
+                    && text_or_null("format")
+            }
+            _ => false,
+        }
+    }
+
+    /// The value as an `ImageUrl`, its strings moved, when it
+    /// [reads as one](ImageUrl::reads_from).
+    fn from_value(v: Value) -> Option<ImageUrl> {
+        let text = |v: Option<Value>| match v {
+            Some(Value::String(s)) => Some(s),
+            _ => None,
+        };
+        match v {
+            Value::String(url) => Some(ImageUrl::Url(url)),
+            Value::Object(mut o) => Some(ImageUrl::Object {
+                url: text(o.remove("url"))?,
+                detail: text(o.remove("detail")),
+                format: text(o.remove("format")),
+            }),
+            _ => None,
+        }
+    }
+
     pub fn url(&self) -> &str {
         match self {
             ImageUrl::Object { url, .. } | ImageUrl::Url(url) => url,
@@ -727,6 +894,135 @@ pub struct FunctionCallDelta {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `ContentPart` was: the untagged derive, serde's own verdict.
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum DerivedPart {
+        Known(KnownPart),
+        Other(Value),
+    }
+
+    #[test]
+    fn a_part_reads_as_the_untagged_derive_reads_it() {
+        use serde_json::json;
+        let absent = json!("(absent)"); // a marker: leave the member out
+        let future = json!([1, {"a": null}]);
+        let kinds = [
+            json!("text"),
+            json!("image_url"),
+            json!("input_audio"),
+            json!("file"),
+            json!("refusal"),
+            json!(5),
+            Value::Null,
+            absent.clone(),
+        ];
+        let texts = [
+            absent.clone(),
+            json!("hi"),
+            json!("é \"q\"\n\\"),
+            json!(5),
+            json!({}),
+        ];
+        let caches = [
+            absent.clone(),
+            json!(null),
+            json!({"type": "ephemeral"}),
+            json!("x"),
+        ];
+        let images = [
+            absent.clone(),
+            json!("data:image/png;base64,iVBO"),
+            json!({"url": "u"}),
+            json!({"url": "u", "detail": "low", "format": null, "x": 1}),
+            json!({"url": 5}),
+            json!({"detail": "low"}),
+            json!({"url": "u", "detail": 3}),
+            json!(null),
+            json!([1]),
+        ];
+        let payloads = [
+            absent.clone(),
+            json!({"data": "UklG", "format": "wav"}),
+            json!(null),
+        ];
+        let mut n = 0;
+        for kind in &kinds {
+            for text in &texts {
+                for cache in &caches {
+                    for image in &images {
+                        for payload in &payloads {
+                            for extra in [false, true] {
+                                for type_last in [false, true] {
+                                    let mut members = vec![];
+                                    if !type_last && kind != &absent {
+                                        members.push(("type", kind));
+                                    }
+                                    if text != &absent {
+                                        members.push(("text", text));
+                                    }
+                                    if extra {
+                                        members.push(("x_future", &future));
+                                    }
+                                    if cache != &absent {
+                                        members.push(("cache_control", cache));
+                                    }
+                                    if image != &absent {
+                                        members.push(("image_url", image));
+                                    }
+                                    if payload != &absent {
+                                        members.push(("input_audio", payload));
+                                        members.push(("file", payload));
+                                    }
+                                    if type_last && kind != &absent {
+                                        members.push(("type", kind));
+                                    }
+                                    let body = format!(
+                                        "{{{}}}",
+                                        members
+                                            .iter()
+                                            .map(|(k, v)| format!("\"{k}\":{v}"))
+                                            .collect::<Vec<_>>()
+                                            .join(",")
+                                    );
+                                    let ours: ContentPart = serde_json::from_str(&body).unwrap();
+                                    let theirs =
+                                        match serde_json::from_str::<DerivedPart>(&body).unwrap() {
+                                            DerivedPart::Known(k) => ContentPart::Known(k),
+                                            DerivedPart::Other(v) => ContentPart::Other(v),
+                                        };
+                                    assert_eq!(ours, theirs, "{body}");
+                                    n += matches!(ours, ContentPart::Known(_)) as usize;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(n > 1000, "only {n} known parts among the cases");
+        for other in [
+            "\"hello\"",
+            "5",
+            "-2",
+            "1.5",
+            "true",
+            "null",
+            "[1,{\"type\":\"text\"}]",
+            "{}",
+        ] {
+            let ours: ContentPart = serde_json::from_str(other).unwrap();
+            assert_eq!(
+                ours,
+                ContentPart::Other(serde_json::from_str(other).unwrap()),
+                "{other}"
+            );
+        }
+        // Errors in the JSON itself are errors, not parts.
+        assert!(serde_json::from_str::<ContentPart>(r#"{"type":"text","text":"x""#).is_err());
+        assert!(serde_json::from_str::<ContentPart>(r#"{"type":"text","text":"\x"}"#).is_err());
+    }
 
     const ROO_CODE_REQUEST: &str = r#"{
         "model": "gpt-4o", "max_tokens": 8192, "temperature": 0,
