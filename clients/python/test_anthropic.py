@@ -600,6 +600,49 @@ def test_messages_plain_translated(aclient, mock, marker):
     assert b["stop"] in (["END"], "END")
 
 
+@pytest.mark.parametrize(
+    "path, model, auth",
+    [("/v1/messages", GPT, "x-api-key"), ("/v1/chat/completions", CLAUDE, "authorization")],
+)
+def test_translated_request_is_the_same_whichever_member_comes_first(gateway, mock, marker, path, model, auth):
+    # A body with `model` first is read typed at once; one with `messages`
+    # first (as the Python SDKs write it) is split to find the model. Both
+    # reach the upstream alike, and get the same errors.
+    headers = {
+        "content-type": "application/json",
+        "anthropic-version": "2023-06-01",
+        auth: MASTER_KEY if auth == "x-api-key" else f"Bearer {MASTER_KEY}",
+    }
+    content = [{"type": "text", "text": 'fix "this"\n\tplease'}, {"type": "text", "text": "now"}]
+    if path == "/v1/messages":
+        content = [{"type": "text", "text": 'fix "this"\n\tplease', "cache_control": {"type": "ephemeral"}}]
+    sent = []
+    with gateway.http() as h:
+        for order in ("model-first", "messages-first"):
+            m = f"{marker}-{order}"
+            fields = {
+                "model": model,
+                "messages": [{"role": "user", "content": [{"type": "text", "text": m}] + content}],
+                "max_tokens": 64,
+                "temperature": 0.25,
+                "num_retries": 0,
+            }
+            if order == "messages-first":
+                fields = {"messages": fields.pop("messages"), **fields}
+            r = h.post(path, headers=headers, content=json.dumps(fields))
+            assert r.status_code == 200, r.text
+            body = json.dumps(mock.one_request_with(m)["body"])
+            sent.append(body.replace(m, "MARK"))
+
+            bad = {"model": model, "messages": "hi"}
+            if order == "messages-first":
+                bad = {"messages": "hi", "model": model}
+            r = h.post(path, headers=headers, content=json.dumps(bad))
+            assert r.status_code == 400 and "`messages` must be an array" in r.text, r.text
+    assert sent[0] == sent[1]
+    assert "num_retries" not in sent[0]
+
+
 def test_messages_stream_translated_event_sequence(aclient, mock, marker):
     text = f"{marker} {tag(content='alpha beta gamma')}"
     events = list(aclient.messages.create(model=GPT, max_tokens=64, messages=user(text), stream=True))

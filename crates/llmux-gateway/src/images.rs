@@ -103,6 +103,18 @@ impl ImageFetcher {
         &self,
         req: &ChatCompletionRequest,
     ) -> Result<Option<ChatCompletionRequest>, ApiError> {
+        // Copied only when there is something to fetch.
+        let remote = |p: &ContentPart| {
+            matches!(p, ContentPart::Known(KnownPart::ImageUrl { image_url, .. })
+                if is_remote(image_url.url()))
+        };
+        let any_remote = req.messages.iter().any(|m| match &m.content {
+            Some(MessageContent::Parts(parts)) => parts.iter().any(remote),
+            _ => false,
+        });
+        if !any_remote {
+            return Ok(None);
+        }
         let mut out = req.clone();
         let mut changed = false;
         for (i, m) in out.messages.iter_mut().enumerate() {
@@ -112,7 +124,7 @@ impl ImageFetcher {
             for (j, p) in parts.iter_mut().enumerate() {
                 if let ContentPart::Known(KnownPart::ImageUrl { image_url, .. }) = p {
                     let url = image_url.url().to_owned();
-                    if url.starts_with("http://") || url.starts_with("https://") {
+                    if is_remote(&url) {
                         let data = self
                             .fetch(&url, &format!("messages[{i}].content[{j}]"))
                             .await?;
@@ -183,6 +195,11 @@ impl ImageFetcher {
 fn base64(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// An image the provider cannot take by reference: fetched and inlined.
+fn is_remote(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("https://")
 }
 
 #[cfg(test)]
@@ -268,6 +285,21 @@ mod tests {
             .await
             .unwrap_err();
         assert!(e.message.contains("content type"), "{}", e.message);
+        // Nothing remote (text, a data URL): nothing to do, not even a copy.
+        let inline: ChatCompletionRequest =
+            serde_json::from_value(serde_json::json!({"model": "m", "messages": [
+            {"role": "user", "content": "http://example.com/a.png"},
+            {"role": "user", "content": [{"type": "text", "text": "https://example.com/a.png"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBO"}}]}]}))
+            .unwrap();
+        assert!(
+            ImageFetcher::new(false)
+                .unwrap()
+                .inline(&inline)
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[tokio::test]

@@ -16,8 +16,8 @@ pub struct Router {
     /// By model name. Its keys come from the config, so a client's name can
     /// only be looked up, never inserted: a fast hash is safe.
     groups: HashMap<String, ModelGroup, foldhash::fast::RandomState>,
-    /// Whether some deployment is Claude's (Anthropic's own API).
-    anthropic: bool,
+    /// The providers the deployments speak, each once.
+    providers: Vec<llmux_core::ProviderKind>,
     started: Instant,
 }
 
@@ -28,11 +28,9 @@ pub struct ModelGroup {
 }
 
 impl ModelGroup {
-    /// Whether some deployment of the group is of `provider`.
-    pub fn serves(&self, provider: llmux_core::ProviderKind) -> bool {
-        self.deployments
-            .iter()
-            .any(|d| d.deployment.provider == provider)
+    /// Whether some deployment of the group speaks a provider `of`.
+    pub fn serves_any(&self, of: impl Fn(llmux_core::ProviderKind) -> bool) -> bool {
+        self.deployments.iter().any(|d| of(d.deployment.provider))
     }
 }
 
@@ -83,20 +81,22 @@ impl Router {
                 .deployments
                 .push(state);
         }
-        let anthropic = groups
-            .values()
-            .any(|g| g.serves(llmux_core::ProviderKind::Anthropic));
+        let mut providers = Vec::new();
+        for d in groups.values().flat_map(|g| &g.deployments) {
+            if !providers.contains(&d.deployment.provider) {
+                providers.push(d.deployment.provider);
+            }
+        }
         Router {
             groups,
-            anthropic,
+            providers,
             started: Instant::now(),
         }
     }
 
-    /// Whether any model is served by Anthropic's own API, where the
-    /// Messages API passes through.
-    pub fn serves_anthropic(&self) -> bool {
-        self.anthropic
+    /// Whether some deployment of some model speaks a provider `of`.
+    pub fn serves_any(&self, of: impl Fn(llmux_core::ProviderKind) -> bool) -> bool {
+        self.providers.iter().any(|&p| of(p))
     }
 
     pub fn group(&self, name: &str) -> Option<&ModelGroup> {

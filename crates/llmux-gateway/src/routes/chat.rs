@@ -9,7 +9,7 @@ use crate::router::DeploymentState;
 use axum::response::Response;
 use bytes::Bytes;
 use llmux_core::providers::{self, ChatCall};
-use llmux_core::types::RawChatRequest;
+use llmux_core::types::{ChatCompletionRequest, RawChatRequest};
 use llmux_core::{ApiError, ProviderKind};
 use std::sync::Arc;
 
@@ -29,6 +29,21 @@ pub async fn chat_completions(app: &Arc<AppState>, body: Result<Bytes, ApiError>
 }
 
 async fn handle(app: &Arc<AppState>, body: &Bytes) -> Result<Response, ApiError> {
+    // A model none of whose deployments takes the body as it is (an
+    // OpenAI-compatible API) is only ever translated: its request is read
+    // once, typed, and never split, and every attempt takes it as read.
+    // Whether the model is one is known without reading the body when
+    // `model` is its first member, or when no model takes bodies as they are.
+    let translated_only = match RawChatRequest::leading_model(body) {
+        Some(model) => app
+            .router
+            .group(model)
+            .is_some_and(|g| !g.serves_any(providers::passes_through)),
+        None => !app.router.serves_any(providers::passes_through),
+    };
+    if translated_only {
+        return Box::pin(translated(app, body)).await;
+    }
     let req = RawChatRequest::parse(body)?;
     let group = app
         .router
@@ -48,6 +63,26 @@ async fn handle(app: &Arc<AppState>, body: &Bytes) -> Result<Response, ApiError>
     dispatch::with_retries(app, group, num_retries, |state| attempt(app, state, &call)).await
 }
 
+/// A request for a model that only translates, read typed and only so.
+async fn translated(app: &Arc<AppState>, body: &Bytes) -> Result<Response, ApiError> {
+    let typed: ChatCompletionRequest = dispatch::read_typed(body, "chat completion request")?;
+    let group = app
+        .router
+        .group(&typed.model)
+        .ok_or_else(|| ApiError::model_not_found(&typed.model))?;
+    let drop_params =
+        dispatch::gateway_field::<bool>(&typed.extra, "drop_params")?.unwrap_or(app.drop_params);
+    let num_retries = dispatch::gateway_field::<u32>(&typed.extra, "num_retries")?
+        .map_or(app.num_retries, |n| n.min(MAX_RETRIES));
+    let req = RawChatRequest::from_typed(&typed, body.len());
+    let call = ChatCall {
+        request: &req,
+        typed: Some(&typed),
+        drop_params,
+    };
+    dispatch::with_retries(app, group, num_retries, |state| attempt(app, state, &call)).await
+}
+
 /// One try on one deployment.
 pub async fn attempt(
     app: &Arc<AppState>,
@@ -60,10 +95,11 @@ pub async fn attempt(
     // across the upstream call.
     let inlined = match (&app.images, dep.provider) {
         (Some(f), ProviderKind::Bedrock)
-            if call
-                .request
-                .get("messages")
-                .is_some_and(|m| m.get().contains("\"http")) =>
+            if call.typed.is_some()
+                || call
+                    .request
+                    .get("messages")
+                    .is_some_and(|m| m.get().contains("\"http")) =>
         {
             f.inline(&*call.typed()?).await?.map(Box::new)
         }

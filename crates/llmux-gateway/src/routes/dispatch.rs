@@ -16,6 +16,7 @@ use http_body::Frame;
 use http_body_util::BodyDataStream;
 use llmux_core::inbound::anthropic::MessagesEncoder;
 use llmux_core::providers::{StreamEvent, StreamTranslator, UpstreamRequest};
+use llmux_core::types::RawChatRequest;
 use llmux_core::{ApiError, Usage};
 use std::convert::Infallible;
 use std::future::Future;
@@ -85,6 +86,33 @@ where
         );
         tokio::time::sleep(wait).await;
         n += 1;
+    }
+}
+
+/// A request body read typed. When it does not read, the error is the one
+/// the split of the body gives (which names the field for the common
+/// mistakes: no model, `messages` not a list, a body that is not an
+/// object), as when every request was split first; else serde's.
+pub fn read_typed<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ApiError> {
+    llmux_core::json::from_bytes(body).map_err(|e| match RawChatRequest::parse(body) {
+        Err(named) => named,
+        Ok(_) => ApiError::bad_request(format!("Invalid {what}: {e}")),
+    })
+}
+
+/// A field that steers the gateway (`drop_params`, `num_retries`), read
+/// from a typed request's other members as [`RawChatRequest::get_as`]
+/// reads it from a split one.
+///
+/// [`RawChatRequest::get_as`]: llmux_core::types::RawChatRequest::get_as
+pub fn gateway_field<T: serde::de::DeserializeOwned>(
+    extra: &serde_json::Map<String, serde_json::Value>,
+    name: &str,
+) -> Result<Option<T>, ApiError> {
+    match extra.get(name) {
+        None => Ok(None),
+        Some(v) => <Option<T> as serde::Deserialize>::deserialize(v)
+            .map_err(|e| ApiError::invalid_field(name, format!("Invalid `{name}`: {e}"))),
     }
 }
 

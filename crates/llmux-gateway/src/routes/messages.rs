@@ -20,7 +20,6 @@ use llmux_core::types::RawChatRequest;
 use llmux_core::types::anthropic::{MessagesRequest, MessagesResponse, error_json};
 use llmux_core::types::raw::Rewrite;
 use llmux_core::{ApiError, ProviderKind};
-use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
 
@@ -63,12 +62,13 @@ async fn handle(
     // the model is one is known without reading the body when `model` is
     // its first member, as most clients write it, or when no model at all
     // is Claude's.
+    let claude = |p| p == ProviderKind::Anthropic;
     let translated_only = match RawChatRequest::leading_model(body) {
         Some(model) => app
             .router
             .group(model)
-            .is_some_and(|g| !g.serves(ProviderKind::Anthropic)),
-        None => !app.router.serves_anthropic(),
+            .is_some_and(|g| !g.serves_any(claude)),
+        None => !app.router.serves_any(claude),
     };
     if translated_only {
         let req = parse_messages(body)?;
@@ -76,8 +76,9 @@ async fn handle(
             .router
             .group(&req.model)
             .ok_or_else(|| ApiError::model_not_found(&req.model))?;
-        let drop_params = gateway_field::<bool>(&req, "drop_params")?.unwrap_or(app.drop_params);
-        let num_retries = gateway_field::<u32>(&req, "num_retries")?
+        let drop_params =
+            dispatch::gateway_field::<bool>(&req.extra, "drop_params")?.unwrap_or(app.drop_params);
+        let num_retries = dispatch::gateway_field::<u32>(&req.extra, "num_retries")?
             .map_or(app.num_retries, |n| n.min(MAX_RETRIES));
         let mut first = Some(req);
         return dispatch::with_retries(app, group, num_retries, move |state| {
@@ -123,22 +124,7 @@ async fn handle(
 }
 
 fn parse_messages(body: &[u8]) -> Result<MessagesRequest, ApiError> {
-    llmux_core::json::from_bytes::<MessagesRequest>(body)
-        .map_err(|e| ApiError::bad_request(format!("Invalid Messages request: {e}")))
-}
-
-/// A field that steers the gateway (`drop_params`, `num_retries`), read
-/// from the typed request as [`RawChatRequest::get_as`] reads it from the
-/// split one.
-fn gateway_field<T: serde::de::DeserializeOwned>(
-    req: &MessagesRequest,
-    name: &str,
-) -> Result<Option<T>, ApiError> {
-    match req.extra.get(name) {
-        None => Ok(None),
-        Some(v) => Option::<T>::deserialize(v)
-            .map_err(|e| ApiError::invalid_field(name, format!("Invalid `{name}`: {e}"))),
-    }
+    dispatch::read_typed(body, "Messages request")
 }
 
 /// The client's request for a Claude endpoint: its body with the model
