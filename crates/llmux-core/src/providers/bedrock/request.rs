@@ -1,11 +1,15 @@
 //! Canonical (OpenAI) request → Bedrock Converse request.
 
+use crate::json::{self, WriteJson};
 use crate::providers::anthropic::request::{JSON_TOOL, parse_data_url};
 use crate::types::{
     ApiError, ChatCompletionRequest, ChatMessage, ContentPart, KnownPart, MessageContent, Role,
     ToolChoice,
 };
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 /// OpenAI fields that are hints with no Bedrock meaning: dropped.
@@ -42,28 +46,289 @@ pub struct ModelTraits {
     pub prompt_caching: bool,
 }
 
-pub struct Built {
-    pub body: Value,
+pub struct Built<'a> {
+    pub body: ConverseRequest<'a>,
     pub json_tool: bool,
+}
+
+/// A Converse request, its text, images and tool schemas borrowed from the
+/// canonical request it is built from, not copied into a JSON tree first.
+/// Written by hand ([`WriteJson`]); serde writes the same bytes (tested).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConverseRequest<'a> {
+    pub messages: Vec<Turn<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub system: Vec<Block<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_config: Option<ToolConfig<'a>>,
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub inference_config: Map<String, Value>,
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub additional_model_request_fields: Map<String, Value>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Turn<'a> {
+    pub role: &'static str,
+    pub content: Vec<Block<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolConfig<'a> {
+    pub tools: Vec<ToolEntry<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<Value>,
+}
+
+#[derive(Debug, Serialize)]
+pub enum ToolEntry<'a> {
+    #[serde(rename = "toolSpec")]
+    Spec(ToolSpec<'a>),
+    #[serde(rename = "cachePoint")]
+    CachePoint(CachePoint),
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolSpec<'a> {
+    pub name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<&'a str>,
+    pub input_schema: InputSchema<'a>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct InputSchema<'a> {
+    pub json: Cow<'a, Value>,
+}
+
+/// `{"type": "default"}`, the one kind of cache point.
+#[derive(Debug, Serialize)]
+pub struct CachePoint {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+}
+
+const CACHE_POINT: CachePoint = CachePoint { kind: "default" };
+
+/// A content block of a turn or of the system prompt.
+#[derive(Debug, Serialize)]
+pub enum Block<'a> {
+    #[serde(rename = "text")]
+    Text(&'a str),
+    #[serde(rename = "cachePoint")]
+    CachePoint(CachePoint),
+    #[serde(rename = "reasoningContent")]
+    Reasoning(Reasoning<'a>),
+    #[serde(rename = "toolUse")]
+    ToolUse(ToolUse<'a>),
+    #[serde(rename = "toolResult")]
+    ToolResult(ToolResult<'a>),
+    #[serde(rename = "image")]
+    Image(Media<'a>),
+    #[serde(rename = "document")]
+    Document(Document<'a>),
+    /// A block the client wrote in Converse's own shape, sent as written.
+    #[serde(untagged)]
+    Other(&'a Value),
+}
+
+#[derive(Debug, Serialize)]
+pub enum Reasoning<'a> {
+    #[serde(rename = "reasoningText")]
+    Text {
+        text: Option<&'a Value>,
+        signature: &'a str,
+    },
+    #[serde(rename = "redactedContent")]
+    Redacted(Option<&'a Value>),
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolUse<'a> {
+    pub tool_use_id: Cow<'a, str>,
+    pub name: &'a str,
+    /// The call's arguments as the client wrote them (checked to be JSON).
+    pub input: &'a RawValue,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolResult<'a> {
+    pub tool_use_id: Cow<'a, str>,
+    pub content: [ResultText<'a>; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<&'static str>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ResultText<'a> {
+    pub text: Cow<'a, str>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Media<'a> {
+    pub format: &'static str,
+    pub source: Bytes<'a>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Document<'a> {
+    pub format: &'a str,
+    pub name: String,
+    pub source: Bytes<'a>,
+}
+
+/// Base64, as a data URL carried it.
+#[derive(Debug, Serialize)]
+pub struct Bytes<'a> {
+    pub bytes: &'a str,
+}
+
+impl Block<'_> {
+    /// Tool results and cache points lead a user turn.
+    fn leads(&self) -> bool {
+        match self {
+            Block::ToolResult(_) | Block::CachePoint(_) => true,
+            Block::Other(v) => v.get("toolResult").is_some() || v.get("cachePoint").is_some(),
+            _ => false,
+        }
+    }
+}
+
+impl WriteJson for ConverseRequest<'_> {
+    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        out.extend_from_slice(b"{\"messages\":");
+        json::write_list(out, &self.messages, |out, turn| {
+            out.extend_from_slice(b"{\"role\":");
+            json::write_str(out, turn.role);
+            out.extend_from_slice(b",\"content\":");
+            json::write_list(out, &turn.content, write_block)?;
+            out.push(b'}');
+            Ok(())
+        })?;
+        if !self.system.is_empty() {
+            out.extend_from_slice(b",\"system\":");
+            json::write_list(out, &self.system, write_block)?;
+        }
+        if let Some(config) = &self.tool_config {
+            out.extend_from_slice(b",\"toolConfig\":{\"tools\":");
+            json::write_list(out, &config.tools, |out, entry| {
+                match entry {
+                    ToolEntry::Spec(spec) => {
+                        out.extend_from_slice(b"{\"toolSpec\":{\"name\":");
+                        json::write_str(out, spec.name);
+                        json::write_opt_str(out, b",\"description\":", spec.description);
+                        out.extend_from_slice(b",\"inputSchema\":{\"json\":");
+                        json::write_tree(out, &spec.input_schema.json)?;
+                        out.extend_from_slice(b"}}}");
+                    }
+                    ToolEntry::CachePoint(_) => out.extend_from_slice(CACHE_POINT_JSON),
+                }
+                Ok(())
+            })?;
+            json::write_opt_tree(out, b",\"toolChoice\":", config.tool_choice.as_ref())?;
+            out.push(b'}');
+        }
+        if !self.inference_config.is_empty() {
+            out.extend_from_slice(b",\"inferenceConfig\":");
+            json::write_value(out, &self.inference_config)?;
+        }
+        if !self.additional_model_request_fields.is_empty() {
+            out.extend_from_slice(b",\"additionalModelRequestFields\":");
+            json::write_value(out, &self.additional_model_request_fields)?;
+        }
+        out.push(b'}');
+        Ok(())
+    }
+}
+
+const CACHE_POINT_JSON: &[u8] = b"{\"cachePoint\":{\"type\":\"default\"}}";
+
+fn write_block(out: &mut Vec<u8>, block: &Block<'_>) -> serde_json::Result<()> {
+    match block {
+        Block::Text(text) => {
+            out.extend_from_slice(b"{\"text\":");
+            json::write_str(out, text);
+        }
+        Block::CachePoint(_) => {
+            out.extend_from_slice(CACHE_POINT_JSON);
+            return Ok(());
+        }
+        Block::Reasoning(Reasoning::Text { text, signature }) => {
+            out.extend_from_slice(b"{\"reasoningContent\":{\"reasoningText\":{\"text\":");
+            write_or_null(out, *text)?;
+            out.extend_from_slice(b",\"signature\":");
+            json::write_str(out, signature);
+            out.extend_from_slice(b"}}");
+        }
+        Block::Reasoning(Reasoning::Redacted(data)) => {
+            out.extend_from_slice(b"{\"reasoningContent\":{\"redactedContent\":");
+            write_or_null(out, *data)?;
+            out.push(b'}');
+        }
+        Block::ToolUse(call) => {
+            out.extend_from_slice(b"{\"toolUse\":{\"toolUseId\":");
+            json::write_str(out, &call.tool_use_id);
+            out.extend_from_slice(b",\"name\":");
+            json::write_str(out, call.name);
+            out.extend_from_slice(b",\"input\":");
+            out.extend_from_slice(call.input.get().as_bytes());
+            out.push(b'}');
+        }
+        Block::ToolResult(result) => {
+            out.extend_from_slice(b"{\"toolResult\":{\"toolUseId\":");
+            json::write_str(out, &result.tool_use_id);
+            out.extend_from_slice(b",\"content\":[{\"text\":");
+            json::write_str(out, &result.content[0].text);
+            out.extend_from_slice(b"}]");
+            json::write_opt_str(out, b",\"status\":", result.status);
+            out.push(b'}');
+        }
+        Block::Image(image) => {
+            out.extend_from_slice(b"{\"image\":{\"format\":");
+            json::write_str(out, image.format);
+            out.extend_from_slice(b",\"source\":{\"bytes\":");
+            json::write_str(out, image.source.bytes);
+            out.extend_from_slice(b"}}");
+        }
+        Block::Document(doc) => {
+            out.extend_from_slice(b"{\"document\":{\"format\":");
+            json::write_str(out, doc.format);
+            out.extend_from_slice(b",\"name\":");
+            json::write_str(out, &doc.name);
+            out.extend_from_slice(b",\"source\":{\"bytes\":");
+            json::write_str(out, doc.source.bytes);
+            out.extend_from_slice(b"}}");
+        }
+        Block::Other(v) => return json::write_tree(out, v),
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+fn write_or_null(out: &mut Vec<u8>, v: Option<&Value>) -> serde_json::Result<()> {
+    match v {
+        Some(v) => json::write_tree(out, v),
+        None => {
+            out.extend_from_slice(b"null");
+            Ok(())
+        }
+    }
 }
 
 /// Bedrock tool-use ids match `^[a-zA-Z0-9_-]+$` and are at most 64
 /// characters: other ids are rewritten, the same way every time, so a
 /// `toolUse` and its `toolResult` agree.
-pub fn tool_id(id: &str) -> String {
-    let clean: String = id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if clean == id && id.len() <= 64 && !id.is_empty() {
-        return clean;
+pub fn tool_id(id: &str) -> Cow<'_, str> {
+    let valid = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    if id.len() <= 64 && !id.is_empty() && id.chars().all(valid) {
+        return Cow::Borrowed(id);
     }
+    let clean: String = id.chars().map(|c| if valid(c) { c } else { '_' }).collect();
     // FNV-1a of the original keeps rewritten ids distinct.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in id.bytes() {
@@ -71,37 +336,37 @@ pub fn tool_id(id: &str) -> String {
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     let prefix: String = clean.chars().take(47).collect();
-    format!("{prefix}_{h:016x}")
+    Cow::Owned(format!("{prefix}_{h:016x}"))
 }
 
-pub fn build(
-    req: &ChatCompletionRequest,
+pub fn build<'a>(
+    req: &'a ChatCompletionRequest,
     traits: ModelTraits,
     drop_params: bool,
-) -> Result<Built, ApiError> {
+) -> Result<Built<'a>, ApiError> {
     let mut extra_fields = check_params(req, drop_params)?;
     let cache = |v: &Option<Value>| traits.prompt_caching && v.is_some();
-    let mut system: Vec<Value> = Vec::new();
-    let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
-    let mut history_tools: BTreeSet<String> = BTreeSet::new();
+    let mut system: Vec<Block<'a>> = Vec::new();
+    let mut turns: Vec<Turn<'a>> = Vec::with_capacity(req.messages.len());
+    let mut history_tools: BTreeSet<&'a str> = BTreeSet::new();
 
     for (i, msg) in req.messages.iter().enumerate() {
         match msg.role {
             Role::System | Role::Developer => {
                 for (text, cc) in texts(msg) {
-                    system.push(json!({"text": text}));
-                    if cache(&cc) {
-                        system.push(json!({"cachePoint": {"type": "default"}}));
+                    system.push(Block::Text(text));
+                    if cache(cc) {
+                        system.push(Block::CachePoint(CACHE_POINT));
                     }
                 }
                 if cache(&msg.cache_control) {
-                    system.push(json!({"cachePoint": {"type": "default"}}));
+                    system.push(Block::CachePoint(CACHE_POINT));
                 }
             }
             Role::User => {
                 let mut blocks = user_blocks(msg, i, traits, drop_params)?;
                 if cache(&msg.cache_control) && !blocks.is_empty() {
-                    blocks.push(json!({"cachePoint": {"type": "default"}}));
+                    blocks.push(Block::CachePoint(CACHE_POINT));
                 }
                 push(&mut turns, "user", blocks);
             }
@@ -110,39 +375,46 @@ pub fn build(
                 for b in msg.thinking_blocks.iter().flatten() {
                     match b.get("type").and_then(Value::as_str) {
                         Some("thinking") => {
-                            if let Some(sig) = b
+                            if let Some(signature) = b
                                 .get("signature")
                                 .and_then(Value::as_str)
                                 .filter(|s| !s.is_empty())
                             {
-                                blocks.push(json!({"reasoningContent": {"reasoningText": {
-                                    "text": b.get("thinking").cloned().unwrap_or_default(), "signature": sig}}}));
+                                blocks.push(Block::Reasoning(Reasoning::Text {
+                                    text: b.get("thinking"),
+                                    signature,
+                                }));
                             }
                         }
                         Some("redacted_thinking") => {
-                            blocks.push(json!({"reasoningContent": {"redactedContent": b.get("data").cloned().unwrap_or_default()}}));
+                            blocks.push(Block::Reasoning(Reasoning::Redacted(b.get("data"))));
                         }
                         _ => {}
                     }
                 }
                 for (text, _) in texts(msg) {
-                    blocks.push(json!({"text": text}));
+                    blocks.push(Block::Text(text));
                 }
                 for (j, call) in msg.tool_calls.iter().flatten().enumerate() {
-                    let input: Value = match call.function.arguments.trim() {
-                        "" => json!({}),
-                        a => serde_json::from_str(a).map_err(|_| {
-                            ApiError::invalid_field(
-                                &format!("messages[{i}].tool_calls[{j}].function.arguments"),
-                                "Tool call arguments must be a JSON object.",
-                            )
-                        })?,
+                    let arguments = match call.function.arguments.trim() {
+                        "" => "{}",
+                        a => a,
                     };
-                    history_tools.insert(call.function.name.clone());
-                    blocks.push(json!({"toolUse": {"toolUseId": tool_id(&call.id), "name": call.function.name, "input": input}}));
+                    let input = serde_json::from_str::<&RawValue>(arguments).map_err(|_| {
+                        ApiError::invalid_field(
+                            &format!("messages[{i}].tool_calls[{j}].function.arguments"),
+                            "Tool call arguments must be a JSON object.",
+                        )
+                    })?;
+                    history_tools.insert(&call.function.name);
+                    blocks.push(Block::ToolUse(ToolUse {
+                        tool_use_id: tool_id(&call.id),
+                        name: &call.function.name,
+                        input,
+                    }));
                 }
                 if cache(&msg.cache_control) && !blocks.is_empty() {
-                    blocks.push(json!({"cachePoint": {"type": "default"}}));
+                    blocks.push(Block::CachePoint(CACHE_POINT));
                 }
                 push(&mut turns, "assistant", blocks);
             }
@@ -157,25 +429,38 @@ pub fn build(
                             "A tool message needs `tool_call_id`.",
                         )
                     })?;
-                let text = msg
-                    .content
-                    .as_ref()
-                    .map(MessageContent::text)
-                    .unwrap_or_default();
-                let mut result = json!({"toolUseId": tool_id(id), "content": [{"text": if text.is_empty() { " ".to_owned() } else { text }}]});
-                if msg.extra.get("is_error").and_then(Value::as_bool) == Some(true) {
-                    result["status"] = "error".into();
-                }
-                let mut blocks = vec![json!({"toolResult": result})];
+                let text = match &msg.content {
+                    Some(MessageContent::Text(t)) => Cow::Borrowed(t.as_str()),
+                    Some(c) => Cow::Owned(c.text()),
+                    None => Cow::Borrowed(""),
+                };
+                let mut blocks = vec![Block::ToolResult(ToolResult {
+                    tool_use_id: tool_id(id),
+                    content: [ResultText {
+                        text: if text.is_empty() {
+                            Cow::Borrowed(" ")
+                        } else {
+                            text
+                        },
+                    }],
+                    status: (msg.extra.get("is_error").and_then(Value::as_bool) == Some(true))
+                        .then_some("error"),
+                })];
                 if cache(&msg.cache_control) {
-                    blocks.push(json!({"cachePoint": {"type": "default"}}));
+                    blocks.push(Block::CachePoint(CACHE_POINT));
                 }
                 push(&mut turns, "user", blocks);
             }
         }
     }
-    if turns.first().is_some_and(|(r, _)| *r == "assistant") {
-        turns.insert(0, ("user", vec![json!({"text": "."})]));
+    if turns.first().is_some_and(|t| t.role == "assistant") {
+        turns.insert(
+            0,
+            Turn {
+                role: "user",
+                content: vec![Block::Text(".")],
+            },
+        );
     }
     if turns.is_empty() {
         return Err(ApiError::invalid_field(
@@ -184,31 +469,21 @@ pub fn build(
         ));
     }
 
-    let mut body = Map::new();
-    body.insert(
-        "messages".into(),
-        Value::Array(
-            turns
-                .into_iter()
-                .map(|(r, c)| json!({"role": r, "content": c}))
-                .collect(),
-        ),
-    );
-    if !system.is_empty() {
-        body.insert("system".into(), Value::Array(system));
-    }
-
     // Tools; response_format as a forced tool (as for Anthropic).
-    let mut tools: Vec<Value> = Vec::new();
+    let mut tools: Vec<ToolEntry<'a>> = Vec::new();
     for t in req.tools.iter().flatten().filter(|t| t.kind == "function") {
-        let mut spec = json!({"name": t.function.name, "inputSchema": {"json": t.function.parameters.clone()
-            .unwrap_or_else(|| json!({"type": "object", "properties": {}}))}});
-        if let Some(d) = &t.function.description {
-            spec["description"] = d.clone().into();
-        }
-        tools.push(json!({"toolSpec": spec}));
+        tools.push(ToolEntry::Spec(ToolSpec {
+            name: &t.function.name,
+            description: t.function.description.as_deref(),
+            input_schema: InputSchema {
+                json: match &t.function.parameters {
+                    Some(p) => Cow::Borrowed(p),
+                    None => Cow::Owned(empty_schema()),
+                },
+            },
+        }));
         if cache(&t.cache_control) {
-            tools.push(json!({"cachePoint": {"type": "default"}}));
+            tools.push(ToolEntry::CachePoint(CACHE_POINT));
         }
     }
     let mut choice = match &req.tool_choice {
@@ -219,8 +494,13 @@ pub fn build(
     };
     let mut json_tool = false;
     if let Some(schema) = json_schema(req.response_format.as_ref())? {
-        tools.push(json!({"toolSpec": {"name": JSON_TOOL, "description": "Respond with a JSON object that matches this schema.",
-            "inputSchema": {"json": schema}}}));
+        tools.push(ToolEntry::Spec(ToolSpec {
+            name: JSON_TOOL,
+            description: Some("Respond with a JSON object that matches this schema."),
+            input_schema: InputSchema {
+                json: Cow::Owned(schema),
+            },
+        }));
         choice = Some(json!({"tool": {"name": JSON_TOOL}}));
         json_tool = true;
     }
@@ -228,16 +508,19 @@ pub fn build(
         // The history holds tool blocks: Bedrock wants a toolConfig even
         // when this request offers no tools.
         for name in history_tools {
-            tools.push(json!({"toolSpec": {"name": name, "inputSchema": {"json": {"type": "object", "properties": {}}}}}));
+            tools.push(ToolEntry::Spec(ToolSpec {
+                name,
+                description: None,
+                input_schema: InputSchema {
+                    json: Cow::Owned(empty_schema()),
+                },
+            }));
         }
     }
-    if !tools.is_empty() {
-        let mut config = json!({"tools": tools});
-        if let Some(c) = choice {
-            config["toolChoice"] = c;
-        }
-        body.insert("toolConfig".into(), config);
-    }
+    let tool_config = (!tools.is_empty()).then_some(ToolConfig {
+        tools,
+        tool_choice: choice,
+    });
 
     let mut inference = Map::new();
     if let Some(m) = req.max_output_tokens() {
@@ -288,19 +571,21 @@ pub fn build(
             extra_fields.insert("top_k".into(), k.clone());
         }
     }
-    if !inference.is_empty() {
-        body.insert("inferenceConfig".into(), Value::Object(inference));
-    }
-    if !extra_fields.is_empty() {
-        body.insert(
-            "additionalModelRequestFields".into(),
-            Value::Object(extra_fields),
-        );
-    }
     Ok(Built {
-        body: Value::Object(body),
+        body: ConverseRequest {
+            messages: turns,
+            system,
+            tool_config,
+            inference_config: inference,
+            additional_model_request_fields: extra_fields,
+        },
         json_tool,
     })
+}
+
+/// The schema of a tool that takes no arguments.
+fn empty_schema() -> Value {
+    json!({"type": "object", "properties": {}})
 }
 
 /// Refuses what Converse cannot do; returns the model-specific fields that
@@ -361,31 +646,35 @@ fn json_schema(format: Option<&Value>) -> Result<Option<Value>, ApiError> {
     }
 }
 
-fn push(turns: &mut Vec<(&'static str, Vec<Value>)>, role: &'static str, blocks: Vec<Value>) {
+fn push<'a>(turns: &mut Vec<Turn<'a>>, role: &'static str, blocks: Vec<Block<'a>>) {
     if blocks.is_empty() {
         return;
     }
     match turns.last_mut() {
-        Some((r, b)) if *r == role => {
-            b.extend(blocks);
+        Some(turn) if turn.role == role => {
+            turn.content.extend(blocks);
             if role == "user" {
-                b.sort_by_key(|v| v.get("toolResult").is_none() && v.get("cachePoint").is_none());
+                turn.content.sort_by_key(|b| !b.leads());
             }
         }
-        _ => turns.push((role, blocks)),
+        _ => turns.push(Turn {
+            role,
+            content: blocks,
+        }),
     }
 }
 
-fn texts(msg: &ChatMessage) -> Vec<(String, Option<Value>)> {
+fn texts(msg: &ChatMessage) -> Vec<(&str, &Option<Value>)> {
+    const NONE: &Option<Value> = &None;
     match &msg.content {
-        Some(MessageContent::Text(t)) if !t.trim().is_empty() => vec![(t.clone(), None)],
+        Some(MessageContent::Text(t)) if !t.trim().is_empty() => vec![(t, NONE)],
         Some(MessageContent::Parts(parts)) => parts
             .iter()
             .filter_map(|p| match p {
                 ContentPart::Known(KnownPart::Text {
                     text,
                     cache_control,
-                }) if !text.trim().is_empty() => Some((text.clone(), cache_control.clone())),
+                }) if !text.trim().is_empty() => Some((text.as_str(), cache_control)),
                 _ => None,
             })
             .collect(),
@@ -393,24 +682,24 @@ fn texts(msg: &ChatMessage) -> Vec<(String, Option<Value>)> {
     }
 }
 
-fn user_blocks(
-    msg: &ChatMessage,
+fn user_blocks<'a>(
+    msg: &'a ChatMessage,
     i: usize,
     traits: ModelTraits,
     drop_params: bool,
-) -> Result<Vec<Value>, ApiError> {
+) -> Result<Vec<Block<'a>>, ApiError> {
     let parts = match &msg.content {
         Some(MessageContent::Parts(p)) => p,
         _ => {
             return Ok(texts(msg)
                 .into_iter()
-                .map(|(t, _)| json!({"text": t}))
+                .map(|(t, _)| Block::Text(t))
                 .collect());
         }
     };
     let mut out = Vec::new();
     for (j, p) in parts.iter().enumerate() {
-        let at = format!("messages[{i}].content[{j}]");
+        let at = || format!("messages[{i}].content[{j}]");
         let cc = match p {
             ContentPart::Known(KnownPart::Text {
                 text,
@@ -419,8 +708,8 @@ fn user_blocks(
                 if text.trim().is_empty() {
                     continue;
                 }
-                out.push(json!({"text": text}));
-                cache_control.clone()
+                out.push(Block::Text(text));
+                cache_control
             }
             ContentPart::Known(KnownPart::ImageUrl {
                 image_url,
@@ -429,7 +718,7 @@ fn user_blocks(
                 let url = image_url.url();
                 let (mime, data) = parse_data_url(url).ok_or_else(|| {
                     ApiError::invalid_field(
-                        &at,
+                        &at(),
                         "Bedrock needs images inline: send a data: URL (fetching http(s) images is not enabled).",
                     )
                 })?;
@@ -440,13 +729,16 @@ fn user_blocks(
                     "image/webp" => "webp",
                     other => {
                         return Err(ApiError::invalid_field(
-                            &at,
+                            &at(),
                             format!("Bedrock does not accept images of type {other}."),
                         ));
                     }
                 };
-                out.push(json!({"image": {"format": format, "source": {"bytes": data}}}));
-                cache_control.clone()
+                out.push(Block::Image(Media {
+                    format,
+                    source: Bytes { bytes: data },
+                }));
+                cache_control
             }
             ContentPart::Known(KnownPart::File {
                 file,
@@ -458,7 +750,7 @@ fn user_blocks(
                     .and_then(parse_data_url);
                 let Some((mime, b64)) = data else {
                     return Err(ApiError::invalid_field(
-                        &at,
+                        &at(),
                         "Bedrock needs documents inline as `file_data` data: URLs.",
                     ));
                 };
@@ -478,25 +770,27 @@ fn user_blocks(
                         }
                     })
                     .collect();
-                out.push(
-                    json!({"document": {"format": format, "name": name, "source": {"bytes": b64}}}),
-                );
-                cache_control.clone()
+                out.push(Block::Document(Document {
+                    format,
+                    name,
+                    source: Bytes { bytes: b64 },
+                }));
+                cache_control
             }
             ContentPart::Known(KnownPart::InputAudio { .. }) if drop_params => continue,
             ContentPart::Known(KnownPart::InputAudio { .. }) => {
                 return Err(ApiError::invalid_field(
-                    &at,
+                    &at(),
                     "Bedrock Converse does not accept audio input.",
                 ));
             }
             ContentPart::Other(v) => {
-                out.push(v.clone());
-                None
+                out.push(Block::Other(v));
+                &None
             }
         };
         if traits.prompt_caching && cc.is_some() {
-            out.push(json!({"cachePoint": {"type": "default"}}));
+            out.push(Block::CachePoint(CACHE_POINT));
         }
     }
     Ok(out)
