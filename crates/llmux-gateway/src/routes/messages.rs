@@ -60,8 +60,8 @@ async fn handle(
     // A model none of whose deployments is Claude's is only ever
     // translated: its request is read once, typed, and never split. Whether
     // the model is one is known without reading the body when `model` is
-    // its first member, as most clients write it, or when no model at all
-    // is Claude's.
+    // its first member (curl, and clients that build the body in that
+    // order), or when no model at all is Claude's.
     let claude = |p| p == ProviderKind::Anthropic;
     let translated_only = match RawChatRequest::leading_model(body) {
         Some(model) => app
