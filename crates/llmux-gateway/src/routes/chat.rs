@@ -32,16 +32,7 @@ async fn handle(app: &Arc<AppState>, body: &Bytes) -> Result<Response, ApiError>
     // A model none of whose deployments takes the body as it is (an
     // OpenAI-compatible API) is only ever translated: its request is read
     // once, typed, and never split, and every attempt takes it as read.
-    // Whether the model is one is known without reading the body when
-    // `model` is its first member, or when no model takes bodies as they are.
-    let translated_only = match RawChatRequest::leading_model(body) {
-        Some(model) => app
-            .router
-            .group(model)
-            .is_some_and(|g| !g.serves_any(providers::passes_through)),
-        None => !app.router.serves_any(providers::passes_through),
-    };
-    if translated_only {
+    if dispatch::translated_only(app, body, providers::passes_through) {
         return Box::pin(translated(app, body)).await;
     }
     let req = RawChatRequest::parse(body)?;
@@ -66,14 +57,7 @@ async fn handle(app: &Arc<AppState>, body: &Bytes) -> Result<Response, ApiError>
 /// A request for a model that only translates, read typed and only so.
 async fn translated(app: &Arc<AppState>, body: &Bytes) -> Result<Response, ApiError> {
     let typed: ChatCompletionRequest = dispatch::read_typed(body, "chat completion request")?;
-    let group = app
-        .router
-        .group(&typed.model)
-        .ok_or_else(|| ApiError::model_not_found(&typed.model))?;
-    let drop_params =
-        dispatch::gateway_field::<bool>(&typed.extra, "drop_params")?.unwrap_or(app.drop_params);
-    let num_retries = dispatch::gateway_field::<u32>(&typed.extra, "num_retries")?
-        .map_or(app.num_retries, |n| n.min(MAX_RETRIES));
+    let (group, drop_params, num_retries) = dispatch::steering(app, &typed.model, &typed.extra)?;
     let req = RawChatRequest::from_typed(&typed, body.len());
     let call = ChatCall {
         request: &req,

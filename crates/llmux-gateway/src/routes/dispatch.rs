@@ -17,7 +17,7 @@ use http_body_util::BodyDataStream;
 use llmux_core::inbound::anthropic::MessagesEncoder;
 use llmux_core::providers::{StreamEvent, StreamTranslator, UpstreamRequest};
 use llmux_core::types::RawChatRequest;
-use llmux_core::{ApiError, Usage};
+use llmux_core::{ApiError, ProviderKind, Usage};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -100,20 +100,48 @@ pub fn read_typed<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Re
     })
 }
 
-/// A field that steers the gateway (`drop_params`, `num_retries`), read
-/// from a typed request's other members as [`RawChatRequest::get_as`]
-/// reads it from a split one.
-///
-/// [`RawChatRequest::get_as`]: llmux_core::types::RawChatRequest::get_as
-pub fn gateway_field<T: serde::de::DeserializeOwned>(
-    extra: &serde_json::Map<String, serde_json::Value>,
-    name: &str,
-) -> Result<Option<T>, ApiError> {
-    match extra.get(name) {
-        None => Ok(None),
-        Some(v) => <Option<T> as serde::Deserialize>::deserialize(v)
-            .map_err(|e| ApiError::invalid_field(name, format!("Invalid `{name}`: {e}"))),
+/// Whether a request's model is only ever translated: none of its
+/// deployments speaks a provider that `takes_body` (one sent the client's
+/// body as it is), so the body need not be split. Known without reading
+/// the body when `model` is its first member, or when no model at all has
+/// such a deployment; `false` when it cannot be known so.
+pub fn translated_only(app: &AppState, body: &[u8], takes_body: fn(ProviderKind) -> bool) -> bool {
+    match RawChatRequest::leading_model(body) {
+        Some(model) => app
+            .router
+            .group(model)
+            .is_some_and(|g| !g.serves_any(takes_body)),
+        None => !app.router.serves_any(takes_body),
     }
+}
+
+/// What a typed request asks of the gateway: its model's group, and
+/// LiteLLM's `drop_params` and `num_retries` from its other members (read
+/// as [`RawChatRequest::get_as`] reads them from a split request), or the
+/// config's.
+pub fn steering<'a>(
+    app: &'a AppState,
+    model: &str,
+    extra: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(&'a ModelGroup, bool, u32), ApiError> {
+    fn field<T: serde::de::DeserializeOwned>(
+        extra: &serde_json::Map<String, serde_json::Value>,
+        name: &str,
+    ) -> Result<Option<T>, ApiError> {
+        match extra.get(name) {
+            None => Ok(None),
+            Some(v) => <Option<T> as serde::Deserialize>::deserialize(v)
+                .map_err(|e| ApiError::invalid_field(name, format!("Invalid `{name}`: {e}"))),
+        }
+    }
+    let group = app
+        .router
+        .group(model)
+        .ok_or_else(|| ApiError::model_not_found(model))?;
+    let drop_params = field::<bool>(extra, "drop_params")?.unwrap_or(app.drop_params);
+    let num_retries =
+        field::<u32>(extra, "num_retries")?.map_or(app.num_retries, |n| n.min(MAX_RETRIES));
+    Ok((group, drop_params, num_retries))
 }
 
 /// How long to wait before the next attempt, or `None` to give up now

@@ -58,28 +58,10 @@ async fn handle(
     body: &Bytes,
 ) -> Result<Response, ApiError> {
     // A model none of whose deployments is Claude's is only ever
-    // translated: its request is read once, typed, and never split. Whether
-    // the model is one is known without reading the body when `model` is
-    // its first member (curl, and clients that build the body in that
-    // order), or when no model at all is Claude's.
-    let claude = |p| p == ProviderKind::Anthropic;
-    let translated_only = match RawChatRequest::leading_model(body) {
-        Some(model) => app
-            .router
-            .group(model)
-            .is_some_and(|g| !g.serves_any(claude)),
-        None => !app.router.serves_any(claude),
-    };
-    if translated_only {
+    // translated: its request is read once, typed, and never split.
+    if dispatch::translated_only(app, body, |p| p == ProviderKind::Anthropic) {
         let req = parse_messages(body)?;
-        let group = app
-            .router
-            .group(&req.model)
-            .ok_or_else(|| ApiError::model_not_found(&req.model))?;
-        let drop_params =
-            dispatch::gateway_field::<bool>(&req.extra, "drop_params")?.unwrap_or(app.drop_params);
-        let num_retries = dispatch::gateway_field::<u32>(&req.extra, "num_retries")?
-            .map_or(app.num_retries, |n| n.min(MAX_RETRIES));
+        let (group, drop_params, num_retries) = dispatch::steering(app, &req.model, &req.extra)?;
         let mut first = Some(req);
         return dispatch::with_retries(app, group, num_retries, move |state| {
             let req = first.take();
