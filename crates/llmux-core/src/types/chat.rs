@@ -438,15 +438,11 @@ fn known_part(members: &mut [(String, Value)]) -> Option<KnownPart> {
     let cache_control = member(members, "cache_control").ok()?;
     match kind {
         "text" => {
-            let text = member(members, "text").ok()??;
-            if !members[text].1.is_string() {
-                return None;
-            }
-            let Value::String(text) = take(members, text) else {
+            let Value::String(text) = &mut members[member(members, "text").ok()??].1 else {
                 return None;
             };
             Some(KnownPart::Text {
-                text,
+                text: std::mem::take(text),
                 cache_control: take_optional(members, cache_control),
             })
         }

@@ -161,11 +161,11 @@ impl<'a> RawChatRequest<'a> {
         self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
     }
 
-    /// A top-level field parsed into `T`; `None` when absent or `null`.
     /// The model of a body whose first member is `model`, a string without
     /// escapes, found without reading the rest of the body; `None` for any
     /// other body, whose model only [`RawChatRequest::parse`] can tell.
-    /// Claude Code and most SDKs write `model` first.
+    /// curl and clients that build the body in that order write `model`
+    /// first; the OpenAI and Anthropic Python SDKs write `messages` first.
     pub fn leading_model(body: &[u8]) -> Option<&str> {
         fn skip_ws(b: &[u8]) -> &[u8] {
             let n = b
@@ -185,6 +185,7 @@ impl<'a> RawChatRequest<'a> {
         std::str::from_utf8(name).ok()
     }
 
+    /// A top-level field parsed into `T`; `None` when absent or `null`.
     pub fn get_as<T: Deserialize<'a>>(&self, name: &str) -> Result<Option<T>, ApiError> {
         match self.get(name) {
             None => Ok(None),
