@@ -125,6 +125,17 @@ cpu_ticks() { # PID... : user + system clock ticks, summed
 # ticks: /proc/stat's steal column. Stolen time stalls whatever was running,
 # so a row that lost much of it has noisier latencies than the code explains.
 steal_ticks() { awk '$1 == "cpu" {print $9}' /proc/stat; }
+# llmux's CPU clock ticks per worker thread, in thread order: "[t0,t1,...]".
+# A worker that serves most of the connections alone shows here.
+worker_ticks() {
+    local t out=""
+    for t in /proc/"$1"/task/*; do
+        case "$(cat "$t/comm" 2> /dev/null)" in
+            llmux-worker-*) out="$out${out:+,}$(awk '{print $14 + $15}' "$t/stat")" ;;
+        esac
+    done
+    echo "[$out]"
+}
 status_kb() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; }
 
 NGINX_PORT=$(free_port)
@@ -232,7 +243,8 @@ oha_once() { # URL RATE SECONDS BODY
 # OpenAI request a client of llmux sends. On the pass-through rows the same
 # load also goes through the reference proxy (nginx proxying to nginx).
 row() { # TOOL SCENARIO LOAD_LABEL LOAD
-    local tool=$1 scenario=$2 label=$3 load=$4 target url body c0 c1 s0 s1 who targets=(direct llmux)
+    local tool=$1 scenario=$2 label=$3 load=$4 target url body c0 c1 s0 s1 w0 w1 who workers
+    local targets=(direct llmux)
     [ -n "$REFERENCE" ] && targets=(direct nginx-proxy llmux)
     for target in "${targets[@]}"; do
         if [ "$target" = direct ]; then
@@ -246,13 +258,15 @@ row() { # TOOL SCENARIO LOAD_LABEL LOAD
             who=$LLMUX_PID
         fi
         "${tool}_once" "$url" "$load" "$WARM" "$body" > /dev/null
-        c0=$(cpu_ticks $who) s0=$(steal_ticks)
+        c0=$(cpu_ticks $who) s0=$(steal_ticks) w0=$(worker_ticks "$LLMUX_PID")
         "${tool}_once" "$url" "$load" "$DUR" "$body" > "$RUN/out" 2>&1 \
             || { echo "$tool failed:" >&2; cat "$RUN/out" >&2; exit 1; }
-        c1=$(cpu_ticks $who) s1=$(steal_ticks)
+        c1=$(cpu_ticks $who) s1=$(steal_ticks) w1=$(worker_ticks "$LLMUX_PID")
+        workers=()
+        [ "$target" = llmux ] && workers=(worker_ticks_before="$w0" worker_ticks_after="$w1")
         python3 "$LIB/report.py" "$tool" "$RESULTS" "$RUN/out" \
             scenario="$scenario" load="$label" target="$target" cpu_ticks=$((c1 - c0)) \
-            steal_ticks=$((s1 - s0))
+            steal_ticks=$((s1 - s0)) "${workers[@]}"
     done
     printf '  %-34s %-12s done\n' "$scenario" "$label" >&2
 }

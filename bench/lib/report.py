@@ -99,6 +99,19 @@ def stolen_share(r, meta):
     return ms / (secs * 1e3 * meta.get("cores", 2)) * 100
 
 
+def worker_split(r):
+    """Each llmux worker thread's share of the workers' CPU time during the
+    run, as "52 / 48" (None when not recorded or nothing ran)."""
+    before, after = r.get("worker_ticks_before"), r.get("worker_ticks_after")
+    if not isinstance(before, list) or not isinstance(after, list) or len(before) != len(after):
+        return None
+    used = [a - b for a, b in zip(after, before)]
+    total = sum(used)
+    if total <= 0:
+        return None
+    return " / ".join(f"{u / total * 100:.0f}" for u in used)
+
+
 STOLEN_NOTE = 1.0  # % of the vCPU time: past it a row says so next to its verdict
 STOLEN_NOTE_MARK = "host stole CPU"
 
@@ -161,6 +174,14 @@ def render(results):
           "(the steal column of /proc/stat, all vCPUs). A process whose vCPU is taken away "
           "stalls for that long, whatever it was doing, so a side that lost much of it shows "
           "tail latencies (and less throughput) that its code does not explain.")
+    split = [(k, worker_split(rows[k]["llmux"])) for k in order
+             if rows[k].get("llmux") and worker_split(rows[k]["llmux"])]
+    if split:
+        p("")
+        p("llmux's CPU time by worker thread during the llmux side (%, in thread order): "
+          "connections are spread over the workers, so each should take about its share "
+          "once there are more connections than workers. "
+          + "; ".join(f"{k[0]}, {k[1]}: {s}" for k, s in split) + ".")
     ref = [k for k in order if rows[k].get("nginx-proxy") and rows[k].get("direct")
            and rows[k].get("llmux")]
     if ref:
