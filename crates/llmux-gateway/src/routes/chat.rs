@@ -3,7 +3,7 @@
 //! (whole, or event by event).
 
 use super::AppState;
-use super::dispatch::{self, ClientFormat, MAX_RETRIES};
+use super::dispatch::{self, ClientFormat};
 use super::error::error_response;
 use crate::router::DeploymentState;
 use axum::response::Response;
@@ -36,16 +36,7 @@ async fn handle(app: &Arc<AppState>, body: &Bytes) -> Result<Response, ApiError>
         return Box::pin(translated(app, body)).await;
     }
     let req = RawChatRequest::parse(body)?;
-    let group = app
-        .router
-        .group(req.model())
-        .ok_or_else(|| ApiError::model_not_found(req.model()))?;
-    let drop_params = req
-        .get_as::<bool>("drop_params")?
-        .unwrap_or(app.drop_params);
-    let num_retries = req
-        .get_as::<u32>("num_retries")?
-        .map_or(app.num_retries, |n| n.min(MAX_RETRIES));
+    let (group, drop_params, num_retries) = dispatch::split_steering(app, &req)?;
     let call = ChatCall {
         request: &req,
         typed: None,

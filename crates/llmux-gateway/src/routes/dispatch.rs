@@ -134,14 +134,39 @@ pub fn steering<'a>(
                 .map_err(|e| ApiError::invalid_field(name, format!("Invalid `{name}`: {e}"))),
         }
     }
-    let group = app
-        .router
-        .group(model)
-        .ok_or_else(|| ApiError::model_not_found(model))?;
-    let drop_params = field::<bool>(extra, "drop_params")?.unwrap_or(app.drop_params);
-    let num_retries =
-        field::<u32>(extra, "num_retries")?.map_or(app.num_retries, |n| n.min(MAX_RETRIES));
+    let group = group_of(app, model)?;
+    let (drop_params, num_retries) = settings(
+        app,
+        field(extra, "drop_params")?,
+        field(extra, "num_retries")?,
+    );
     Ok((group, drop_params, num_retries))
+}
+
+/// The same for a split request.
+pub fn split_steering<'a>(
+    app: &'a AppState,
+    req: &RawChatRequest<'_>,
+) -> Result<(&'a ModelGroup, bool, u32), ApiError> {
+    let group = group_of(app, req.model())?;
+    let (drop_params, num_retries) =
+        settings(app, req.get_as("drop_params")?, req.get_as("num_retries")?);
+    Ok((group, drop_params, num_retries))
+}
+
+fn group_of<'a>(app: &'a AppState, model: &str) -> Result<&'a ModelGroup, ApiError> {
+    app.router
+        .group(model)
+        .ok_or_else(|| ApiError::model_not_found(model))
+}
+
+/// `drop_params` and `num_retries` as a request gives them (retries capped
+/// at [`MAX_RETRIES`]), else the config's.
+fn settings(app: &AppState, drop_params: Option<bool>, num_retries: Option<u32>) -> (bool, u32) {
+    (
+        drop_params.unwrap_or(app.drop_params),
+        num_retries.map_or(app.num_retries, |n| n.min(MAX_RETRIES)),
+    )
 }
 
 /// How long to wait before the next attempt, or `None` to give up now

@@ -5,7 +5,7 @@
 //! other it goes through the canonical format and back.
 
 use super::AppState;
-use super::dispatch::{self, ClientFormat, MAX_RETRIES};
+use super::dispatch::{self, ClientFormat};
 use crate::router::DeploymentState;
 use axum::body::Body;
 use axum::extract::State;
@@ -79,16 +79,7 @@ async fn handle(
     }
 
     let req = RawChatRequest::parse(body)?;
-    let group = app
-        .router
-        .group(req.model())
-        .ok_or_else(|| ApiError::model_not_found(req.model()))?;
-    let drop_params = req
-        .get_as::<bool>("drop_params")?
-        .unwrap_or(app.drop_params);
-    let num_retries = req
-        .get_as::<u32>("num_retries")?
-        .map_or(app.num_retries, |n| n.min(MAX_RETRIES));
+    let (group, drop_params, num_retries) = dispatch::split_steering(app, &req)?;
     let req = &req;
     dispatch::with_retries(app, group, num_retries, |state| async move {
         if state.deployment.provider == ProviderKind::Anthropic {
