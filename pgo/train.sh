@@ -145,6 +145,12 @@ for s in "" -stream; do
     load 3000 200 POST $MSG "messages-tools$s.json" "$ANT"
     load 5000 200 POST $MSG "messages-openai$s.json" "$ANT"
 done
+# The Python SDKs write `messages` before `model` (openai) and after
+# `max_tokens` (anthropic), so the route finds the model by a scan.
+load 5000 200 POST $CHAT openai-sdk.json
+load 3000 200 POST $CHAT anthropic-sdk.json
+load 3000 200 POST $MSG messages-sdk.json "$ANT"
+load 3000 200 POST $MSG messages-openai-sdk.json "$ANT"
 load 1000 200 GET /v1/models
 load 1000 200 GET /v1/model/info
 load 1000 404 POST $CHAT unknown-model.json

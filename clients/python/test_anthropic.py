@@ -606,8 +606,9 @@ def test_messages_plain_translated(aclient, mock, marker):
 )
 def test_translated_request_is_the_same_whichever_member_comes_first(gateway, mock, marker, path, model, auth):
     # A body with `model` first is read typed at once; one with `messages`
-    # first (as the Python SDKs write it) is split to find the model. Both
-    # reach the upstream alike, and get the same errors.
+    # first (as the anthropic Python SDK and the openai one before version 3
+    # write it) is scanned for its model, then read typed. Both reach the
+    # upstream alike, and get the same errors.
     headers = {
         "content-type": "application/json",
         "anthropic-version": "2023-06-01",

@@ -18,6 +18,8 @@ pub struct Router {
     groups: HashMap<String, ModelGroup, foldhash::fast::RandomState>,
     /// The providers the deployments speak, each once.
     providers: Vec<llmux_core::ProviderKind>,
+    /// The providers of each model's deployments, each distinct set once.
+    provider_sets: Vec<Vec<llmux_core::ProviderKind>>,
     started: Instant,
 }
 
@@ -82,14 +84,26 @@ impl Router {
                 .push(state);
         }
         let mut providers = Vec::new();
-        for d in groups.values().flat_map(|g| &g.deployments) {
-            if !providers.contains(&d.deployment.provider) {
-                providers.push(d.deployment.provider);
+        let mut provider_sets: Vec<Vec<llmux_core::ProviderKind>> = Vec::new();
+        for g in groups.values() {
+            let mut set = Vec::new();
+            for d in &g.deployments {
+                if !set.contains(&d.deployment.provider) {
+                    set.push(d.deployment.provider);
+                }
+                if !providers.contains(&d.deployment.provider) {
+                    providers.push(d.deployment.provider);
+                }
+            }
+            set.sort_unstable_by_key(|p| p.as_str());
+            if !provider_sets.contains(&set) {
+                provider_sets.push(set);
             }
         }
         Router {
             groups,
             providers,
+            provider_sets,
             started: Instant::now(),
         }
     }
@@ -97,6 +111,13 @@ impl Router {
     /// Whether some deployment of some model speaks a provider `of`.
     pub fn serves_any(&self, of: impl Fn(llmux_core::ProviderKind) -> bool) -> bool {
         self.providers.iter().any(|&p| of(p))
+    }
+
+    /// Whether some model has no deployment that speaks a provider `of`.
+    pub fn some_model_lacks(&self, of: impl Fn(llmux_core::ProviderKind) -> bool) -> bool {
+        self.provider_sets
+            .iter()
+            .any(|set| !set.iter().any(|&p| of(p)))
     }
 
     pub fn group(&self, name: &str) -> Option<&ModelGroup> {
@@ -229,6 +250,32 @@ mod tests {
             vertex: None,
             aws: None,
         }
+    }
+
+    #[test]
+    fn knows_which_providers_serve_some_model_and_which_every_model() {
+        let with = |name: &str, id: &str, provider| Deployment {
+            provider,
+            ..dep(name, id, None)
+        };
+        let openai = |p| p == ProviderKind::OpenAi;
+        let claude = |p| p == ProviderKind::Anthropic;
+        // Every model has an OpenAI deployment; one also has Claude.
+        let r = Router::new(vec![
+            with("gpt", "a", ProviderKind::OpenAi),
+            with("mixed", "b", ProviderKind::Anthropic),
+            with("mixed", "c", ProviderKind::OpenAi),
+        ]);
+        assert!(r.serves_any(claude) && r.serves_any(openai));
+        assert!(!r.some_model_lacks(openai));
+        assert!(r.some_model_lacks(claude));
+        // One model is Gemini only.
+        let r = Router::new(vec![
+            with("gpt", "a", ProviderKind::OpenAi),
+            with("gemini", "b", ProviderKind::Gemini),
+        ]);
+        assert!(r.some_model_lacks(openai));
+        assert!(!r.serves_any(claude) && r.some_model_lacks(claude));
     }
 
     #[test]

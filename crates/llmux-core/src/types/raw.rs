@@ -161,28 +161,48 @@ impl<'a> RawChatRequest<'a> {
         self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
     }
 
-    /// The model of a body whose first member is `model`, a string without
-    /// escapes, found without reading the rest of the body; `None` for any
-    /// other body, whose model only [`RawChatRequest::parse`] can tell.
-    /// curl and clients that build the body in that order write `model`
-    /// first; the OpenAI and Anthropic Python SDKs write `messages` first.
-    pub fn leading_model(body: &[u8]) -> Option<&str> {
-        fn skip_ws(b: &[u8]) -> &[u8] {
-            let n = b
-                .iter()
-                .position(|c| !matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
-                .unwrap_or(b.len());
-            &b[n..]
-        }
-        let rest = skip_ws(body).strip_prefix(b"{")?;
-        let rest = skip_ws(rest).strip_prefix(b"\"model\"")?;
-        let rest = skip_ws(rest).strip_prefix(b":")?;
-        let rest = skip_ws(rest).strip_prefix(b"\"")?;
-        let name = &rest[..memchr::memchr(b'"', rest)?];
-        if name.is_empty() || name.iter().any(|&c| c == b'\\' || c < 0x20) {
+    /// The model of a body that is a JSON object with a top-level `model`
+    /// member, a string without escapes, found by a scan that skips the
+    /// other members' values without reading them (strings by their
+    /// closing quote, objects and arrays by their depth), so it costs a
+    /// small part of the split. `None` for any other body, whose model only
+    /// [`RawChatRequest::parse`] can tell. The scan does not check the
+    /// JSON: whoever acts on its answer reads the body in full after it.
+    /// curl and the openai Python SDK from version 3 write `model` first;
+    /// its earlier versions write it after `messages`, and the anthropic
+    /// Python SDK after `max_tokens` and `messages`.
+    pub fn model_of(body: &[u8]) -> Option<&str> {
+        let mut at = skip_ws(body, 0);
+        if body.get(at) != Some(&b'{') {
             return None;
         }
-        std::str::from_utf8(name).ok()
+        loop {
+            at = skip_ws(body, at + 1);
+            if body.get(at) != Some(&b'"') {
+                return None;
+            }
+            let key_end = string_end(body, at)?;
+            let key = &body[at + 1..key_end];
+            at = skip_ws(body, key_end + 1);
+            if body.get(at) != Some(&b':') {
+                return None;
+            }
+            at = skip_ws(body, at + 1);
+            if key == b"model" {
+                if body.get(at) != Some(&b'"') {
+                    return None;
+                }
+                let name = &body[at + 1..at + 1 + memchr::memchr(b'"', &body[at + 1..])?];
+                if name.is_empty() || name.iter().any(|&c| c == b'\\' || c < 0x20) {
+                    return None;
+                }
+                return std::str::from_utf8(name).ok();
+            }
+            at = skip_ws(body, value_end(body, at)?);
+            if body.get(at) != Some(&b',') {
+                return None;
+            }
+        }
     }
 
     /// A top-level field parsed into `T`; `None` when absent or `null`.
@@ -285,6 +305,60 @@ impl<'de> Deserialize<'de> for TopLevel<'de> {
     }
 }
 
+/// The first byte at or after `at` that is not JSON whitespace.
+fn skip_ws(b: &[u8], mut at: usize) -> usize {
+    while matches!(b.get(at), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        at += 1;
+    }
+    at
+}
+
+/// The index of the quote that closes the string opening at `open`: the
+/// next quote not escaped by an odd run of backslashes.
+fn string_end(b: &[u8], open: usize) -> Option<usize> {
+    let mut at = open + 1;
+    loop {
+        let q = at + memchr::memchr(b'"', b.get(at..)?)?;
+        let backslashes = b[at..q].iter().rev().take_while(|&&c| c == b'\\').count();
+        if backslashes % 2 == 0 {
+            return Some(q);
+        }
+        at = q + 1;
+    }
+}
+
+/// The index just past the value starting at `at`, for a body read as JSON
+/// (a malformed one may end anywhere, or `None`).
+fn value_end(b: &[u8], at: usize) -> Option<usize> {
+    match *b.get(at)? {
+        b'"' => string_end(b, at).map(|q| q + 1),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut i = at;
+            loop {
+                match *b.get(i)? {
+                    b'"' => i = string_end(b, i)?,
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+        }
+        _ => {
+            let n = b[at..]
+                .iter()
+                .position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))?;
+            Some(at + n)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,37 +376,128 @@ mod tests {
     }
 
     #[test]
-    fn a_leading_model_is_read_without_the_rest_and_anything_else_is_left_to_the_split() {
-        fn lead(s: &str) -> Option<&str> {
-            RawChatRequest::leading_model(s.as_bytes())
+    fn the_top_level_model_is_found_without_reading_the_rest() {
+        fn find(s: &str) -> Option<&str> {
+            RawChatRequest::model_of(s.as_bytes())
         }
-        assert_eq!(lead(r#"{"model":"gemini","messages":[tru"#), Some("gemini"));
+        // Found first, the rest is not looked at.
+        assert_eq!(find(r#"{"model":"gemini","messages":[tru"#), Some("gemini"));
         assert_eq!(
-            lead(" \r\n\t{ \"model\" :\t\"claude-é\" , \"stream\":true}"),
+            find(" \r\n\t{ \"model\" :\t\"claude-é\" , \"stream\":true}"),
             Some("claude-é")
         );
+        // Found after other members, whatever their values hold: nested
+        // `model` keys, quotes and backslashes escaped in every way,
+        // brackets inside strings, scalars of every kind.
+        for (body, model) in [
+            (r#"{"messages":[],"model":"gemini"}"#, "gemini"),
+            (
+                r#"{"messages":[{"role":"user","content":"say \"model\": \"x\" {[ \\","model":"inner"}],"model":"outer"}"#,
+                "outer",
+            ),
+            (
+                r#"{"a":"\\","b":"\\\"","c":{"model":"no","d":[1,{"model":"no"}]},"model":"yes"}"#,
+                "yes",
+            ),
+            (
+                "{\"t\":0.5 ,\"n\":null,\"s\":true,\"f\":false,\"i\":-1e3\n,\"model\" : \"m\"}",
+                "m",
+            ),
+            (r#"{"model_x":"no","x_model":"no","model":"m"}"#, "m"),
+        ] {
+            assert_eq!(find(body), Some(model), "{body}");
+            assert_eq!(serde_json::from_str::<Value>(body).unwrap()["model"], model);
+        }
+        // Anything it cannot tell so is left to the split.
         for other in [
-            r#"{"messages":[],"model":"gemini"}"#,
             r#"{"model":"gem\u0069ni"}"#,
             r#"{"mo\u0064el":"gemini"}"#,
             r#"{"model":""}"#,
             r#"{"model":5}"#,
             r#"{"model":"gemini"#,
             r#"{"model_x":"gemini"}"#,
+            r#"{"messages":[],"stream":true}"#,
+            r#"{"messages":[{"model":"inner"}]}"#,
+            r#"{"messages":"a\"}, \"model\": \"b"}"#,
+            r#"{"messages":[{"content":"}"}]"#,
+            r#"{"messages":[] "model":"m"}"#,
+            r#"{"n":1"#,
             "{\"model\":\"a\nb\"}",
             r#"["model","gemini"]"#,
             "",
         ] {
-            assert_eq!(lead(other), None, "{other}");
+            assert_eq!(find(other), None, "{other}");
         }
-        assert_eq!(RawChatRequest::leading_model(b"{\"model\":\"\xff\"}"), None);
-        // Whenever it answers, the split reads the same model.
-        for body in [
-            r#"{"model":"m-1","messages":[]}"#,
-            r#"{ "model" : "a b" , "messages":[]}"#,
-        ] {
-            assert_eq!(lead(body), Some(parse(body).unwrap().model()));
+        assert_eq!(RawChatRequest::model_of(b"{\"model\":\"\xff\"}"), None);
+    }
+
+    #[test]
+    fn the_scan_agrees_with_a_json_reader_on_generated_bodies() {
+        // Bodies whose members hold what trips a scan that does not read
+        // JSON: quotes, backslashes, brackets and `model` keys inside
+        // strings and nested values, in compact and pretty layouts.
+        let mut seed: u64 = 7;
+        let mut next = move |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        const PIECES: [&str; 12] = [
+            "a", "\"", "\\", "{", "}", "[", "]", ",", ":", "model", "\n", "é",
+        ];
+        fn value(next: &mut dyn FnMut(u64) -> u64, depth: u32) -> Value {
+            match next(if depth > 2 { 4 } else { 6 }) {
+                0 => Value::Null,
+                1 => Value::from(next(1000) as f64 / 8.0),
+                2 | 3 => Value::from(
+                    (0..next(8))
+                        .map(|_| PIECES[next(PIECES.len() as u64) as usize])
+                        .collect::<String>(),
+                ),
+                4 => Value::Array((0..next(4)).map(|_| value(next, depth + 1)).collect()),
+                _ => Value::Object(
+                    (0..next(4))
+                        .map(|i| {
+                            let key = if next(3) == 0 {
+                                "model".to_owned()
+                            } else {
+                                format!("k{i}")
+                            };
+                            (key, value(next, depth + 1))
+                        })
+                        .collect(),
+                ),
+            }
         }
+        let mut found = 0;
+        for n in 0..3000 {
+            let mut members: Vec<(String, Value)> = (0..next(5))
+                .map(|i| (format!("m{i}"), value(&mut next, 0)))
+                .collect();
+            let model = match next(4) {
+                0 => None,
+                1 => Some(value(&mut next, 0)),
+                _ => Some(Value::from(format!("model-{n}"))),
+            };
+            if let Some(m) = &model {
+                let at = next(members.len() as u64 + 1) as usize;
+                members.insert(at, ("model".to_owned(), m.clone()));
+            }
+            let obj = Value::Object(members.into_iter().collect());
+            let body = if next(2) == 0 {
+                serde_json::to_string(&obj).unwrap()
+            } else {
+                serde_json::to_string_pretty(&obj).unwrap()
+            };
+            let plain = model
+                .as_ref()
+                .and_then(Value::as_str)
+                .filter(|m| !m.is_empty() && !serde_json::to_string(m).unwrap().contains('\\'));
+            assert_eq!(RawChatRequest::model_of(body.as_bytes()), plain, "{body}");
+            found += usize::from(plain.is_some());
+        }
+        assert!(found > 1000, "{found} bodies with a model to find");
     }
 
     #[test]

@@ -102,16 +102,23 @@ pub fn read_typed<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Re
 
 /// Whether a request's model is only ever translated: none of its
 /// deployments speaks a provider that `takes_body` (one sent the client's
-/// body as it is), so the body need not be split. Known without reading
-/// the body when `model` is its first member, or when no model at all has
-/// such a deployment; `false` when it cannot be known so.
+/// body as it is), so the body need not be split. Known from the config
+/// alone when no model takes bodies as they are (yes) or every model may
+/// (no), else by a scan for the body's top-level `model`
+/// ([`RawChatRequest::model_of`]); `false` when it cannot be known so.
 pub fn translated_only(app: &AppState, body: &[u8], takes_body: fn(ProviderKind) -> bool) -> bool {
-    match RawChatRequest::leading_model(body) {
+    if !app.router.serves_any(takes_body) {
+        return true;
+    }
+    if !app.router.some_model_lacks(takes_body) {
+        return false;
+    }
+    match RawChatRequest::model_of(body) {
         Some(model) => app
             .router
             .group(model)
             .is_some_and(|g| !g.serves_any(takes_body)),
-        None => !app.router.serves_any(takes_body),
+        None => false,
     }
 }
 
