@@ -16,8 +16,6 @@ pub struct Router {
     /// By model name. Its keys come from the config, so a client's name can
     /// only be looked up, never inserted: a fast hash is safe.
     groups: HashMap<String, ModelGroup, foldhash::fast::RandomState>,
-    /// The providers the deployments speak, each once.
-    providers: Vec<llmux_core::ProviderKind>,
     /// The providers of each model's deployments, each distinct set once.
     provider_sets: Vec<Vec<llmux_core::ProviderKind>>,
     started: Instant,
@@ -83,16 +81,12 @@ impl Router {
                 .deployments
                 .push(state);
         }
-        let mut providers = Vec::new();
         let mut provider_sets: Vec<Vec<llmux_core::ProviderKind>> = Vec::new();
         for g in groups.values() {
             let mut set = Vec::new();
             for d in &g.deployments {
                 if !set.contains(&d.deployment.provider) {
                     set.push(d.deployment.provider);
-                }
-                if !providers.contains(&d.deployment.provider) {
-                    providers.push(d.deployment.provider);
                 }
             }
             set.sort_unstable_by_key(|p| p.as_str());
@@ -102,7 +96,6 @@ impl Router {
         }
         Router {
             groups,
-            providers,
             provider_sets,
             started: Instant::now(),
         }
@@ -110,7 +103,7 @@ impl Router {
 
     /// Whether some deployment of some model speaks a provider `of`.
     pub fn serves_any(&self, of: impl Fn(llmux_core::ProviderKind) -> bool) -> bool {
-        self.providers.iter().any(|&p| of(p))
+        self.provider_sets.iter().flatten().any(|&p| of(p))
     }
 
     /// Whether some model has no deployment that speaks a provider `of`.
