@@ -145,8 +145,10 @@ for s in "" -stream; do
     load 3000 200 POST $MSG "messages-tools$s.json" "$ANT"
     load 5000 200 POST $MSG "messages-openai$s.json" "$ANT"
 done
-# The Python SDKs write `messages` before `model` (openai) and after
-# `max_tokens` (anthropic), so the route finds the model by a scan.
+# Bodies in the Python SDKs' order: `messages` before `model` on the chat
+# route (the openai SDK before version 3), `max_tokens` and `messages`
+# before it on the Messages route (the anthropic SDK); the route finds the
+# model by a scan.
 load 5000 200 POST $CHAT openai-sdk.json
 load 3000 200 POST $CHAT anthropic-sdk.json
 load 3000 200 POST $MSG messages-sdk.json "$ANT"
