@@ -309,9 +309,9 @@ impl ChunkSource {
         head.extend_from_slice(b",\"choices\":");
     }
 
-    /// A chunk with one choice whose delta holds at most text: the head,
-    /// then `content` writing the delta's fields (`text_len` bytes or so),
-    /// then the finish reason.
+    /// A chunk with one choice whose delta holds at most one string: the
+    /// head, then `content` writing the delta's fields (`text_len` bytes or
+    /// so), then the finish reason.
     fn text_chunk(
         &self,
         index: u32,
@@ -341,6 +341,22 @@ impl ChunkSource {
         self.text_chunk(index, literal.len(), None, |out| {
             out.extend_from_slice(b"\"content\":");
             out.extend_from_slice(literal.as_bytes());
+        })
+    }
+
+    /// A piece of tool call `tool`'s arguments, `literal` being a JSON
+    /// string as the provider wrote it: copied, as in
+    /// [`ChunkSource::raw_text_chunk`]. The chunk [`ChunkSource::chunk`]
+    /// writes for a [`ToolCallDelta`](crate::types::ToolCallDelta) with only
+    /// arguments, byte for byte
+    /// when the provider escaped as serde does.
+    pub fn raw_arguments_chunk(&self, index: u32, tool: u32, literal: &str) -> StreamEvent {
+        self.text_chunk(index, literal.len() + 48, None, |out| {
+            out.extend_from_slice(b"\"tool_calls\":[{\"index\":");
+            crate::json::write_u64(out, tool.into());
+            out.extend_from_slice(b",\"function\":{\"arguments\":");
+            out.extend_from_slice(literal.as_bytes());
+            out.extend_from_slice(b"}}]");
         })
     }
 
@@ -523,6 +539,7 @@ pub fn chat_stream(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::{FunctionCallDelta, ToolCallDelta};
 
     /// A translated answer reaches the chat route as the JSON it would have
     /// been written as, and the Messages route as the answer itself; a
@@ -663,6 +680,51 @@ mod tests {
         assert_eq!(v["choices"][0]["delta"]["content"], "a/b\u{e9}\r");
         assert_eq!(v["choices"][0]["finish_reason"], serde_json::Value::Null);
         assert_eq!(v["object"], "chat.completion.chunk");
+    }
+
+    /// A tool call's arguments written from the provider's JSON string are
+    /// the chunk serde writes for the decoded arguments.
+    #[test]
+    fn raw_arguments_chunks_carry_the_same_arguments() {
+        let src = ChunkSource::new("msg_1".into(), "claude".into(), 1_731_000_000);
+        let pieces = [
+            "",
+            "{\"path\":",
+            " \"src/a.rs\", \"content\": \"fn main() {\\n}\\n\"}",
+            "\u{e9}\u{1f980}\t\u{1}</script>",
+        ];
+        for (tool, piece) in [0, 3].into_iter().flat_map(|t| pieces.map(|p| (t, p))) {
+            let literal = serde_json::to_string(piece).unwrap();
+            let StreamEvent::Data(raw) = src.raw_arguments_chunk(0, tool, &literal) else {
+                panic!("not data");
+            };
+            let delta = Delta {
+                tool_calls: Some(vec![ToolCallDelta {
+                    index: tool,
+                    id: None,
+                    kind: None,
+                    function: Some(FunctionCallDelta {
+                        name: None,
+                        arguments: Some(piece.to_owned()),
+                    }),
+                    provider_specific_fields: None,
+                }]),
+                ..Default::default()
+            };
+            let StreamEvent::Data(decoded) = src.chunk(0, delta, None) else {
+                panic!("not data");
+            };
+            assert_eq!(raw, decoded, "{piece:?}");
+        }
+        // Escapes serde would not write: the same arguments all the same.
+        let StreamEvent::Data(raw) = src.raw_arguments_chunk(0, 1, r#""{\/\u00e9\r""#) else {
+            panic!("not data");
+        };
+        let v: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        let call = &v["choices"][0]["delta"]["tool_calls"][0];
+        assert_eq!(call["index"], 1);
+        assert_eq!(call["function"]["arguments"], "{/\u{e9}\r");
+        assert_eq!(v["choices"][0]["finish_reason"], serde_json::Value::Null);
     }
 
     #[test]

@@ -606,20 +606,51 @@ fn text_delta(data: &str) -> Option<StreamEvent> {
     })
 }
 
-/// A text delta's block index and its text as the JSON string literal it
-/// was written as (quotes and escapes kept), for a translator that copies
-/// the text into its own JSON instead of decoding and encoding it again.
-/// Only for the form `text_delta` reads, and only when the literal holds
-/// no `\u` escape: one of those may be half of a surrogate pair, which the
-/// decoding would refuse; a literal with one takes the decoding path.
-pub fn raw_text_delta(data: &str) -> Option<(u32, &str)> {
-    let (index, literal) = text_delta_parts(data)?;
-    crate::json::is_plain_str_literal(literal).then_some((index, literal))
+/// The kinds of delta [`raw_delta`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawDeltaKind {
+    /// `text_delta`: a piece of a text block.
+    Text,
+    /// `input_json_delta`: a piece of a tool call's arguments.
+    InputJson,
+}
+
+/// `,"delta":{"type":"text_delta","text":`, after the index.
+const TEXT_DELTA: &str = r#","delta":{"type":"text_delta","text":"#;
+/// `,"delta":{"type":"input_json_delta","partial_json":`, after the index.
+const JSON_DELTA: &str = r#","delta":{"type":"input_json_delta","partial_json":"#;
+
+/// A text or tool-argument delta's block index, its kind, and its string
+/// as the JSON literal it was written as (quotes and escapes kept), for a
+/// translator that copies the string into its own JSON instead of decoding
+/// and encoding it again. Only for the canonical forms,
+/// `{"type":"content_block_delta","index":N,"delta":{"type":"text_delta","text":"…"}}`
+/// and the same with `"input_json_delta","partial_json":"…"`, and only
+/// when the literal holds no `\u` escape: one of those may be half of a
+/// surrogate pair, which the decoding would refuse; a literal with one
+/// takes the decoding path.
+pub fn raw_delta(data: &str) -> Option<(u32, RawDeltaKind, &str)> {
+    let (index, rest) = delta_index(data)?;
+    let (kind, tail) = if let Some(tail) = rest.strip_prefix(TEXT_DELTA) {
+        (RawDeltaKind::Text, tail)
+    } else {
+        (RawDeltaKind::InputJson, rest.strip_prefix(JSON_DELTA)?)
+    };
+    let literal = tail.strip_suffix("}}")?;
+    crate::json::is_plain_str_literal(literal).then_some((index, kind, literal))
 }
 
 /// The index and the text's JSON literal of a text delta in its canonical
 /// form; the literal is not checked.
 fn text_delta_parts(data: &str) -> Option<(u32, &str)> {
+    let (index, rest) = delta_index(data)?;
+    let string = rest.strip_prefix(TEXT_DELTA)?.strip_suffix("}}")?;
+    Some((index, string))
+}
+
+/// The block index of a `content_block_delta` in its canonical form, and
+/// what follows the index.
+fn delta_index(data: &str) -> Option<(u32, &str)> {
     let rest = data.strip_prefix(r#"{"type":"content_block_delta","index":"#)?;
     let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
     // JSON numbers have no leading zeros.
@@ -627,10 +658,7 @@ fn text_delta_parts(data: &str) -> Option<(u32, &str)> {
         return None;
     }
     let index = rest[..digits].parse().ok()?;
-    let string = rest[digits..]
-        .strip_prefix(r#","delta":{"type":"text_delta","text":"#)?
-        .strip_suffix("}}")?;
-    Some((index, string))
+    Some((index, &rest[digits..]))
 }
 
 /// `content_block_delta` read as a plain struct (see [`StreamEvent::parse`]).
@@ -1089,30 +1117,53 @@ mod tests {
             StreamEvent::parse(Some(b"ping"), r#"{"type":"message_stop"}"#),
             Ok(StreamEvent::MessageStop)
         ));
-        // The text's literal, as written, when it is one well-formed JSON
-        // string without `\u` escapes; otherwise the decoding path.
-        let delta = |text: &str| {
-            format!(
-                r#"{{"type":"content_block_delta","index":3,"delta":{{"type":"text_delta","text":{text}}}}}"#
-            )
-        };
-        assert_eq!(
-            raw_text_delta(&delta(r#""a\"b\\c\n\t \/ é""#)),
-            Some((3, r#""a\"b\\c\n\t \/ é""#))
-        );
-        assert_eq!(raw_text_delta(&delta(r#""""#)), Some((3, r#""""#)));
-        for bad in [
-            r#""\u00e9""#,
-            r#""\ud83e""#,
-            r#""\x""#,
-            "\"a\u{1}b\"",
-            r#""a"}},"x":{"y":"b""#,
-            r#""a" "#,
-            r#" "a""#,
-            "5",
-            r#""a"#,
+        // The string's literal, as written, when it is one well-formed JSON
+        // string without `\u` escapes; otherwise the decoding path. The
+        // same for a text and a tool call's arguments.
+        for (kind, head) in [
+            (RawDeltaKind::Text, r#""type":"text_delta","text""#),
+            (
+                RawDeltaKind::InputJson,
+                r#""type":"input_json_delta","partial_json""#,
+            ),
         ] {
-            assert_eq!(raw_text_delta(&delta(bad)), None, "{bad}");
+            let delta = |string: &str| {
+                format!(r#"{{"type":"content_block_delta","index":3,"delta":{{{head}:{string}}}}}"#)
+            };
+            assert_eq!(
+                raw_delta(&delta(r#""a\"b\\c\n\t \/ é""#)),
+                Some((3, kind, r#""a\"b\\c\n\t \/ é""#))
+            );
+            assert_eq!(
+                raw_delta(&delta(r#""{\"path\":\"a.rs\"}""#)),
+                Some((3, kind, r#""{\"path\":\"a.rs\"}""#))
+            );
+            assert_eq!(raw_delta(&delta(r#""""#)), Some((3, kind, r#""""#)));
+            for bad in [
+                r#""\u00e9""#,
+                r#""\ud83e""#,
+                r#""\x""#,
+                "\"a\u{1}b\"",
+                r#""a"}},"x":{"y":"b""#,
+                r#""a" "#,
+                r#" "a""#,
+                "5",
+                "null",
+                r#""a"#,
+            ] {
+                assert_eq!(raw_delta(&delta(bad)), None, "{bad}");
+            }
+        }
+        // Other deltas, and other forms, are not read this way.
+        for other in [
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"a"}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","text":"a"}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"partial_json":"a","type":"input_json_delta"}}"#,
+            r#"{"type":"content_block_delta","index":01,"delta":{"type":"text_delta","text":"a"}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a"}} "#,
+            r#"{"type": "content_block_delta","index":0,"delta":{"type":"text_delta","text":"a"}}"#,
+        ] {
+            assert_eq!(raw_delta(other), None, "{other}");
         }
         // The canonical form is read by the short way, the rest is not.
         assert!(text_delta(cases[0].1).is_some());

@@ -533,6 +533,44 @@ fn stream_events_become_openai_chunks_in_order() {
     assert_eq!(t.usage().unwrap().completion_tokens, 42);
 }
 
+/// With `response_format` the answer comes as the forced JSON tool's
+/// arguments and goes to the client as text: pieces copied as they came and
+/// pieces decoded (a `\u` escape) alike, and the answer ends with `stop`.
+#[test]
+fn a_json_mode_stream_is_text_to_the_client() {
+    let stream = format!(
+        "event: message_start\n\
+data: {{\"type\":\"message_start\",\"message\":{{\"id\":\"msg_j\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude\",\"content\":[],\"usage\":{{\"input_tokens\":5,\"output_tokens\":1}}}}}}\n\n\
+event: content_block_start\n\
+data: {{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{{\"type\":\"tool_use\",\"id\":\"toolu_j\",\"name\":\"{JSON_TOOL}\",\"input\":{{}}}}}}\n\n\
+event: content_block_delta\n\
+data: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"input_json_delta\",\"partial_json\":\"{{\\\"city\\\": \"}}}}\n\n\
+event: content_block_delta\n\
+data: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"input_json_delta\",\"partial_json\":\"\\\"Z\\u00fcrich\\\"}}\"}}}}\n\n\
+event: content_block_stop\n\
+data: {{\"type\":\"content_block_stop\",\"index\":0}}\n\n\
+event: message_delta\n\
+data: {{\"type\":\"message_delta\",\"delta\":{{\"stop_reason\":\"tool_use\"}},\"usage\":{{\"output_tokens\":9}}}}\n\n\
+event: message_stop\n\
+data: {{\"type\":\"message_stop\"}}\n\n"
+    );
+    let mut t = AnthropicStream::new(false, true, "claude", 1);
+    let mut out = vec![];
+    t.push(stream.as_bytes(), &mut out);
+    assert_eq!(out.last(), Some(&StreamEvent::Done));
+    let c = chunks(&out);
+    let text: String = c
+        .iter()
+        .filter_map(|x| x["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, "{\"city\": \"Z\u{fc}rich\"}");
+    assert!(
+        c.iter()
+            .all(|x| x["choices"][0]["delta"].get("tool_calls").is_none())
+    );
+    assert_eq!(c.last().unwrap()["choices"][0]["finish_reason"], "stop");
+}
+
 #[test]
 fn an_error_event_mid_stream_is_an_error_not_a_short_success() {
     let mut t = AnthropicStream::new(true, false, "c", 1);

@@ -8,7 +8,7 @@ use super::response::finish_reason;
 use crate::providers::sse::SseParser;
 use crate::providers::{ChunkSource, StreamEvent, StreamTranslator};
 use crate::types::anthropic::{
-    AnthropicUsage, Block, BlockDelta, KnownBlock, StreamEvent as AnEvent, raw_text_delta,
+    AnthropicUsage, Block, BlockDelta, KnownBlock, RawDeltaKind, StreamEvent as AnEvent, raw_delta,
 };
 use crate::types::{ApiError, Delta, FunctionCallDelta, ToolCallDelta, Usage};
 use serde_json::json;
@@ -258,12 +258,22 @@ impl StreamTranslator for AnthropicStream {
                 continue;
             }
             let name = ev.event_bytes();
-            // A piece of text for a text block, most of a stream: its JSON
-            // string goes into the chunk as it came.
+            // A piece of text or of a tool call's arguments, most of a
+            // stream: its JSON string goes into the chunk as it came.
             if name == Some(b"content_block_delta") {
-                if let Some((index, literal)) = raw_text_delta(&data) {
-                    if let Some(BlockKind::Text) = self.blocks.get(index as usize) {
-                        out.push(self.src.raw_text_chunk(0, literal));
+                if let Some((index, kind, literal)) = raw_delta(&data) {
+                    let chunk = match (self.blocks.get(index as usize), kind) {
+                        (Some(BlockKind::Text), RawDeltaKind::Text)
+                        | (Some(BlockKind::JsonAnswer), RawDeltaKind::InputJson) => {
+                            Some(self.src.raw_text_chunk(0, literal))
+                        }
+                        (Some(BlockKind::Tool(tool)), RawDeltaKind::InputJson) => {
+                            Some(self.src.raw_arguments_chunk(0, *tool, literal))
+                        }
+                        _ => None,
+                    };
+                    if let Some(chunk) = chunk {
+                        out.push(chunk);
                         continue;
                     }
                 }
