@@ -280,6 +280,11 @@ impl ChunkSource {
         src
     }
 
+    /// The id chunks carry.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
     /// The id chunks carry from now on (the provider's message id).
     pub fn set_id(&mut self, id: String) {
         if id != self.id {

@@ -16,25 +16,25 @@ use std::fmt;
 /// fields `RawChatRequest` splits out.
 pub(crate) struct Str<'a>(pub(crate) Cow<'a, str>);
 
-impl<'de> Deserialize<'de> for Str<'de> {
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct StrVisitor;
-        impl<'de> Visitor<'de> for StrVisitor {
-            type Value = Str<'de>;
+        struct StrVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for StrVisitor<'a> {
+            type Value = Str<'a>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a string")
             }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Str<'de>, E> {
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Str<'a>, E> {
                 Ok(Str(Cow::Borrowed(v)))
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Str<'de>, E> {
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Str<'a>, E> {
                 Ok(Str(Cow::Owned(v.to_owned())))
             }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Str<'de>, E> {
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Str<'a>, E> {
                 Ok(Str(Cow::Owned(v)))
             }
         }
-        d.deserialize_str(StrVisitor)
+        d.deserialize_str(StrVisitor(std::marker::PhantomData))
     }
 }
 

@@ -262,6 +262,51 @@ data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"l
     assert_eq!(t.usage().unwrap().prompt_tokens, 10);
 }
 
+/// Text comes through whatever its escapes: copied as it came when it can
+/// be, decoded when not (`\u` escapes), and the same either way; empty
+/// text and text that is not a string make no chunk.
+#[test]
+fn stream_text_keeps_every_escape() {
+    let part = |p: &str| {
+        format!(
+            "data: {{\"candidates\":[{{\"content\":{{\"role\":\"model\",\"parts\":[{p}]}},\"index\":0}}],\"responseId\":\"r\\u0031\"}}\r\n\r\n"
+        )
+    };
+    let input = [
+        part(r#"{"text":"a \"b\"\\\n\t\/"}"#),
+        part(r#"{"text":"Z\u00fcrich \ud83e\udd80"}"#),
+        part(r#"{"text":""}"#),
+        part(r#"{"text":5}"#),
+        part(r#"{"text":"","thoughtSignature":"S"}"#),
+        part(r#"{"text":"think \u00e9","thought":true}"#),
+        part(r#"{"text":"plain","thought":true}"#),
+        part(r#"{"inlineData":{"mimeType":"image/png","data":"AAAA"}}"#),
+        "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"!\"}]},\"finishReason\":\"STOP\"}]}\r\n\r\n".to_owned(),
+    ]
+    .concat();
+    let (out, _) = run(&input, false);
+    assert_eq!(out.last(), Some(&StreamEvent::Done));
+    let c = chunks(&out);
+    assert!(c.iter().all(|x| x["id"] == "r1"), "{c:?}");
+    let deltas: Vec<&Value> = c.iter().map(|x| &x["choices"][0]["delta"]).collect();
+    let content: Vec<&str> = deltas
+        .iter()
+        .filter_map(|d| d["content"].as_str())
+        .collect();
+    assert_eq!(
+        content,
+        ["", "a \"b\"\\\n\t/", "Z\u{fc}rich \u{1f980}", "!"]
+    );
+    let reasoning: Vec<&str> = deltas
+        .iter()
+        .filter_map(|d| d["reasoning_content"].as_str())
+        .collect();
+    assert_eq!(reasoning, ["think \u{e9}", "plain"]);
+    // The role chunk, three texts, two thoughts, the finish.
+    assert_eq!(c.len(), 7, "{c:?}");
+    assert_eq!(c[6]["choices"][0]["finish_reason"], "stop");
+}
+
 #[test]
 fn an_error_event_or_a_cut_stream_is_an_error() {
     let (out, _) = run(

@@ -105,14 +105,21 @@ pub fn call_id() -> String {
 /// A `functionCall` part as an OpenAI tool call, thought signature kept.
 pub fn tool_call(part: &Value) -> Option<ToolCall> {
     let fc = part.get("functionCall")?;
+    let signature = part.get("thoughtSignature").and_then(Value::as_str);
+    Some(function_call(fc, signature))
+}
+
+/// A part's `functionCall` object, and its `thoughtSignature` if any, as an
+/// OpenAI tool call.
+pub fn function_call(fc: &Value, signature: Option<&str>) -> ToolCall {
     let mut extra = Map::new();
-    if let Some(sig) = part.get("thoughtSignature").and_then(Value::as_str) {
+    if let Some(sig) = signature {
         extra.insert(
             "provider_specific_fields".into(),
             json!({"thought_signature": sig}),
         );
     }
-    Some(ToolCall {
+    ToolCall {
         id: call_id(),
         kind: "function".into(),
         function: FunctionCall {
@@ -128,7 +135,7 @@ pub fn tool_call(part: &Value) -> Option<ToolCall> {
                 .to_string(),
         },
         extra,
-    })
+    }
 }
 
 /// A prompt Gemini refused to answer, as a clear error.
