@@ -292,6 +292,69 @@ fn binary_frames_split_anywhere_become_chunks_with_usage_last() {
     }
 }
 
+/// Text and tool input come through whatever their escapes (copied as
+/// they came, or decoded), Bedrock's `p` padding is skipped, and an event
+/// whose payload is not what its type says ends the stream with a 502.
+#[test]
+fn stream_strings_keep_every_escape_and_a_broken_payload_is_an_error() {
+    let bytes = [
+        frame("event", "messageStart", json!({"role": "assistant", "p": "abcd"})),
+        frame("event", "contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"text": "a \"b\"\\\n\t/"}, "p": "abcdefgh"})),
+        frame("event", "contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"text": "Z\u{fc}rich \u{1}"}})),
+        frame("event", "contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"text": 5}})),
+        frame("event", "contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"citation": {"title": "x"}}})),
+        frame("event", "contentBlockStart", json!({"contentBlockIndex": 1, "start": {"toolUse": {"toolUseId": "t1", "name": "write"}}, "p": "ab"})),
+        frame("event", "contentBlockDelta", json!({"contentBlockIndex": 1, "delta": {"toolUse": {"input": "{\"s\":\"\u{1}\","}}})),
+        frame("event", "contentBlockDelta", json!({"contentBlockIndex": 1, "delta": {"toolUse": {"input": "\"t\":\"a\\nb\"}"}}})),
+        frame("event", "contentBlockStop", json!({"contentBlockIndex": 1})),
+        frame("event", "messageStop", json!({"stopReason": "tool_use", "p": "abc"})),
+    ]
+    .concat();
+    let mut t = BedrockStream::new(false, "m", 1);
+    let mut out = vec![];
+    t.push(&bytes, &mut out);
+    t.finish(&mut out);
+    assert_eq!(out.last(), Some(&StreamEvent::Done));
+    let c = chunks(&out);
+    let content: Vec<&str> = c
+        .iter()
+        .filter_map(|x| x["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(content, ["", "a \"b\"\\\n\t/", "Z\u{fc}rich \u{1}"]);
+    let args: String = c
+        .iter()
+        .filter_map(|x| x["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str())
+        .collect();
+    assert_eq!(args, "{\"s\":\"\u{1}\",\"t\":\"a\\nb\"}");
+    assert_eq!(
+        c.last().unwrap()["choices"][0]["finish_reason"],
+        "tool_calls"
+    );
+
+    for broken in [
+        frame(
+            "event",
+            "contentBlockDelta",
+            json!({"contentBlockIndex": "one", "delta": {"text": "a"}}),
+        ),
+        frame("event", "messageStop", json!("end_turn")),
+        frame("event", "metadata", json!(5)),
+    ] {
+        let mut t = BedrockStream::new(false, "m", 1);
+        let mut out = vec![];
+        t.push(
+            &frame("event", "messageStart", json!({"role": "assistant"})),
+            &mut out,
+        );
+        t.push(&broken, &mut out);
+        let Some(StreamEvent::Error(e)) = out.last() else {
+            panic!("{out:?}")
+        };
+        assert_eq!((e.status, e.retryable), (502, true));
+        assert!(e.message.contains("malformed"), "{}", e.message);
+    }
+}
+
 #[test]
 fn an_exception_frame_mid_stream_is_a_retryable_error() {
     let mut bytes = frame("event", "messageStart", json!({"role": "assistant"}));

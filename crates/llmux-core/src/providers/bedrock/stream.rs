@@ -5,10 +5,13 @@
 use super::error::from_exception;
 use super::response::{finish_reason, usage};
 use crate::providers::{ChunkSource, StreamEvent, StreamTranslator};
+use crate::types::extra::Str;
 use crate::types::{ApiError, Delta, FunctionCallDelta, ToolCallDelta, Usage};
 use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
 use aws_smithy_types::event_stream::Message;
 use bytes::BytesMut;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
@@ -66,9 +69,9 @@ impl BedrockStream {
     }
 
     fn message(&mut self, m: Message, out: &mut Vec<StreamEvent>) {
-        let payload: Value = crate::json::from_bytes(m.payload()).unwrap_or(Value::Null);
         match header(&m, ":message-type") {
             Some("exception") | Some("error") => {
+                let payload: Value = crate::json::from_bytes(m.payload()).unwrap_or(Value::Null);
                 let name = header(&m, ":exception-type")
                     .or_else(|| header(&m, ":error-code"))
                     .unwrap_or("internalServerException");
@@ -82,7 +85,28 @@ impl BedrockStream {
             }
             _ => {}
         }
-        match header(&m, ":event-type").unwrap_or("") {
+        let event = header(&m, ":event-type").unwrap_or("");
+        if let Err(e) = self.event(event, m.payload(), out) {
+            self.fail(
+                ApiError::bad_gateway(format!(
+                    "The upstream sent a malformed `{event}` event: {e}"
+                ))
+                .retryable(true),
+                out,
+            );
+        }
+    }
+
+    /// One event's JSON payload, read into the struct its type names (the
+    /// payload's `p`, padding against traffic analysis, and any member not
+    /// named below are skipped).
+    fn event(
+        &mut self,
+        event: &str,
+        payload: &[u8],
+        out: &mut Vec<StreamEvent>,
+    ) -> serde_json::Result<()> {
+        match event {
             "messageStart" => out.push(self.chunk(
                 Delta {
                     role: Some("assistant".into()),
@@ -92,11 +116,9 @@ impl BedrockStream {
                 None,
             )),
             "contentBlockStart" => {
-                if let Some(tu) = payload.pointer("/start/toolUse") {
-                    let block = payload
-                        .get("contentBlockIndex")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(0);
+                let ev: BlockStart = crate::json::from_bytes(payload)?;
+                if let Some(tu) = ev.start.and_then(|s| s.tool_use) {
+                    let block = ev.content_block_index.unwrap_or(0);
                     let i = self.next_tool;
                     self.next_tool += 1;
                     self.tools.insert(block, i);
@@ -104,10 +126,10 @@ impl BedrockStream {
                         Delta {
                             tool_calls: Some(vec![ToolCallDelta {
                                 index: i,
-                                id: tu.get("toolUseId").and_then(Value::as_str).map(str::to_owned),
+                                id: tu.tool_use_id,
                                 kind: Some("function".into()),
                                 function: Some(FunctionCallDelta {
-                                    name: tu.get("name").and_then(Value::as_str).map(str::to_owned),
+                                    name: tu.name,
                                     arguments: Some(String::new()),
                                 }),
                                 provider_specific_fields: None,
@@ -119,48 +141,60 @@ impl BedrockStream {
                 }
             }
             "contentBlockDelta" => {
-                let block = payload
-                    .get("contentBlockIndex")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0);
-                let Some(d) = payload.get("delta") else {
-                    return;
+                let ev: BlockDeltaEvent = crate::json::from_bytes(payload)?;
+                let block = ev.content_block_index.unwrap_or(0);
+                let Some(d) = ev.delta else {
+                    return Ok(());
                 };
-                let delta = if let Some(t) = d.get("text").and_then(Value::as_str) {
-                    Delta {
-                        content: Some(t.to_owned()),
-                        ..Default::default()
-                    }
-                } else if let Some(input) = d.pointer("/toolUse/input").and_then(Value::as_str) {
+                // Text and tool input, most of a stream: the JSON string
+                // goes into the chunk as it came when it can.
+                if let Some(text) = d.text.and_then(Piece::read) {
+                    out.push(match text {
+                        Piece::Raw(literal) => self.src.raw_text_chunk(0, literal),
+                        Piece::Decoded(t) => self.chunk(
+                            Delta {
+                                content: Some(t),
+                                ..Default::default()
+                            },
+                            None,
+                        ),
+                    });
+                } else if let Some(input) = d.tool_use.and_then(|t| t.input).and_then(Piece::read) {
                     let Some(&i) = self.tools.get(&block) else {
-                        return;
+                        return Ok(());
                     };
-                    Delta {
-                        tool_calls: Some(vec![ToolCallDelta {
-                            index: i,
-                            function: Some(FunctionCallDelta {
-                                name: None,
-                                arguments: Some(input.to_owned()),
-                            }),
-                            ..Default::default()
-                        }]),
-                        ..Default::default()
-                    }
-                } else if let Some(rc) = d.get("reasoningContent") {
-                    if let Some(t) = rc.get("text").and_then(Value::as_str) {
+                    out.push(match input {
+                        Piece::Raw(literal) => self.src.raw_arguments_chunk(0, i, literal),
+                        Piece::Decoded(arguments) => self.chunk(
+                            Delta {
+                                tool_calls: Some(vec![ToolCallDelta {
+                                    index: i,
+                                    function: Some(FunctionCallDelta {
+                                        name: None,
+                                        arguments: Some(arguments),
+                                    }),
+                                    ..Default::default()
+                                }]),
+                                ..Default::default()
+                            },
+                            None,
+                        ),
+                    });
+                } else if let Some(rc) = d.reasoning_content {
+                    let delta = if let Some(t) = rc.text {
                         Delta {
-                            reasoning_content: Some(t.to_owned()),
                             thinking_blocks: Some(vec![json!({"type": "thinking", "thinking": t})]),
+                            reasoning_content: Some(t),
                             ..Default::default()
                         }
-                    } else if let Some(sig) = rc.get("signature").and_then(Value::as_str) {
+                    } else if let Some(sig) = rc.signature {
                         Delta {
                             thinking_blocks: Some(vec![
                                 json!({"type": "thinking", "thinking": "", "signature": sig}),
                             ]),
                             ..Default::default()
                         }
-                    } else if let Some(data) = rc.get("redactedContent") {
+                    } else if let Some(data) = rc.redacted_content {
                         Delta {
                             thinking_blocks: Some(vec![
                                 json!({"type": "redacted_thinking", "data": data}),
@@ -168,23 +202,23 @@ impl BedrockStream {
                             ..Default::default()
                         }
                     } else {
-                        return;
-                    }
-                } else {
-                    return;
-                };
-                out.push(self.chunk(delta, None));
+                        return Ok(());
+                    };
+                    out.push(self.chunk(delta, None));
+                }
             }
             "messageStop" => {
+                let ev: MessageStop = crate::json::from_bytes(payload)?;
                 self.stopped = true;
                 let f = finish_reason(
-                    payload.get("stopReason").and_then(Value::as_str),
+                    ev.stop_reason.as_ref().map(|Str(r)| &**r),
                     self.next_tool > 0,
                 );
                 out.push(self.chunk(Delta::default(), Some(f)));
             }
             "metadata" => {
-                if let Some(u) = payload.get("usage") {
+                let ev: Metadata = crate::json::from_bytes(payload)?;
+                if let Some(u) = &ev.usage {
                     self.usage = Some(usage(u));
                 }
                 if self.stopped {
@@ -192,6 +226,105 @@ impl BedrockStream {
                 }
             }
             _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// `contentBlockStart`: a tool call's id and name (text blocks start with
+/// their first delta).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BlockStart {
+    #[serde(default)]
+    content_block_index: Option<u64>,
+    #[serde(default)]
+    start: Option<BlockStartKind>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BlockStartKind {
+    #[serde(default)]
+    tool_use: Option<ToolUseStart>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolUseStart {
+    #[serde(default)]
+    tool_use_id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// `contentBlockDelta`: a piece of text, of a tool call's input, or of
+/// reasoning.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BlockDeltaEvent<'a> {
+    #[serde(default)]
+    content_block_index: Option<u64>,
+    #[serde(default, borrow)]
+    delta: Option<BlockDelta<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BlockDelta<'a> {
+    #[serde(default, borrow)]
+    text: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    tool_use: Option<ToolUseDelta<'a>>,
+    #[serde(default)]
+    reasoning_content: Option<ReasoningDelta>,
+}
+
+#[derive(Deserialize)]
+struct ToolUseDelta<'a> {
+    #[serde(default, borrow)]
+    input: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReasoningDelta {
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    signature: Option<String>,
+    #[serde(default)]
+    redacted_content: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MessageStop<'a> {
+    #[serde(default, borrow)]
+    stop_reason: Option<Str<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Metadata {
+    #[serde(default)]
+    usage: Option<Value>,
+}
+
+/// A string member as it came: its JSON literal when that can be copied
+/// into a chunk as is, else the decoded text.
+enum Piece<'a> {
+    Raw(&'a str),
+    Decoded(String),
+}
+
+impl<'a> Piece<'a> {
+    /// `None` for a member that is not a string, as if it were absent.
+    fn read(raw: &'a RawValue) -> Option<Piece<'a>> {
+        let literal = raw.get();
+        if crate::json::is_plain_str_literal(literal) {
+            Some(Piece::Raw(literal))
+        } else {
+            serde_json::from_str(literal).ok().map(Piece::Decoded)
         }
     }
 }
