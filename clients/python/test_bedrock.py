@@ -750,6 +750,38 @@ def test_m_streaming_tool_calls(mclient, marker):
     assert got["usage"] is not None and chunks[-1].choices == []
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_m_response_format_json_schema_is_the_answer(mclient, bmock, marker, stream):
+    """JSON mode rides on a forced tool; the client gets its input as the
+    answer's text, streamed or not, never a tool call it did not offer."""
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+        "required": ["name", "age"],
+    }
+    fmt = {"type": "json_schema", "json_schema": {"name": "person", "schema": schema}}
+    if stream:
+        chunks = bedrock_call(
+            lambda: list(
+                mclient.chat.completions.create(model=CLAUDE, messages=user(marker), response_format=fmt, stream=True)
+            )
+        )
+        got = collect_chat_stream(chunks)
+        text, calls, finish = got["text"], got["calls"], got["finishes"]
+    else:
+        resp = bedrock_call(
+            lambda: mclient.chat.completions.create(model=CLAUDE, messages=user(marker), response_format=fmt)
+        )
+        choice = resp.choices[0]
+        text, calls, finish = choice.message.content, choice.message.tool_calls, [choice.finish_reason]
+    assert json.loads(text) == {"name": "mock", "age": 1}
+    assert not calls
+    assert finish == ["stop"]
+    tool = one_upstream(bmock, marker)["body"]["toolConfig"]
+    assert tool["tools"][0]["toolSpec"]["inputSchema"]["json"] == schema
+    assert tool["toolChoice"] == {"tool": {"name": tool["tools"][0]["toolSpec"]["name"]}}
+
+
 @pytest.mark.parametrize("model", [NOVA, CLAUDE])
 def test_m_image(mclient, bmock, marker, model):
     content = [{"type": "text", "text": f"What is this? {marker}"}, {"type": "image_url", "image_url": {"url": PNG_DATA_URL}}]

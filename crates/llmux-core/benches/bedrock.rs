@@ -63,7 +63,7 @@ fn translate_request(body: &[u8]) -> bytes::Bytes {
 }
 
 fn translate_stream(bytes: &[u8], piece: usize, events: &mut Vec<StreamEvent>) -> usize {
-    let mut t = BedrockStream::new(true, "amazon.nova-pro-v1:0", 1_731_000_000);
+    let mut t = BedrockStream::new(true, false, "amazon.nova-pro-v1:0", 1_731_000_000);
     let mut n = 0;
     for p in bytes.chunks(piece) {
         t.push(p, events);

@@ -4,6 +4,7 @@ use super::request::{ModelTraits, build, tool_id};
 use super::response::to_openai;
 use super::stream::BedrockStream;
 use super::{encode_model_id, sign_request};
+use crate::providers::anthropic::request::JSON_TOOL;
 use crate::providers::{AwsCredentials, StreamEvent, StreamTranslator};
 use crate::types::{ChatCompletionRequest, Secret};
 use aws_smithy_eventstream::frame::write_message_to;
@@ -261,7 +262,7 @@ fn chunks(out: &[StreamEvent]) -> Vec<Value> {
 fn binary_frames_split_anywhere_become_chunks_with_usage_last() {
     let bytes = stream_bytes();
     for split in [1usize, 7, 13, 64, bytes.len()] {
-        let mut t = BedrockStream::new(true, "anthropic.claude", 1);
+        let mut t = BedrockStream::new(true, false, "anthropic.claude", 1);
         let mut out = vec![];
         for part in bytes.chunks(split) {
             t.push(part, &mut out);
@@ -310,7 +311,7 @@ fn stream_strings_keep_every_escape_and_a_broken_payload_is_an_error() {
         frame("event", "messageStop", json!({"stopReason": "tool_use", "p": "abc"})),
     ]
     .concat();
-    let mut t = BedrockStream::new(false, "m", 1);
+    let mut t = BedrockStream::new(false, false, "m", 1);
     let mut out = vec![];
     t.push(&bytes, &mut out);
     t.finish(&mut out);
@@ -340,7 +341,7 @@ fn stream_strings_keep_every_escape_and_a_broken_payload_is_an_error() {
         frame("event", "messageStop", json!("end_turn")),
         frame("event", "metadata", json!(5)),
     ] {
-        let mut t = BedrockStream::new(false, "m", 1);
+        let mut t = BedrockStream::new(false, false, "m", 1);
         let mut out = vec![];
         t.push(
             &frame("event", "messageStart", json!({"role": "assistant"})),
@@ -355,6 +356,90 @@ fn stream_strings_keep_every_escape_and_a_broken_payload_is_an_error() {
     }
 }
 
+/// With `response_format`, the forced JSON tool's input streams to the
+/// client as the answer's text and the answer ends with `stop`, as the
+/// non-streaming answer does; a real tool call beside it stays a tool call.
+#[test]
+fn a_json_mode_stream_is_text_to_the_client() {
+    let start = |i: u64, name: &str| {
+        frame(
+            "event",
+            "contentBlockStart",
+            json!({"contentBlockIndex": i, "start": {"toolUse": {"toolUseId": format!("t{i}"), "name": name}}}),
+        )
+    };
+    let input = |i: u64, s: &str| {
+        frame(
+            "event",
+            "contentBlockDelta",
+            json!({"contentBlockIndex": i, "delta": {"toolUse": {"input": s}}}),
+        )
+    };
+    let stop = frame("event", "messageStop", json!({"stopReason": "tool_use"}));
+    let mut bytes = [
+        frame("event", "messageStart", json!({"role": "assistant"})),
+        start(0, JSON_TOOL),
+        input(0, "{\"city\": "),
+        input(0, "\"Z\u{fc}rich\u{1}\"}"),
+        frame("event", "contentBlockStop", json!({"contentBlockIndex": 0})),
+    ]
+    .concat();
+    bytes.extend(&stop);
+    let mut t = BedrockStream::new(false, true, "m", 1);
+    let mut out = vec![];
+    t.push(&bytes, &mut out);
+    t.finish(&mut out);
+    assert_eq!(out.last(), Some(&StreamEvent::Done));
+    let c = chunks(&out);
+    let text: String = c
+        .iter()
+        .filter_map(|x| x["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, "{\"city\": \"Z\u{fc}rich\u{1}\"}");
+    assert!(
+        c.iter()
+            .all(|x| x["choices"][0]["delta"].get("tool_calls").is_none())
+    );
+    assert_eq!(c.last().unwrap()["choices"][0]["finish_reason"], "stop");
+
+    // Without JSON mode the same tool is an ordinary tool call.
+    let mut t = BedrockStream::new(false, false, "m", 1);
+    let mut out = vec![];
+    t.push(&bytes, &mut out);
+    let c = chunks(&out);
+    assert_eq!(
+        c[1]["choices"][0]["delta"]["tool_calls"][0]["function"]["name"],
+        JSON_TOOL
+    );
+    assert_eq!(
+        c.last().unwrap()["choices"][0]["finish_reason"],
+        "tool_calls"
+    );
+
+    // A real tool call beside the JSON answer: a tool call, and the finish says so.
+    let bytes = [
+        frame("event", "messageStart", json!({"role": "assistant"})),
+        start(0, "read"),
+        input(0, "{}"),
+        start(1, JSON_TOOL),
+        input(1, "{}"),
+        stop,
+    ]
+    .concat();
+    let mut t = BedrockStream::new(false, true, "m", 1);
+    let mut out = vec![];
+    t.push(&bytes, &mut out);
+    let c = chunks(&out);
+    assert_eq!(
+        c[1]["choices"][0]["delta"]["tool_calls"][0]["function"]["name"],
+        "read"
+    );
+    assert_eq!(
+        c.last().unwrap()["choices"][0]["finish_reason"],
+        "tool_calls"
+    );
+}
+
 #[test]
 fn an_exception_frame_mid_stream_is_a_retryable_error() {
     let mut bytes = frame("event", "messageStart", json!({"role": "assistant"}));
@@ -363,7 +448,7 @@ fn an_exception_frame_mid_stream_is_a_retryable_error() {
         "throttlingException",
         json!({"message": "Too many tokens, please wait before trying again."}),
     ));
-    let mut t = BedrockStream::new(true, "m", 1);
+    let mut t = BedrockStream::new(true, false, "m", 1);
     let mut out = vec![];
     t.push(&bytes, &mut out);
     t.finish(&mut out);
@@ -379,11 +464,11 @@ fn a_corrupt_frame_or_a_cut_stream_is_an_error() {
     let mut bytes = frame("event", "messageStart", json!({"role": "assistant"}));
     let n = bytes.len();
     bytes[n - 1] ^= 0xff; // break the message CRC
-    let mut t = BedrockStream::new(true, "m", 1);
+    let mut t = BedrockStream::new(true, false, "m", 1);
     let mut out = vec![];
     t.push(&bytes, &mut out);
     assert!(matches!(out.last(), Some(StreamEvent::Error(e)) if e.status == 502));
-    let mut t = BedrockStream::new(true, "m", 1);
+    let mut t = BedrockStream::new(true, false, "m", 1);
     let mut out = vec![];
     t.push(
         &frame("event", "messageStart", json!({"role": "assistant"})),

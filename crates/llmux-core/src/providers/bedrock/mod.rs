@@ -194,6 +194,7 @@ pub fn chat_response(
 pub fn chat_stream(dep: &Deployment, call: &ChatCall<'_, '_>) -> stream::BedrockStream {
     stream::BedrockStream::new(
         call.request.include_usage(),
+        call.wants_json(),
         &dep.upstream_model,
         crate::providers::anthropic::now(),
     )

@@ -4,6 +4,7 @@
 
 use super::error::from_exception;
 use super::response::{finish_reason, usage};
+use crate::providers::anthropic::request::JSON_TOOL;
 use crate::providers::{ChunkSource, StreamEvent, StreamTranslator};
 use crate::types::extra::Str;
 use crate::types::{ApiError, Delta, FunctionCallDelta, ToolCallDelta, Usage};
@@ -19,6 +20,11 @@ pub struct BedrockStream {
     buf: BytesMut,
     decoder: MessageFrameDecoder,
     client_wants_usage: bool,
+    /// `response_format` asked for JSON, which comes as the forced JSON
+    /// tool's input and goes to the client as the answer's text.
+    json_tool: bool,
+    /// The contentBlockIndex of that tool's block, once it has started.
+    json_block: Option<u64>,
     src: ChunkSource,
     /// contentBlockIndex → OpenAI tool-call index.
     tools: HashMap<u64, u32>,
@@ -37,11 +43,13 @@ fn header<'m>(m: &'m Message, name: &str) -> Option<&'m str> {
 }
 
 impl BedrockStream {
-    pub fn new(client_wants_usage: bool, model: &str, created: u64) -> Self {
+    pub fn new(client_wants_usage: bool, json_tool: bool, model: &str, created: u64) -> Self {
         BedrockStream {
             buf: BytesMut::new(),
             decoder: MessageFrameDecoder::new(),
             client_wants_usage,
+            json_tool,
+            json_block: None,
             src: ChunkSource::new(format!("bedrock-{created}"), model.to_owned(), created),
             tools: HashMap::new(),
             next_tool: 0,
@@ -119,6 +127,10 @@ impl BedrockStream {
                 let ev: BlockStart = crate::json::from_bytes(payload)?;
                 if let Some(tu) = ev.start.and_then(|s| s.tool_use) {
                     let block = ev.content_block_index.unwrap_or(0);
+                    if self.json_tool && tu.name.as_deref() == Some(JSON_TOOL) {
+                        self.json_block = Some(block);
+                        return Ok(());
+                    }
                     let i = self.next_tool;
                     self.next_tool += 1;
                     self.tools.insert(block, i);
@@ -160,6 +172,20 @@ impl BedrockStream {
                         ),
                     });
                 } else if let Some(input) = d.tool_use.and_then(|t| t.input).and_then(Piece::read) {
+                    if self.json_block == Some(block) {
+                        // The JSON answer, as text.
+                        out.push(match input {
+                            Piece::Raw(literal) => self.src.raw_text_chunk(0, literal),
+                            Piece::Decoded(text) => self.chunk(
+                                Delta {
+                                    content: Some(text),
+                                    ..Default::default()
+                                },
+                                None,
+                            ),
+                        });
+                        return Ok(());
+                    }
                     let Some(&i) = self.tools.get(&block) else {
                         return Ok(());
                     };
@@ -210,10 +236,13 @@ impl BedrockStream {
             "messageStop" => {
                 let ev: MessageStop = crate::json::from_bytes(payload)?;
                 self.stopped = true;
-                let f = finish_reason(
-                    ev.stop_reason.as_ref().map(|Str(r)| &**r),
-                    self.next_tool > 0,
-                );
+                let has_tools = self.next_tool > 0;
+                // A JSON answer ends as an answer, not as a tool call.
+                let f = if self.json_tool && !has_tools {
+                    "stop".to_owned()
+                } else {
+                    finish_reason(ev.stop_reason.as_ref().map(|Str(r)| &**r), has_tools)
+                };
                 out.push(self.chunk(Delta::default(), Some(f)));
             }
             "metadata" => {
