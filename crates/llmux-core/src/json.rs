@@ -3,6 +3,7 @@
 use crate::types::ApiError;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// `serde_json::from_slice`, but checking the bytes are UTF-8 in one pass
@@ -117,6 +118,43 @@ pub fn is_plain_str_literal(literal: &str) -> bool {
         }
     }
     true
+}
+
+/// A JSON string member read as it came ([`RawValue`]): its literal when
+/// that can be copied into other JSON as is ([`is_plain_str_literal`]),
+/// else the decoded text.
+pub enum JsonStr<'a> {
+    Raw(&'a str),
+    Decoded(String),
+}
+
+impl<'a> JsonStr<'a> {
+    /// `None` for a member that is not a string, as if it were absent.
+    pub fn read(raw: &'a RawValue) -> Option<JsonStr<'a>> {
+        let literal = raw.get();
+        if is_plain_str_literal(literal) {
+            Some(JsonStr::Raw(literal))
+        } else {
+            serde_json::from_str(literal).ok().map(JsonStr::Decoded)
+        }
+    }
+
+    /// The text itself.
+    pub fn into_string(self) -> String {
+        match self {
+            // A plain literal is a JSON string; it always decodes.
+            JsonStr::Raw(literal) => serde_json::from_str(literal).unwrap_or_default(),
+            JsonStr::Decoded(text) => text,
+        }
+    }
+
+    /// Whether the string is `""`.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            JsonStr::Raw(literal) => literal.len() == 2,
+            JsonStr::Decoded(text) => text.is_empty(),
+        }
+    }
 }
 
 /// `n` in decimal at the end of `out`, as serde_json writes it.

@@ -3,13 +3,17 @@
 //! with the stop reason and usage, message_stop.
 
 use super::response::stop_reason;
+use crate::json::JsonStr;
 use crate::providers::StreamEvent;
 use crate::types::anthropic::{
     AnthropicUsage, Block, DeltaUsage, KnownBlock, MessageDeltaBody, MessagesResponse,
     StreamEvent as AnEvent, error_type_for_status,
 };
-use crate::types::{ApiError, ChatCompletionChunk, Usage};
+use crate::types::extra::Str;
+use crate::types::{ApiError, Usage};
 use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 #[derive(PartialEq)]
@@ -48,13 +52,22 @@ impl MessagesEncoder {
 
     /// Turns canonical events into framed Anthropic SSE (`StreamEvent::Raw`).
     pub fn encode(&mut self, events: &mut Vec<StreamEvent>) {
-        let mut buf = Vec::new();
+        // An event takes about as many bytes as the chunk it came from,
+        // and the first also a message_start: room for both at once.
+        let room: usize = events
+            .iter()
+            .map(|e| match e {
+                StreamEvent::Data(d) | StreamEvent::Raw(d) => d.len(),
+                _ => 0,
+            })
+            .sum();
+        let mut buf = Vec::with_capacity(room + 256);
         for ev in events.drain(..) {
             if self.done {
                 break;
             }
             match ev {
-                StreamEvent::Data(d) => match crate::json::from_bytes::<ChatCompletionChunk>(&d) {
+                StreamEvent::Data(d) => match crate::json::from_bytes::<ChunkView>(&d) {
                     Ok(chunk) => self.chunk(chunk, &mut buf),
                     Err(_) => {
                         // An upstream error event relayed as data.
@@ -152,8 +165,9 @@ impl MessagesEncoder {
     /// type (`text_delta`, …) and `field` its one field, holding `value`.
     /// Written directly: most events of a stream are these, and serde
     /// would write the event as a map through its tag (the same bytes,
-    /// tested).
-    fn delta(&self, kind: &str, field: &str, value: &str, buf: &mut Vec<u8>) {
+    /// tested). A value that came as a plain JSON string is copied as it
+    /// came, not decoded and encoded again.
+    fn delta(&self, kind: &str, field: &str, value: &JsonStr<'_>, buf: &mut Vec<u8>) {
         buf.extend_from_slice(
             b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":",
         );
@@ -163,20 +177,27 @@ impl MessagesEncoder {
         buf.extend_from_slice(b"\",\"");
         buf.extend_from_slice(field.as_bytes());
         buf.extend_from_slice(b"\":");
-        crate::json::write_str(buf, value);
+        match value {
+            JsonStr::Raw(literal) => buf.extend_from_slice(literal.as_bytes()),
+            JsonStr::Decoded(text) => crate::json::write_str(buf, text),
+        }
         buf.extend_from_slice(b"}}\n\n");
     }
 
-    fn chunk(&mut self, chunk: ChatCompletionChunk, buf: &mut Vec<u8>) {
-        self.start(&chunk.id, buf);
+    fn chunk(&mut self, chunk: ChunkView<'_>, buf: &mut Vec<u8>) {
+        self.start(&chunk.id.0, buf);
         if let Some(u) = chunk.usage {
             self.usage = Some(u);
         }
         let Some(choice) = chunk.choices.into_iter().next() else {
             return;
         };
-        let d = choice.delta;
-        if let Some(r) = d.reasoning_content.filter(|r| !r.is_empty()) {
+        let d = choice.delta.unwrap_or_default();
+        if let Some(r) = d
+            .reasoning_content
+            .and_then(JsonStr::read)
+            .filter(|r| !r.is_empty())
+        {
             if self.open != Open::Thinking {
                 self.open(
                     Open::Thinking,
@@ -189,7 +210,7 @@ impl MessagesEncoder {
             }
             self.delta("thinking_delta", "thinking", &r, buf);
         }
-        if let Some(t) = d.content.filter(|t| !t.is_empty()) {
+        if let Some(t) = d.content.and_then(JsonStr::read).filter(|t| !t.is_empty()) {
             if self.open != Open::Text {
                 self.open(Open::Text, Block::text(""), buf);
             }
@@ -197,28 +218,24 @@ impl MessagesEncoder {
         }
         for tc in d.tool_calls.into_iter().flatten() {
             let starts_new = tc.id.is_some() || self.open != Open::Tool(tc.index);
+            let (name, args) = match tc.function {
+                Some(f) => (f.name, f.arguments),
+                None => (None, None),
+            };
             if starts_new && self.open != Open::Tool(tc.index) {
-                let f = tc.function.clone().unwrap_or_default();
-                let id = tc
-                    .id
-                    .clone()
-                    .unwrap_or_else(|| format!("toolu_{}", tc.index));
+                let id = tc.id.unwrap_or_else(|| format!("toolu_{}", tc.index));
                 self.open(
                     Open::Tool(tc.index),
                     Block::Known(KnownBlock::ToolUse {
                         id,
-                        name: f.name.unwrap_or_default(),
+                        name: name.unwrap_or_default(),
                         input: json!({}),
                         cache_control: None,
                     }),
                     buf,
                 );
             }
-            if let Some(args) = tc
-                .function
-                .and_then(|f| f.arguments)
-                .filter(|a| !a.is_empty())
-            {
+            if let Some(args) = args.and_then(JsonStr::read).filter(|a| !a.is_empty()) {
                 self.delta("input_json_delta", "partial_json", &args, buf);
             }
         }
@@ -261,6 +278,54 @@ impl MessagesEncoder {
         buf.extend_from_slice(b"\n\n");
         self.done = true;
     }
+}
+
+/// An OpenAI chunk as the encoder reads it: only the members it uses, the
+/// id borrowed, and the strings it passes on (text, reasoning, tool
+/// arguments) kept as the JSON they came as, for [`JsonStr`].
+#[derive(Deserialize)]
+struct ChunkView<'a> {
+    #[serde(borrow)]
+    id: Str<'a>,
+    #[serde(default, borrow)]
+    choices: Vec<ChoiceView<'a>>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceView<'a> {
+    #[serde(default, borrow)]
+    delta: Option<DeltaView<'a>>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Default, Deserialize)]
+struct DeltaView<'a> {
+    #[serde(default, borrow)]
+    content: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    reasoning_content: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    tool_calls: Option<Vec<ToolCallView<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct ToolCallView<'a> {
+    index: u32,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default, borrow)]
+    function: Option<FunctionView<'a>>,
+}
+
+#[derive(Deserialize)]
+struct FunctionView<'a> {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default, borrow)]
+    arguments: Option<&'a RawValue>,
 }
 
 fn emit(buf: &mut Vec<u8>, ev: &AnEvent) {
@@ -314,7 +379,12 @@ mod tests {
                     ),
                 ] {
                     let mut written = Vec::new();
-                    enc.delta(kind, field, text, &mut written);
+                    enc.delta(kind, field, &JsonStr::Decoded(text.into()), &mut written);
+                    // The same string copied as it came, escaped as serde does.
+                    let literal = serde_json::to_string(text).unwrap();
+                    let mut copied = Vec::new();
+                    enc.delta(kind, field, &JsonStr::Raw(&literal), &mut copied);
+                    assert_eq!(copied, written);
                     let mut want = Vec::new();
                     let index = next_index - 1;
                     emit(&mut want, &AnEvent::ContentBlockDelta { index, delta });

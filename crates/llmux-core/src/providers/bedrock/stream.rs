@@ -4,6 +4,7 @@
 
 use super::error::from_exception;
 use super::response::{finish_reason, usage};
+use crate::json::JsonStr;
 use crate::providers::anthropic::request::JSON_TOOL;
 use crate::providers::{ChunkSource, StreamEvent, StreamTranslator};
 use crate::types::extra::Str;
@@ -160,10 +161,10 @@ impl BedrockStream {
                 };
                 // Text and tool input, most of a stream: the JSON string
                 // goes into the chunk as it came when it can.
-                if let Some(text) = d.text.and_then(Piece::read) {
+                if let Some(text) = d.text.and_then(JsonStr::read) {
                     out.push(match text {
-                        Piece::Raw(literal) => self.src.raw_text_chunk(0, literal),
-                        Piece::Decoded(t) => self.chunk(
+                        JsonStr::Raw(literal) => self.src.raw_text_chunk(0, literal),
+                        JsonStr::Decoded(t) => self.chunk(
                             Delta {
                                 content: Some(t),
                                 ..Default::default()
@@ -171,12 +172,13 @@ impl BedrockStream {
                             None,
                         ),
                     });
-                } else if let Some(input) = d.tool_use.and_then(|t| t.input).and_then(Piece::read) {
+                } else if let Some(input) = d.tool_use.and_then(|t| t.input).and_then(JsonStr::read)
+                {
                     if self.json_block == Some(block) {
                         // The JSON answer, as text.
                         out.push(match input {
-                            Piece::Raw(literal) => self.src.raw_text_chunk(0, literal),
-                            Piece::Decoded(text) => self.chunk(
+                            JsonStr::Raw(literal) => self.src.raw_text_chunk(0, literal),
+                            JsonStr::Decoded(text) => self.chunk(
                                 Delta {
                                     content: Some(text),
                                     ..Default::default()
@@ -190,8 +192,8 @@ impl BedrockStream {
                         return Ok(());
                     };
                     out.push(match input {
-                        Piece::Raw(literal) => self.src.raw_arguments_chunk(0, i, literal),
-                        Piece::Decoded(arguments) => self.chunk(
+                        JsonStr::Raw(literal) => self.src.raw_arguments_chunk(0, i, literal),
+                        JsonStr::Decoded(arguments) => self.chunk(
                             Delta {
                                 tool_calls: Some(vec![ToolCallDelta {
                                     index: i,
@@ -337,25 +339,6 @@ struct MessageStop<'a> {
 struct Metadata {
     #[serde(default)]
     usage: Option<Value>,
-}
-
-/// A string member as it came: its JSON literal when that can be copied
-/// into a chunk as is, else the decoded text.
-enum Piece<'a> {
-    Raw(&'a str),
-    Decoded(String),
-}
-
-impl<'a> Piece<'a> {
-    /// `None` for a member that is not a string, as if it were absent.
-    fn read(raw: &'a RawValue) -> Option<Piece<'a>> {
-        let literal = raw.get();
-        if crate::json::is_plain_str_literal(literal) {
-            Some(Piece::Raw(literal))
-        } else {
-            serde_json::from_str(literal).ok().map(Piece::Decoded)
-        }
-    }
 }
 
 impl StreamTranslator for BedrockStream {

@@ -3,6 +3,7 @@
 
 use super::error::from_error_object;
 use super::response::{UsageMetadata, blocked, finish_reason, function_call};
+use crate::json::JsonStr;
 use crate::providers::sse::SseParser;
 use crate::providers::{ChunkSource, StreamEvent, StreamTranslator};
 use crate::types::extra::Str;
@@ -109,37 +110,31 @@ impl GeminiStream {
                         ..Default::default()
                     };
                     self.emit(out, index, delta, None);
-                } else if let Some(text) = p.text {
-                    let literal = text.get();
-                    let thought = p.thought == Some(true);
-                    if !thought && crate::json::is_plain_str_literal(literal) {
-                        // Most events: a piece of the answer, whose JSON
-                        // string goes into the chunk as it came.
-                        if literal.len() > 2 {
-                            out.push(self.src.raw_text_chunk(index, literal));
-                        }
+                } else if let Some(text) = p.text.and_then(JsonStr::read) {
+                    // A text that is not a string is no text.
+                    if text.is_empty() {
                         continue;
                     }
-                    // Any other string is decoded; a text that is not a
-                    // string is no text.
-                    let Ok(t) = serde_json::from_str::<String>(literal) else {
-                        continue;
-                    };
-                    if t.is_empty() {
+                    if p.thought == Some(true) {
+                        let delta = Delta {
+                            reasoning_content: Some(text.into_string()),
+                            ..Default::default()
+                        };
+                        self.emit(out, index, delta, None);
                         continue;
                     }
-                    let delta = if thought {
-                        Delta {
-                            reasoning_content: Some(t),
-                            ..Default::default()
+                    // Most events: a piece of the answer, whose JSON string
+                    // goes into the chunk as it came when it can.
+                    match text {
+                        JsonStr::Raw(literal) => out.push(self.src.raw_text_chunk(index, literal)),
+                        JsonStr::Decoded(t) => {
+                            let delta = Delta {
+                                content: Some(t),
+                                ..Default::default()
+                            };
+                            self.emit(out, index, delta, None);
                         }
-                    } else {
-                        Delta {
-                            content: Some(t),
-                            ..Default::default()
-                        }
-                    };
-                    self.emit(out, index, delta, None);
+                    }
                 }
             }
             if let Some(f) = finish_reason(
