@@ -12,8 +12,8 @@ pub mod sse;
 
 use crate::deployment::Deployment;
 use crate::types::{
-    ApiError, ChatCompletionRequest, ChatCompletionResponse, ChunkChoice, Delta, RawChatRequest,
-    Usage,
+    ApiError, ChatCompletionRequest, ChatCompletionResponse, ChunkChoice, Delta, FunctionCallDelta,
+    RawChatRequest, ToolCallDelta, Usage,
 };
 use bytes::Bytes;
 use http::HeaderMap;
@@ -365,6 +365,50 @@ impl ChunkSource {
         })
     }
 
+    /// A text chunk for a string as a provider sent it: copied when it
+    /// came plain, written from the decoded text when not.
+    pub fn text_piece(&self, index: u32, text: crate::json::JsonStr<'_>) -> StreamEvent {
+        match text {
+            crate::json::JsonStr::Raw(literal) => self.raw_text_chunk(index, literal),
+            crate::json::JsonStr::Decoded(text) => self.chunk(
+                index,
+                Delta {
+                    content: Some(text),
+                    ..Default::default()
+                },
+                None,
+            ),
+        }
+    }
+
+    /// A piece of tool call `tool`'s arguments as a provider sent it, as
+    /// [`ChunkSource::text_piece`] does text.
+    pub fn arguments_piece(
+        &self,
+        index: u32,
+        tool: u32,
+        arguments: crate::json::JsonStr<'_>,
+    ) -> StreamEvent {
+        match arguments {
+            crate::json::JsonStr::Raw(literal) => self.raw_arguments_chunk(index, tool, literal),
+            crate::json::JsonStr::Decoded(arguments) => self.chunk(
+                index,
+                Delta {
+                    tool_calls: Some(vec![ToolCallDelta {
+                        index: tool,
+                        function: Some(FunctionCallDelta {
+                            name: None,
+                            arguments: Some(arguments),
+                        }),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                },
+                None,
+            ),
+        }
+    }
+
     /// One OpenAI chunk with one choice.
     pub fn chunk(&self, index: u32, delta: Delta, finish: Option<String>) -> StreamEvent {
         // A piece of text, which most chunks of a stream are, and the
@@ -544,7 +588,6 @@ pub fn chat_stream(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{FunctionCallDelta, ToolCallDelta};
 
     /// A translated answer reaches the chat route as the JSON it would have
     /// been written as, and the Messages route as the answer itself; a

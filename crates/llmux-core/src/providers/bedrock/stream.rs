@@ -162,52 +162,15 @@ impl BedrockStream {
                 // Text and tool input, most of a stream: the JSON string
                 // goes into the chunk as it came when it can.
                 if let Some(text) = d.text.and_then(JsonStr::read) {
-                    out.push(match text {
-                        JsonStr::Raw(literal) => self.src.raw_text_chunk(0, literal),
-                        JsonStr::Decoded(t) => self.chunk(
-                            Delta {
-                                content: Some(t),
-                                ..Default::default()
-                            },
-                            None,
-                        ),
-                    });
+                    out.push(self.src.text_piece(0, text));
                 } else if let Some(input) = d.tool_use.and_then(|t| t.input).and_then(JsonStr::read)
                 {
                     if self.json_block == Some(block) {
                         // The JSON answer, as text.
-                        out.push(match input {
-                            JsonStr::Raw(literal) => self.src.raw_text_chunk(0, literal),
-                            JsonStr::Decoded(text) => self.chunk(
-                                Delta {
-                                    content: Some(text),
-                                    ..Default::default()
-                                },
-                                None,
-                            ),
-                        });
-                        return Ok(());
+                        out.push(self.src.text_piece(0, input));
+                    } else if let Some(&i) = self.tools.get(&block) {
+                        out.push(self.src.arguments_piece(0, i, input));
                     }
-                    let Some(&i) = self.tools.get(&block) else {
-                        return Ok(());
-                    };
-                    out.push(match input {
-                        JsonStr::Raw(literal) => self.src.raw_arguments_chunk(0, i, literal),
-                        JsonStr::Decoded(arguments) => self.chunk(
-                            Delta {
-                                tool_calls: Some(vec![ToolCallDelta {
-                                    index: i,
-                                    function: Some(FunctionCallDelta {
-                                        name: None,
-                                        arguments: Some(arguments),
-                                    }),
-                                    ..Default::default()
-                                }]),
-                                ..Default::default()
-                            },
-                            None,
-                        ),
-                    });
                 } else if let Some(rc) = d.reasoning_content {
                     let delta = if let Some(t) = rc.text {
                         Delta {

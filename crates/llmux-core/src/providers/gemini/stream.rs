@@ -125,16 +125,7 @@ impl GeminiStream {
                     }
                     // Most events: a piece of the answer, whose JSON string
                     // goes into the chunk as it came when it can.
-                    match text {
-                        JsonStr::Raw(literal) => out.push(self.src.raw_text_chunk(index, literal)),
-                        JsonStr::Decoded(t) => {
-                            let delta = Delta {
-                                content: Some(t),
-                                ..Default::default()
-                            };
-                            self.emit(out, index, delta, None);
-                        }
-                    }
+                    out.push(self.src.text_piece(index, text));
                 }
             }
             if let Some(f) = finish_reason(
