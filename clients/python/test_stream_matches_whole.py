@@ -16,18 +16,19 @@ request body, which is longer when the body itself says `stream`.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import anthropic
 import openai
 import pytest
 
-from conftest import Mock, free_port, start_process
+from conftest import Mock
+from test_anthropic import A_TOOLS, tag
+from test_bedrock import MASTER_KEY, BGateway, _aws_env, deployment, start_gateway
+from test_gemini import collect_chat_stream
+from test_openai_sdk import TOOLS
 
-MASTER_KEY = "sk-stream-whole-master"
 # (model_name, litellm model, extra params); the mock speaks every format.
 DEPLOYMENTS = {
     "openai": ("openai/gpt-4o", {"api_key": "sk-up-openai"}),
@@ -39,17 +40,6 @@ DEPLOYMENTS = {
     ),
 }
 MODELS = list(DEPLOYMENTS)
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": name,
-            "description": name,
-            "parameters": {"type": "object", "properties": {"path": {"type": "string"}, "content": {"type": "string"}}},
-        },
-    }
-    for name in ("write_to_file", "read_file")
-]
 SCHEMA = {
     "type": "json_schema",
     "json_schema": {
@@ -59,41 +49,18 @@ SCHEMA = {
 }
 
 
-def tag(**directives: Any) -> str:
-    return f"<mock>{json.dumps(directives)}</mock>"
-
-
-def q(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
-
-
 @pytest.fixture(scope="module")
-def gw(mock: Mock, tmp_path_factory) -> Iterator[str]:
-    tmp: Path = tmp_path_factory.mktemp("stream-whole")
-    lines = ["model_list:"]
+def gw(mock: Mock, tmp_path_factory) -> Iterator[BGateway]:
+    tmp = tmp_path_factory.mktemp("stream-whole")
+    deps = []
     for name, (model, params) in DEPLOYMENTS.items():
-        lines += [f"  - model_name: {name}", "    litellm_params:", f"      model: {q(model)}"]
-        base = "aws_bedrock_runtime_endpoint" if name == "bedrock" else "api_base"
-        lines.append(f"      {base}: {q(mock.base + ('/v1' if name == 'openai' else ''))}")
-        lines += [f"      {k}: {q(v)}" for k, v in params.items()]
-    lines += ["litellm_settings:", "  num_retries: 0", "general_settings:", f"  master_key: {MASTER_KEY}"]
-    (tmp / "config.yaml").write_text("\n".join(lines) + "\n")
-    port = free_port()
-    proc = start_process(
-        "gateway-stream-whole",
-        ["serve", "--config", str(tmp / "config.yaml"), "--host", "127.0.0.1", "--port", str(port)],
-        tmp,
-        port,
-        "/health/liveliness",
-    )
+        base = {"aws_bedrock_runtime_endpoint": mock.base} if name == "bedrock" else {"api_base": mock.base + ("/v1" if name == "openai" else "")}
+        deps.append(deployment(name, model, **base, **params))
+    gw = start_gateway("gateway-stream-whole", tmp, deps, _aws_env(tmp), retries=0)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield gw
     finally:
-        proc.stop()
-
-
-def marker() -> str:
-    return f"m-{uuid.uuid4().hex[:12]}"
+        gw.proc.stop()
 
 
 # The chat route ----------------------------------------------------------------------------
@@ -126,31 +93,14 @@ def chat_whole(c: openai.OpenAI, model: str, kw: dict) -> dict:
 
 
 def chat_streamed(c: openai.OpenAI, model: str, kw: dict) -> dict:
-    text = reasoning = ""
-    calls: dict[int, list[str]] = {}
-    finish: list[str] = []
-    usage = None
-    for k in c.chat.completions.create(model=model, stream=True, stream_options={"include_usage": True}, **kw):
-        if k.usage is not None:
-            usage = k.usage
-        for ch in k.choices:
-            if ch.finish_reason:
-                finish.append(ch.finish_reason)
-            d = ch.delta
-            text += d.content or ""
-            reasoning += (d.model_extra or {}).get("reasoning_content") or ""
-            for t in d.tool_calls or []:
-                acc = calls.setdefault(t.index, ["", ""])
-                if t.function and t.function.name:
-                    acc[0] += t.function.name
-                if t.function and t.function.arguments:
-                    acc[1] += t.function.arguments
+    got = collect_chat_stream(list(c.chat.completions.create(model=model, stream=True, stream_options={"include_usage": True}, **kw)))
+    usage = got["usage"]
     assert usage is not None, "no usage chunk"
     return {
-        "text": text,
-        "reasoning": reasoning,
-        "calls": [(name, json.loads(args)) for name, args in (calls[i] for i in sorted(calls))],
-        "finish": finish,
+        "text": got["text"],
+        "reasoning": got["reasoning"],
+        "calls": [(call["name"], json.loads(call["arguments"])) for _, call in sorted(got["calls"].items())],
+        "finish": got["finishes"],
         "output": usage.completion_tokens,
         "cached": usage.prompt_tokens_details.cached_tokens if usage.prompt_tokens_details else None,
     }
@@ -158,9 +108,9 @@ def chat_streamed(c: openai.OpenAI, model: str, kw: dict) -> dict:
 
 @pytest.mark.parametrize("case", list(CHAT_CASES))
 @pytest.mark.parametrize("model", MODELS)
-def test_chat_stream_matches_whole(gw, model, case):
-    with openai.OpenAI(base_url=gw + "/v1", api_key=MASTER_KEY, max_retries=0) as c:
-        kw = CHAT_CASES[case](marker())
+def test_chat_stream_matches_whole(gw, model, case, marker):
+    with gw.client() as c:
+        kw = CHAT_CASES[case](marker)
         whole, streamed = chat_whole(c, model, kw), chat_streamed(c, model, kw)
     assert streamed == whole
     # What each case is about is in the answer at all.
@@ -182,7 +132,7 @@ MESSAGES_CASES = {
     "escapes": lambda m: dict(messages=[{"role": "user", "content": f"{m} " + tag(content='a "q" \\ back\nslash é 🦀 \u0001 end')}]),
     "tools": lambda m: dict(
         messages=[{"role": "user", "content": f"{m} " + tag(tool_calls=2)}],
-        tools=[{"name": t["function"]["name"], "description": "d", "input_schema": t["function"]["parameters"]} for t in TOOLS],
+        tools=A_TOOLS,
     ),
     "thinking": lambda m: dict(
         messages=[{"role": "user", "content": f"{m} " + tag(thinking='hmm "deep"')}], thinking={"type": "enabled", "budget_tokens": 1024}
@@ -213,9 +163,9 @@ def messages_view(msg: Any) -> dict:
 
 @pytest.mark.parametrize("case", list(MESSAGES_CASES))
 @pytest.mark.parametrize("model", MODELS)
-def test_messages_stream_matches_whole(gw, model, case):
-    a = anthropic.Anthropic(base_url=gw, api_key=MASTER_KEY, max_retries=0)
-    kw = MESSAGES_CASES[case](marker())
+def test_messages_stream_matches_whole(gw, model, case, marker):
+    a = anthropic.Anthropic(base_url=gw.base, api_key=MASTER_KEY, max_retries=0)
+    kw = MESSAGES_CASES[case](marker)
     whole = messages_view(a.messages.create(model=model, max_tokens=2048, **kw))
     with a.messages.stream(model=model, max_tokens=2048, **kw) as s:
         streamed = messages_view(s.get_final_message())
