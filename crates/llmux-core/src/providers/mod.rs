@@ -462,6 +462,47 @@ impl ChunkSource {
 }
 
 /// The deployment's `extra_headers` on top of a provider's own.
+/// A tool-call id as Anthropic and Bedrock take them: `^[a-zA-Z0-9_-]+$`,
+/// at most `max` characters. Ids from other models (`functions.read:0`,
+/// `call|abc`) are rewritten, the same way every time, so a call and its
+/// result still agree, and distinct ids stay distinct.
+pub fn clean_tool_id(id: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    let valid = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    if id.len() <= max && !id.is_empty() && id.chars().all(valid) {
+        return std::borrow::Cow::Borrowed(id);
+    }
+    let clean: String = id.chars().map(|c| if valid(c) { c } else { '_' }).collect();
+    // FNV-1a of the original keeps rewritten ids distinct.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let prefix: String = clean.chars().take(max.saturating_sub(17)).collect();
+    std::borrow::Cow::Owned(format!("{prefix}_{h:016x}"))
+}
+
+/// A fresh `chatcmpl-…` id, for answers whose upstream gives none: 96
+/// bits, random per process and counted per answer, so no two answers
+/// share one.
+pub fn completion_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEED: OnceLock<u64> = OnceLock::new();
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let seed = *SEED.get_or_init(|| {
+        std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish()
+    });
+    let n = COUNT.fetch_add(1, Ordering::Relaxed);
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    h.write_u64(seed);
+    h.write_u64(n);
+    format!("chatcmpl-{:016x}{:08x}", h.finish(), n as u32)
+}
+
 pub fn apply_extra_headers(h: &mut HeaderMap, dep: &Deployment) {
     for (name, value) in &dep.extra_headers {
         if let (Ok(n), Ok(mut v)) = (

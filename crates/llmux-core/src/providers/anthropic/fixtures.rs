@@ -751,3 +751,65 @@ fn text_deltas_reach_the_client_as_the_same_text_whichever_way_they_are_read() {
     t.push(bad.as_bytes(), &mut out);
     assert!(matches!(out.last(), Some(StreamEvent::Error(e)) if e.status == 502));
 }
+
+#[test]
+fn json_mode_is_offered_not_forced_while_claude_thinks() {
+    let b = body(
+        json!({"model": "m", "messages": [{"role": "user", "content": "JSON please"}],
+        "response_format": {"type": "json_object"}, "reasoning_effort": "low"}),
+    );
+    assert_eq!(b["tools"][0]["name"], JSON_TOOL);
+    assert!(
+        b.get("tool_choice").is_none(),
+        "Claude refuses a forced tool with thinking: {b}"
+    );
+    assert_eq!(b["thinking"]["type"], "enabled");
+    let b = body(
+        json!({"model": "m", "messages": [{"role": "user", "content": "JSON please"}],
+        "response_format": {"type": "json_object"}, "thinking": {"type": "disabled"}}),
+    );
+    assert_eq!(b["tool_choice"], json!({"type": "tool", "name": JSON_TOOL}));
+}
+
+#[test]
+fn tool_ids_from_other_models_are_renamed_the_same_in_call_and_result() {
+    let b = body(json!({"model": "m", "messages": [
+        {"role": "user", "content": "read"},
+        {"role": "assistant", "tool_calls": [
+            {"id": "functions.read_file:0", "type": "function", "function": {"name": "read_file", "arguments": "{}"}},
+            {"id": "functions.read_file:1", "type": "function", "function": {"name": "read_file", "arguments": "{}"}},
+            {"id": "toolu_01abc", "type": "function", "function": {"name": "read_file", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "functions.read_file:0", "content": "A"},
+        {"role": "tool", "tool_call_id": "functions.read_file:1", "content": "B"},
+        {"role": "tool", "tool_call_id": "toolu_01abc", "content": "C"}]}));
+    let calls = &b["messages"][1]["content"];
+    let results = &b["messages"][2]["content"];
+    let valid = |id: &str| {
+        !id.is_empty()
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
+    for i in 0..3 {
+        let id = calls[i]["id"].as_str().unwrap();
+        assert!(valid(id), "{id}");
+        assert_eq!(results[i]["tool_use_id"], id, "call {i} and its result");
+    }
+    assert_ne!(calls[0]["id"], calls[1]["id"]);
+    assert_eq!(calls[2]["id"], "toolu_01abc", "Claude's own ids stay");
+}
+
+#[test]
+fn a_user_that_is_an_email_or_phone_number_is_not_sent_as_user_id() {
+    for (user, sent) in [
+        ("u-42", true),
+        ("alice@example.com", false),
+        ("+1 (555) 010-2030", false),
+        ("team-7", true),
+    ] {
+        let b = body(
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "user": user}),
+        );
+        assert_eq!(b.get("metadata").is_some(), sent, "{user}: {b}");
+    }
+}

@@ -252,7 +252,7 @@ pub enum Block<'a> {
         cache_control: Option<&'a Value>,
     },
     ToolUse {
-        id: &'a str,
+        id: Cow<'a, str>,
         name: &'a str,
         /// The call's arguments as the client wrote them, checked to be a
         /// JSON object (serde_json's skim: what it lets by, such as a lone
@@ -263,7 +263,7 @@ pub enum Block<'a> {
         cache_control: Option<&'a Value>,
     },
     ToolResult {
-        tool_use_id: &'a str,
+        tool_use_id: Cow<'a, str>,
         #[serde(skip_serializing_if = "Option::is_none")]
         content: Option<ToolResultContent<'a>>,
         #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -512,6 +512,18 @@ pub fn build<'a>(
         name,
         disable_parallel_tool_use: None,
     };
+    // Thinking: `thinking` as Anthropic spells it, or `reasoning_effort`.
+    let thinking = match req.extra.get("thinking") {
+        Some(t) if !t.is_null() => Some(Cow::Borrowed(t)),
+        _ => req
+            .reasoning_effort
+            .as_deref()
+            .and_then(budget_for_effort)
+            .map(|b| Cow::Owned(json!({"type": "enabled", "budget_tokens": b}))),
+    };
+    let thinking_on = thinking
+        .as_ref()
+        .is_some_and(|t| t.get("type").and_then(Value::as_str) != Some("disabled"));
     let mut tool_choice = req.tool_choice.as_ref().map(|c| match c {
         ToolChoice::Mode(m) if m == "none" => choice("none", None),
         ToolChoice::Mode(m) if m == "required" || m == "any" => choice("any", None),
@@ -526,7 +538,12 @@ pub fn build<'a>(
             input_schema: schema,
             cache_control: None,
         });
-        tool_choice = Some(choice("tool", Some(JSON_TOOL)));
+        // Claude refuses a forced tool while it thinks: the tool is then
+        // offered, not forced, as LiteLLM does; its input or the text is
+        // the answer either way.
+        if !thinking_on {
+            tool_choice = Some(choice("tool", Some(JSON_TOOL)));
+        }
         json_tool = true;
     }
     if req.parallel_tool_calls == Some(false) && !tools.is_empty() {
@@ -539,15 +556,6 @@ pub fn build<'a>(
         tool_choice = None;
     }
 
-    // Thinking: `thinking` as Anthropic spells it, or `reasoning_effort`.
-    let thinking = match req.extra.get("thinking") {
-        Some(t) if !t.is_null() => Some(Cow::Borrowed(t)),
-        _ => req
-            .reasoning_effort
-            .as_deref()
-            .and_then(budget_for_effort)
-            .map(|b| Cow::Owned(json!({"type": "enabled", "budget_tokens": b}))),
-    };
     let budget = thinking
         .as_ref()
         .and_then(|t| t.get("budget_tokens"))
@@ -582,7 +590,11 @@ pub fn build<'a>(
             .map(String::as_str)
             .filter(|s| !s.trim().is_empty())
             .collect(),
-        metadata: req.user.as_deref().map(|user_id| Metadata { user_id }),
+        metadata: req
+            .user
+            .as_deref()
+            .filter(|u| anthropic_user_id(u))
+            .map(|user_id| Metadata { user_id }),
         stream: req.is_stream(),
     };
     limit_cache_breakpoints(&mut body);
@@ -931,13 +943,32 @@ fn assistant_blocks(msg: &ChatMessage, i: usize) -> Result<Vec<Block<'_>>, ApiEr
                 )
             })?;
         out.push(Block::ToolUse {
-            id: &call.id,
+            id: tool_id(&call.id),
             name: &call.function.name,
             input,
             cache_control: None,
         });
     }
     Ok(out)
+}
+
+/// Whether OpenAI's `user` can be Anthropic's `metadata.user_id`, which
+/// refuses anything that looks like an email address or a phone number
+/// (as LiteLLM checks); such a `user` is not sent.
+fn anthropic_user_id(user: &str) -> bool {
+    let digits = user.chars().filter(char::is_ascii_digit).count();
+    let phone = digits >= 7
+        && user
+            .chars()
+            .all(|c| c.is_ascii_digit() || " +-().".contains(c));
+    !user.is_empty() && !user.contains('@') && !phone
+}
+
+/// Tool-use ids as Anthropic takes them (`^[a-zA-Z0-9_-]+$`): a call
+/// another model made (`functions.read_file:0`) is renamed, the same way
+/// in its result.
+fn tool_id(id: &str) -> Cow<'_, str> {
+    crate::providers::clean_tool_id(id, usize::MAX)
 }
 
 fn tool_result_block(msg: &ChatMessage, i: usize) -> Result<Block<'_>, ApiError> {
@@ -983,7 +1014,7 @@ fn tool_result_block(msg: &ChatMessage, i: usize) -> Result<Block<'_>, ApiError>
         _ => None,
     };
     Ok(Block::ToolResult {
-        tool_use_id,
+        tool_use_id: tool_id(tool_use_id),
         content,
         is_error: msg.extra.get("is_error").and_then(Value::as_bool) == Some(true),
         cache_control: msg.cache_control.as_ref(),

@@ -521,3 +521,265 @@ fn model_ids_are_one_encoded_path_segment_and_requests_are_signed() {
     assert_eq!(h["x-amz-date"], "20250101T000000Z");
     assert_eq!(h["x-amz-security-token"], "token-1");
 }
+
+fn error(v: Value) -> crate::types::ApiError {
+    let req: ChatCompletionRequest = serde_json::from_value(v).unwrap();
+    build(&req, CLAUDE, false).err().unwrap()
+}
+
+fn file(data: &str, name: Option<&str>) -> Value {
+    let mut f = json!({"file_data": data});
+    if let Some(n) = name {
+        f["filename"] = n.into();
+    }
+    json!({"type": "file", "file": f})
+}
+
+#[test]
+fn files_become_documents_of_converse_formats_with_unique_names_or_images() {
+    let b = body(
+        json!({"model": "m", "messages": [
+        {"role": "user", "content": [
+            {"type": "text", "text": "read these"},
+            file("data:text/plain;base64,SGk=", None),
+            file("data:text/markdown;base64,IyBI", Some("notes   v2.md")),
+            file("data:application/vnd.openxmlformats-officedocument.wordprocessingml.document;base64,UEs=", Some("spec.docx")),
+            file("data:image/png;base64,iVBO", Some("shot.png"))]},
+        {"role": "assistant", "content": "Read."},
+        {"role": "user", "content": [
+            {"type": "text", "text": "and this"},
+            file("data:application/pdf;base64,JVBE", None),
+            file("data:text/csv;base64,YSxi", Some("spec.docx"))]}]}),
+        CLAUDE,
+    );
+    let m = b["messages"].as_array().unwrap();
+    let doc = |turn: usize, block: usize| m[turn]["content"][block]["document"].clone();
+    assert_eq!(doc(0, 1)["format"], "txt");
+    assert_eq!(doc(0, 1)["name"], "document");
+    assert_eq!(doc(0, 1)["source"]["bytes"], "SGk=");
+    assert_eq!(doc(0, 2)["format"], "md");
+    assert_eq!(
+        doc(0, 2)["name"],
+        "notes v2-md",
+        "one space in a row at most"
+    );
+    assert_eq!(doc(0, 3)["format"], "docx");
+    assert_eq!(
+        m[0]["content"][4],
+        json!({"image": {"format": "png", "source": {"bytes": "iVBO"}}}),
+        "an image sent as a file is an image"
+    );
+    // Names already used in the request get a number.
+    assert_eq!(doc(2, 1)["format"], "pdf");
+    assert_eq!(doc(2, 1)["name"], "document (2)");
+    assert_eq!(doc(2, 2)["format"], "csv");
+    assert_eq!(doc(2, 2)["name"], "spec-docx (2)");
+
+    let e = error(
+        json!({"model": "m", "messages": [{"role": "user", "content": [
+        file("data:application/zip;base64,UEs=", Some("a.zip"))]}]}),
+    );
+    assert_eq!(e.status, 400);
+    assert_eq!(e.param.as_deref(), Some("messages[0].content[0]"));
+    assert!(e.message.contains("application/zip"), "{}", e.message);
+}
+
+#[test]
+fn cache_points_stay_after_what_they_cache_when_turns_merge() {
+    // A document marked for caching, then the question: one user turn,
+    // the cache point between them.
+    let b = body(
+        json!({"model": "m", "messages": [
+        {"role": "system", "content": "sys"},
+        {"role": "user", "content": "a long document", "cache_control": {"type": "ephemeral"}},
+        {"role": "user", "content": "the question"}]}),
+        CLAUDE,
+    );
+    assert_eq!(
+        b["messages"][0]["content"],
+        json!([{"text": "a long document"}, {"cachePoint": {"type": "default"}}, {"text": "the question"}])
+    );
+    // Tool results lead the turn, each with its own cache point; the
+    // user's text keeps its cache point after it.
+    let b = body(
+        json!({"model": "m", "messages": [
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "tool_calls": [
+            {"id": "t1", "type": "function", "function": {"name": "read", "arguments": "{}"}},
+            {"id": "t2", "type": "function", "function": {"name": "read", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "t1", "content": "A", "cache_control": {"type": "ephemeral"}},
+        {"role": "user", "content": [{"type": "text", "text": "note", "cache_control": {"type": "ephemeral"}}]},
+        {"role": "tool", "tool_call_id": "t2", "content": "B"}],
+        "tools": [{"type": "function", "function": {"name": "read", "parameters": {"type": "object"}}}]}),
+        CLAUDE,
+    );
+    let cp = json!({"cachePoint": {"type": "default"}});
+    let turn = b["messages"][2]["content"].as_array().unwrap();
+    assert_eq!(turn.len(), 5, "{turn:?}");
+    assert_eq!(turn[0]["toolResult"]["toolUseId"], "t1");
+    assert_eq!(turn[1], cp);
+    assert_eq!(turn[2]["toolResult"]["toolUseId"], "t2");
+    assert_eq!(turn[3], json!({"text": "note"}));
+    assert_eq!(turn[4], cp);
+}
+
+#[test]
+fn json_mode_is_offered_not_forced_while_claude_thinks() {
+    let ask = |extra: Value| {
+        let mut v = json!({"model": "m", "messages": [{"role": "user", "content": "JSON please"}],
+            "response_format": {"type": "json_object"}});
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body(v, CLAUDE)
+    };
+    let b = ask(json!({}));
+    assert_eq!(
+        b["toolConfig"]["toolChoice"],
+        json!({"tool": {"name": JSON_TOOL}})
+    );
+    let b = ask(json!({"reasoning_effort": "low"}));
+    assert_eq!(b["toolConfig"]["tools"][0]["toolSpec"]["name"], JSON_TOOL);
+    assert!(
+        b["toolConfig"].get("toolChoice").is_none(),
+        "Claude refuses a forced tool with thinking: {b}"
+    );
+    assert_eq!(
+        b["additionalModelRequestFields"]["thinking"]["type"],
+        "enabled"
+    );
+    // Thinking turned off forces the tool as before.
+    let b = ask(json!({"thinking": {"type": "disabled"}}));
+    assert_eq!(
+        b["toolConfig"]["toolChoice"],
+        json!({"tool": {"name": JSON_TOOL}})
+    );
+}
+
+#[test]
+fn tool_choice_none_offers_no_tools_and_empty_stops_are_left_out() {
+    let b = body(
+        json!({"model": "m", "messages": [{"role": "user", "content": "just talk"}],
+        "tools": [{"type": "function", "function": {"name": "read", "parameters": {"type": "object"}}}],
+        "tool_choice": "none", "stop": ["", "END", " "]}),
+        CLAUDE,
+    );
+    assert!(b.get("toolConfig").is_none(), "{b}");
+    assert_eq!(b["inferenceConfig"]["stopSequences"], json!(["END"]));
+    let b = body(
+        json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "stop": ""}),
+        CLAUDE,
+    );
+    assert!(b.get("inferenceConfig").is_none(), "{b}");
+    // With tool blocks in the history Converse still needs a toolConfig:
+    // the placeholder one, with no choice.
+    let b = body(
+        json!({"model": "m", "messages": [
+        {"role": "user", "content": "x"},
+        {"role": "assistant", "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "read", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "t1", "content": "r"}],
+        "tools": [{"type": "function", "function": {"name": "read", "description": "Read", "parameters": {"type": "object"}}}],
+        "tool_choice": "none"}),
+        CLAUDE,
+    );
+    assert_eq!(b["toolConfig"]["tools"][0]["toolSpec"]["name"], "read");
+    assert!(
+        b["toolConfig"]["tools"][0]["toolSpec"]
+            .get("description")
+            .is_none()
+    );
+    assert!(b["toolConfig"].get("toolChoice").is_none());
+}
+
+#[test]
+fn converse_fields_go_to_the_top_level_and_service_tier_maps() {
+    let b = body(
+        json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+        "guardrailConfig": {"guardrailIdentifier": "gr-1", "guardrailVersion": "1"},
+        "performanceConfig": {"latency": "optimized"},
+        "requestMetadata": {"team": "search"},
+        "service_tier": "flex",
+        "top_k": 5}),
+        CLAUDE,
+    );
+    assert_eq!(
+        b["guardrailConfig"],
+        json!({"guardrailIdentifier": "gr-1", "guardrailVersion": "1"})
+    );
+    assert_eq!(b["performanceConfig"], json!({"latency": "optimized"}));
+    assert_eq!(b["requestMetadata"], json!({"team": "search"}));
+    assert_eq!(b["serviceTier"], json!({"type": "flex"}));
+    assert_eq!(
+        b["additionalModelRequestFields"],
+        json!({"top_k": 5}),
+        "only the model's own fields go to the model"
+    );
+    let b = body(
+        json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "service_tier": "auto"}),
+        CLAUDE,
+    );
+    assert!(b.get("serviceTier").is_none());
+}
+
+#[test]
+fn answers_and_streams_get_ids_of_their_own() {
+    let r = json!({"output": {"message": {"role": "assistant", "content": [{"text": "hi"}]}},
+        "stopReason": "end_turn", "usage": {"inputTokens": 1, "outputTokens": 1, "totalTokens": 2}});
+    let a = to_openai(&r, "m", false, 1).id;
+    let b = to_openai(&r, "m", false, 1).id;
+    assert!(a.starts_with("chatcmpl-"), "{a}");
+    assert_ne!(a, b, "two answers in the same second");
+    let mut s1 = BedrockStream::new(false, false, "m", 1);
+    let mut s2 = BedrockStream::new(false, false, "m", 1);
+    let first = |s: &mut BedrockStream| {
+        let mut out = Vec::new();
+        s.push(&stream_bytes(), &mut out);
+        chunks(&out)[0]["id"].as_str().unwrap().to_owned()
+    };
+    assert_ne!(first(&mut s1), first(&mut s2));
+}
+
+#[test]
+fn an_arn_is_claude_when_its_catalog_entry_says_so() {
+    use crate::catalog::ModelInfo;
+    use crate::deployment::Deployment;
+    use crate::providers::ProviderKind;
+    let arn = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123";
+    let dep = |key: Option<&str>| {
+        let mut info = ModelInfo::default();
+        if let Some(k) = key {
+            info.0.insert("key".into(), k.into());
+        }
+        Deployment {
+            id: "d1".into(),
+            model_name: "claude-profile".into(),
+            provider: ProviderKind::Bedrock,
+            model: format!("bedrock/{arn}"),
+            upstream_model: arn.into(),
+            api_base: None,
+            api_key: None,
+            api_version: None,
+            organization: None,
+            extra_headers: vec![],
+            extra_body: None,
+            timeout: None,
+            rpm: None,
+            tpm: None,
+            info,
+            vertex: None,
+            aws: None,
+        }
+    };
+    assert!(!super::traits(&dep(None)).claude);
+    let t = super::traits(&dep(Some("anthropic.claude-sonnet-4-20250514-v1:0")));
+    assert!(t.claude && t.prompt_caching);
+    // So reasoning reaches the model instead of being dropped.
+    let b = body(
+        json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "reasoning_effort": "high"}),
+        t,
+    );
+    assert_eq!(
+        b["additionalModelRequestFields"]["thinking"]["budget_tokens"],
+        4096
+    );
+}

@@ -53,13 +53,22 @@ pub fn url(dep: &Deployment, stream: bool) -> String {
 }
 
 fn traits(dep: &Deployment) -> ModelTraits {
+    // The id sent, and the catalog entry's: an application inference
+    // profile's or a provisioned model's ARN names no model, and
+    // `model_info.base_model` says which one it runs.
     let id = dep.upstream_model.to_ascii_lowercase();
+    let base = dep
+        .info
+        .0
+        .get("key")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let is = |name: &str| id.contains(name) || base.contains(name);
     ModelTraits {
-        claude: id.contains("anthropic.claude") || id.contains("claude"),
-        nova: id.contains("amazon.nova"),
-        prompt_caching: dep.info.flag("supports_prompt_caching")
-            || id.contains("claude")
-            || id.contains("nova"),
+        claude: is("claude"),
+        nova: is("amazon.nova"),
+        prompt_caching: dep.info.flag("supports_prompt_caching") || is("claude") || is("nova"),
     }
 }
 

@@ -25,6 +25,16 @@ const IGNORED_HINTS: &[&str] = &[
     "thinking",
     "top_k",
 ];
+/// Converse's own top-level request fields: sent where Converse reads
+/// them, not to the model.
+const CONVERSE_FIELDS: &[&str] = &[
+    "guardrailConfig",
+    "performanceConfig",
+    "requestMetadata",
+    "additionalModelResponseFieldPaths",
+    "promptVariables",
+    "serviceTier",
+];
 /// OpenAI parameters Converse cannot honour: a 400 unless `drop_params`.
 const UNSUPPORTED: &[&str] = &[
     "logit_bias",
@@ -66,6 +76,10 @@ pub struct ConverseRequest<'a> {
     pub inference_config: Map<String, Value>,
     #[serde(skip_serializing_if = "Map::is_empty")]
     pub additional_model_request_fields: Map<String, Value>,
+    /// Converse's own top-level fields the client sent by name
+    /// (`guardrailConfig`, `performanceConfig`, …), and `serviceTier`.
+    #[serde(flatten)]
+    pub converse_fields: Map<String, Value>,
 }
 
 #[derive(Debug, Serialize)]
@@ -177,7 +191,7 @@ pub struct Media<'a> {
 
 #[derive(Debug, Serialize)]
 pub struct Document<'a> {
-    pub format: &'a str,
+    pub format: &'static str,
     pub name: String,
     pub source: Bytes<'a>,
 }
@@ -189,14 +203,54 @@ pub struct Bytes<'a> {
 }
 
 impl Block<'_> {
-    /// Tool results and cache points lead a user turn.
-    fn leads(&self) -> bool {
+    fn is_tool_result(&self) -> bool {
         match self {
-            Block::ToolResult(_) | Block::CachePoint(_) => true,
-            Block::Other(v) => v.get("toolResult").is_some() || v.get("cachePoint").is_some(),
+            Block::ToolResult(_) => true,
+            Block::Other(v) => v.get("toolResult").is_some(),
             _ => false,
         }
     }
+
+    fn is_cache_point(&self) -> bool {
+        match self {
+            Block::CachePoint(_) => true,
+            Block::Other(v) => v.get("cachePoint").is_some(),
+            _ => false,
+        }
+    }
+}
+
+/// Tool results lead a user turn, as Converse wants when tool messages and
+/// user text merge into one turn. A cache point stays right after the block
+/// it followed, so it still caches what the client marked.
+fn tool_results_first(content: &mut Vec<Block<'_>>) {
+    let mut seen_other = false;
+    let ordered = content.iter().all(|b| {
+        if b.is_cache_point() {
+            return true;
+        }
+        let ok = !(seen_other && b.is_tool_result());
+        seen_other |= !b.is_tool_result();
+        ok
+    });
+    if ordered {
+        return;
+    }
+    let mut results = Vec::with_capacity(content.len());
+    let mut rest = Vec::new();
+    let mut last_was_result = false;
+    for b in content.drain(..) {
+        if !b.is_cache_point() {
+            last_was_result = b.is_tool_result();
+        }
+        if last_was_result {
+            results.push(b);
+        } else {
+            rest.push(b);
+        }
+    }
+    results.append(&mut rest);
+    *content = results;
 }
 
 impl WriteJson for ConverseRequest<'_> {
@@ -240,6 +294,12 @@ impl WriteJson for ConverseRequest<'_> {
         if !self.additional_model_request_fields.is_empty() {
             out.extend_from_slice(b",\"additionalModelRequestFields\":");
             json::write_value(out, &self.additional_model_request_fields)?;
+        }
+        for (k, v) in &self.converse_fields {
+            out.push(b',');
+            json::write_str(out, k);
+            out.push(b':');
+            json::write_tree(out, v)?;
         }
         out.push(b'}');
         Ok(())
@@ -321,22 +381,9 @@ fn write_or_null(out: &mut Vec<u8>, v: Option<&Value>) -> serde_json::Result<()>
 }
 
 /// Bedrock tool-use ids match `^[a-zA-Z0-9_-]+$` and are at most 64
-/// characters: other ids are rewritten, the same way every time, so a
-/// `toolUse` and its `toolResult` agree.
+/// characters: other ids are rewritten ([`clean_tool_id`]).
 pub fn tool_id(id: &str) -> Cow<'_, str> {
-    let valid = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
-    if id.len() <= 64 && !id.is_empty() && id.chars().all(valid) {
-        return Cow::Borrowed(id);
-    }
-    let clean: String = id.chars().map(|c| if valid(c) { c } else { '_' }).collect();
-    // FNV-1a of the original keeps rewritten ids distinct.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in id.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    let prefix: String = clean.chars().take(47).collect();
-    Cow::Owned(format!("{prefix}_{h:016x}"))
+    crate::providers::clean_tool_id(id, 64)
 }
 
 pub fn build<'a>(
@@ -344,11 +391,12 @@ pub fn build<'a>(
     traits: ModelTraits,
     drop_params: bool,
 ) -> Result<Built<'a>, ApiError> {
-    let mut extra_fields = check_params(req, drop_params)?;
+    let (mut extra_fields, converse_fields) = check_params(req, drop_params)?;
     let cache = |v: &Option<Value>| traits.prompt_caching && v.is_some();
     let mut system: Vec<Block<'a>> = Vec::new();
     let mut turns: Vec<Turn<'a>> = Vec::with_capacity(req.messages.len());
     let mut history_tools: BTreeSet<&'a str> = BTreeSet::new();
+    let mut doc_names = DocNames::default();
 
     for (i, msg) in req.messages.iter().enumerate() {
         match msg.role {
@@ -364,7 +412,7 @@ pub fn build<'a>(
                 }
             }
             Role::User => {
-                let mut blocks = user_blocks(msg, i, traits, drop_params)?;
+                let mut blocks = user_blocks(msg, i, traits, drop_params, &mut doc_names)?;
                 if cache(&msg.cache_control) && !blocks.is_empty() {
                     blocks.push(Block::CachePoint(CACHE_POINT));
                 }
@@ -469,9 +517,35 @@ pub fn build<'a>(
         ));
     }
 
+    // Reasoning, for Claude models.
+    let thinking = match req.extra.get("thinking").filter(|t| !t.is_null()) {
+        Some(t) => Some(t.clone()),
+        None => req
+            .reasoning_effort
+            .as_deref()
+            .and_then(|e| match e {
+                "minimal" | "low" => Some(1024),
+                "medium" => Some(2048),
+                "high" => Some(4096),
+                _ => None,
+            })
+            .map(|b: u64| json!({"type": "enabled", "budget_tokens": b})),
+    }
+    .filter(|_| traits.claude);
+    let thinking_on = thinking
+        .as_ref()
+        .is_some_and(|t| t.get("type").and_then(Value::as_str) != Some("disabled"));
+
     // Tools; response_format as a forced tool (as for Anthropic).
+    // `tool_choice: "none"` offers none: Converse has no such choice.
+    let offered = !matches!(&req.tool_choice, Some(ToolChoice::Mode(m)) if m == "none");
     let mut tools: Vec<ToolEntry<'a>> = Vec::new();
-    for t in req.tools.iter().flatten().filter(|t| t.kind == "function") {
+    for t in req
+        .tools
+        .iter()
+        .flatten()
+        .filter(|t| offered && t.kind == "function")
+    {
         tools.push(ToolEntry::Spec(ToolSpec {
             name: &t.function.name,
             description: t.function.description.as_deref(),
@@ -501,7 +575,12 @@ pub fn build<'a>(
                 json: Cow::Owned(schema),
             },
         }));
-        choice = Some(json!({"tool": {"name": JSON_TOOL}}));
+        // Claude refuses a forced tool while it thinks: the tool is then
+        // offered, not forced, as LiteLLM does; its input or the text is
+        // the answer either way.
+        if !thinking_on {
+            choice = Some(json!({"tool": {"name": JSON_TOOL}}));
+        }
         json_tool = true;
     }
     if tools.is_empty() && !history_tools.is_empty() {
@@ -516,6 +595,7 @@ pub fn build<'a>(
                 },
             }));
         }
+        choice = None;
     }
     let tool_config = (!tools.is_empty()).then_some(ToolConfig {
         tools,
@@ -532,25 +612,20 @@ pub fn build<'a>(
     if let Some(p) = req.top_p {
         inference.insert("topP".into(), p.into());
     }
-    if let Some(stop) = &req.stop {
-        inference.insert("stopSequences".into(), stop.to_vec().into());
+    // Converse refuses an empty stop sequence.
+    let stops: Vec<&str> = req
+        .stop
+        .as_ref()
+        .map_or(&[][..], crate::types::Stop::as_slice)
+        .iter()
+        .map(String::as_str)
+        .filter(|s| !s.trim().is_empty())
+        .collect();
+    if !stops.is_empty() {
+        inference.insert("stopSequences".into(), stops.into());
     }
 
-    // Reasoning for Claude models.
-    let thinking = match req.extra.get("thinking").filter(|t| !t.is_null()) {
-        Some(t) => Some(t.clone()),
-        None => req
-            .reasoning_effort
-            .as_deref()
-            .and_then(|e| match e {
-                "minimal" | "low" => Some(1024),
-                "medium" => Some(2048),
-                "high" => Some(4096),
-                _ => None,
-            })
-            .map(|b: u64| json!({"type": "enabled", "budget_tokens": b})),
-    };
-    if let Some(t) = thinking.filter(|_| traits.claude) {
+    if let Some(t) = thinking {
         let budget = t
             .get("budget_tokens")
             .and_then(Value::as_u64)
@@ -559,7 +634,7 @@ pub fn build<'a>(
             .get("maxTokens")
             .and_then(Value::as_u64)
             .unwrap_or(0);
-        if max <= budget {
+        if thinking_on && max <= budget {
             inference.insert("maxTokens".into(), (budget + 4096).into());
         }
         extra_fields.insert("thinking".into(), t);
@@ -578,6 +653,7 @@ pub fn build<'a>(
             tool_config,
             inference_config: inference,
             additional_model_request_fields: extra_fields,
+            converse_fields,
         },
         json_tool,
     })
@@ -588,12 +664,15 @@ fn empty_schema() -> Value {
     json!({"type": "object", "properties": {}})
 }
 
+/// `additionalModelRequestFields`, and Converse's own top-level fields.
+type Fields = (Map<String, Value>, Map<String, Value>);
+
 /// Refuses what Converse cannot do; returns the model-specific fields that
-/// go to `additionalModelRequestFields`.
+/// go to `additionalModelRequestFields`, and Converse's own top-level ones.
 fn check_params(
     req: &ChatCompletionRequest,
     drop_params: bool,
-) -> Result<Map<String, Value>, ApiError> {
+) -> Result<Fields, ApiError> {
     let refuse = |name: &str| {
         ApiError::invalid_field(
             name,
@@ -617,8 +696,13 @@ fn check_params(
         }
     }
     let mut fields = Map::new();
+    let mut converse = Map::new();
     for (k, v) in &req.extra {
         if v.is_null() || IGNORED_HINTS.contains(&k.as_str()) {
+            continue;
+        }
+        if CONVERSE_FIELDS.contains(&k.as_str()) {
+            converse.insert(k.clone(), v.clone());
             continue;
         }
         if UNSUPPORTED.contains(&k.as_str()) {
@@ -630,7 +714,15 @@ fn check_params(
         // Anything else is the model's own parameter.
         fields.insert(k.clone(), v.clone());
     }
-    Ok(fields)
+    // OpenAI's `service_tier` names Bedrock's tiers too ("auto" is the
+    // default either way).
+    if let Some(tier) = req.extra.get("service_tier").and_then(Value::as_str) {
+        if matches!(tier, "default" | "flex" | "priority") && !converse.contains_key("serviceTier")
+        {
+            converse.insert("serviceTier".into(), json!({"type": tier}));
+        }
+    }
+    Ok((fields, converse))
 }
 
 fn json_schema(format: Option<&Value>) -> Result<Option<Value>, ApiError> {
@@ -654,13 +746,77 @@ fn push<'a>(turns: &mut Vec<Turn<'a>>, role: &'static str, blocks: Vec<Block<'a>
         Some(turn) if turn.role == role => {
             turn.content.extend(blocks);
             if role == "user" {
-                turn.content.sort_by_key(|b| !b.leads());
+                tool_results_first(&mut turn.content);
             }
         }
         _ => turns.push(Turn {
             role,
             content: blocks,
         }),
+    }
+}
+
+/// Converse's name for an image's media type.
+fn image_format(mime: &str) -> Option<&'static str> {
+    Some(match mime.to_ascii_lowercase().as_str() {
+        "image/png" => "png",
+        "image/jpeg" | "image/jpg" => "jpeg",
+        "image/gif" => "gif",
+        "image/webp" => "webp",
+        _ => return None,
+    })
+}
+
+/// Converse's name for a document's media type: it takes these nine.
+fn document_format(mime: &str) -> Option<&'static str> {
+    Some(match mime.to_ascii_lowercase().as_str() {
+        "application/pdf" => "pdf",
+        "text/csv" => "csv",
+        "application/msword" => "doc",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document" => "docx",
+        "application/vnd.ms-excel" => "xls",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => "xlsx",
+        "text/html" => "html",
+        "text/plain" => "txt",
+        "text/markdown" | "text/x-markdown" => "md",
+        _ => return None,
+    })
+}
+
+/// Document names, unique in a request: Converse refuses two documents of
+/// one name, and a conversation sends every earlier turn's files again. A
+/// name keeps letters, digits, single spaces and `-()[]`; a file without
+/// one is `document`, and a name seen before gets ` (2)`, ` (3)`, ….
+#[derive(Default)]
+struct DocNames(BTreeSet<String>);
+
+impl DocNames {
+    fn name(&mut self, filename: Option<&str>) -> String {
+        let mut clean = String::new();
+        for c in filename.unwrap_or_default().chars() {
+            let c = if c.is_ascii_alphanumeric() || "-()[]".contains(c) {
+                c
+            } else if c.is_whitespace() {
+                ' '
+            } else {
+                '-'
+            };
+            if !(c == ' ' && (clean.is_empty() || clean.ends_with(' '))) {
+                clean.push(c);
+            }
+        }
+        let clean = match clean.trim_end() {
+            "" => "document".to_owned(),
+            c => c.chars().take(180).collect(),
+        };
+        let mut name = clean.clone();
+        let mut n = 1;
+        while self.0.contains(&name) {
+            n += 1;
+            name = format!("{clean} ({n})");
+        }
+        self.0.insert(name.clone());
+        name
     }
 }
 
@@ -687,6 +843,7 @@ fn user_blocks<'a>(
     i: usize,
     traits: ModelTraits,
     drop_params: bool,
+    doc_names: &mut DocNames,
 ) -> Result<Vec<Block<'a>>, ApiError> {
     let parts = match &msg.content {
         Some(MessageContent::Parts(p)) => p,
@@ -722,18 +879,12 @@ fn user_blocks<'a>(
                         "Bedrock needs images inline: send a data: URL (fetching http(s) images is not enabled).",
                     )
                 })?;
-                let format = match mime {
-                    "image/png" => "png",
-                    "image/jpeg" | "image/jpg" => "jpeg",
-                    "image/gif" => "gif",
-                    "image/webp" => "webp",
-                    other => {
-                        return Err(ApiError::invalid_field(
-                            &at(),
-                            format!("Bedrock does not accept images of type {other}."),
-                        ));
-                    }
-                };
+                let format = image_format(mime).ok_or_else(|| {
+                    ApiError::invalid_field(
+                        &at(),
+                        format!("Bedrock does not accept images of type {mime}."),
+                    )
+                })?;
                 out.push(Block::Image(Media {
                     format,
                     source: Bytes { bytes: data },
@@ -754,27 +905,29 @@ fn user_blocks<'a>(
                         "Bedrock needs documents inline as `file_data` data: URLs.",
                     ));
                 };
-                let format = mime.rsplit('/').next().unwrap_or("pdf");
-                let name = file
-                    .get("filename")
-                    .and_then(Value::as_str)
-                    .unwrap_or("document");
-                // Document names allow letters, digits, spaces and a few marks.
-                let name: String = name
-                    .chars()
-                    .map(|c| {
-                        if c.is_ascii_alphanumeric() || " -()[]".contains(c) {
-                            c
-                        } else {
-                            '-'
-                        }
-                    })
-                    .collect();
-                out.push(Block::Document(Document {
-                    format,
-                    name,
-                    source: Bytes { bytes: b64 },
-                }));
+                if let Some(format) = image_format(mime) {
+                    // An image sent as a file is an image to Converse.
+                    out.push(Block::Image(Media {
+                        format,
+                        source: Bytes { bytes: b64 },
+                    }));
+                } else {
+                    let format = document_format(mime).ok_or_else(|| {
+                        ApiError::invalid_field(
+                            &at(),
+                            format!(
+                                "Bedrock does not accept documents of type {mime}: it takes PDF, CSV, \
+                                 DOC, DOCX, XLS, XLSX, HTML, TXT and Markdown."
+                            ),
+                        )
+                    })?;
+                    let name = doc_names.name(file.get("filename").and_then(Value::as_str));
+                    out.push(Block::Document(Document {
+                        format,
+                        name,
+                        source: Bytes { bytes: b64 },
+                    }));
+                }
                 cache_control
             }
             ContentPart::Known(KnownPart::InputAudio { .. }) if drop_params => continue,

@@ -99,7 +99,7 @@ pub fn to_openai(
         finish_reason(stop, has_calls)
     };
     ChatCompletionResponse {
-        id: format!("bedrock-{created}"),
+        id: crate::providers::completion_id(),
         object: "chat.completion".into(),
         created,
         model: model.to_owned(),

@@ -51,7 +51,7 @@ impl BedrockStream {
             client_wants_usage,
             json_tool,
             json_block: None,
-            src: ChunkSource::new(format!("bedrock-{created}"), model.to_owned(), created),
+            src: ChunkSource::new(crate::providers::completion_id(), model.to_owned(), created),
             tools: HashMap::new(),
             next_tool: 0,
             stopped: false,

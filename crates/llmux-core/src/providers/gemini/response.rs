@@ -202,7 +202,7 @@ pub fn to_openai(
     Ok(ChatCompletionResponse {
         id: resp
             .response_id
-            .unwrap_or_else(|| format!("gemini-{created}")),
+            .unwrap_or_else(crate::providers::completion_id),
         object: "chat.completion".into(),
         created,
         model: resp.model_version.unwrap_or_else(|| model.to_owned()),

@@ -29,7 +29,7 @@ impl GeminiStream {
         GeminiStream {
             sse: SseParser::new(),
             client_wants_usage,
-            src: ChunkSource::new(format!("gemini-{created}"), model.to_owned(), created),
+            src: ChunkSource::new(crate::providers::completion_id(), model.to_owned(), created),
             started: false,
             tools: Vec::new(),
             finished: false,
