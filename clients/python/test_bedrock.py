@@ -989,3 +989,101 @@ def test_m_anthropic_messages_in_front_of_bedrock(mgw, bmock, marker):
     up = one_upstream(bmock, marker)
     assert upstream_call(up) == f"/model/{CLAUDE_ID}/converse"
     assert up["body"]["inferenceConfig"]["maxTokens"] == 256
+
+
+def test_m_files_of_every_converse_format_and_repeated_names(mclient, bmock, marker):
+    """Text, Markdown and Word files become documents Converse takes; a
+    name used again later in the conversation (every turn's files are sent
+    again) is made unique, or Bedrock refuses the request."""
+    def file(mime: str, data: bytes, name: str | None = None) -> dict:
+        f = {"file_data": f"data:{mime};base64,{base64.b64encode(data).decode()}"}
+        if name:
+            f["filename"] = name
+        return {"type": "file", "file": f}
+
+    docx = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    msgs = [
+        {"role": "user", "content": [{"type": "text", "text": "read"}, file("text/plain", b"notes"), file(docx, b"PK", "spec.docx")]},
+        {"role": "assistant", "content": "Read them."},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": f"and these {marker}"},
+                file("text/markdown", b"# H"),
+                file(docx, b"PK2", "spec.docx"),
+            ],
+        },
+    ]
+    resp = bedrock_call(lambda: mclient.chat.completions.create(model=CLAUDE, messages=msgs))
+    assert resp.choices[0].message.content == MOCK_TEXT
+    docs = blocks_of(one_upstream(bmock, marker)["body"], "document")
+    assert [d["format"] for d in docs] == ["txt", "docx", "md", "docx"]
+    names = [d["name"] for d in docs]
+    assert len(set(names)) == 4, names
+
+
+def test_m_cache_point_stays_after_the_marked_message(mclient, bmock, marker):
+    """A message marked for caching, then the question as its own message:
+    the cache point sits between them, so the marked text is what is cached."""
+    eph = {"type": "ephemeral"}
+    msgs = [
+        {"role": "user", "content": [{"type": "text", "text": f"Long document {marker}", "cache_control": eph}]},
+        {"role": "user", "content": "Question?"},
+    ]
+    bedrock_call(lambda: mclient.chat.completions.create(model=CLAUDE, messages=msgs))
+    content = one_upstream(bmock, marker)["body"]["messages"][0]["content"]
+    assert [next(iter(b)) for b in content] == ["text", "cachePoint", "text"]
+    assert content[0]["text"].startswith("Long document")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_m_json_mode_while_claude_thinks(mclient, bmock, marker, stream):
+    """Claude refuses a forced tool while it thinks: JSON mode with
+    reasoning offers the JSON tool instead, and the answer is still JSON."""
+    fmt = {"type": "json_object"}
+    kw = dict(model=CLAUDE, messages=user(marker), response_format=fmt, reasoning_effort="low")
+    if stream:
+        got = collect_chat_stream(bedrock_call(lambda: list(mclient.chat.completions.create(stream=True, **kw))))
+        text, calls = got["text"], got["calls"]
+    else:
+        resp = bedrock_call(lambda: mclient.chat.completions.create(**kw))
+        text, calls = resp.choices[0].message.content, resp.choices[0].message.tool_calls
+    assert not calls
+    assert isinstance(json.loads(text), dict)
+    body = one_upstream(bmock, marker)["body"]
+    assert "toolChoice" not in body["toolConfig"]
+    assert body["additionalModelRequestFields"]["thinking"]["type"] == "enabled"
+
+
+def test_m_claude_code_thinking_tool_loop_in_front_of_bedrock(mgw, bmock, marker):
+    """Claude Code with thinking on, through the Messages API, to Claude on
+    Bedrock: the signed thinking it gets back goes back with the tool result,
+    streamed and whole, so the second turn of a tool loop is accepted."""
+    tools = [{"name": "Read", "description": "Read a file", "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}}}]
+    thinking = {"type": "enabled", "budget_tokens": 2000}
+    with anthropic.Anthropic(base_url=mgw.base, api_key=MASTER_KEY, timeout=CLIENT_TIMEOUT_S, max_retries=0) as c:
+        for stream in (False, True):
+            first = [{"role": "user", "content": f"read a {marker}"}]
+            kw = dict(model=CLAUDE, max_tokens=4000, tools=tools, thinking=thinking)
+            if stream:
+                with c.messages.stream(messages=first, **kw) as s:
+                    msg = s.get_final_message()
+            else:
+                msg = c.messages.create(messages=first, **kw)
+            kinds = [b.type for b in msg.content]
+            assert kinds[0] == "thinking" and "tool_use" in kinds, kinds
+            assert msg.content[0].signature, "the signature reaches the client"
+            call = next(b for b in msg.content if b.type == "tool_use")
+            second = first + [
+                {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in msg.content]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "A"}]},
+            ]
+            reply = c.messages.create(messages=second, **kw)
+            assert reply.content[-1].type in ("text", "tool_use")
+    ups = upstream(bmock, marker, n=None)
+    assert len(ups) == 4
+    for up in ups:
+        assert up["body"]["additionalModelRequestFields"]["thinking"] == thinking, "the budget as the client set it"
+    for up in (ups[1], ups[3]):
+        asst = up["body"]["messages"][1]["content"]
+        assert "reasoningContent" in asst[0] and asst[0]["reasoningContent"]["reasoningText"]["signature"]

@@ -189,6 +189,7 @@ async fn translated(
         openai_proper: dep.provider == ProviderKind::Azure
             || (dep.provider == ProviderKind::OpenAi && dep.api_base.is_none()),
         supports_reasoning: dep.info.flag("supports_reasoning"),
+        claude: dep.provider == ProviderKind::Bedrock && providers::bedrock::is_claude(dep),
         drop_params,
     };
     let mut canonical = inbound::to_canonical(req, target)?;

@@ -31,6 +31,8 @@ pub const EVENT_STREAM_CONTENT_TYPE: &str = "application/vnd.amazon.eventstream"
 
 /// Top-level fields of `ConverseRequest` / `ConverseStreamRequest` (the
 /// model id is in the path).
+const DUPLICATE_DOCUMENT_NAMES: &str =
+    "The model returned the following errors: Messages can't contain duplicate document names";
 const REQUEST_FIELDS: &[&str] = &[
     "messages",
     "system",
@@ -567,6 +569,17 @@ pub fn validate(req: &Value, model_id: &str) -> Result<(), String> {
         return Err(TOOL_CONFIG_REQUIRED.to_owned());
     }
     check_tool_pairs(messages)?;
+    // Document names are unique in a request, every turn's files counted.
+    let mut names = std::collections::HashSet::new();
+    for m in messages {
+        for b in blocks(m) {
+            if let Some(name) = b.pointer("/document/name").and_then(Value::as_str) {
+                if !names.insert(name) {
+                    return Err(DUPLICATE_DOCUMENT_NAMES.to_owned());
+                }
+            }
+        }
+    }
     if cache_points > 0 && !supports_caching(model_id) {
         return Err(CACHING_UNSUPPORTED.to_owned());
     }
@@ -1104,6 +1117,17 @@ fn check_thinking(req: &Value, model_id: &str, messages: &[Value]) -> Result<(),
     };
     if !claude {
         return Ok(());
+    }
+    let on = matches!(
+        thinking.get("type").and_then(Value::as_str),
+        Some("enabled" | "adaptive")
+    );
+    let choice = req.pointer("/toolConfig/toolChoice");
+    if on && choice.is_some_and(|c| c.get("any").is_some() || c.get("tool").is_some()) {
+        return Err(
+            "The model returned the following errors: Thinking may not be enabled when tool_choice forces tool use."
+                .to_owned(),
+        );
     }
     if thinking.get("type").and_then(Value::as_str) == Some("enabled") {
         let budget = thinking.get("budget_tokens").and_then(Value::as_u64);

@@ -45,6 +45,7 @@ fn claude_code_request_becomes_a_canonical_request() {
         Target {
             openai_proper: true,
             supports_reasoning: true,
+            claude: false,
             drop_params: false,
         },
     );
@@ -369,4 +370,140 @@ fn an_upstream_failure_mid_stream_becomes_an_error_event() {
     assert_eq!(name, "error");
     assert_eq!(data["error"]["message"], "The stream broke off");
     assert!(!got.iter().any(|(n, _)| n == "message_stop"));
+}
+
+#[test]
+fn claude_behind_another_api_gets_its_thinking_and_signatures_back() {
+    let v: Value = serde_json::from_str(CLAUDE_CODE).unwrap();
+    let claude = Target {
+        supports_reasoning: true,
+        claude: true,
+        ..Default::default()
+    };
+    let c = canonical(v.clone(), claude);
+    assert_eq!(
+        c.extra["thinking"],
+        json!({"type": "enabled", "budget_tokens": 10000}),
+        "the budget as the client set it, not an effort level"
+    );
+    assert!(c.reasoning_effort.is_none());
+    assert_eq!(
+        c.messages[2].thinking_blocks,
+        Some(vec![
+            json!({"type": "thinking", "thinking": "Look first.", "signature": "EqQB"})
+        ])
+    );
+    // Redacted thinking goes back too; unsigned thinking cannot.
+    let mut v2 = v;
+    v2["messages"][1]["content"] = json!([
+        {"type": "thinking", "thinking": "unsigned", "signature": ""},
+        {"type": "redacted_thinking", "data": "EmwK"},
+        {"type": "tool_use", "id": "toolu_01", "name": "Read", "input": {}}]);
+    let c = canonical(v2, claude);
+    assert_eq!(
+        c.messages[2].thinking_blocks,
+        Some(vec![json!({"type": "redacted_thinking", "data": "EmwK"})])
+    );
+}
+
+#[test]
+fn adaptive_thinking_and_output_config_map_for_other_models() {
+    let ask = |extra: Value, target: Target| {
+        let mut v = json!({"model": "m", "max_tokens": 100,
+            "messages": [{"role": "user", "content": "hi"}]});
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        canonical(v, target)
+    };
+    let reasons = Target {
+        supports_reasoning: true,
+        ..Default::default()
+    };
+    let c = ask(
+        json!({"thinking": {"type": "adaptive"}, "output_config": {"effort": "high"}}),
+        reasons,
+    );
+    assert_eq!(c.reasoning_effort.as_deref(), Some("high"));
+    assert!(c.extra.get("output_config").is_none());
+    let c = ask(json!({"thinking": {"type": "adaptive"}}), reasons);
+    assert_eq!(c.reasoning_effort.as_deref(), Some("medium"));
+    let c = ask(
+        json!({"output_config": {"format": {"type": "json_schema",
+            "schema": {"type": "object", "properties": {"a": {"type": "string"}}}}}}),
+        Target::default(),
+    );
+    assert_eq!(
+        c.response_format.as_ref().unwrap()["json_schema"]["schema"]["properties"]["a"]["type"],
+        "string"
+    );
+}
+
+#[test]
+fn signed_and_redacted_thinking_come_back_whole_and_streamed() {
+    let resp: ChatCompletionResponse = serde_json::from_value(json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "m",
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant",
+            "content": "Hi", "reasoning_content": "think",
+            "thinking_blocks": [{"type": "thinking", "thinking": "think", "signature": "SIG"},
+                                {"type": "redacted_thinking", "data": "RED"}]}}]}))
+    .unwrap();
+    let m = serde_json::to_value(from_canonical(resp, "claude")).unwrap();
+    assert_eq!(
+        m["content"],
+        json!([{"type": "thinking", "thinking": "think", "signature": "SIG"},
+               {"type": "redacted_thinking", "data": "RED"},
+               {"type": "text", "text": "Hi"}])
+    );
+
+    let c = |delta: Value| {
+        chunk(
+            json!({"id": "chatcmpl-9", "object": "chat.completion.chunk", "created": 1,
+        "model": "m", "choices": [{"index": 0, "delta": delta, "finish_reason": null}]}),
+        )
+    };
+    let mut enc = MessagesEncoder::new("claude");
+    let mut evs = vec![
+        c(
+            json!({"reasoning_content": "a", "thinking_blocks": [{"type": "thinking", "thinking": "a"}]}),
+        ),
+        c(
+            json!({"reasoning_content": "b", "thinking_blocks": [{"type": "thinking", "thinking": "b"}]}),
+        ),
+        c(json!({"thinking_blocks": [{"type": "thinking", "thinking": "", "signature": "SIG"}]})),
+        c(json!({"thinking_blocks": [{"type": "redacted_thinking", "data": "RED"}]})),
+        c(json!({"content": "Hi"})),
+        StreamEvent::Done,
+    ];
+    enc.encode(&mut evs);
+    let got = events(&evs);
+    let deltas: Vec<&Value> = got
+        .iter()
+        .filter(|(n, _)| n == "content_block_delta")
+        .map(|(_, d)| &d["delta"])
+        .collect();
+    assert_eq!(
+        deltas,
+        [
+            &json!({"type": "thinking_delta", "thinking": "a"}),
+            &json!({"type": "thinking_delta", "thinking": "b"}),
+            &json!({"type": "signature_delta", "signature": "SIG"}),
+            &json!({"type": "text_delta", "text": "Hi"}),
+        ]
+    );
+    let starts: Vec<(&Value, &Value)> = got
+        .iter()
+        .filter(|(n, _)| n == "content_block_start")
+        .map(|(_, d)| (&d["index"], &d["content_block"]))
+        .collect();
+    assert_eq!(starts.len(), 3);
+    assert_eq!(starts[0].1["type"], "thinking");
+    assert_eq!(
+        starts[1],
+        (
+            &json!(1),
+            &json!({"type": "redacted_thinking", "data": "RED"})
+        )
+    );
+    assert_eq!(starts[2].1["type"], "text");
 }

@@ -17,6 +17,10 @@ pub struct Target {
     /// The model reasons: `thinking` becomes `reasoning_effort`; otherwise
     /// the thinking request is dropped (the model cannot honour it).
     pub supports_reasoning: bool,
+    /// A Claude model behind another API (Bedrock): it takes `thinking` as
+    /// the client wrote it, budget and all, and its signed thinking blocks
+    /// back on later turns, as `thinking_blocks`.
+    pub claude: bool,
     pub drop_params: bool,
 }
 
@@ -32,9 +36,25 @@ const IGNORED: &[&str] = &[
 ];
 
 pub fn to_canonical(
-    req: MessagesRequest,
+    mut req: MessagesRequest,
     target: Target,
 ) -> Result<ChatCompletionRequest, ApiError> {
+    // `output_config`: the effort of adaptive thinking and the answer's
+    // JSON schema, as Claude Code and the SDKs send them.
+    let output = req.extra.remove("output_config");
+    let output_effort = output
+        .as_ref()
+        .and_then(|o| o.get("effort"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let response_format = output
+        .as_ref()
+        .and_then(|o| o.get("format"))
+        .filter(|f| f.get("type").and_then(Value::as_str) == Some("json_schema"))
+        .and_then(|f| f.get("schema"))
+        .map(|schema| {
+            json!({"type": "json_schema", "json_schema": {"name": "output", "schema": schema}})
+        });
     if !target.drop_params {
         if let Some((k, _)) = req
             .extra
@@ -57,7 +77,7 @@ pub fn to_canonical(
         match m.role.as_str() {
             "system" => messages.push(system_message(m.content)),
             "user" => user_messages(m.content, i, &mut messages)?,
-            "assistant" => messages.push(assistant_message(m.content)),
+            "assistant" => messages.push(assistant_message(m.content, target.claude)),
             other => {
                 return Err(ApiError::invalid_field(
                     &format!("messages[{i}].role"),
@@ -127,11 +147,19 @@ pub fn to_canonical(
         .and_then(|m| m.get("user_id"))
         .and_then(Value::as_str)
         .map(str::to_owned);
-    let reasoning_effort = match req.thinking.as_ref().and_then(effort_for_thinking) {
-        Some(effort) if target.supports_reasoning => Some(effort.to_owned()),
+    let mut extra = Map::new();
+    let thinking = req.thinking.filter(|t| !t.is_null());
+    let reasoning_effort = match &thinking {
+        // Claude takes its own `thinking`, budget and all.
+        Some(t) if target.claude => {
+            extra.insert("thinking".into(), t.clone());
+            None
+        }
+        Some(t) if target.supports_reasoning => {
+            effort_for_thinking(t, output_effort.as_deref()).map(str::to_owned)
+        }
         _ => None,
     };
-    let mut extra = Map::new();
     if let (Some(k), false) = (req.top_k, target.openai_proper) {
         extra.insert("top_k".into(), k.into());
     }
@@ -161,7 +189,7 @@ pub fn to_canonical(
         tools: has_tools.then_some(tools),
         tool_choice,
         parallel_tool_calls,
-        response_format: None,
+        response_format,
         reasoning_effort,
         extra,
     })
@@ -184,10 +212,19 @@ fn message(role: Role, content: Option<MessageContent>) -> ChatMessage {
     }
 }
 
-/// Claude's thinking budget as an OpenAI effort level.
-fn effort_for_thinking(thinking: &Value) -> Option<&'static str> {
-    if thinking.get("type").and_then(Value::as_str) != Some("enabled") {
-        return None;
+/// Claude's thinking as an OpenAI effort level: a budget's size, or for
+/// adaptive thinking the effort `output_config` names (medium if none).
+fn effort_for_thinking(thinking: &Value, effort: Option<&str>) -> Option<&'static str> {
+    match thinking.get("type").and_then(Value::as_str) {
+        Some("enabled") => {}
+        Some("adaptive") => {
+            return Some(match effort {
+                Some("low") => "low",
+                Some("high" | "max" | "xhigh") => "high",
+                _ => "medium",
+            });
+        }
+        _ => return None,
     }
     let budget = thinking
         .get("budget_tokens")
@@ -385,13 +422,25 @@ fn user_messages(content: Content, i: usize, out: &mut Vec<ChatMessage>) -> Resu
     Ok(())
 }
 
-/// An assistant turn. Thinking blocks are left out: their signatures are
-/// Claude's, and no other model takes reasoning back as input.
-fn assistant_message(content: Content) -> ChatMessage {
+/// An assistant turn. Thinking blocks go back only to Claude (`claude`),
+/// as `thinking_blocks` with their signatures: Claude wants a signed one
+/// before a tool call it made while thinking, and no other model takes
+/// reasoning back as input.
+fn assistant_message(content: Content, claude: bool) -> ChatMessage {
     let mut text = String::new();
     let mut calls = Vec::new();
+    let mut thinking = Vec::new();
     for b in content.into_blocks() {
         match b {
+            Block::Known(KnownBlock::Thinking {
+                thinking: t,
+                signature,
+            }) if claude && !signature.is_empty() => {
+                thinking.push(json!({"type": "thinking", "thinking": t, "signature": signature}));
+            }
+            Block::Known(KnownBlock::RedactedThinking { data }) if claude => {
+                thinking.push(json!({"type": "redacted_thinking", "data": data}));
+            }
             Block::Known(KnownBlock::Text { text: t, .. }) => {
                 if text.is_empty() {
                     text = t;
@@ -425,6 +474,9 @@ fn assistant_message(content: Content) -> ChatMessage {
     let mut m = message(Role::Assistant, content);
     if !calls.is_empty() {
         m.tool_calls = Some(calls);
+    }
+    if !thinking.is_empty() {
+        m.thinking_blocks = Some(thinking);
     }
     m
 }

@@ -21,7 +21,18 @@ pub fn from_canonical(resp: ChatCompletionResponse, model: &str) -> MessagesResp
     let finish = choice.as_ref().and_then(|c| c.finish_reason.clone());
     if let Some(c) = choice {
         let m = c.message;
-        if let Some(r) = m.reasoning_content.filter(|r| !r.is_empty()) {
+        // Claude's thinking blocks, signed, as the model wrote them (Claude
+        // wants them back on the next turn); other models' reasoning as
+        // one unsigned block.
+        let signed: Vec<Block> = m
+            .thinking_blocks
+            .iter()
+            .flatten()
+            .filter_map(thinking_block)
+            .collect();
+        if !signed.is_empty() {
+            content.extend(signed);
+        } else if let Some(r) = m.reasoning_content.filter(|r| !r.is_empty()) {
             content.push(Block::Known(KnownBlock::Thinking {
                 thinking: r,
                 signature: String::new(),
@@ -64,5 +75,25 @@ pub fn from_canonical(resp: ChatCompletionResponse, model: &str) -> MessagesResp
             .as_ref()
             .map(AnthropicUsage::from_openai)
             .unwrap_or_default(),
+    }
+}
+
+/// One of a canonical message's `thinking_blocks` as a content block.
+fn thinking_block(b: &Value) -> Option<Block> {
+    let text = |k: &str| {
+        b.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    match b.get("type").and_then(Value::as_str)? {
+        "thinking" => Some(Block::Known(KnownBlock::Thinking {
+            thinking: text("thinking"),
+            signature: text("signature"),
+        })),
+        "redacted_thinking" => Some(Block::Known(KnownBlock::RedactedThinking {
+            data: text("data"),
+        })),
+        _ => None,
     }
 }

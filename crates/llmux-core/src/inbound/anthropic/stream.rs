@@ -20,6 +20,11 @@ use serde_json::{Value, json};
 enum Open {
     None,
     Thinking,
+    /// A thinking block its signature has closed: more reasoning is a
+    /// new block.
+    Signed,
+    /// A redacted thinking block, whole in its start event.
+    Redacted,
     Text,
     /// The OpenAI tool-call index this block is.
     Tool(u32),
@@ -199,16 +204,39 @@ impl MessagesEncoder {
             .filter(|r| !r.is_empty())
         {
             if self.open != Open::Thinking {
-                self.open(
-                    Open::Thinking,
-                    Block::Known(KnownBlock::Thinking {
-                        thinking: String::new(),
-                        signature: String::new(),
-                    }),
-                    buf,
-                );
+                self.open(Open::Thinking, empty_thinking(), buf);
             }
             self.delta("thinking_delta", "thinking", &r, buf);
+        }
+        // Claude's signatures and redacted thinking (from Bedrock), which
+        // Claude Code sends back on the next turn.
+        for tb in d.thinking_blocks.into_iter().flatten() {
+            match &*tb.kind.0 {
+                "thinking" => {
+                    let Some(sig) = tb.signature.and_then(JsonStr::read) else {
+                        continue;
+                    };
+                    if sig.is_empty() {
+                        continue;
+                    }
+                    if self.open != Open::Thinking {
+                        self.open(Open::Thinking, empty_thinking(), buf);
+                    }
+                    self.delta("signature_delta", "signature", &sig, buf);
+                    self.open = Open::Signed;
+                }
+                "redacted_thinking" => {
+                    if let Some(data) = tb.data.and_then(JsonStr::read) {
+                        let data = data.into_string();
+                        self.open(
+                            Open::Redacted,
+                            Block::Known(KnownBlock::RedactedThinking { data }),
+                            buf,
+                        );
+                    }
+                }
+                _ => {}
+            }
         }
         if let Some(t) = d.content.and_then(JsonStr::read).filter(|t| !t.is_empty()) {
             if self.open != Open::Text {
@@ -309,6 +337,26 @@ struct DeltaView<'a> {
     reasoning_content: Option<&'a RawValue>,
     #[serde(default, borrow)]
     tool_calls: Option<Vec<ToolCallView<'a>>>,
+    #[serde(default, borrow)]
+    thinking_blocks: Option<Vec<ThinkingView<'a>>>,
+}
+
+/// A piece of a thinking block: its signature, or a redacted block.
+#[derive(Deserialize)]
+struct ThinkingView<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Str<'a>,
+    #[serde(default, borrow)]
+    signature: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    data: Option<&'a RawValue>,
+}
+
+fn empty_thinking() -> Block {
+    Block::Known(KnownBlock::Thinking {
+        thinking: String::new(),
+        signature: String::new(),
+    })
 }
 
 #[derive(Deserialize)]

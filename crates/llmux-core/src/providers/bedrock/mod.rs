@@ -52,6 +52,12 @@ pub fn url(dep: &Deployment, stream: bool) -> String {
     format!("{base}/model/{}/{op}", encode_model_id(&dep.upstream_model))
 }
 
+/// Whether the deployment runs a Claude model (by its id or its catalog
+/// entry's).
+pub fn is_claude(dep: &Deployment) -> bool {
+    traits(dep).claude
+}
+
 fn traits(dep: &Deployment) -> ModelTraits {
     // The id sent, and the catalog entry's: an application inference
     // profile's or a provisioned model's ARN names no model, and

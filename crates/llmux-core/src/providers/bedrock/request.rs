@@ -669,10 +669,7 @@ type Fields = (Map<String, Value>, Map<String, Value>);
 
 /// Refuses what Converse cannot do; returns the model-specific fields that
 /// go to `additionalModelRequestFields`, and Converse's own top-level ones.
-fn check_params(
-    req: &ChatCompletionRequest,
-    drop_params: bool,
-) -> Result<Fields, ApiError> {
+fn check_params(req: &ChatCompletionRequest, drop_params: bool) -> Result<Fields, ApiError> {
     let refuse = |name: &str| {
         ApiError::invalid_field(
             name,
