@@ -1612,3 +1612,41 @@ def test_messages_stream_usage_with_cache_translated(aclient, mock, marker):
     assert final.usage.output_tokens == 3
     assert final.usage.cache_read_input_tokens == 7
     assert final.usage.input_tokens == prompt_tokens - 7
+
+
+def test_chat_claude_json_mode_while_thinking(client, mock, marker):
+    """Claude refuses a forced tool while it thinks: JSON mode with
+    reasoning offers the JSON tool instead, and the answer is still JSON."""
+    resp = client.chat.completions.create(
+        model=CLAUDE, messages=user(marker), response_format={"type": "json_object"}, reasoning_effort="low"
+    )
+    choice = resp.choices[0]
+    assert not choice.message.tool_calls
+    assert isinstance(json.loads(choice.message.content), dict)
+    up = mock.one_request_with(marker)["body"]
+    assert "tool_choice" not in up
+    assert up["thinking"]["type"] == "enabled"
+
+
+def test_chat_claude_history_from_another_model(client, mock, marker):
+    """An agent that switches to Claude mid-task sends tool calls another
+    model made, with ids Claude refuses (`functions.read:0`): they are
+    renamed, the same in the call and its result, and the turn goes through.
+    An email as `user` is not sent as Claude's user_id, which refuses it."""
+    calls = [
+        {"id": f"functions.get_weather:{i}", "type": "function",
+         "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+        for i in range(2)
+    ]
+    messages = user("weather twice") + [
+        {"role": "assistant", "content": None, "tool_calls": calls},
+        {"role": "tool", "tool_call_id": calls[0]["id"], "content": "sunny"},
+        {"role": "tool", "tool_call_id": calls[1]["id"], "content": f"rainy {marker}"},
+    ]
+    resp = client.chat.completions.create(model=CLAUDE, messages=messages, tools=TOOLS, user="dev@example.com")
+    assert resp.choices[0].message.content == MOCK_TEXT
+    up = mock.one_request_with(marker)["body"]
+    ids = [b["id"] for b in up["messages"][1]["content"] if b["type"] == "tool_use"]
+    results = [b["tool_use_id"] for b in up["messages"][2]["content"] if b["type"] == "tool_result"]
+    assert ids == results and len(set(ids)) == 2
+    assert "metadata" not in up

@@ -284,6 +284,14 @@ fn validate(req: &Value, endpoint: Endpoint, interleaved_thinking: bool) -> Resu
         Endpoint::CountTokens => None,
     };
     check_messages(obj.get("messages"))?;
+    if obj
+        .get("metadata")
+        .and_then(|m| m.get("user_id"))
+        .and_then(Value::as_str)
+        .is_some_and(|u| u.contains('@'))
+    {
+        return Err("metadata.user_id: user_id appears to contain an email address, which is not permitted. Please use an anonymous identifier such as a hash or UUID instead.".to_owned());
+    }
     check_system(obj.get("system"))?;
     check_tools(obj.get("tools"))?;
     check_tool_choice(obj)?;
@@ -294,6 +302,14 @@ fn validate(req: &Value, endpoint: Endpoint, interleaved_thinking: bool) -> Resu
         ));
     }
     check_thinking(obj, max_tokens, interleaved_thinking)
+}
+
+/// Tool-use ids as the API takes them: `^[a-zA-Z0-9_-]+$`.
+fn valid_tool_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 /// An integer field that must be at least `min`.
@@ -422,6 +438,24 @@ fn check_messages(messages: Option<&Value>) -> Result<(), String> {
                 Some("tool_result") if b.get("tool_use_id").is_none() => {
                     return Err(format!(
                         "messages.{i}.content.{j}.tool_result.tool_use_id: Field required"
+                    ));
+                }
+                Some("tool_use")
+                    if b.get("id")
+                        .and_then(Value::as_str)
+                        .is_some_and(|id| !valid_tool_id(id)) =>
+                {
+                    return Err(format!(
+                        "messages.{i}.content.{j}.tool_use.id: String should match pattern '^[a-zA-Z0-9_-]+$'"
+                    ));
+                }
+                Some("tool_result")
+                    if b.get("tool_use_id")
+                        .and_then(Value::as_str)
+                        .is_some_and(|id| !valid_tool_id(id)) =>
+                {
+                    return Err(format!(
+                        "messages.{i}.content.{j}.tool_result.tool_use_id: String should match pattern '^[a-zA-Z0-9_-]+$'"
                     ));
                 }
                 Some("tool_use") if b.get("id").is_none() => {
