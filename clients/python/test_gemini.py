@@ -1055,6 +1055,26 @@ def test_gemini_blocked_prompt_streaming_raises(gclient, marker):
     assert not any(c.choices and c.choices[0].finish_reason == "stop" for c in got)
 
 
+@pytest.mark.parametrize("reason", ["MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL"])
+def test_gemini_failed_function_call_is_an_error_not_an_empty_stop(gclient, gem_mock, marker, reason):
+    """Gemini ending an answer with a function call it could not write, and
+    nothing else, is a failure an agent must see, not an empty answer that
+    reads as the end of its task: a 502 naming it, retried first (the next
+    sample usually works); streamed, an error instead of a finish."""
+    text = f"{marker} {tag(finish_reason=reason)}"
+    with pytest.raises(openai.APIStatusError) as ei:
+        gclient.chat.completions.create(model=FLASH, messages=user(text), tools=TOOLS)
+    err = assert_error_shape(ei.value.response, 502)
+    assert reason in err["message"], err
+    assert len(gemini_requests(gem_mock, marker)) == 3, "num_retries: 2 -> three attempts"
+    got = []
+    with pytest.raises(openai.APIError) as ei:
+        for c in gclient.chat.completions.create(model=FLASH, messages=user(text), tools=TOOLS, stream=True):
+            got.append(c)
+    assert reason in str(ei.value.message), ei.value
+    assert not any(c.choices and c.choices[0].finish_reason for c in got)
+
+
 # ---------------------------------------------------------------------------
 # Google's errors
 

@@ -168,7 +168,8 @@ const THINKING_LEVELS: &[&str] = &[
     "medium",
     "high",
 ];
-/// Finish reasons after which Google sends a candidate without content.
+/// Finish reasons after which Google sends a candidate without content:
+/// a blocked answer, or a function call the model failed to write.
 const BLOCKED_FINISH: &[&str] = &[
     "SAFETY",
     "RECITATION",
@@ -176,6 +177,9 @@ const BLOCKED_FINISH: &[&str] = &[
     "PROHIBITED_CONTENT",
     "SPII",
     "IMAGE_SAFETY",
+    "MALFORMED_FUNCTION_CALL",
+    "UNEXPECTED_TOOL_CALL",
+    "TOO_MANY_TOOL_CALLS",
 ];
 
 /// AI Studio (Generative Language API) or Vertex AI: same format, a few

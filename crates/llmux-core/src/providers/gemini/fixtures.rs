@@ -327,3 +327,105 @@ fn an_error_event_or_a_cut_stream_is_an_error() {
     );
     assert!(matches!(out.last(), Some(StreamEvent::Error(e)) if e.status == 502));
 }
+
+#[test]
+fn a_function_call_gemini_could_not_write_is_a_retryable_error_not_an_empty_stop() {
+    let failed = |reason: &str, parts: Value| -> GenerateResponse {
+        serde_json::from_value(
+            json!({"candidates": [{"content": {"role": "model", "parts": parts},
+            "finishReason": reason, "finishMessage": "Malformed function call: print(x"}],
+            "usageMetadata": {"promptTokenCount": 5}}),
+        )
+        .unwrap()
+    };
+    for reason in [
+        "MALFORMED_FUNCTION_CALL",
+        "UNEXPECTED_TOOL_CALL",
+        "TOO_MANY_TOOL_CALLS",
+    ] {
+        let e = to_openai(failed(reason, json!([])), "g", 1).unwrap_err();
+        assert_eq!(e.status, 502, "{reason}");
+        assert!(e.retryable, "{reason}");
+        assert!(
+            e.message.contains(reason) && e.message.contains("print(x"),
+            "{}",
+            e.message
+        );
+    }
+    // An answer with text in it is an answer.
+    let ok = to_openai(
+        failed("MALFORMED_FUNCTION_CALL", json!([{"text": "Partly done."}])),
+        "g",
+        1,
+    )
+    .unwrap();
+    assert_eq!(
+        ok.choices[0].message.content.as_deref(),
+        Some("Partly done.")
+    );
+    assert_eq!(ok.choices[0].finish_reason.as_deref(), Some("stop"));
+    // Streamed: an error event instead of a finish chunk.
+    let (out, _) = run(
+        "data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"\"}]},\"finishReason\":\"MALFORMED_FUNCTION_CALL\"}]}\n\n",
+        false,
+    );
+    assert!(
+        chunks(&out)
+            .iter()
+            .all(|c| c["choices"][0]["finish_reason"].is_null())
+    );
+    let err = out.iter().find_map(|e| match e {
+        StreamEvent::Error(e) => Some(e),
+        _ => None,
+    });
+    assert!(
+        err.is_some_and(|e| e.message.contains("MALFORMED_FUNCTION_CALL")),
+        "{out:?}"
+    );
+    use super::response::finish_reason;
+    assert_eq!(
+        finish_reason(Some("IMAGE_PROHIBITED_CONTENT"), false).as_deref(),
+        Some("content_filter")
+    );
+}
+
+#[test]
+fn media_types_come_from_the_client_then_the_extension() {
+    let b = body(
+        json!({"model": "g", "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "look"},
+            {"type": "image_url", "image_url": {"url": "https://example.com/cat", "format": "image/png"}},
+            {"type": "image_url", "image_url": {"url": "https://example.com/photo"}},
+            {"type": "file", "file": {"file_id": "https://generativelanguage.googleapis.com/v1beta/files/abc123", "format": "application/pdf"}},
+            {"type": "file", "file": {"file_id": "gs://bucket/clip.mov"}},
+            {"type": "file", "file": {"file_id": "https://www.youtube.com/watch?v=x1"}},
+            {"type": "file", "file": {"file_id": "https://example.com/notes.csv?sig=1"}}]}]}),
+        "gemini-2.5-pro",
+    );
+    let types: Vec<&str> = b["contents"][0]["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .skip(1)
+        .map(|p| p["fileData"]["mimeType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "image/png",
+            "image/jpeg",
+            "application/pdf",
+            "video/mov",
+            "video/mp4",
+            "text/csv"
+        ]
+    );
+    // A file of no known type is not guessed.
+    let req: ChatCompletionRequest = serde_json::from_value(json!({"model": "g", "messages": [{"role": "user", "content": [
+        {"type": "file", "file": {"file_id": "https://generativelanguage.googleapis.com/v1beta/files/abc123"}}]}]}))
+    .unwrap();
+    let e = build(&req, "gemini-2.5-pro", false).unwrap_err();
+    assert_eq!(e.status, 400);
+    assert_eq!(e.param.as_deref(), Some("messages[0].content[0]"));
+    assert!(e.message.contains("format"), "{}", e.message);
+}

@@ -149,7 +149,7 @@ pub struct Media<'a> {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FileRef<'a> {
-    pub mime_type: &'static str,
+    pub mime_type: Cow<'a, str>,
     pub file_uri: &'a str,
 }
 
@@ -227,7 +227,7 @@ fn write_parts(out: &mut Vec<u8>, parts: &[Part<'_>]) -> serde_json::Result<()> 
             }
             Part::FileData { file_data } => {
                 out.extend_from_slice(b"{\"fileData\":{\"mimeType\":");
-                json::write_str(out, file_data.mime_type);
+                json::write_str(out, &file_data.mime_type);
                 out.extend_from_slice(b",\"fileUri\":");
                 json::write_str(out, file_data.file_uri);
                 out.push(b'}');
@@ -544,7 +544,18 @@ fn user_parts<'a>(msg: &'a ChatMessage, i: usize, out: &mut Vec<Part<'a>>) -> Re
                 }
             }
             ContentPart::Known(KnownPart::ImageUrl { image_url, .. }) => {
-                out.push(media_part(image_url_str(image_url), at)?)
+                let format = match image_url {
+                    ImageUrl::Object { format, .. } => format.as_deref(),
+                    ImageUrl::Url(_) => None,
+                };
+                let url = image_url_str(image_url);
+                // An image link without a known extension is an image
+                // still: JPEG unless the client says.
+                let mime = format
+                    .map(Cow::Borrowed)
+                    .or_else(|| mime_from_extension(url).map(Cow::Borrowed))
+                    .unwrap_or(Cow::Borrowed("image/jpeg"));
+                out.push(media_part(url, mime, at)?)
             }
             ContentPart::Known(KnownPart::File { file, .. }) => {
                 let url = file
@@ -558,7 +569,30 @@ fn user_parts<'a>(msg: &'a ChatMessage, i: usize, out: &mut Vec<Part<'a>>) -> Re
                             "A file part needs `file_data`, `file_id` or `url`.",
                         )
                     })?;
-                out.push(media_part(url, at)?);
+                // A file's type: the client's `format`, else its name's
+                // extension; Gemini needs one, and a wrong guess is a 400
+                // (or the file read as something it is not).
+                let mime = file
+                    .get("format")
+                    .and_then(Value::as_str)
+                    .or_else(|| mime_from_extension(url))
+                    .or_else(|| {
+                        file.get("filename")
+                            .and_then(Value::as_str)
+                            .and_then(mime_from_extension)
+                    });
+                let mime = match (mime, parse_data_url(url)) {
+                    (Some(m), _) => m,
+                    (None, Some((m, _))) => m,
+                    (None, None) => {
+                        return Err(ApiError::invalid_field(
+                            &at(),
+                            "The file's type is not known from its URL: set `format` to its MIME type \
+                             (for example `application/pdf`).",
+                        ));
+                    }
+                };
+                out.push(media_part(url, Cow::Borrowed(mime), at)?);
             }
             ContentPart::Known(KnownPart::InputAudio { input_audio }) => {
                 let data = input_audio
@@ -586,12 +620,17 @@ fn image_url_str(i: &ImageUrl) -> &str {
     i.url()
 }
 
-/// `data:` URLs inline, http(s) and gs:// URLs by reference.
-fn media_part(url: &str, at: impl FnOnce() -> String) -> Result<Part<'_>, ApiError> {
-    if let Some((mime, data)) = parse_data_url(url) {
+/// `data:` URLs inline (their own media type), http(s) and gs:// URLs by
+/// reference, of type `mime`.
+fn media_part<'a>(
+    url: &'a str,
+    mime: Cow<'a, str>,
+    at: impl FnOnce() -> String,
+) -> Result<Part<'a>, ApiError> {
+    if let Some((own, data)) = parse_data_url(url) {
         return Ok(Part::InlineData {
             inline_data: Media {
-                mime_type: Cow::Borrowed(mime),
+                mime_type: Cow::Borrowed(own),
                 data,
             },
         });
@@ -599,7 +638,7 @@ fn media_part(url: &str, at: impl FnOnce() -> String) -> Result<Part<'_>, ApiErr
     if url.starts_with("https://") || url.starts_with("http://") || url.starts_with("gs://") {
         return Ok(Part::FileData {
             file_data: FileRef {
-                mime_type: mime_from_extension(url),
+                mime_type: mime,
                 file_uri: url,
             },
         });
@@ -610,22 +649,51 @@ fn media_part(url: &str, at: impl FnOnce() -> String) -> Result<Part<'_>, ApiErr
     ))
 }
 
-fn mime_from_extension(url: &str) -> &'static str {
+/// A media type from a URL's or a name's extension (YouTube links are
+/// video), or `None`.
+fn mime_from_extension(url: &str) -> Option<&'static str> {
     let path = url
         .split(['?', '#'])
         .next()
         .unwrap_or(url)
         .to_ascii_lowercase();
-    match path.rsplit('.').next() {
-        Some("png") => "image/png",
-        Some("gif") => "image/gif",
-        Some("webp") => "image/webp",
-        Some("heic") => "image/heic",
-        Some("pdf") => "application/pdf",
-        Some("mp3") => "audio/mp3",
-        Some("wav") => "audio/wav",
-        Some("mp4") => "video/mp4",
-        Some("txt") => "text/plain",
-        _ => "image/jpeg",
+    if ["youtube.com/", "youtu.be/"]
+        .iter()
+        .any(|h| path.contains(h))
+    {
+        return Some("video/mp4");
     }
+    let file = path.rsplit('/').next().unwrap_or(&path);
+    let (_, ext) = file.rsplit_once('.')?;
+    Some(match ext {
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "heic" => "image/heic",
+        "heif" => "image/heif",
+        "pdf" => "application/pdf",
+        "mp3" => "audio/mp3",
+        "wav" => "audio/wav",
+        "aac" => "audio/aac",
+        "flac" => "audio/flac",
+        "ogg" => "audio/ogg",
+        "m4a" => "audio/m4a",
+        "aiff" => "audio/aiff",
+        "mp4" => "video/mp4",
+        "mov" => "video/mov",
+        "mpeg" | "mpg" => "video/mpeg",
+        "avi" => "video/avi",
+        "webm" => "video/webm",
+        "wmv" => "video/wmv",
+        "flv" => "video/x-flv",
+        "3gp" => "video/3gpp",
+        "txt" => "text/plain",
+        "csv" => "text/csv",
+        "html" | "htm" => "text/html",
+        "md" => "text/md",
+        "xml" => "text/xml",
+        "json" => "application/json",
+        _ => return None,
+    })
 }

@@ -31,6 +31,8 @@ pub struct Candidate {
     #[serde(default)]
     pub finish_reason: Option<String>,
     #[serde(default)]
+    pub finish_message: Option<String>,
+    #[serde(default)]
     pub index: Option<u32>,
 }
 
@@ -81,12 +83,45 @@ pub fn finish_reason(reason: Option<&str>, has_tool_calls: bool) -> Option<Strin
     let r = match reason? {
         _ if has_tool_calls => "tool_calls",
         "MAX_TOKENS" => "length",
-        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY"
+        "SAFETY"
+        | "RECITATION"
+        | "BLOCKLIST"
+        | "PROHIBITED_CONTENT"
+        | "SPII"
+        | "IMAGE_SAFETY"
+        | "IMAGE_PROHIBITED_CONTENT"
+        | "IMAGE_RECITATION"
         | "LANGUAGE" => "content_filter",
-        // STOP, MALFORMED_FUNCTION_CALL, OTHER, FINISH_REASON_UNSPECIFIED
+        // STOP, OTHER, FINISH_REASON_UNSPECIFIED, and the failures below
+        // once the answer has something in it.
         _ => "stop",
     };
     Some(r.to_owned())
+}
+
+/// A finish that means the model failed to answer (a function call it
+/// could not write, a call to a tool it was not given, …): with nothing
+/// else in the answer, a retryable 502 naming it, not an empty success
+/// an agent would take for the end of its task.
+pub fn failed_answer(reason: Option<&str>, message: Option<&str>) -> Option<ApiError> {
+    let reason = reason?;
+    if !matches!(
+        reason,
+        "MALFORMED_FUNCTION_CALL"
+            | "UNEXPECTED_TOOL_CALL"
+            | "TOO_MANY_TOOL_CALLS"
+            | "MISSING_THOUGHT_SIGNATURE"
+            | "MALFORMED_RESPONSE"
+    ) {
+        return None;
+    }
+    Some(
+        ApiError::bad_gateway(format!(
+            "Gemini ended the answer with {reason} and nothing in it{}",
+            message.map(|m| format!(": {m}")).unwrap_or_default()
+        ))
+        .retryable(true),
+    )
 }
 
 /// Tool-call ids: Gemini has none, OpenAI clients need unique ones.
@@ -164,7 +199,8 @@ pub fn to_openai(
             return Err(err);
         }
     }
-    let choices = resp
+    let mut failed = None;
+    let choices: Vec<Choice> = resp
         .candidates
         .into_iter()
         .enumerate()
@@ -184,6 +220,9 @@ pub fn to_openai(
                 }
             }
             let has_calls = !calls.is_empty();
+            if !has_calls && text.is_empty() && failed.is_none() {
+                failed = failed_answer(c.finish_reason.as_deref(), c.finish_message.as_deref());
+            }
             Choice {
                 index: c.index.unwrap_or(i as u32),
                 finish_reason: finish_reason(c.finish_reason.as_deref(), has_calls)
@@ -199,6 +238,9 @@ pub fn to_openai(
             }
         })
         .collect();
+    if let Some(err) = failed.filter(|_| choices.len() == 1) {
+        return Err(err);
+    }
     Ok(ChatCompletionResponse {
         id: resp
             .response_id

@@ -2,7 +2,7 @@
 //! `GenerateContentResponse` per event) → OpenAI chunks.
 
 use super::error::from_error_object;
-use super::response::{UsageMetadata, blocked, finish_reason, function_call};
+use super::response::{UsageMetadata, blocked, failed_answer, finish_reason, function_call};
 use crate::json::JsonStr;
 use crate::providers::sse::SseParser;
 use crate::providers::{ChunkSource, StreamEvent, StreamTranslator};
@@ -19,6 +19,8 @@ pub struct GeminiStream {
     started: bool,
     /// Tool calls sent so far, per candidate.
     tools: Vec<u32>,
+    /// Some answer text was sent.
+    answered: bool,
     finished: bool,
     usage: Option<Usage>,
     ended: bool,
@@ -32,6 +34,7 @@ impl GeminiStream {
             src: ChunkSource::new(crate::providers::completion_id(), model.to_owned(), created),
             started: false,
             tools: Vec::new(),
+            answered: false,
             finished: false,
             usage: None,
             ended: false,
@@ -126,6 +129,14 @@ impl GeminiStream {
                     // Most events: a piece of the answer, whose JSON string
                     // goes into the chunk as it came when it can.
                     out.push(self.src.text_piece(index, text));
+                    self.answered = true;
+                }
+            }
+            if !self.answered && self.tools[slot] == 0 {
+                let reason = c.finish_reason.as_ref().map(|Str(r)| &**r);
+                let message = c.finish_message.as_ref().map(|Str(m)| &**m);
+                if let Some(err) = failed_answer(reason, message) {
+                    return self.fail(err, out);
                 }
             }
             if let Some(f) = finish_reason(
@@ -180,6 +191,8 @@ struct StreamCandidate<'a> {
     content: Option<StreamContent<'a>>,
     #[serde(default, borrow)]
     finish_reason: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    finish_message: Option<Str<'a>>,
     #[serde(default)]
     index: Option<u32>,
 }
