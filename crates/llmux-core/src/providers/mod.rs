@@ -421,6 +421,7 @@ impl ChunkSource {
             tool_calls: None,
             reasoning_content: None,
             thinking_blocks: None,
+            images: None,
         } = &delta
         {
             let text_len = content.as_ref().map_or(0, String::len);

@@ -863,6 +863,10 @@ pub struct Delta {
     pub reasoning_content: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thinking_blocks: Option<Vec<Value>>,
+    /// Images the model made (Gemini's image models), as LiteLLM carries
+    /// them: `{"type": "image_url", "image_url": {"url": "data:…"}, "index": n}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<Vec<Value>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

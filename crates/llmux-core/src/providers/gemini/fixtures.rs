@@ -302,9 +302,13 @@ fn stream_text_keeps_every_escape() {
         .filter_map(|d| d["reasoning_content"].as_str())
         .collect();
     assert_eq!(reasoning, ["think \u{e9}", "plain"]);
-    // The role chunk, three texts, two thoughts, the finish.
-    assert_eq!(c.len(), 7, "{c:?}");
-    assert_eq!(c[6]["choices"][0]["finish_reason"], "stop");
+    // The role chunk, three texts, two thoughts, the image, the finish.
+    assert_eq!(c.len(), 8, "{c:?}");
+    assert_eq!(
+        c[5]["choices"][0]["delta"]["images"][0]["image_url"]["url"],
+        "data:image/png;base64,AAAA"
+    );
+    assert_eq!(c[7]["choices"][0]["finish_reason"], "stop");
 }
 
 #[test]
@@ -428,4 +432,46 @@ fn media_types_come_from_the_client_then_the_extension() {
     assert_eq!(e.status, 400);
     assert_eq!(e.param.as_deref(), Some("messages[0].content[0]"));
     assert!(e.message.contains("format"), "{}", e.message);
+}
+
+#[test]
+fn images_the_model_makes_reach_the_client_whole_and_streamed() {
+    let r: GenerateResponse = serde_json::from_value(
+        json!({"candidates": [{"content": {"role": "model", "parts": [
+        {"text": "Here is a cat."},
+        {"inlineData": {"mimeType": "image/png", "data": "iVBORw0K"}}]}, "finishReason": "STOP"}]}),
+    )
+    .unwrap();
+    let out = to_openai(r, "gemini-2.5-flash-image", 1).unwrap();
+    let m = serde_json::to_value(&out.choices[0].message).unwrap();
+    assert_eq!(m["content"], "Here is a cat.");
+    assert_eq!(
+        m["images"],
+        json!([{"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0K"}, "index": 0}])
+    );
+    // An answer that is only an image is an answer, not a failure.
+    let r: GenerateResponse = serde_json::from_value(
+        json!({"candidates": [{"content": {"role": "model", "parts": [
+        {"inlineData": {"mimeType": "image/jpeg", "data": "/9j/"}}]}, "finishReason": "STOP"}]}),
+    )
+    .unwrap();
+    assert!(to_openai(r, "g", 1).is_ok());
+
+    let (out, _) = run(
+        "data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"A cat:\"}]}}]}\n\n\
+         data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"inlineData\":{\"mimeType\":\"image/png\",\"data\":\"iVBORw0K\"}}]},\"finishReason\":\"STOP\"}]}\n\n",
+        false,
+    );
+    let c = chunks(&out);
+    let images: Vec<&Value> = c
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"].get("images"))
+        .collect();
+    assert_eq!(
+        images,
+        [
+            &json!([{"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0K"}, "index": 0}])
+        ]
+    );
+    assert_eq!(c.last().unwrap()["choices"][0]["finish_reason"], "stop");
 }

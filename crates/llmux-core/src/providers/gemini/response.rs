@@ -173,6 +173,16 @@ pub fn function_call(fc: &Value, signature: Option<&str>) -> ToolCall {
     }
 }
 
+/// An image the model made (a part's `inlineData` of an image type) as
+/// LiteLLM gives it: a `data:` URL in `message.images`, the `index`-th.
+pub fn image(inline: &Value, index: usize) -> Option<Value> {
+    let mime = inline.get("mimeType").and_then(Value::as_str)?;
+    let data = inline.get("data").and_then(Value::as_str)?;
+    mime.starts_with("image/").then(|| {
+        json!({"type": "image_url", "image_url": {"url": format!("data:{mime};base64,{data}")}, "index": index})
+    })
+}
+
 /// A prompt Gemini refused to answer, as a clear error.
 pub fn blocked(feedback: &Value) -> Option<ApiError> {
     let reason = feedback.get("blockReason").and_then(Value::as_str)?;
@@ -208,9 +218,13 @@ pub fn to_openai(
             let mut text = String::new();
             let mut reasoning = String::new();
             let mut calls = Vec::new();
+            let mut images = Vec::new();
             for p in c.content.map(|c| c.parts).unwrap_or_default() {
                 if let Some(call) = tool_call(&p) {
                     calls.push(call);
+                } else if let Some(image) = p.get("inlineData").and_then(|d| image(d, images.len()))
+                {
+                    images.push(image);
                 } else if let Some(t) = p.get("text").and_then(Value::as_str) {
                     if p.get("thought").and_then(Value::as_bool) == Some(true) {
                         reasoning.push_str(t);
@@ -220,7 +234,10 @@ pub fn to_openai(
                 }
             }
             let has_calls = !calls.is_empty();
-            if !has_calls && text.is_empty() && failed.is_none() {
+            let mut extra = Map::new();
+            if !images.is_empty() {
+                extra.insert("images".into(), Value::Array(images));
+            } else if !has_calls && text.is_empty() && failed.is_none() {
                 failed = failed_answer(c.finish_reason.as_deref(), c.finish_message.as_deref());
             }
             Choice {
@@ -232,6 +249,7 @@ pub fn to_openai(
                     content: (!text.is_empty() || !has_calls).then_some(text),
                     tool_calls: has_calls.then_some(calls),
                     reasoning_content: (!reasoning.is_empty()).then_some(reasoning),
+                    extra,
                     ..Default::default()
                 },
                 logprobs: None,

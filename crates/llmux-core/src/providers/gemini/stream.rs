@@ -2,7 +2,7 @@
 //! `GenerateContentResponse` per event) → OpenAI chunks.
 
 use super::error::from_error_object;
-use super::response::{UsageMetadata, blocked, failed_answer, finish_reason, function_call};
+use super::response::{UsageMetadata, blocked, failed_answer, finish_reason, function_call, image};
 use crate::json::JsonStr;
 use crate::providers::sse::SseParser;
 use crate::providers::{ChunkSource, StreamEvent, StreamTranslator};
@@ -19,8 +19,10 @@ pub struct GeminiStream {
     started: bool,
     /// Tool calls sent so far, per candidate.
     tools: Vec<u32>,
-    /// Some answer text was sent.
+    /// Some answer text or image was sent.
     answered: bool,
+    /// Images sent so far.
+    images: usize,
     finished: bool,
     usage: Option<Usage>,
     ended: bool,
@@ -35,6 +37,7 @@ impl GeminiStream {
             started: false,
             tools: Vec::new(),
             answered: false,
+            images: 0,
             finished: false,
             usage: None,
             ended: false,
@@ -110,6 +113,18 @@ impl GeminiStream {
                                 .get("provider_specific_fields")
                                 .cloned(),
                         }]),
+                        ..Default::default()
+                    };
+                    self.emit(out, index, delta, None);
+                } else if let Some(inline) = p.inline_data {
+                    let n = self.images;
+                    let Some(image) = image(&inline, n) else {
+                        continue;
+                    };
+                    self.images += 1;
+                    self.answered = true;
+                    let delta = Delta {
+                        images: Some(vec![image]),
                         ..Default::default()
                     };
                     self.emit(out, index, delta, None);
@@ -217,6 +232,9 @@ struct StreamPart<'a> {
     function_call: Option<Value>,
     #[serde(default)]
     thought_signature: Option<String>,
+    /// Media the model made: an image, whole in one part.
+    #[serde(default)]
+    inline_data: Option<Value>,
 }
 
 impl StreamTranslator for GeminiStream {
