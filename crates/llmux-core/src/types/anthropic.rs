@@ -475,6 +475,7 @@ impl AnthropicUsage {
             completion_tokens_details: None,
             cache_read_input_tokens: Some(read),
             cache_creation_input_tokens: Some(written),
+            prompt_cache_hit_tokens: None,
         }
     }
 

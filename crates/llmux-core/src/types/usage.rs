@@ -21,6 +21,10 @@ pub struct Usage {
     pub cache_read_input_tokens: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_creation_input_tokens: Option<u64>,
+    /// DeepSeek's count of prompt tokens served from its cache (its
+    /// `prompt_tokens_details.cached_tokens` may say 0 beside it).
+    #[serde(default, skip_serializing)]
+    pub prompt_cache_hit_tokens: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -101,6 +105,7 @@ impl Usage {
     /// provider reported them.
     pub fn cached_tokens(&self) -> u64 {
         self.cache_read_input_tokens
+            .or(self.prompt_cache_hit_tokens.filter(|&n| n > 0))
             .or_else(|| {
                 self.prompt_tokens_details
                     .as_ref()
@@ -174,6 +179,7 @@ mod tests {
                 }),
                 cache_read_input_tokens: n(9),
                 cache_creation_input_tokens: n(10),
+                prompt_cache_hit_tokens: None,
             };
             let mut out = Vec::new();
             u.write_json(&mut out);
@@ -203,5 +209,32 @@ mod tests {
         .unwrap();
         assert_eq!(u.cached_tokens(), 40);
         assert_eq!(u.cache_write_tokens(), 50);
+    }
+
+    #[test]
+    fn reads_deepseek_cache_hits_even_beside_a_zero_openai_count() {
+        let u: Usage = serde_json::from_str(
+            r#"{"prompt_tokens":1000,"completion_tokens":5,"total_tokens":1005,
+                "prompt_tokens_details":{"cached_tokens":0},
+                "prompt_cache_hit_tokens":896,"prompt_cache_miss_tokens":104}"#,
+        )
+        .unwrap();
+        assert_eq!(u.cached_tokens(), 896);
+        // Priced at the cache rate: 104 × 2 + 896 × 0.5 + 5 × 10 (per token).
+        let info = crate::catalog::ModelInfo(
+            serde_json::json!({"input_cost_per_token": 2.0, "output_cost_per_token": 10.0,
+                "cache_read_input_token_cost": 0.5})
+            .as_object()
+            .unwrap()
+            .clone(),
+        );
+        assert_eq!(crate::cost::cost(&u, &info), Some(104.0 * 2.0 + 896.0 * 0.5 + 50.0));
+        // A zero beside OpenAI's own count does not hide it.
+        let u: Usage = serde_json::from_str(
+            r#"{"prompt_tokens":100,"completion_tokens":5,"total_tokens":105,
+                "prompt_tokens_details":{"cached_tokens":64},"prompt_cache_hit_tokens":0}"#,
+        )
+        .unwrap();
+        assert_eq!(u.cached_tokens(), 64);
     }
 }

@@ -39,6 +39,7 @@ pub fn usage(u: &Value) -> Usage {
         completion_tokens_details: None,
         cache_read_input_tokens: Some(read),
         cache_creation_input_tokens: Some(write),
+        prompt_cache_hit_tokens: None,
     }
 }
 
