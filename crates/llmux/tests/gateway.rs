@@ -89,7 +89,7 @@ async fn sigterm_lets_open_streams_finish_refuses_new_connections_and_exits() {
 }
 
 #[tokio::test]
-async fn every_route_but_liveness_needs_the_master_key() {
+async fn every_route_but_the_health_probes_needs_the_master_key() {
     let mock = mock(&[]);
     let config = openai_config(
         &mock,
@@ -109,8 +109,6 @@ async fn every_route_but_liveness_needs_the_master_key() {
         ("/v1/models", None),
         ("/model/info", None),
         ("/v1/model/info", None),
-        ("/health/readiness", None),
-        ("/v1/health/readiness", None),
     ];
     for (path, body) in protected {
         for key in [
@@ -155,6 +153,8 @@ async fn every_route_but_liveness_needs_the_master_key() {
         "/health/liveliness",
         "/health/liveness",
         "/v1/health/liveliness",
+        "/health/readiness",
+        "/v1/health/readiness",
     ] {
         let resp = client().get(gw.url(path)).send().await.unwrap();
         assert_eq!(resp.status(), 200, "{path}");
@@ -350,6 +350,98 @@ litellm_settings: {{num_retries: 1}}
             .unwrap();
         assert_eq!(resp.status(), 200);
     }
+}
+
+/// Two deployments of one model, the first answering `fault` (a mock run
+/// with these flags), the second well.
+fn sick_and_well(sick: &Proc, well: &Proc) -> String {
+    format!(
+        r#"
+model_list:
+  - model_name: gpt-4o
+    litellm_params: {{model: openai/gpt-4o, api_base: "http://{}/v1", api_key: k1}}
+  - model_name: gpt-4o
+    litellm_params: {{model: openai/gpt-4o, api_base: "http://{}/v1", api_key: k2}}
+"#,
+        sick.addr, well.addr
+    )
+}
+
+#[tokio::test]
+async fn a_retry_after_does_not_hold_a_request_another_deployment_can_serve() {
+    let sick = mock(&["--fault-status", "429", "--retry-after", "8"]);
+    let well = mock(&[]);
+    let gw = gateway(&sick_and_well(&sick, &well), &[]);
+    let start = Instant::now();
+    for _ in 0..4 {
+        let resp = post_json(&gw, "/v1/chat/completions", &chat("gpt-4o")).await;
+        assert_eq!(resp.status(), 200);
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(6),
+        "waited out the sick deployment's Retry-After: {:?}",
+        start.elapsed()
+    );
+    assert!(
+        !mock_requests(&sick).await.is_empty(),
+        "the sick one was tried"
+    );
+}
+
+#[tokio::test]
+async fn a_deployment_whose_key_is_refused_fails_over_and_rests() {
+    for status in ["401", "403", "404"] {
+        let sick = mock(&["--fault-status", status]);
+        let well = mock(&[]);
+        let gw = gateway(&sick_and_well(&sick, &well), &[]);
+        for _ in 0..6 {
+            let resp = post_json(&gw, "/v1/chat/completions", &chat("gpt-4o")).await;
+            assert_eq!(resp.status(), 200, "{status}");
+        }
+        // Cooled down after its first refusal: not asked six times over.
+        let asked = mock_requests(&sick).await.len();
+        assert_eq!(
+            asked, 1,
+            "{status}: the refusing deployment was asked {asked} times"
+        );
+    }
+    // One deployment alone: its refusal is the answer, not retried.
+    let sick = mock(&["--fault-status", "401"]);
+    let gw = gateway(&openai_config(&sick, ""), &[]);
+    let resp = post_json(&gw, "/v1/chat/completions", &chat("gpt-4o")).await;
+    assert_eq!(resp.status(), 401);
+    assert_eq!(mock_requests(&sick).await.len(), 1);
+}
+
+#[tokio::test]
+async fn litellm_request_fields_that_steer_the_gateway_are_not_sent_upstream() {
+    let mock = mock(&[]);
+    let gw = gateway(&openai_config(&mock, ""), &[]);
+    let mut body = chat("gpt-4o");
+    for (k, v) in [
+        ("fallbacks", json!(["gpt-4o-mini"])),
+        (
+            "context_window_fallbacks",
+            json!([{"gpt-4o": ["gpt-4o-mini"]}]),
+        ),
+        ("num_retries", json!(1)),
+        ("drop_params", json!(true)),
+        ("user", json!("u-1")),
+    ] {
+        body[k] = v;
+    }
+    let resp = post_json(&gw, "/v1/chat/completions", &body).await;
+    assert_eq!(resp.status(), 200);
+    let sent = &mock_requests(&mock).await[0]["body"];
+    for k in [
+        "fallbacks",
+        "context_window_fallbacks",
+        "num_retries",
+        "drop_params",
+    ] {
+        assert!(sent.get(k).is_none(), "{k} went upstream: {sent}");
+    }
+    assert_eq!(sent["user"], "u-1", "the client's own fields still go");
 }
 
 #[tokio::test]

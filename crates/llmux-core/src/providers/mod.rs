@@ -463,6 +463,18 @@ impl ChunkSource {
 }
 
 /// The deployment's `extra_headers` on top of a provider's own.
+/// Request fields that steer the gateway (LiteLLM's names), never sent
+/// upstream: `drop_params` and `num_retries`, which llmux reads, and
+/// LiteLLM's fallback lists, which it does not serve (the config's are
+/// reported at start) and no provider takes.
+pub const GATEWAY_FIELDS: &[&str] = &[
+    "drop_params",
+    "num_retries",
+    "fallbacks",
+    "context_window_fallbacks",
+    "mock_testing_fallbacks",
+];
+
 /// A tool-call id as Anthropic and Bedrock take them: `^[a-zA-Z0-9_-]+$`,
 /// at most `max` characters. Ids from other models (`functions.read:0`,
 /// `call|abc`) are rewritten, the same way every time, so a call and its

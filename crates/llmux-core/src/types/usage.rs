@@ -228,7 +228,10 @@ mod tests {
             .unwrap()
             .clone(),
         );
-        assert_eq!(crate::cost::cost(&u, &info), Some(104.0 * 2.0 + 896.0 * 0.5 + 50.0));
+        assert_eq!(
+            crate::cost::cost(&u, &info),
+            Some(104.0 * 2.0 + 896.0 * 0.5 + 50.0)
+        );
         // A zero beside OpenAI's own count does not hide it.
         let u: Usage = serde_json::from_str(
             r#"{"prompt_tokens":100,"completion_tokens":5,"total_tokens":105,

@@ -88,20 +88,25 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
     for key in root.keys() {
         match key.as_str() {
             "model_list" | "litellm_settings" | "general_settings" | "environment_variables" => {}
-            "router_settings" => {
-                for k in section(&root, "router_settings")?.keys() {
-                    warnings.push(format!("router_settings.{k}: not implemented yet, ignored"));
-                }
-            }
+            "router_settings" => {}
             other => warnings.push(format!("{other}: unknown top-level key, ignored")),
         }
     }
 
-    // litellm_settings
+    // litellm_settings, and the router_settings that say the same
+    // (`num_retries`, `timeout`); litellm_settings wins where both do.
     let ls = section(&root, "litellm_settings")?;
     let mut drop_params = false;
     let mut num_retries = DEFAULT_NUM_RETRIES;
     let mut request_timeout = DEFAULT_TIMEOUT;
+    for (k, v) in &section(&root, "router_settings")? {
+        let path = format!("router_settings.{k}");
+        match k.as_str() {
+            "num_retries" => num_retries = u64_value(v, &path)? as u32,
+            "timeout" => request_timeout = duration_value(v, &path)?,
+            _ => warnings.push(format!("{path}: not implemented yet, ignored")),
+        }
+    }
     for (k, v) in &ls {
         let path = format!("litellm_settings.{k}");
         match k.as_str() {
@@ -115,6 +120,7 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
     // general_settings
     let gs = section(&root, "general_settings")?;
     let mut master_key = None;
+    let mut master_key_unresolved = None;
     let mut max_request_mb = DEFAULT_MAX_REQUEST_MB;
     let mut fetch_image_urls = false;
     let mut fetch_image_urls_allow_private = false;
@@ -123,6 +129,7 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
         match k.as_str() {
             "master_key" => match resolve(v, &env, &path, &mut warnings)? {
                 Some(s) if !s.is_empty() => master_key = Some(Secret::new(s)),
+                _ if !v.is_null() => master_key_unresolved = Some(path),
                 _ => {}
             },
             "fetch_image_urls" => fetch_image_urls = bool_value(v, &path)?,
@@ -139,6 +146,15 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
         }
     }
     let master_key = master_key.or_else(|| super::master_key_from_env(&env));
+    if let (None, Some(path)) = (&master_key, master_key_unresolved) {
+        // A key was asked for and none was found (an unset variable, a
+        // secret that did not mount): serving without one would open the
+        // gateway, and the providers' keys, to anyone.
+        return Err(ConfigError::Invalid(format!(
+            "{path} is set but resolves to no key (is its environment variable set?); \
+             refusing to serve without the master key"
+        )));
+    }
 
     // model_list
     let mut deployments = Vec::new();
@@ -463,7 +479,7 @@ environment_variables:
         let c = parse(
             LITELLM_CONFIG,
             &Catalog::builtin().unwrap(),
-            &Env::fixed(&[]),
+            &Env::fixed(&[("PROXY_KEY", "sk-proxy")]),
         )
         .unwrap();
         assert!(
@@ -472,6 +488,57 @@ environment_variables:
                 .any(|w| w.contains("MY_OPENAI_KEY is not set"))
         );
         assert!(c.deployments[0].api_key.is_none());
+    }
+
+    #[test]
+    fn router_settings_retries_and_timeout_are_read() {
+        let cat = Catalog::builtin().unwrap();
+        let env = Env::fixed(&[]);
+        let c = parse(
+            "router_settings: {num_retries: 5, timeout: 30, routing_strategy: simple-shuffle}",
+            &cat,
+            &env,
+        )
+        .unwrap();
+        assert_eq!(c.num_retries, 5);
+        assert_eq!(c.request_timeout, Duration::from_secs(30));
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains("router_settings.routing_strategy"))
+        );
+        assert!(
+            !c.warnings
+                .iter()
+                .any(|w| w.contains("router_settings.timeout"))
+        );
+        let c = parse(
+            "router_settings: {num_retries: 5}\nlitellm_settings: {num_retries: 1}",
+            &cat,
+            &env,
+        )
+        .unwrap();
+        assert_eq!(c.num_retries, 1, "litellm_settings wins");
+    }
+
+    #[test]
+    fn a_master_key_that_resolves_to_nothing_stops_the_start() {
+        let cat = Catalog::builtin().unwrap();
+        let config = "general_settings: {master_key: os.environ/PROXY_KEY}";
+        let e = parse(config, &cat, &Env::fixed(&[])).unwrap_err();
+        assert!(e.to_string().contains("general_settings.master_key"), "{e}");
+        let e = parse(config, &cat, &Env::fixed(&[("PROXY_KEY", "")])).unwrap_err();
+        assert!(e.to_string().contains("refusing"), "{e}");
+        // The environment's own master key still serves.
+        let c = parse(config, &cat, &Env::fixed(&[("LLMUX_MASTER_KEY", "sk-env")])).unwrap();
+        assert_eq!(c.master_key.unwrap().expose(), "sk-env");
+        // No key asked for: none needed.
+        assert!(
+            parse("", &cat, &Env::fixed(&[]))
+                .unwrap()
+                .master_key
+                .is_none()
+        );
     }
 
     #[test]

@@ -65,14 +65,19 @@ where
             Ok(resp) => return Ok(resp),
             Err(err) => err,
         };
-        if !err.retryable {
+        let untried = tried.len() < group.deployments.len();
+        // The upstream refused this deployment's key, or does not know its
+        // model: the deployment is misconfigured, not the request. Another
+        // deployment of the group may serve; this one rests.
+        let misconfigured = matches!(err.status, 401 | 403 | 404) && group.deployments.len() > 1;
+        if !err.retryable && !misconfigured {
             return Err(err);
         }
         app.router.cool_down(group, &state);
-        if n >= num_retries {
+        if n >= num_retries || (!err.retryable && !untried) {
             return Err(err);
         }
-        let Some(wait) = backoff(group, n, err.retry_after) else {
+        let Some(wait) = backoff(group, n, err.retry_after, untried) else {
             return Err(err);
         };
         tracing::warn!(
@@ -178,9 +183,17 @@ fn settings(app: &AppState, drop_params: Option<bool>, num_retries: Option<u32>)
 
 /// How long to wait before the next attempt, or `None` to give up now
 /// (the upstream asked for a longer pause than is worth holding a client).
-fn backoff(group: &ModelGroup, attempt: u32, retry_after: Option<Duration>) -> Option<Duration> {
+/// A deployment not tried yet is tried at once: the failed one's
+/// `Retry-After` is its own, not the group's.
+fn backoff(
+    group: &ModelGroup,
+    attempt: u32,
+    retry_after: Option<Duration>,
+    untried: bool,
+) -> Option<Duration> {
     let others = group.deployments.len() > 1;
     match retry_after {
+        _ if untried => Some(Duration::ZERO),
         Some(wait) if wait <= MAX_RETRY_WAIT => Some(wait),
         Some(_) if others => Some(Duration::ZERO),
         Some(_) => None,

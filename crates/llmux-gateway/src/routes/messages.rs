@@ -23,8 +23,7 @@ use llmux_core::{ApiError, ProviderKind};
 use serde_json::json;
 use std::sync::Arc;
 
-/// Fields that steer llmux, never sent to Anthropic.
-const GATEWAY_FIELDS: &[&str] = &["drop_params", "num_retries"];
+use llmux_core::providers::GATEWAY_FIELDS;
 
 /// An error in Anthropic's shape.
 pub fn anthropic_error(e: &ApiError) -> Response {

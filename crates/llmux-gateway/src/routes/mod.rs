@@ -85,10 +85,11 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
         .route("/models", get(models::list))
         .route("/v1/models", get(models::list))
         .route("/model/info", get(models::info))
-        .route("/v1/model/info", get(models::info))
-        .route("/health/readiness", get(health::readiness))
-        .route("/v1/health/readiness", get(health::readiness));
+        .route("/v1/model/info", get(models::info));
+    // Probes are public, as LiteLLM's are: a Kubernetes probe sends no key.
     let public = axum::Router::new()
+        .route("/health/readiness", get(health::readiness))
+        .route("/v1/health/readiness", get(health::readiness))
         .route("/health/liveliness", get(health::liveness))
         .route("/health/liveness", get(health::liveness))
         .route("/v1/health/liveliness", get(health::liveness))

@@ -56,11 +56,11 @@ pub fn to_canonical(
             json!({"type": "json_schema", "json_schema": {"name": "output", "schema": schema}})
         });
     if !target.drop_params {
-        if let Some((k, _)) = req
-            .extra
-            .iter()
-            .find(|(k, v)| !v.is_null() && !IGNORED.contains(&k.as_str()))
-        {
+        if let Some((k, _)) = req.extra.iter().find(|(k, v)| {
+            !v.is_null()
+                && !IGNORED.contains(&k.as_str())
+                && !crate::providers::GATEWAY_FIELDS.contains(&k.as_str())
+        }) {
             return Err(ApiError::invalid_field(
                 k,
                 format!(

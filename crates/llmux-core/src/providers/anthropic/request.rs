@@ -641,7 +641,11 @@ fn check_params(req: &ChatCompletionRequest, drop_params: bool) -> Result<(), Ap
     let mut unknown: Vec<&str> = req
         .extra
         .iter()
-        .filter(|(k, v)| !v.is_null() && !IGNORED_HINTS.contains(&k.as_str()))
+        .filter(|(k, v)| {
+            !v.is_null()
+                && !IGNORED_HINTS.contains(&k.as_str())
+                && !crate::providers::GATEWAY_FIELDS.contains(&k.as_str())
+        })
         .map(|(k, _)| k.as_str())
         .filter(|k| !matches!(*k, "thinking" | "top_k"))
         .collect();

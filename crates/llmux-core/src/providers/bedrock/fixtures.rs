@@ -699,6 +699,7 @@ fn converse_fields_go_to_the_top_level_and_service_tier_maps() {
         "performanceConfig": {"latency": "optimized"},
         "requestMetadata": {"team": "search"},
         "service_tier": "flex",
+        "fallbacks": ["other-model"],
         "top_k": 5}),
         CLAUDE,
     );

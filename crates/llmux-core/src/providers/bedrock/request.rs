@@ -695,7 +695,10 @@ fn check_params(req: &ChatCompletionRequest, drop_params: bool) -> Result<Fields
     let mut fields = Map::new();
     let mut converse = Map::new();
     for (k, v) in &req.extra {
-        if v.is_null() || IGNORED_HINTS.contains(&k.as_str()) {
+        if v.is_null()
+            || (IGNORED_HINTS.contains(&k.as_str())
+                || crate::providers::GATEWAY_FIELDS.contains(&k.as_str()))
+        {
             continue;
         }
         if CONVERSE_FIELDS.contains(&k.as_str()) {

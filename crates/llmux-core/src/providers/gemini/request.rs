@@ -487,6 +487,7 @@ fn check_params(req: &ChatCompletionRequest, drop_params: bool) -> Result<(), Ap
         .filter(|(k, v)| {
             !v.is_null()
                 && !IGNORED_HINTS.contains(&k.as_str())
+                && !crate::providers::GATEWAY_FIELDS.contains(&k.as_str())
                 && !MAPPED_EXTRA.contains(&k.as_str())
         })
         .map(|(k, _)| k.as_str())

@@ -9,8 +9,7 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 
-/// Request fields that steer llmux itself and mean nothing upstream.
-const GATEWAY_FIELDS: &[&str] = &["drop_params", "num_retries"];
+use crate::providers::GATEWAY_FIELDS;
 
 pub fn build_chat_request(
     spec: &CompatSpec,
