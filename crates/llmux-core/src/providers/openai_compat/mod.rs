@@ -112,8 +112,10 @@ pub const OPENROUTER: CompatSpec = CompatSpec {
     ],
 };
 
-/// Default Azure OpenAI API version when neither config nor env gives one.
-pub const AZURE_DEFAULT_API_VERSION: &str = "2024-10-21";
+/// Default Azure OpenAI API version when neither config nor env gives one:
+/// LiteLLM's, which the reasoning models (o1, o3-mini, …) need (they
+/// answer 400 below 2024-12-01-preview).
+pub const AZURE_DEFAULT_API_VERSION: &str = "2025-02-01-preview";
 
 /// The table entry of an OpenAI-compatible provider.
 pub fn spec(provider: ProviderKind) -> Option<&'static CompatSpec> {
