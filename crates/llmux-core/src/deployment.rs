@@ -26,8 +26,12 @@ pub struct Deployment {
     pub extra_headers: Vec<(String, Secret)>,
     /// Fields added to the body when the client did not send them.
     pub extra_body: Option<Map<String, Value>>,
-    /// Longest wait for the upstream's first byte and between stream chunks.
+    /// Longest wait for a whole answer; for a stream, for its first byte
+    /// and between its chunks, unless `stream_timeout` says otherwise.
     pub timeout: Option<Duration>,
+    /// A stream's wait for its first byte and between chunks (LiteLLM's
+    /// `stream_timeout`).
+    pub stream_timeout: Option<Duration>,
     pub rpm: Option<u64>,
     pub tpm: Option<u64>,
     /// Limits, prices and capability flags: catalog, then config overrides.

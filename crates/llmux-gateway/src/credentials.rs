@@ -391,6 +391,7 @@ mod tests {
             extra_headers: vec![],
             extra_body: None,
             timeout: None,
+            stream_timeout: None,
             rpm: None,
             tpm: None,
             info: Default::default(),

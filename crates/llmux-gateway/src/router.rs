@@ -237,6 +237,7 @@ mod tests {
             extra_headers: vec![],
             extra_body: None,
             timeout: None,
+            stream_timeout: None,
             rpm,
             tpm: None,
             info: ModelInfo::default(),

@@ -485,6 +485,53 @@ model_list:
 }
 
 #[tokio::test]
+async fn stream_timeout_is_a_streams_wait_and_timeout_a_whole_answers() {
+    let mock = mock(&[]);
+    let gw = gateway(
+        &format!(
+            r#"
+model_list:
+  - model_name: m
+    litellm_params: {{model: openai/gpt-4o, api_base: "http://{}/v1", api_key: k, timeout: 30, stream_timeout: 1}}
+litellm_settings: {{num_retries: 0}}
+"#,
+            mock.addr
+        ),
+        &[],
+    );
+    // A stream whose first byte is late: given up after stream_timeout,
+    // not timeout.
+    let mut body = chat("m");
+    body["stream"] = json!(true);
+    body["mock"] = json!({"first_byte_delay_ms": 4000});
+    let t = Instant::now();
+    let resp = post_json(&gw, "/v1/chat/completions", &body).await;
+    assert_eq!(resp.status(), 504);
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    // A whole answer as slow is waited for: stream_timeout is not its.
+    let mut body = chat("m");
+    body["mock"] = json!({"first_byte_delay_ms": 2000});
+    let resp = post_json(&gw, "/v1/chat/completions", &body).await;
+    assert_eq!(resp.status(), 200);
+    let info: Value = client()
+        .get(gw.url("/v1/model/info"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let params = &info["data"][0]["litellm_params"];
+    assert_eq!(
+        (
+            params["timeout"].as_f64(),
+            params["stream_timeout"].as_f64()
+        ),
+        (Some(30.0), Some(1.0))
+    );
+}
+
+#[tokio::test]
 async fn a_stalled_stream_ends_with_a_timeout_error_event() {
     let mock = mock(&[]);
     let gw = gateway(

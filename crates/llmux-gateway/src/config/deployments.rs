@@ -20,6 +20,7 @@ pub struct DeploymentParams {
     pub organization: Option<String>,
     pub extra_headers: Vec<(String, String)>,
     pub timeout: Option<Duration>,
+    pub stream_timeout: Option<Duration>,
     pub rpm: Option<u64>,
     pub tpm: Option<u64>,
     pub model_info: Map<String, Value>,
@@ -219,6 +220,7 @@ pub fn build(
             .filter(|e| e.name == id || e.name == format!("{}/{id}", provider.as_str()))
             .and_then(|e| e.extra_body.clone()),
         timeout: p.timeout,
+        stream_timeout: p.stream_timeout,
         rpm: p.rpm,
         tpm: p.tpm,
         info,

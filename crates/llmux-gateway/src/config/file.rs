@@ -250,11 +250,7 @@ fn model_entry(
             "rpm" => p.rpm = Some(u64_value(v, &path)?),
             "tpm" => p.tpm = Some(u64_value(v, &path)?),
             "timeout" => p.timeout = Some(duration_value(v, &path)?),
-            // One timeout covers the first byte and every gap in a stream.
-            "stream_timeout" => {
-                let t = duration_value(v, &path)?;
-                p.timeout = Some(p.timeout.map_or(t, |cur| cur.max(t)));
-            }
+            "stream_timeout" => p.stream_timeout = Some(duration_value(v, &path)?),
             "extra_headers" => {
                 let headers = v
                     .as_object()

@@ -97,9 +97,13 @@ pub async fn attempt(
     };
     let creds = app.credentials.for_deployment(dep, &app.transport).await?;
     let upstream = providers::build_chat_request(dep, call, &creds)?;
-    let up = dispatch::send(app, &state, upstream, |s, h, b| {
-        providers::error_response(dep, s, h, b)
-    })
+    let up = dispatch::send(
+        app,
+        &state,
+        upstream,
+        call.request.is_stream(),
+        |s, h, b| providers::error_response(dep, s, h, b),
+    )
     .await?;
     if call.request.is_stream() {
         let translator = providers::chat_stream(dep, call)?;

@@ -210,17 +210,29 @@ pub struct Upstream {
     pub status: u16,
     pub host: Arc<str>,
     pub timeout: Duration,
+    /// When the request was sent: a whole answer's wait counts from here.
+    pub started: tokio::time::Instant,
 }
 
 /// Sends the request; a non-success status comes back as the provider's
 /// error (read by `to_error`).
+/// `stream`: the answer is a stream, whose wait is for its first byte and
+/// each gap (`stream_timeout`, else `timeout`); a whole answer's is for
+/// all of it, head and body (`timeout`).
 pub async fn send(
     app: &AppState,
     state: &DeploymentState,
     upstream: UpstreamRequest,
+    stream: bool,
     to_error: impl FnOnce(u16, &http::HeaderMap, &[u8]) -> ApiError,
 ) -> Result<Upstream, ApiError> {
-    let timeout = state.deployment.timeout.unwrap_or(app.request_timeout);
+    let dep = &state.deployment;
+    let timeout = match stream {
+        true => dep.stream_timeout.or(dep.timeout),
+        false => dep.timeout,
+    }
+    .unwrap_or(app.request_timeout);
+    let started = tokio::time::Instant::now();
     let (resp, host) = app.transport.send(upstream, timeout).await?;
     let status = resp.status().as_u16();
     if !(200..300).contains(&status) {
@@ -233,6 +245,7 @@ pub async fn send(
         status,
         host,
         timeout,
+        started,
     })
 }
 
@@ -240,7 +253,8 @@ impl Upstream {
     /// The whole body, within the timeout.
     pub async fn body(self) -> Result<(u16, http::HeaderMap, Bytes), ApiError> {
         let (parts, body) = self.resp.into_parts();
-        match tokio::time::timeout(self.timeout, collect(body, &self.host)).await {
+        let deadline = self.started + self.timeout;
+        match tokio::time::timeout_at(deadline, collect(body, &self.host)).await {
             Err(_) => Err(ApiError::gateway_timeout(format!(
                 "The upstream at {} did not finish its response within {}s.",
                 self.host,

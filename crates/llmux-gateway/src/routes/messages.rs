@@ -147,7 +147,7 @@ async fn passthrough(
 ) -> Result<Response, ApiError> {
     let dep = &state.deployment;
     let upstream = to_claude(dep, req, client_headers, "messages");
-    let up = dispatch::send(app, &state, upstream, |s, h, b| {
+    let up = dispatch::send(app, &state, upstream, req.is_stream(), |s, h, b| {
         providers::error_response(dep, s, h, b)
     })
     .await?;
@@ -219,7 +219,7 @@ async fn translated(
     };
     let creds = app.credentials.for_deployment(dep, &app.transport).await?;
     let upstream = providers::build_chat_request(dep, &call, &creds)?;
-    let up = dispatch::send(app, &state, upstream, |s, h, b| {
+    let up = dispatch::send(app, &state, upstream, raw.is_stream(), |s, h, b| {
         providers::error_response(dep, s, h, b)
     })
     .await?;
@@ -281,7 +281,7 @@ async fn count(
     if let Some(state) = claude_dep {
         let dep = &state.deployment;
         let upstream = to_claude(dep, &req, client_headers, "messages/count_tokens");
-        let up = dispatch::send(app, &state, upstream, |s, h, b| {
+        let up = dispatch::send(app, &state, upstream, false, |s, h, b| {
             providers::error_response(dep, s, h, b)
         })
         .await?;

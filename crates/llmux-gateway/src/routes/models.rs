@@ -67,6 +67,9 @@ pub fn model_info_json(deployments: &[Deployment]) -> Bytes {
             if let Some(t) = d.timeout {
                 params.insert("timeout".into(), json!(t.as_secs_f64()));
             }
+            if let Some(t) = d.stream_timeout {
+                params.insert("stream_timeout".into(), json!(t.as_secs_f64()));
+            }
             let mut info = d.info.0.clone();
             info.insert("id".into(), d.id.clone().into());
             info.insert("db_model".into(), false.into());

@@ -764,6 +764,7 @@ fn an_arn_is_claude_when_its_catalog_entry_says_so() {
             extra_headers: vec![],
             extra_body: None,
             timeout: None,
+            stream_timeout: None,
             rpm: None,
             tpm: None,
             info,
