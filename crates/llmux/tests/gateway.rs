@@ -445,6 +445,88 @@ async fn litellm_request_fields_that_steer_the_gateway_are_not_sent_upstream() {
 }
 
 #[tokio::test]
+async fn a_model_that_fails_falls_back_to_the_models_its_config_or_request_names() {
+    let dead = mock(&["--fault-status", "503"]);
+    let live = mock(&[]);
+    let cfg = format!(
+        r#"
+model_list:
+  - model_name: primary
+    litellm_params: {{model: openai/gpt-4o, api_base: "http://{dead}/v1", api_key: k1}}
+  - model_name: backup
+    litellm_params: {{model: openai/gpt-4o-mini, api_base: "http://{live}/v1", api_key: k2}}
+  - model_name: big
+    litellm_params: {{model: openai/gpt-4.1, api_base: "http://{live}/v1", api_key: k3}}
+  - model_name: lone
+    litellm_params: {{model: openai/gpt-4o, api_base: "http://{dead}/v1", api_key: k4}}
+litellm_settings:
+  num_retries: 1
+  fallbacks: [{{"primary": ["backup"]}}]
+  context_window_fallbacks: [{{"backup": ["big"]}}]
+"#,
+        dead = dead.addr,
+        live = live.addr
+    );
+    let gw = gateway(&cfg, &[]);
+    // The config's fallback, streamed and not, after the retries.
+    for stream in [false, true] {
+        let mut body = chat("primary");
+        body["stream"] = json!(stream);
+        let resp = post_json(&gw, "/v1/chat/completions", &body).await;
+        assert_eq!(resp.status(), 200, "stream: {stream}");
+        assert_eq!(resp.headers()["x-litellm-attempted-fallbacks"], "1");
+        let text = resp.text().await.unwrap();
+        let whole = if stream {
+            "[DONE]"
+        } else {
+            "Hello from llmux mock."
+        };
+        assert!(text.contains(whole), "{text}");
+    }
+    let sent = mock_requests(&live).await;
+    assert_eq!(sent.len(), 2);
+    assert_eq!(
+        sent[0]["body"]["model"], "gpt-4o-mini",
+        "the backup's own model id"
+    );
+    // Claude Code's Messages API falls back the same way.
+    let msg = json!({"model": "primary", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]});
+    let resp = post_json(&gw, "/v1/messages", &msg).await;
+    assert_eq!(resp.status(), 200);
+    let m: Value = resp.json().await.unwrap();
+    assert_eq!(m["content"][0]["text"], "Hello from llmux mock.");
+    assert_eq!(mock_requests(&live).await.len(), 3);
+    // The request's own fallbacks, for a model the config gives none.
+    let mut body = chat("lone");
+    body["fallbacks"] = json!(["big"]);
+    let resp = post_json(&gw, "/v1/chat/completions", &body).await;
+    assert_eq!(resp.status(), 200);
+    assert!(
+        mock_requests(&live).await.last().unwrap()["body"]
+            .get("fallbacks")
+            .is_none(),
+        "fallbacks steer the gateway, they are not sent"
+    );
+    // Without fallbacks the failure is the answer.
+    let resp = post_json(&gw, "/v1/chat/completions", &chat("lone")).await;
+    assert_eq!(resp.status(), 503);
+    // A prompt too long takes the context-window list; a request the
+    // upstream found wrong otherwise is not sent elsewhere.
+    let mut body = chat("backup");
+    body["mock"] = json!({"status": 400, "fail_times": 1, "key": "cw-1",
+        "message": "This model's maximum context length is 128000 tokens."});
+    let resp = post_json(&gw, "/v1/chat/completions", &body).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-litellm-attempted-fallbacks"], "1");
+    let last = mock_requests(&live).await.last().unwrap().clone();
+    assert_eq!(last["body"]["model"], "gpt-4.1");
+    let mut body = chat("backup");
+    body["mock"] = json!({"status": 400, "fail_times": 1, "key": "bad-1", "message": "Invalid value for temperature."});
+    let resp = post_json(&gw, "/v1/chat/completions", &body).await;
+    assert_eq!(resp.status(), 400);
+}
+
+#[tokio::test]
 async fn rpm_limits_answer_429_with_retry_after() {
     let mock = mock(&[]);
     let gw = gateway(

@@ -60,6 +60,7 @@ pub fn from_env(env: &Env, catalog: &Catalog) -> Result<Config, ConfigError> {
         env: env.clone(),
         fetch_image_urls: false,
         fetch_image_urls_allow_private: false,
+        fallbacks: Default::default(),
     })
 }
 

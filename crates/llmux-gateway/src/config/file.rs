@@ -99,11 +99,23 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
     let mut drop_params = false;
     let mut num_retries = DEFAULT_NUM_RETRIES;
     let mut request_timeout = DEFAULT_TIMEOUT;
+    let mut fallbacks = super::Fallbacks::default();
+    let mut read_fallbacks = |k: &str, v: &Value, path: &str| -> Result<bool, ConfigError> {
+        let map = match k {
+            "fallbacks" => &mut fallbacks.any,
+            "context_window_fallbacks" => &mut fallbacks.context_window,
+            "content_policy_fallbacks" => &mut fallbacks.content_policy,
+            _ => return Ok(false),
+        };
+        map.extend(fallback_list(v, path)?);
+        Ok(true)
+    };
     for (k, v) in &section(&root, "router_settings")? {
         let path = format!("router_settings.{k}");
         match k.as_str() {
             "num_retries" => num_retries = u64_value(v, &path)? as u32,
             "timeout" => request_timeout = duration_value(v, &path)?,
+            _ if read_fallbacks(k, v, &path)? => {}
             _ => warnings.push(format!("{path}: not implemented yet, ignored")),
         }
     }
@@ -113,6 +125,7 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
             "drop_params" => drop_params = bool_value(v, &path)?,
             "num_retries" => num_retries = u64_value(v, &path)? as u32,
             "request_timeout" => request_timeout = duration_value(v, &path)?,
+            _ if read_fallbacks(k, v, &path)? => {}
             _ => warnings.push(format!("{path}: not implemented yet, ignored")),
         }
     }
@@ -170,7 +183,29 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
         deployments.push(d);
     }
 
+    // A fallback to a model this config does not serve cannot be taken.
+    let served: std::collections::HashSet<&str> =
+        deployments.iter().map(|d| d.model_name.as_str()).collect();
+    for (kind, map) in [
+        ("fallbacks", &fallbacks.any),
+        ("context_window_fallbacks", &fallbacks.context_window),
+        ("content_policy_fallbacks", &fallbacks.content_policy),
+    ] {
+        let mut unknown: Vec<&str> = map
+            .iter()
+            .flat_map(|(from, to)| std::iter::once(from).chain(to))
+            .map(String::as_str)
+            .filter(|m| !served.contains(m))
+            .collect();
+        unknown.sort_unstable();
+        unknown.dedup();
+        for m in unknown {
+            warnings.push(format!("{kind}: `{m}` is not a model_name of this config"));
+        }
+    }
+
     Ok(Config {
+        fallbacks,
         source: Source::Environment { providers: vec![] },
         deployments,
         master_key,
@@ -183,6 +218,37 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
         fetch_image_urls,
         fetch_image_urls_allow_private,
     })
+}
+
+/// LiteLLM's fallback list: `[{"gpt-4o": ["claude-sonnet-4", …]}, …]`.
+fn fallback_list(v: &Value, path: &str) -> Result<Vec<(String, Vec<String>)>, ConfigError> {
+    let bad = || {
+        ConfigError::Invalid(format!(
+            "{path} must be a list of mappings from a model name to a list of model names, \
+             like [{{\"gpt-4o\": [\"claude-sonnet-4\"]}}]"
+        ))
+    };
+    let Value::Array(items) = v else {
+        return if v.is_null() { Ok(vec![]) } else { Err(bad()) };
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let Value::Object(m) = item else {
+            return Err(bad());
+        };
+        for (from, to) in m {
+            let to = match to {
+                Value::Array(names) => names
+                    .iter()
+                    .map(|n| n.as_str().map(str::to_owned).ok_or_else(bad))
+                    .collect::<Result<Vec<_>, _>>()?,
+                Value::String(n) => vec![n.clone()],
+                _ => return Err(bad()),
+            };
+            out.push((from.clone(), to));
+        }
+    }
+    Ok(out)
 }
 
 fn model_entry(
@@ -515,6 +581,33 @@ environment_variables:
         )
         .unwrap();
         assert_eq!(c.num_retries, 1, "litellm_settings wins");
+    }
+
+    #[test]
+    fn fallbacks_are_read_from_either_section_and_unknown_names_reported() {
+        let cat = Catalog::builtin().unwrap();
+        let env = Env::fixed(&[]);
+        let config = r#"
+model_list:
+  - model_name: a
+    litellm_params: {model: openai/gpt-4o, api_key: k}
+  - model_name: b
+    litellm_params: {model: openai/gpt-4o-mini, api_key: k}
+litellm_settings:
+  fallbacks: [{"a": ["b", "ghost"]}]
+  context_window_fallbacks: [{"b": ["a"]}]
+router_settings:
+  content_policy_fallbacks: [{"a": "b"}]
+"#;
+        let c = parse(config, &cat, &env).unwrap();
+        assert_eq!(c.fallbacks.any["a"], ["b", "ghost"]);
+        assert_eq!(c.fallbacks.context_window["b"], ["a"]);
+        assert_eq!(c.fallbacks.content_policy["a"], ["b"]);
+        let w = c.warnings.join("\n");
+        assert!(w.contains("fallbacks: `ghost` is not a model_name"), "{w}");
+        assert!(!w.contains("not implemented"), "{w}");
+        let e = parse("litellm_settings: {fallbacks: [\"a\"]}", &cat, &env).unwrap_err();
+        assert!(e.to_string().contains("litellm_settings.fallbacks"), "{e}");
     }
 
     #[test]

@@ -48,6 +48,23 @@ pub struct Config {
     pub fetch_image_urls: bool,
     /// …including from private, loopback and link-local addresses.
     pub fetch_image_urls_allow_private: bool,
+    /// LiteLLM's fallbacks: the model names to try, in order, when a model
+    /// fails after its retries.
+    pub fallbacks: Fallbacks,
+}
+
+/// Model name → the model names that stand in for it, in order.
+pub type FallbackMap = std::collections::HashMap<String, Vec<String>>;
+
+/// LiteLLM's three fallback lists.
+#[derive(Debug, Clone, Default)]
+pub struct Fallbacks {
+    /// Any failure that retries did not mend (`fallbacks`).
+    pub any: FallbackMap,
+    /// A prompt too long for the model (`context_window_fallbacks`).
+    pub context_window: FallbackMap,
+    /// A refusal by the provider's content policy (`content_policy_fallbacks`).
+    pub content_policy: FallbackMap,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -36,26 +36,40 @@ async fn handle(app: &Arc<AppState>, body: &Bytes) -> Result<Response, ApiError>
         return Box::pin(translated(app, body)).await;
     }
     let req = RawChatRequest::parse(body)?;
-    let (group, drop_params, num_retries) = dispatch::split_steering(app, &req)?;
+    let steer = dispatch::split_steering(app, &req)?;
     let call = ChatCall {
         request: &req,
         typed: None,
-        drop_params,
+        drop_params: steer.drop_params,
     };
-    dispatch::with_retries(app, group, num_retries, |state| attempt(app, state, &call)).await
+    dispatch::with_retries(app, &steer, |state| attempt(app, state, &call)).await
 }
 
 /// A request for a model that only translates, read typed and only so.
 async fn translated(app: &Arc<AppState>, body: &Bytes) -> Result<Response, ApiError> {
     let typed: ChatCompletionRequest = dispatch::read_typed(body, "chat completion request")?;
-    let (group, drop_params, num_retries) = dispatch::steering(app, &typed.model, &typed.extra)?;
+    let steer = dispatch::steering(app, &typed.model, &typed.extra)?;
     let req = RawChatRequest::from_typed(&typed, body.len());
     let call = ChatCall {
         request: &req,
         typed: Some(&typed),
-        drop_params,
+        drop_params: steer.drop_params,
     };
-    dispatch::with_retries(app, group, num_retries, |state| attempt(app, state, &call)).await
+    dispatch::with_retries(app, &steer, |state| async {
+        if providers::passes_through(state.deployment.provider) {
+            // A fallback to a model that takes the body as it is: the
+            // client's body, split now.
+            let raw = RawChatRequest::parse(body)?;
+            let call = ChatCall {
+                request: &raw,
+                typed: Some(&typed),
+                drop_params: steer.drop_params,
+            };
+            return attempt(app, state, &call).await;
+        }
+        attempt(app, state, &call).await
+    })
+    .await
 }
 
 /// One try on one deployment.

@@ -35,13 +35,147 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 pub static MODEL_ID: HeaderName = HeaderName::from_static("x-litellm-model-id");
 pub static RESPONSE_COST: HeaderName = HeaderName::from_static("x-litellm-response-cost");
 
-/// Runs `attempt` on a deployment of `group`, and again on the next one
-/// (or the same, after a pause) while it fails in a retryable way.
+/// What a request asks of the gateway: its model's group, LiteLLM's
+/// `drop_params`, `num_retries` and `fallbacks` (the request's, else the
+/// config's).
+pub struct Steering<'a> {
+    pub group: &'a ModelGroup,
+    pub drop_params: bool,
+    pub num_retries: u32,
+    /// The model names the request names as its fallbacks, if it does.
+    pub fallbacks: Option<Vec<String>>,
+}
+
+/// Runs `attempt` on a deployment of the request's group, and again on the
+/// next one (or the same, after a pause) while it fails in a retryable
+/// way; then, if it still fails, on the groups of its fallbacks in turn,
+/// each with the same retries (LiteLLM's `fallbacks`,
+/// `context_window_fallbacks` and `content_policy_fallbacks`).
 pub async fn with_retries<F, Fut>(
+    app: &AppState,
+    steer: &Steering<'_>,
+    mut attempt: F,
+) -> Result<Response, ApiError>
+where
+    F: FnMut(Arc<DeploymentState>) -> Fut,
+    Fut: Future<Output = Result<Response, ApiError>>,
+{
+    let err = match retries(app, steer.group, steer.num_retries, &mut attempt).await {
+        Ok(resp) => return Ok(resp),
+        Err(err) => err,
+    };
+    let Some(list) = fallbacks_for(app, steer, &err) else {
+        return Err(err);
+    };
+    // Boxed: every request's future would otherwise hold the fallbacks'
+    // room, which few requests take.
+    Box::pin(fall_back(app, steer, list, err, &mut attempt)).await
+}
+
+/// The fallbacks in turn, until one answers; else the last failure.
+async fn fall_back<F, Fut>(
+    app: &AppState,
+    steer: &Steering<'_>,
+    list: &[String],
+    err: ApiError,
+    attempt: &mut F,
+) -> Result<Response, ApiError>
+where
+    F: FnMut(Arc<DeploymentState>) -> Fut,
+    Fut: Future<Output = Result<Response, ApiError>>,
+{
+    let mut last = err;
+    for (n, name) in list.iter().enumerate() {
+        let Some(group) = app.router.group(name) else {
+            continue;
+        };
+        tracing::warn!(
+            model = %steer.group.name,
+            fallback = %name,
+            status = last.status,
+            "model failed, falling back: {}",
+            last.message
+        );
+        match retries(app, group, steer.num_retries, attempt).await {
+            Ok(mut resp) => {
+                resp.headers_mut()
+                    .insert(&ATTEMPTED_FALLBACKS, HeaderValue::from(n + 1));
+                return Ok(resp);
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+pub static ATTEMPTED_FALLBACKS: HeaderName =
+    HeaderName::from_static("x-litellm-attempted-fallbacks");
+
+/// The fallbacks that apply to a model's failure `err`, if any: a prompt
+/// too long takes the context-window list, a content-policy refusal its
+/// own, and either, or any failure retries could have mended (an upstream
+/// down, overloaded, timing out, or refusing the deployment's key), the
+/// request's or the config's `fallbacks`. A request the upstream found
+/// wrong is not sent elsewhere.
+fn fallbacks_for<'a>(
+    app: &'a AppState,
+    steer: &'a Steering<'_>,
+    err: &ApiError,
+) -> Option<&'a [String]> {
+    let model = steer.group.name.as_str();
+    let special = if context_window_exceeded(err) {
+        app.fallbacks.context_window.get(model)
+    } else if err.code.as_deref() == Some("content_filter")
+        || err.code.as_deref() == Some("content_policy_violation")
+    {
+        app.fallbacks.content_policy.get(model)
+    } else {
+        None
+    };
+    if let Some(list) = special.filter(|l| !l.is_empty()) {
+        return Some(list);
+    }
+    let general =
+        err.retryable || matches!(err.status, 401 | 403 | 404) || context_window_exceeded(err);
+    if !general {
+        return None;
+    }
+    steer
+        .fallbacks
+        .as_deref()
+        .or_else(|| app.fallbacks.any.get(model).map(Vec::as_slice))
+        .filter(|l| !l.is_empty())
+}
+
+/// Whether the upstream refused the prompt as longer than the model
+/// takes, by OpenAI's code or the words each provider uses.
+fn context_window_exceeded(err: &ApiError) -> bool {
+    if !matches!(err.status, 400 | 413) {
+        return false;
+    }
+    if err.code.as_deref() == Some("context_length_exceeded") {
+        return true;
+    }
+    let m = err.message.to_ascii_lowercase();
+    [
+        "context length",
+        "context window",
+        "prompt is too long",
+        "input is too long",
+        "too many input tokens",
+        "exceeds the maximum number of tokens",
+        "maximum context",
+    ]
+    .iter()
+    .any(|p| m.contains(p))
+}
+
+/// The retries within one group.
+async fn retries<F, Fut>(
     app: &AppState,
     group: &ModelGroup,
     num_retries: u32,
-    mut attempt: F,
+    attempt: &mut F,
 ) -> Result<Response, ApiError>
 where
     F: FnMut(Arc<DeploymentState>) -> Fut,
@@ -127,15 +261,13 @@ pub fn translated_only(app: &AppState, body: &[u8], takes_body: fn(ProviderKind)
     }
 }
 
-/// What a typed request asks of the gateway: its model's group, and
-/// LiteLLM's `drop_params` and `num_retries` from its other members (read
-/// as [`RawChatRequest::get_as`] reads them from a split request), or the
-/// config's.
+/// What a typed request asks of the gateway, its LiteLLM members read as
+/// [`RawChatRequest::get_as`] reads them from a split request.
 pub fn steering<'a>(
     app: &'a AppState,
     model: &str,
     extra: &serde_json::Map<String, serde_json::Value>,
-) -> Result<(&'a ModelGroup, bool, u32), ApiError> {
+) -> Result<Steering<'a>, ApiError> {
     fn field<T: serde::de::DeserializeOwned>(
         extra: &serde_json::Map<String, serde_json::Value>,
         name: &str,
@@ -152,18 +284,28 @@ pub fn steering<'a>(
         field(extra, "drop_params")?,
         field(extra, "num_retries")?,
     );
-    Ok((group, drop_params, num_retries))
+    Ok(Steering {
+        group,
+        drop_params,
+        num_retries,
+        fallbacks: field(extra, "fallbacks")?,
+    })
 }
 
 /// The same for a split request.
 pub fn split_steering<'a>(
     app: &'a AppState,
     req: &RawChatRequest<'_>,
-) -> Result<(&'a ModelGroup, bool, u32), ApiError> {
+) -> Result<Steering<'a>, ApiError> {
     let group = group_of(app, req.model())?;
     let (drop_params, num_retries) =
         settings(app, req.get_as("drop_params")?, req.get_as("num_retries")?);
-    Ok((group, drop_params, num_retries))
+    Ok(Steering {
+        group,
+        drop_params,
+        num_retries,
+        fallbacks: req.get_as("fallbacks")?,
+    })
 }
 
 fn group_of<'a>(app: &'a AppState, model: &str) -> Result<&'a ModelGroup, ApiError> {

@@ -60,9 +60,10 @@ async fn handle(
     // translated: its request is read once, typed, and never split.
     if dispatch::translated_only(app, body, |p| p == ProviderKind::Anthropic) {
         let req = parse_messages(body)?;
-        let (group, drop_params, num_retries) = dispatch::steering(app, &req.model, &req.extra)?;
+        let steer = dispatch::steering(app, &req.model, &req.extra)?;
+        let drop_params = steer.drop_params;
         let mut first = Some(req);
-        return dispatch::with_retries(app, group, num_retries, move |state| {
+        return dispatch::with_retries(app, &steer, move |state| {
             let req = first.take();
             async move {
                 // A retry reads the body again rather than every request
@@ -78,9 +79,10 @@ async fn handle(
     }
 
     let req = RawChatRequest::parse(body)?;
-    let (group, drop_params, num_retries) = dispatch::split_steering(app, &req)?;
+    let steer = dispatch::split_steering(app, &req)?;
+    let drop_params = steer.drop_params;
     let req = &req;
-    dispatch::with_retries(app, group, num_retries, |state| async move {
+    dispatch::with_retries(app, &steer, |state| async move {
         if state.deployment.provider == ProviderKind::Anthropic {
             return passthrough(app, state, req, headers).await;
         }
