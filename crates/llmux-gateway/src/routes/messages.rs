@@ -191,6 +191,8 @@ async fn translated(
             || (dep.provider == ProviderKind::OpenAi && dep.api_base.is_none()),
         supports_reasoning: dep.info.flag("supports_reasoning"),
         claude: dep.provider == ProviderKind::Bedrock && providers::bedrock::is_claude(dep),
+        plain_system: matches!(dep.provider, ProviderKind::Groq | ProviderKind::DeepSeek),
+        deepseek: dep.provider == ProviderKind::DeepSeek,
         drop_params,
     };
     let mut canonical = inbound::to_canonical(req, target)?;

@@ -46,6 +46,8 @@ fn claude_code_request_becomes_a_canonical_request() {
             openai_proper: true,
             supports_reasoning: true,
             claude: false,
+            plain_system: false,
+            deepseek: false,
             drop_params: false,
         },
     );
@@ -506,4 +508,84 @@ fn signed_and_redacted_thinking_come_back_whole_and_streamed() {
         )
     );
     assert_eq!(starts[2].1["type"], "text");
+}
+
+#[test]
+fn groq_and_deepseek_get_plain_text_and_deepseek_its_reasoning_back() {
+    let v: Value = serde_json::from_str(CLAUDE_CODE).unwrap();
+    // Groq: the system prompt as a string; other messages as they are.
+    let groq = Target {
+        plain_system: true,
+        ..Default::default()
+    };
+    let c = canonical(v.clone(), groq);
+    assert_eq!(
+        c.messages[0].content,
+        Some(MessageContent::Text("You are Claude Code.".into()))
+    );
+    assert!(matches!(
+        c.messages[1].content,
+        Some(MessageContent::Parts(_))
+    ));
+    assert!(c.messages[2].reasoning_content.is_none());
+    // DeepSeek: every message's text as a string, and its reasoning (the
+    // thinking it showed) back on the assistant turn.
+    let deepseek = Target {
+        plain_system: true,
+        deepseek: true,
+        supports_reasoning: true,
+        ..Default::default()
+    };
+    let c = canonical(v, deepseek);
+    for m in &c.messages {
+        assert!(
+            !matches!(m.content, Some(MessageContent::Parts(_))),
+            "{m:?}"
+        );
+    }
+    assert_eq!(
+        c.messages[1].content.as_ref().unwrap().text(),
+        "Fix the bug in main.rs"
+    );
+    assert_eq!(
+        c.messages[2].reasoning_content.as_deref(),
+        Some("Look first.")
+    );
+    assert!(c.messages[2].thinking_blocks.is_none());
+    // Not on a turn without tool calls, where older models refuse it.
+    let mut v: Value = serde_json::from_str(CLAUDE_CODE).unwrap();
+    v["messages"][1]["content"].as_array_mut().unwrap().pop();
+    v["messages"][2]["content"] = json!("go on");
+    let c = canonical(v, deepseek);
+    assert!(
+        c.messages[2].reasoning_content.is_none(),
+        "{:?}",
+        c.messages[2]
+    );
+}
+
+#[test]
+fn reasoning_named_reasoning_is_thinking_too() {
+    let resp: ChatCompletionResponse = serde_json::from_value(json!({
+        "id": "gen-1", "object": "chat.completion", "created": 1, "model": "m",
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant",
+            "content": "Hi", "reasoning": "thought it over"}}]}))
+    .unwrap();
+    let m = serde_json::to_value(from_canonical(resp, "claude")).unwrap();
+    assert_eq!(m["content"][0]["thinking"], "thought it over");
+    let mut enc = MessagesEncoder::new("claude");
+    let mut evs = vec![
+        chunk(
+            json!({"id": "gen-1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": 0, "delta": {"reasoning": "hmm"}, "finish_reason": null}]}),
+        ),
+        StreamEvent::Done,
+    ];
+    enc.encode(&mut evs);
+    let got = events(&evs);
+    assert_eq!(got[1].1["content_block"]["type"], "thinking");
+    assert_eq!(
+        got[2].1["delta"],
+        json!({"type": "thinking_delta", "thinking": "hmm"})
+    );
 }

@@ -21,6 +21,11 @@ pub struct Target {
     /// the client wrote it, budget and all, and its signed thinking blocks
     /// back on later turns, as `thinking_blocks`.
     pub claude: bool,
+    /// Groq and DeepSeek take a system message's content only as a string.
+    pub plain_system: bool,
+    /// DeepSeek takes every message's content only as a string, and its
+    /// reasoning back on the turns that called tools.
+    pub deepseek: bool,
     pub drop_params: bool,
 }
 
@@ -77,13 +82,19 @@ pub fn to_canonical(
         match m.role.as_str() {
             "system" => messages.push(system_message(m.content)),
             "user" => user_messages(m.content, i, &mut messages)?,
-            "assistant" => messages.push(assistant_message(m.content, target.claude)),
+            "assistant" => messages.push(assistant_message(m.content, target)),
             other => {
                 return Err(ApiError::invalid_field(
                     &format!("messages[{i}].role"),
                     format!("Unknown role `{other}`: use user or assistant."),
                 ));
             }
+        }
+    }
+
+    for m in &mut messages {
+        if target.deepseek || (target.plain_system && m.role == Role::System) {
+            flatten_text(m);
         }
     }
 
@@ -426,12 +437,19 @@ fn user_messages(content: Content, i: usize, out: &mut Vec<ChatMessage>) -> Resu
 /// as `thinking_blocks` with their signatures: Claude wants a signed one
 /// before a tool call it made while thinking, and no other model takes
 /// reasoning back as input.
-fn assistant_message(content: Content, claude: bool) -> ChatMessage {
+fn assistant_message(content: Content, target: Target) -> ChatMessage {
+    let claude = target.claude;
     let mut text = String::new();
     let mut calls = Vec::new();
     let mut thinking = Vec::new();
+    let mut reasoning = String::new();
     for b in content.into_blocks() {
         match b {
+            // DeepSeek's own reasoning, shown to the client as thinking,
+            // goes back as `reasoning_content` (below).
+            Block::Known(KnownBlock::Thinking { thinking: t, .. }) if target.deepseek => {
+                reasoning.push_str(&t);
+            }
             Block::Known(KnownBlock::Thinking {
                 thinking: t,
                 signature,
@@ -478,5 +496,31 @@ fn assistant_message(content: Content, claude: bool) -> ChatMessage {
     if !thinking.is_empty() {
         m.thinking_blocks = Some(thinking);
     }
+    // DeepSeek wants it back on the turns that called tools (a 400
+    // otherwise), and ignores it, or on older models refuses it, elsewhere.
+    if !reasoning.is_empty() && m.tool_calls.is_some() {
+        m.reasoning_content = Some(reasoning);
+    }
     m
+}
+
+/// A message's text parts as one string, for an API that takes no parts;
+/// content with an image or another kind of part stays as it is.
+fn flatten_text(m: &mut ChatMessage) {
+    let Some(MessageContent::Parts(parts)) = &m.content else {
+        return;
+    };
+    let mut text = String::new();
+    for p in parts {
+        match p {
+            ContentPart::Known(KnownPart::Text { text: t, .. }) => {
+                if !text.is_empty() && !t.is_empty() {
+                    text.push('\n');
+                }
+                text.push_str(t);
+            }
+            _ => return,
+        }
+    }
+    m.content = Some(MessageContent::Text(text));
 }
