@@ -162,6 +162,80 @@ async fn every_route_but_the_health_probes_needs_the_master_key() {
 }
 
 #[tokio::test]
+async fn a_browser_page_may_call_the_gateway() {
+    let mock = mock(&[]);
+    let config = openai_config(
+        &mock,
+        &format!("general_settings: {{master_key: {MASTER_KEY}}}"),
+    );
+    let gw = gateway(&config, &[]);
+    let page = "http://localhost:3000";
+    // The preflight: no key needed, anything may follow.
+    let resp = client()
+        .request(reqwest::Method::OPTIONS, gw.url("/v1/chat/completions"))
+        .header("origin", page)
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let h = resp.headers();
+    assert_eq!(h["access-control-allow-origin"], page);
+    assert!(
+        h["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("POST")
+    );
+    assert_eq!(
+        h["access-control-allow-headers"],
+        "authorization, content-type"
+    );
+    // The call itself, its answer readable by the page, headers included;
+    // a refusal too.
+    for (path, key) in [
+        ("/v1/chat/completions", Some(MASTER_KEY)),
+        ("/v1/models", Some(MASTER_KEY)),
+        ("/v1/chat/completions", None),
+    ] {
+        let mut req = if path.contains("chat") {
+            client().post(gw.url(path)).json(&chat("gpt-4o"))
+        } else {
+            client().get(gw.url(path))
+        };
+        req = req.header("origin", page);
+        if let Some(k) = key {
+            req = req.header("authorization", format!("Bearer {k}"));
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(
+            resp.headers()["access-control-allow-origin"],
+            page,
+            "{path}"
+        );
+        assert!(
+            resp.headers()["access-control-expose-headers"]
+                .to_str()
+                .unwrap()
+                .contains("x-litellm-model-id")
+        );
+    }
+    // No origin, no CORS headers: a server-side client sees nothing new.
+    let resp = client()
+        .post(gw.url("/v1/chat/completions"))
+        .header("authorization", format!("Bearer {MASTER_KEY}"))
+        .json(&chat("gpt-4o"))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
 async fn stream_events_are_relayed_as_they_arrive() {
     let mock = mock(&[]);
     let gw = gateway(&openai_config(&mock, ""), &[]);

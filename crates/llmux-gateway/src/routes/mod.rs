@@ -18,6 +18,7 @@ use axum::response::Response;
 use axum::routing::future::RouteFuture;
 use axum::routing::{get, post};
 use bytes::Bytes;
+use http::HeaderValue;
 use llmux_core::{ApiError, Secret};
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -216,18 +217,81 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Gateway {
 
     fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
         use futures_util::future::Either;
+        // A browser's request names its page's origin: the answer lets the
+        // page read it (CORS), as LiteLLM's does for any origin. Keys travel
+        // in headers, never cookies, so no origin gains a credential.
+        let origin = req.headers().get(http::header::ORIGIN).cloned();
+        if let (Some(o), true) = (&origin, req.method() == http::Method::OPTIONS) {
+            let resp = preflight(o.clone(), req.headers());
+            return Either::Left(Box::pin(std::future::ready(Ok(resp))));
+        }
         match Hot::of(req.method(), req.uri().path()) {
             Some(route) => {
                 let app = self.app.clone();
-                let fut: HotFuture = match route {
-                    Hot::Chat => Box::pin(async move { Ok(serve_chat(app, req).await) }),
-                    Hot::Messages => Box::pin(async move { Ok(serve_messages(app, req).await) }),
+                let fut: HotFuture = match (route, origin) {
+                    (Hot::Chat, None) => Box::pin(async move { Ok(serve_chat(app, req).await) }),
+                    (Hot::Messages, None) => {
+                        Box::pin(async move { Ok(serve_messages(app, req).await) })
+                    }
+                    (Hot::Chat, Some(o)) => {
+                        Box::pin(async move { Ok(cors(o, serve_chat(app, req).await)) })
+                    }
+                    (Hot::Messages, Some(o)) => {
+                        Box::pin(async move { Ok(cors(o, serve_messages(app, req).await)) })
+                    }
                 };
                 Either::Left(fut)
             }
-            None => Either::Right(tower_service::Service::call(&mut self.router.clone(), req)),
+            None => match origin {
+                None => Either::Right(tower_service::Service::call(&mut self.router.clone(), req)),
+                Some(o) => {
+                    let routed = tower_service::Service::call(&mut self.router.clone(), req);
+                    Either::Left(Box::pin(async move { routed.await.map(|r| cors(o, r)) }))
+                }
+            },
         }
     }
+}
+
+/// The answer to a browser's preflight (`OPTIONS` with `Origin`): any
+/// origin, method and header may follow, for a day.
+fn preflight(origin: HeaderValue, headers: &http::HeaderMap) -> Response {
+    use http::header;
+    let mut resp = Response::new(axum::body::Body::empty());
+    *resp.status_mut() = http::StatusCode::NO_CONTENT;
+    let h = resp.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, OPTIONS"),
+    );
+    let asked = headers
+        .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+        .cloned()
+        .unwrap_or(HeaderValue::from_static("*"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked);
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
+    h.insert(header::VARY, HeaderValue::from_static("origin"));
+    resp
+}
+
+/// An answer a browser page of `origin` may read, the gateway's own
+/// headers (model id, cost) included.
+fn cors(origin: HeaderValue, mut resp: Response) -> Response {
+    use http::header;
+    let h = resp.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static(
+            "x-litellm-model-id, x-litellm-response-cost, x-litellm-attempted-fallbacks, retry-after",
+        ),
+    );
+    h.append(header::VARY, HeaderValue::from_static("origin"));
+    resp
 }
 
 /// Proof that the request carries a valid llmux key: every handler of a
