@@ -178,6 +178,16 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
     };
     for (i, item) in list.iter().enumerate() {
         let params = model_entry(item, i, &env, &mut warnings)?;
+        if params.model_name.contains('*') || params.model.contains('*') {
+            // LiteLLM's wildcard routes (`anthropic/*`): said plainly,
+            // not served as a model literally named `anthropic/*`.
+            warnings.push(format!(
+                "model_list[{i}]: wildcard model `{}` is not implemented yet, entry skipped; \
+                 list the models by name",
+                params.model_name
+            ));
+            continue;
+        }
         let mut d = deployments::build(params, i, catalog, &env)?;
         d.timeout = d.timeout.or(Some(request_timeout));
         deployments.push(d);
@@ -608,6 +618,28 @@ router_settings:
         assert!(!w.contains("not implemented"), "{w}");
         let e = parse("litellm_settings: {fallbacks: [\"a\"]}", &cat, &env).unwrap_err();
         assert!(e.to_string().contains("litellm_settings.fallbacks"), "{e}");
+    }
+
+    #[test]
+    fn wildcard_models_are_reported_and_skipped_not_fatal() {
+        let cat = Catalog::builtin().unwrap();
+        let config = r#"
+model_list:
+  - model_name: "*"
+    litellm_params: {model: "*"}
+  - model_name: "anthropic/*"
+    litellm_params: {model: "anthropic/*", api_key: k}
+  - model_name: a
+    litellm_params: {model: openai/gpt-4o, api_key: k}
+"#;
+        let c = parse(config, &cat, &Env::fixed(&[])).unwrap();
+        assert_eq!(c.model_names(), vec!["a"]);
+        let w = c.warnings.join("\n");
+        assert!(w.contains("model_list[0]: wildcard model `*`"), "{w}");
+        assert!(
+            w.contains("model_list[1]: wildcard model `anthropic/*`"),
+            "{w}"
+        );
     }
 
     #[test]
