@@ -34,6 +34,8 @@ pub struct Deployment {
     pub stream_timeout: Option<Duration>,
     pub rpm: Option<u64>,
     pub tpm: Option<u64>,
+    /// Share of the group's traffic (LiteLLM's `weight`).
+    pub weight: Option<f64>,
     /// Limits, prices and capability flags: catalog, then config overrides.
     pub info: ModelInfo,
     /// Vertex AI's project, location and credentials.

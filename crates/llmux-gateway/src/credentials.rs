@@ -394,6 +394,7 @@ mod tests {
             stream_timeout: None,
             rpm: None,
             tpm: None,
+            weight: None,
             info: Default::default(),
             vertex: None,
             aws: Some(aws),

@@ -25,6 +25,66 @@ pub struct ModelGroup {
     pub name: String,
     pub deployments: Vec<Arc<DeploymentState>>,
     next: AtomicUsize,
+    /// Running sums of the deployments' shares, when every one of them
+    /// has a `weight` (else an `rpm`, else a `tpm`), as LiteLLM's
+    /// simple-shuffle weighs them; else the deployments take turns.
+    shares: Option<Vec<f64>>,
+}
+
+impl ModelGroup {
+    fn new(name: String) -> ModelGroup {
+        ModelGroup {
+            name,
+            deployments: Vec::new(),
+            next: AtomicUsize::new(0),
+            shares: None,
+        }
+    }
+
+    /// Each deployment's share of the traffic, by the first key every
+    /// deployment of the group sets, as running sums.
+    fn weigh(&mut self) {
+        let keys: [fn(&Deployment) -> Option<f64>; 3] = [
+            |d| d.weight,
+            |d| d.rpm.map(|n| n as f64),
+            |d| d.tpm.map(|n| n as f64),
+        ];
+        self.shares = keys.iter().find_map(|key| {
+            let shares: Option<Vec<f64>> = self
+                .deployments
+                .iter()
+                .map(|d| key(&d.deployment))
+                .collect();
+            let shares = shares?;
+            let total: f64 = shares.iter().sum();
+            (self.deployments.len() > 1 && total > 0.0).then(|| {
+                shares
+                    .iter()
+                    .scan(0.0, |sum, w| {
+                        *sum += w;
+                        Some(*sum)
+                    })
+                    .collect()
+            })
+        });
+    }
+
+    /// Where this request's search for a deployment starts: the next in
+    /// turn, or one drawn by the shares.
+    fn start(&self) -> usize {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let Some(sums) = &self.shares else {
+            return n;
+        };
+        let total = sums.last().copied().unwrap_or(0.0);
+        // A well-spread draw from the request's number (splitmix64).
+        let mut z = (n as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let r = (z >> 11) as f64 / (1u64 << 53) as f64 * total;
+        sums.iter().position(|&s| r < s).unwrap_or(sums.len() - 1)
+    }
 }
 
 impl ModelGroup {
@@ -73,13 +133,12 @@ impl Router {
             });
             groups
                 .entry(state.deployment.model_name.clone())
-                .or_insert_with(|| ModelGroup {
-                    name: state.deployment.model_name.clone(),
-                    deployments: Vec::new(),
-                    next: AtomicUsize::new(0),
-                })
+                .or_insert_with(|| ModelGroup::new(state.deployment.model_name.clone()))
                 .deployments
                 .push(state);
+        }
+        for g in groups.values_mut() {
+            g.weigh();
         }
         let mut provider_sets: Vec<Vec<llmux_core::ProviderKind>> = Vec::new();
         for g in groups.values() {
@@ -130,7 +189,7 @@ impl Router {
         tried: &[usize],
     ) -> Result<(usize, Arc<DeploymentState>), Unavailable> {
         let n = group.deployments.len();
-        let start = group.next.fetch_add(1, Ordering::Relaxed);
+        let start = group.start();
         let now = self.now_ms();
         let minute = now / 60_000;
         let mut fallback: Option<usize> = None;
@@ -240,6 +299,7 @@ mod tests {
             stream_timeout: None,
             rpm,
             tpm: None,
+            weight: None,
             info: ModelInfo::default(),
             vertex: None,
             aws: None,
@@ -325,5 +385,40 @@ mod tests {
             r.pick(g, &[]),
             Err(Unavailable::RateLimited { .. })
         ));
+    }
+
+    #[test]
+    fn weights_then_rpm_share_the_traffic_when_every_deployment_sets_them() {
+        let count = |r: &Router| {
+            let g = r.group("g").unwrap();
+            let mut a = 0;
+            for _ in 0..2_000 {
+                if r.pick(g, &[]).unwrap().1.deployment.id == "a" {
+                    a += 1;
+                }
+            }
+            a
+        };
+        let weighted = |wa: Option<f64>, wb: Option<f64>| {
+            let mut a = dep("g", "a", None);
+            let mut b = dep("g", "b", None);
+            a.weight = wa;
+            b.weight = wb;
+            Router::new(vec![a, b])
+        };
+        // 9 to 1: about 1,800 of 2,000.
+        let a = count(&weighted(Some(9.0), Some(1.0)));
+        assert!((1_700..=1_900).contains(&a), "{a}");
+        // rpm weighs too (limits far off).
+        let r = Router::new(vec![
+            dep("g", "a", Some(90_000)),
+            dep("g", "b", Some(10_000)),
+        ]);
+        let a = count(&r);
+        assert!((1_700..=1_900).contains(&a), "{a}");
+        // One deployment without a weight: they take turns.
+        assert_eq!(count(&weighted(Some(9.0), None)), 1_000);
+        // A weight of 0 serves only when the others cannot.
+        assert_eq!(count(&weighted(Some(1.0), Some(0.0))), 2_000);
     }
 }

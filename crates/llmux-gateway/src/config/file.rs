@@ -19,6 +19,7 @@ const PARAMS: &[&str] = &[
     "api_version",
     "rpm",
     "tpm",
+    "weight",
     "timeout",
     "stream_timeout",
     "extra_headers",
@@ -325,6 +326,15 @@ fn model_entry(
             }
             "rpm" => p.rpm = Some(u64_value(v, &path)?),
             "tpm" => p.tpm = Some(u64_value(v, &path)?),
+            "weight" => {
+                let w = number_value(v, &path)?;
+                if w < 0.0 || !w.is_finite() {
+                    return Err(ConfigError::Invalid(format!(
+                        "{path} must be a number, 0 or more"
+                    )));
+                }
+                p.weight = Some(w);
+            }
             "timeout" => p.timeout = Some(duration_value(v, &path)?),
             "stream_timeout" => p.stream_timeout = Some(duration_value(v, &path)?),
             "extra_headers" => {

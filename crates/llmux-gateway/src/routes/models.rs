@@ -64,6 +64,9 @@ pub fn model_info_json(deployments: &[Deployment]) -> Bytes {
             if let Some(tpm) = d.tpm {
                 params.insert("tpm".into(), tpm.into());
             }
+            if let Some(w) = d.weight {
+                params.insert("weight".into(), w.into());
+            }
             if let Some(t) = d.timeout {
                 params.insert("timeout".into(), json!(t.as_secs_f64()));
             }

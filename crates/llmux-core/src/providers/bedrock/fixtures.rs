@@ -767,6 +767,7 @@ fn an_arn_is_claude_when_its_catalog_entry_says_so() {
             stream_timeout: None,
             rpm: None,
             tpm: None,
+            weight: None,
             info,
             vertex: None,
             aws: None,

@@ -254,6 +254,7 @@ mod tests {
             stream_timeout: None,
             rpm: None,
             tpm: None,
+            weight: None,
             info: ModelInfo::default(),
             vertex: None,
             aws: None,
