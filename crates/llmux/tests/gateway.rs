@@ -771,6 +771,52 @@ model_list:
 }
 
 #[tokio::test]
+async fn openrouter_says_what_a_call_cost_and_that_is_the_cost() {
+    let mock = mock(&[]);
+    let cfg = format!(
+        r#"
+model_list:
+  - model_name: or
+    litellm_params: {{model: openrouter/some-lab/unlisted-model, api_base: "http://{a}/v1", api_key: k}}
+"#,
+        a = mock.addr
+    );
+    let gw = gateway(&cfg, &[]);
+    for stream in [false, true] {
+        let mut body = chat("or");
+        body["stream"] = json!(stream);
+        let resp = post_json(&gw, "/v1/chat/completions", &body).await;
+        assert_eq!(resp.status(), 200);
+        let header = resp
+            .headers()
+            .get("x-litellm-response-cost")
+            .map(|v| v.to_str().unwrap().parse::<f64>().unwrap());
+        let text = resp.text().await.unwrap();
+        if stream {
+            // A stream's cost is known at its end, past the headers.
+            assert!(header.is_none());
+            continue;
+        }
+        let answer: Value = serde_json::from_str(&text).unwrap();
+        let cost = answer["usage"]["cost"]
+            .as_f64()
+            .expect("OpenRouter reported a cost");
+        let header = header.expect("a model the catalog does not price still has a cost");
+        assert!((header - cost).abs() < 1e-9, "{header} vs {cost}");
+    }
+    let sent = mock_requests(&mock).await;
+    assert_eq!(sent[0]["body"]["usage"], json!({"include": true}));
+    // A client's own `usage` is kept.
+    let mut body = chat("or");
+    body["usage"] = json!({"include": false});
+    post_json(&gw, "/v1/chat/completions", &body).await;
+    assert_eq!(
+        mock_requests(&mock).await[2]["body"]["usage"],
+        json!({"include": false})
+    );
+}
+
+#[tokio::test]
 async fn secrets_stay_out_of_logs_and_errors() {
     let mock = mock(&[]);
     let cfg = format!(

@@ -476,6 +476,7 @@ impl AnthropicUsage {
             cache_read_input_tokens: Some(read),
             cache_creation_input_tokens: Some(written),
             prompt_cache_hit_tokens: None,
+            cost: None,
         }
     }
 

@@ -25,6 +25,10 @@ pub struct Usage {
     /// `prompt_tokens_details.cached_tokens` may say 0 beside it).
     #[serde(default, skip_serializing)]
     pub prompt_cache_hit_tokens: Option<u64>,
+    /// What the provider says the call cost, in USD (OpenRouter's
+    /// `usage.cost`): the price actually charged, over the catalog's.
+    #[serde(default, skip_serializing)]
+    pub cost: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -180,6 +184,7 @@ mod tests {
                 cache_read_input_tokens: n(9),
                 cache_creation_input_tokens: n(10),
                 prompt_cache_hit_tokens: None,
+                cost: None,
             };
             let mut out = Vec::new();
             u.write_json(&mut out);
@@ -209,6 +214,18 @@ mod tests {
         .unwrap();
         assert_eq!(u.cached_tokens(), 40);
         assert_eq!(u.cache_write_tokens(), 50);
+    }
+
+    #[test]
+    fn reads_the_cost_a_provider_reports() {
+        let u: Usage = serde_json::from_str(
+            r#"{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15,"cost":0.00042,
+                "cost_details":{"upstream_inference_cost":null}}"#,
+        )
+        .unwrap();
+        assert_eq!(u.cost, Some(0.00042));
+        // Never written back: a translated answer's usage is OpenAI's.
+        assert!(serde_json::to_value(&u).unwrap().get("cost").is_none());
     }
 
     #[test]

@@ -430,7 +430,10 @@ async fn read_limited(body: UpstreamBody, timeout: Duration, max: usize) -> Byte
 pub fn record_usage(app: &AppState, state: &DeploymentState, usage: Option<&Usage>) -> Option<f64> {
     let usage = usage?;
     app.router.record_tokens(state, usage.total_tokens);
-    let c = state.prices.map(|p| p.cost(usage));
+    let c = usage
+        .cost
+        .filter(|c| c.is_finite() && *c >= 0.0)
+        .or_else(|| state.prices.map(|p| p.cost(usage)));
     tracing::debug!(
         model = %state.deployment.model_name,
         deployment = %state.deployment.id,

@@ -211,6 +211,8 @@ pub struct Answer {
     calls: Vec<Call>,
     prompt_tokens: u64,
     cached_tokens: u64,
+    /// OpenRouter's usage accounting was asked for (`usage.include`).
+    report_cost: bool,
 }
 
 impl Answer {
@@ -242,6 +244,12 @@ impl Answer {
             calls,
             prompt_tokens: (body_len as u64 / 4).max(1),
             cached_tokens: opts.cached_tokens.unwrap_or(0),
+            report_cost: req
+                .extra
+                .get("usage")
+                .and_then(|u| u.get("include"))
+                .and_then(Value::as_bool)
+                == Some(true),
         }
     }
 
@@ -262,14 +270,20 @@ impl Answer {
 
     fn usage(&self) -> Value {
         let completion = self.completion_tokens();
-        json!({
+        let mut usage = json!({
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": completion,
             "total_tokens": self.prompt_tokens + completion,
             "prompt_tokens_details": {"cached_tokens": self.cached_tokens, "audio_tokens": 0},
             "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
                 "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}
-        })
+        });
+        if self.report_cost {
+            // OpenRouter's charge: $1 per million prompt tokens, $2 per
+            // million completion tokens.
+            usage["cost"] = json!(self.prompt_tokens as f64 * 1e-6 + completion as f64 * 2e-6);
+        }
+        usage
     }
 
     pub fn completion(&self) -> Value {

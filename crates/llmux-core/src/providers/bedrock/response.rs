@@ -40,6 +40,7 @@ pub fn usage(u: &Value) -> Usage {
         cache_read_input_tokens: Some(read),
         cache_creation_input_tokens: Some(write),
         prompt_cache_hit_tokens: None,
+        cost: None,
     }
 }
 

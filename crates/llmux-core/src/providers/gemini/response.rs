@@ -75,6 +75,7 @@ impl UsageMetadata {
             cache_read_input_tokens: None,
             cache_creation_input_tokens: None,
             prompt_cache_hit_tokens: None,
+            cost: None,
         }
     }
 }

@@ -33,6 +33,10 @@ pub fn build_chat_request(
         stream_options = Value::Object(opts).to_string();
         set.push(("stream_options", stream_options.as_str()));
     }
+    // OpenRouter reports what a call cost when asked, as LiteLLM asks.
+    if spec.provider == ProviderKind::OpenRouter && req.get("usage").is_none() {
+        set.push(("usage", r#"{"include":true}"#));
+    }
     let mut remove: Vec<&str> = Vec::new();
     if reasoning_model(spec, dep) {
         // OpenAI's reasoning models take `max_completion_tokens` only, as
