@@ -18,7 +18,10 @@ pub fn build_chat_request(
     call: &ChatCall<'_, '_>,
 ) -> UpstreamRequest {
     let req = call.request;
-    let mut set: Vec<(&str, &str)> = Vec::new();
+    // At most three fields set, kept on the stack: most requests set none,
+    // a stream one.
+    let mut set_buf: [(&str, &str); 3] = [("", ""); 3];
+    let mut n_set = 0;
     // Ask for usage on every stream (for accounting); the stream translator
     // hides the usage chunk from clients that did not ask for it.
     let stream_options;
@@ -31,11 +34,13 @@ pub fn build_chat_request(
             .unwrap_or_default();
         opts.insert("include_usage".into(), Value::Bool(true));
         stream_options = Value::Object(opts).to_string();
-        set.push(("stream_options", stream_options.as_str()));
+        set_buf[n_set] = ("stream_options", stream_options.as_str());
+        n_set += 1;
     }
     // OpenRouter reports what a call cost when asked, as LiteLLM asks.
     if spec.provider == ProviderKind::OpenRouter && req.get("usage").is_none() {
-        set.push(("usage", r#"{"include":true}"#));
+        set_buf[n_set] = ("usage", r#"{"include":true}"#);
+        n_set += 1;
     }
     let mut remove: Vec<&str> = Vec::new();
     if reasoning_model(spec, dep) {
@@ -45,7 +50,8 @@ pub fn build_chat_request(
         // them).
         if let (Some(max), None) = (req.get("max_tokens"), req.get("max_completion_tokens")) {
             remove.push("max_tokens");
-            set.push(("max_completion_tokens", max.get()));
+            set_buf[n_set] = ("max_completion_tokens", max.get());
+            n_set += 1;
         }
         if call.drop_params {
             for name in REASONING_REFUSES {
@@ -71,7 +77,7 @@ pub fn build_chat_request(
     let body = req.write(&Rewrite {
         model: &dep.upstream_model,
         remove,
-        set: &set,
+        set: &set_buf[..n_set],
         defaults: dep.extra_body.as_ref(),
     });
     UpstreamRequest {
