@@ -579,12 +579,26 @@ pub fn chat_response(
     body: Bytes,
 ) -> Result<ChatResponse, ApiError> {
     let out = match family(dep.provider) {
+        Family::OpenAiCompat(_) if names_reasoning_reasoning(dep.provider) => {
+            match openai_compat::reasoning_as_reasoning_content(&body) {
+                Some(renamed) => {
+                    openai_compat::chat_response(status, headers, Bytes::from(renamed))
+                }
+                None => openai_compat::chat_response(status, headers, body),
+            }
+        }
         Family::OpenAiCompat(_) => openai_compat::chat_response(status, headers, body),
         Family::Anthropic => anthropic::chat_response(call, status, headers, body),
         Family::Gemini => gemini::chat_response(dep, status, headers, body),
         Family::Bedrock => bedrock::chat_response(dep, call, status, headers, body),
     };
     out.map_err(|e| redacted(dep, e))
+}
+
+/// Providers that name a message's reasoning `reasoning`, where LiteLLM's
+/// clients read `reasoning_content`.
+fn names_reasoning_reasoning(p: ProviderKind) -> bool {
+    matches!(p, ProviderKind::OpenRouter | ProviderKind::Groq)
 }
 
 /// Reads an upstream error response.
@@ -630,9 +644,14 @@ pub fn chat_stream(
     call: &ChatCall<'_, '_>,
 ) -> Result<Box<dyn StreamTranslator>, ApiError> {
     match family(dep.provider) {
-        Family::OpenAiCompat(_) => Ok(Box::new(openai_compat::PassthroughStream::new(
-            call.request.include_usage(),
-        ))),
+        Family::OpenAiCompat(_) => {
+            let stream = openai_compat::PassthroughStream::new(call.request.include_usage());
+            Ok(Box::new(if names_reasoning_reasoning(dep.provider) {
+                stream.renaming_reasoning()
+            } else {
+                stream
+            }))
+        }
         Family::Anthropic => Ok(Box::new(anthropic::chat_stream(dep, call))),
         Family::Gemini => Ok(Box::new(gemini::chat_stream(dep, call))),
         Family::Bedrock => Ok(Box::new(bedrock::chat_stream(dep, call))),

@@ -11,7 +11,7 @@ mod stream;
 
 pub use request::{build_chat_request, chat_url};
 pub use response::{chat_response, error_response, retry_after, typed_chat_response};
-pub use stream::PassthroughStream;
+pub use stream::{PassthroughStream, reasoning_as_reasoning_content};
 
 use super::ProviderKind;
 

@@ -18,6 +18,9 @@ pub struct PassthroughStream {
     client_wants_usage: bool,
     usage: Option<Usage>,
     ended: bool,
+    /// The upstream names reasoning `reasoning` (OpenRouter, Groq):
+    /// clients of a LiteLLM gateway read `reasoning_content`.
+    rename_reasoning: bool,
 }
 
 impl PassthroughStream {
@@ -27,7 +30,14 @@ impl PassthroughStream {
             client_wants_usage,
             usage: None,
             ended: false,
+            rename_reasoning: false,
         }
+    }
+
+    /// For an upstream that names reasoning `reasoning`.
+    pub fn renaming_reasoning(mut self) -> Self {
+        self.rename_reasoning = true;
+        self
     }
 
     fn event(&mut self, mut ev: SseEvent, out: &mut Vec<StreamEvent>) {
@@ -53,7 +63,14 @@ impl PassthroughStream {
             return;
         }
         if text.starts_with(b"{") && text.ends_with(b"}") {
-            out.push(StreamEvent::Data(data));
+            match self
+                .rename_reasoning
+                .then(|| reasoning_as_reasoning_content(&data))
+                .flatten()
+            {
+                Some(renamed) => out.push(StreamEvent::Data(Bytes::from(renamed))),
+                None => out.push(StreamEvent::Data(data)),
+            }
         } else {
             self.malformed("not a JSON object", out);
         }
@@ -129,6 +146,32 @@ impl PassthroughStream {
                 .retryable(true),
         ));
     }
+}
+
+/// A chunk or answer whose reasoning is named `reasoning` (OpenRouter,
+/// Groq) with the name LiteLLM gives it, `reasoning_content`, as LiteLLM
+/// renames it; `None` when there is nothing to rename. The key is found as
+/// bytes: `"reasoning":` cannot occur inside a JSON string, whose quotes
+/// are escaped, so each match is a member's name. A body that already has
+/// `reasoning_content` is left as it is.
+pub fn reasoning_as_reasoning_content(data: &[u8]) -> Option<Vec<u8>> {
+    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"reasoning\":"));
+    let first = FINDER.find(data)?;
+    if memchr::memmem::find(data, b"\"reasoning_content\"").is_some() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(data.len() + 16);
+    let mut rest = data;
+    let mut at = Some(first);
+    while let Some(i) = at {
+        out.extend_from_slice(&rest[..i]);
+        out.extend_from_slice(b"\"reasoning_content\":");
+        rest = &rest[i + b"\"reasoning\":".len()..];
+        at = FINDER.find(rest);
+    }
+    out.extend_from_slice(rest);
+    Some(out)
 }
 
 /// Whether an event has `"usage": {…}` (not `null`), found without parsing.
@@ -342,5 +385,45 @@ mod tests {
         // `x"usage`; the search through the chunk still runs.
         assert!(has_usage_object(br#"{"usage":{"a":1},"b":{"usage":null}}"#));
         assert!(has_usage_object(br#"{"usage":{"a":1},"x\"usage":null}"#));
+    }
+
+    #[test]
+    fn reasoning_named_reasoning_reaches_the_client_as_reasoning_content() {
+        let chunk = br#"{"id":"gen-1","choices":[{"index":0,"delta":{"role":"assistant","content":"","reasoning":"The \"reasoning\": part","reasoning_details":[{"type":"reasoning.text","text":"x"}]},"finish_reason":null}]}"#;
+        let renamed = reasoning_as_reasoning_content(chunk).unwrap();
+        let v: Value = serde_json::from_slice(&renamed).unwrap();
+        let delta = &v["choices"][0]["delta"];
+        assert_eq!(delta["reasoning_content"], "The \"reasoning\": part");
+        assert!(delta.get("reasoning").is_none());
+        assert!(delta["reasoning_details"].is_array(), "other members stay");
+        // Nothing to rename, or already named: left alone.
+        assert!(
+            reasoning_as_reasoning_content(br#"{"choices":[{"delta":{"content":"hi"}}]}"#)
+                .is_none()
+        );
+        assert!(
+            reasoning_as_reasoning_content(br#"{"reasoning_content":"a","reasoning":"a"}"#)
+                .is_none()
+        );
+        // Through a stream, for a provider that names it so.
+        let mut t = PassthroughStream::new(false).renaming_reasoning();
+        let mut out = Vec::new();
+        t.push(b"data: ", &mut out);
+        t.push(chunk, &mut out);
+        t.push(b"\n\ndata: [DONE]\n\n", &mut out);
+        let StreamEvent::Data(d) = &out[0] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(d.as_ref(), &renamed[..]);
+        // Others pass it as it came.
+        let mut t = PassthroughStream::new(false);
+        let mut out = Vec::new();
+        t.push(b"data: ", &mut out);
+        t.push(chunk, &mut out);
+        t.push(b"\n\n", &mut out);
+        let StreamEvent::Data(d) = &out[0] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(d.as_ref(), &chunk[..]);
     }
 }
