@@ -108,13 +108,18 @@ fn reasoning_model(spec: &CompatSpec, dep: &Deployment) -> bool {
     }
     // Read in place, no copy: this runs on every OpenAI request.
     let is = |id: &str| {
-        let id = id.rsplit('/').next().unwrap_or(id).as_bytes();
-        let o_series = id.first().map(u8::to_ascii_lowercase) == Some(b'o')
-            && id.get(1).is_some_and(u8::is_ascii_digit);
-        let gpt5 = id.len() >= 5
-            && id[..5].eq_ignore_ascii_case(b"gpt-5")
-            && !id.windows(4).any(|w| w.eq_ignore_ascii_case(b"chat"));
-        o_series || gpt5
+        let id = id.as_bytes();
+        let id = match id.iter().rposition(|&b| b == b'/') {
+            Some(slash) => &id[slash + 1..],
+            None => id,
+        };
+        match id {
+            [o, digit, ..] if (o | 0x20) == b'o' && digit.is_ascii_digit() => true,
+            [g, p, t, b'-', b'5', ..] if [g | 0x20, p | 0x20, t | 0x20] == *b"gpt" => {
+                !id.windows(4).any(|w| w.eq_ignore_ascii_case(b"chat"))
+            }
+            _ => false,
+        }
     };
     // An Azure deployment's name says nothing; a series marker or its base
     // model does.
