@@ -44,6 +44,36 @@ pub struct Deployment {
     pub aws: Option<AwsParams>,
 }
 
+impl Deployment {
+    /// A deployment of `upstream_model` on `provider`, served as
+    /// `model_name`, with every setting at its default (no key, base,
+    /// limits or catalog entry): what a config entry with only `model`
+    /// gives, before the config fills it in.
+    pub fn new(model_name: &str, provider: ProviderKind, upstream_model: &str) -> Deployment {
+        Deployment {
+            id: model_name.to_owned(),
+            model_name: model_name.to_owned(),
+            provider,
+            model: format!("{provider}/{upstream_model}"),
+            upstream_model: upstream_model.to_owned(),
+            api_base: None,
+            api_key: None,
+            api_version: None,
+            organization: None,
+            extra_headers: Vec::new(),
+            extra_body: None,
+            timeout: None,
+            stream_timeout: None,
+            rpm: None,
+            tpm: None,
+            weight: None,
+            info: ModelInfo::default(),
+            vertex: None,
+            aws: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct AwsParams {
     pub region: String,

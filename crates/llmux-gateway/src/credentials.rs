@@ -380,24 +380,8 @@ mod tests {
         .unwrap();
         let dep = |aws: AwsParams| Deployment {
             id: "d".into(),
-            model_name: "m".into(),
-            provider: ProviderKind::Bedrock,
-            model: "bedrock/x".into(),
-            upstream_model: "x".into(),
-            api_base: None,
-            api_key: None,
-            api_version: None,
-            organization: None,
-            extra_headers: vec![],
-            extra_body: None,
-            timeout: None,
-            stream_timeout: None,
-            rpm: None,
-            tpm: None,
-            weight: None,
-            info: Default::default(),
-            vertex: None,
             aws: Some(aws),
+            ..Deployment::new("m", ProviderKind::Bedrock, "x")
         };
         let env = Env::fixed(&[
             ("AWS_ACCESS_KEY_ID", "AKIAENV"),

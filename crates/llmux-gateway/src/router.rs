@@ -280,29 +280,13 @@ impl DeploymentState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use llmux_core::{ModelInfo, ProviderKind};
+    use llmux_core::ProviderKind;
 
     fn dep(name: &str, id: &str, rpm: Option<u64>) -> Deployment {
         Deployment {
             id: id.into(),
-            model_name: name.into(),
-            provider: ProviderKind::OpenAi,
-            model: "openai/m".into(),
-            upstream_model: "m".into(),
-            api_base: None,
-            api_key: None,
-            api_version: None,
-            organization: None,
-            extra_headers: vec![],
-            extra_body: None,
-            timeout: None,
-            stream_timeout: None,
             rpm,
-            tpm: None,
-            weight: None,
-            info: ModelInfo::default(),
-            vertex: None,
-            aws: None,
+            ..Deployment::new(name, ProviderKind::OpenAi, "m")
         }
     }
 

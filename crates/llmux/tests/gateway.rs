@@ -88,14 +88,19 @@ async fn sigterm_lets_open_streams_finish_refuses_new_connections_and_exits() {
     assert!(status.success(), "{status:?}");
 }
 
+/// A gateway in front of `mock` that wants `MASTER_KEY`.
+fn keyed_gateway(mock: &Proc) -> Proc {
+    let config = openai_config(
+        mock,
+        &format!("general_settings: {{master_key: {MASTER_KEY}}}"),
+    );
+    gateway(&config, &[])
+}
+
 #[tokio::test]
 async fn every_route_but_the_health_probes_needs_the_master_key() {
     let mock = mock(&[]);
-    let config = openai_config(
-        &mock,
-        &format!("general_settings: {{master_key: {MASTER_KEY}}}"),
-    );
-    let gw = gateway(&config, &[]);
+    let gw = keyed_gateway(&mock);
     let chat = chat("gpt-4o");
     let messages = json!({"model": "gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
     let protected: &[(&str, Option<&Value>)] = &[
@@ -164,11 +169,7 @@ async fn every_route_but_the_health_probes_needs_the_master_key() {
 #[tokio::test]
 async fn a_browser_page_may_call_the_gateway() {
     let mock = mock(&[]);
-    let config = openai_config(
-        &mock,
-        &format!("general_settings: {{master_key: {MASTER_KEY}}}"),
-    );
-    let gw = gateway(&config, &[]);
+    let gw = keyed_gateway(&mock);
     let page = "http://localhost:3000";
     // The preflight: no key needed, anything may follow.
     let resp = client()

@@ -752,25 +752,8 @@ fn an_arn_is_claude_when_its_catalog_entry_says_so() {
             info.0.insert("key".into(), k.into());
         }
         Deployment {
-            id: "d1".into(),
-            model_name: "claude-profile".into(),
-            provider: ProviderKind::Bedrock,
-            model: format!("bedrock/{arn}"),
-            upstream_model: arn.into(),
-            api_base: None,
-            api_key: None,
-            api_version: None,
-            organization: None,
-            extra_headers: vec![],
-            extra_body: None,
-            timeout: None,
-            stream_timeout: None,
-            rpm: None,
-            tpm: None,
-            weight: None,
             info,
-            vertex: None,
-            aws: None,
+            ..Deployment::new("claude-profile", ProviderKind::Bedrock, arn)
         }
     };
     assert!(!super::traits(&dep(None)).claude);

@@ -247,7 +247,6 @@ fn headers(spec: &CompatSpec, dep: &Deployment) -> HeaderMap {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::ModelInfo;
     use crate::providers::ProviderKind;
     use crate::providers::openai_compat::{AZURE, OPENROUTER, spec};
     use crate::types::{RawChatRequest, Secret};
@@ -255,24 +254,8 @@ mod tests {
     fn dep(provider: ProviderKind, upstream: &str) -> Deployment {
         Deployment {
             id: "d1".into(),
-            model_name: "public".into(),
-            provider,
-            model: format!("{provider}/{upstream}"),
-            upstream_model: upstream.into(),
-            api_base: None,
             api_key: Some(Secret::new("sk-up")),
-            api_version: None,
-            organization: None,
-            extra_headers: vec![],
-            extra_body: None,
-            timeout: None,
-            stream_timeout: None,
-            rpm: None,
-            tpm: None,
-            weight: None,
-            info: ModelInfo::default(),
-            vertex: None,
-            aws: None,
+            ..Deployment::new("public", provider, upstream)
         }
     }
 
