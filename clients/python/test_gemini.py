@@ -789,6 +789,15 @@ def test_gemini_reasoning_effort(gclient, gem_mock, marker):
     assert "thinkingLevel" not in tc
 
 
+def test_gemini_3_thinks_least_when_asked_not_to_think(gclient, gem_mock, marker):
+    """Gemini 3 cannot stop thinking; without a thinkingConfig it thinks its
+    most. `reasoning_effort: none` asks for its least, hidden."""
+    resp = gclient.chat.completions.create(model=G3, messages=user(marker), reasoning_effort="none")
+    assert resp.choices[0].message.content
+    tc = one_gemini_request(gem_mock, marker)["body"]["generationConfig"]["thinkingConfig"]
+    assert tc == {"thinkingLevel": "low", "includeThoughts": False}, tc
+
+
 def test_gemini_reasoning_streamed(gclient, marker):
     got = collect_chat_stream(
         list(gclient.chat.completions.create(model=FLASH, messages=user(marker), reasoning_effort="medium", stream=True))

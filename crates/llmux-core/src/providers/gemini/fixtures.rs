@@ -475,3 +475,51 @@ fn images_the_model_makes_reach_the_client_whole_and_streamed() {
     );
     assert_eq!(c.last().unwrap()["choices"][0]["finish_reason"], "stop");
 }
+
+#[test]
+fn thinking_off_and_adaptive_per_model_family() {
+    let config = |extra: Value, model: &str| {
+        let mut v = json!({"model": "g", "messages": [{"role": "user", "content": "x"}]});
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body(v, model)["generationConfig"]["thinkingConfig"].clone()
+    };
+    // Off: Gemini 2.5 Flash stops thinking; Gemini 3 and 2.5 Pro cannot,
+    // and think least, where without a config they would think their most.
+    for off in [
+        json!({"reasoning_effort": "none"}),
+        json!({"thinking": {"type": "disabled"}}),
+    ] {
+        assert_eq!(
+            config(off.clone(), "gemini-2.5-flash"),
+            json!({"thinkingBudget": 0})
+        );
+        assert_eq!(
+            config(off.clone(), "gemini-3-pro-preview"),
+            json!({"thinkingLevel": "low", "includeThoughts": false})
+        );
+        assert_eq!(
+            config(off, "gemini-2.5-pro"),
+            json!({"thinkingBudget": 128, "includeThoughts": false}),
+            "2.5 Pro refuses a budget of 0"
+        );
+    }
+    // Thinking without a budget: the model's own choice.
+    let adaptive = json!({"thinking": {"type": "adaptive"}});
+    assert_eq!(
+        config(adaptive.clone(), "gemini-2.5-pro"),
+        json!({"thinkingBudget": -1, "includeThoughts": true})
+    );
+    assert_eq!(
+        config(adaptive, "gemini-3-pro-preview"),
+        json!({"includeThoughts": true})
+    );
+    assert_eq!(
+        config(
+            json!({"thinking": {"type": "enabled", "budget_tokens": 3000}}),
+            "gemini-2.5-pro"
+        ),
+        json!({"thinkingBudget": 3000, "includeThoughts": true})
+    );
+}

@@ -445,21 +445,33 @@ pub fn build<'a>(
 
 /// `reasoning_effort` or `thinking` → `thinkingConfig`, per model family.
 fn thinking_config(req: &ChatCompletionRequest, model: &str) -> Option<Value> {
+    // Gemini 3 and 2.5 Pro cannot stop thinking: the least they do is
+    // Gemini 3's `low` level or 2.5 Pro's smallest budget, shown to no
+    // one. Without a thinkingConfig they would think their most.
+    let off = || {
+        Some(if is_gemini3(model) {
+            json!({"thinkingLevel": "low", "includeThoughts": false})
+        } else if model.starts_with("gemini-2.5-pro") {
+            json!({"thinkingBudget": 128, "includeThoughts": false})
+        } else {
+            json!({"thinkingBudget": 0})
+        })
+    };
     if let Some(t) = req.extra.get("thinking").filter(|t| !t.is_null()) {
         return match t.get("type").and_then(Value::as_str) {
-            Some("disabled") => Some(json!({"thinkingBudget": 0})),
-            _ => {
-                let budget = t
-                    .get("budget_tokens")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(1024);
-                Some(json!({"thinkingBudget": budget, "includeThoughts": true}))
-            }
+            Some("disabled") => off(),
+            _ => match t.get("budget_tokens").and_then(Value::as_u64) {
+                Some(budget) => Some(json!({"thinkingBudget": budget, "includeThoughts": true})),
+                // No budget (adaptive thinking): the model decides, as
+                // Gemini's dynamic budget (-1) or Gemini 3's default level.
+                None if is_gemini3(model) => Some(json!({"includeThoughts": true})),
+                None => Some(json!({"thinkingBudget": -1, "includeThoughts": true})),
+            },
         };
     }
     let effort = req.reasoning_effort.as_deref()?;
     if effort == "none" || effort == "disable" {
-        return (!is_gemini3(model)).then(|| json!({"thinkingBudget": 0}));
+        return off();
     }
     if is_gemini3(model) {
         let level = if matches!(effort, "minimal" | "low") {
