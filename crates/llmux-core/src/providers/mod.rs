@@ -579,15 +579,9 @@ pub fn chat_response(
     body: Bytes,
 ) -> Result<ChatResponse, ApiError> {
     let out = match family(dep.provider) {
-        Family::OpenAiCompat(_) if names_reasoning_reasoning(dep.provider) => {
-            match openai_compat::reasoning_as_reasoning_content(&body) {
-                Some(renamed) => {
-                    openai_compat::chat_response(status, headers, Bytes::from(renamed))
-                }
-                None => openai_compat::chat_response(status, headers, body),
-            }
+        Family::OpenAiCompat(_) => {
+            openai_compat::chat_response(status, headers, reasoning_named(dep, body))
         }
-        Family::OpenAiCompat(_) => openai_compat::chat_response(status, headers, body),
         Family::Anthropic => anthropic::chat_response(call, status, headers, body),
         Family::Gemini => gemini::chat_response(dep, status, headers, body),
         Family::Bedrock => bedrock::chat_response(dep, call, status, headers, body),
@@ -599,6 +593,19 @@ pub fn chat_response(
 /// clients read `reasoning_content`.
 fn names_reasoning_reasoning(p: ProviderKind) -> bool {
     matches!(p, ProviderKind::OpenRouter | ProviderKind::Groq)
+}
+
+/// An OpenAI-compatible answer with its reasoning under LiteLLM's name,
+/// for every route: the only place `reasoning` is renamed for a whole
+/// answer (a stream's is in `PassthroughStream`).
+fn reasoning_named(dep: &Deployment, body: Bytes) -> Bytes {
+    if !names_reasoning_reasoning(dep.provider) {
+        return body;
+    }
+    match openai_compat::reasoning_as_reasoning_content(&body) {
+        Some(renamed) => Bytes::from(renamed),
+        None => body,
+    }
 }
 
 /// Reads an upstream error response.
@@ -625,7 +632,8 @@ pub fn typed_chat_response(
 ) -> Result<ChatResponse, ApiError> {
     match family(dep.provider) {
         Family::OpenAiCompat(_) => {
-            openai_compat::typed_chat_response(status, headers, body).map_err(|e| redacted(dep, e))
+            openai_compat::typed_chat_response(status, headers, reasoning_named(dep, body))
+                .map_err(|e| redacted(dep, e))
         }
         _ => chat_response(dep, call, status, headers, body),
     }

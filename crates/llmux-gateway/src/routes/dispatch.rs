@@ -123,7 +123,8 @@ fn fallbacks_for<'a>(
     err: &ApiError,
 ) -> Option<&'a [String]> {
     let model = steer.group.name.as_str();
-    let special = if context_window_exceeded(err) {
+    let too_long = context_window_exceeded(err);
+    let special = if too_long {
         app.fallbacks.context_window.get(model)
     } else if err.code.as_deref() == Some("content_filter")
         || err.code.as_deref() == Some("content_policy_violation")
@@ -135,8 +136,7 @@ fn fallbacks_for<'a>(
     if let Some(list) = special.filter(|l| !l.is_empty()) {
         return Some(list);
     }
-    let general =
-        err.retryable || matches!(err.status, 401 | 403 | 404) || context_window_exceeded(err);
+    let general = err.retryable || matches!(err.status, 401 | 403 | 404) || too_long;
     if !general {
         return None;
     }

@@ -566,21 +566,43 @@ fn groq_and_deepseek_get_plain_text_and_deepseek_its_reasoning_back() {
 
 #[test]
 fn reasoning_named_reasoning_is_thinking_too() {
-    let resp: ChatCompletionResponse = serde_json::from_value(json!({
+    // OpenRouter names it `reasoning`; the provider layer gives it
+    // LiteLLM's name, whole and streamed, before the Messages route reads it.
+    use crate::deployment::Deployment;
+    use crate::providers::{self, ChatCall, ProviderKind};
+    use crate::types::RawChatRequest;
+    let dep = Deployment::new("or", ProviderKind::OpenRouter, "some/model");
+    let raw = RawChatRequest::parse(br#"{"model":"or","messages":[]}"#).unwrap();
+    let call = ChatCall {
+        request: &raw,
+        typed: None,
+        drop_params: false,
+    };
+    let body = json!({
         "id": "gen-1", "object": "chat.completion", "created": 1, "model": "m",
         "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant",
-            "content": "Hi", "reasoning": "thought it over"}}]}))
+            "content": "Hi", "reasoning": "thought it over"}}]});
+    let resp = providers::typed_chat_response(
+        &dep,
+        &call,
+        200,
+        &http::HeaderMap::new(),
+        Bytes::from(body.to_string()),
+    )
+    .unwrap()
+    .into_typed()
     .unwrap();
     let m = serde_json::to_value(from_canonical(resp, "claude")).unwrap();
     assert_eq!(m["content"][0]["thinking"], "thought it over");
+    let mut upstream = providers::chat_stream(&dep, &call).unwrap();
+    let mut evs = Vec::new();
+    let sse = format!(
+        "data: {}\n\ndata: [DONE]\n\n",
+        json!({"id": "gen-1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": 0, "delta": {"reasoning": "hmm"}, "finish_reason": null}]})
+    );
+    upstream.push(sse.as_bytes(), &mut evs);
     let mut enc = MessagesEncoder::new("claude");
-    let mut evs = vec![
-        chunk(
-            json!({"id": "gen-1", "object": "chat.completion.chunk", "created": 1, "model": "m",
-            "choices": [{"index": 0, "delta": {"reasoning": "hmm"}, "finish_reason": null}]}),
-        ),
-        StreamEvent::Done,
-    ];
     enc.encode(&mut evs);
     let got = events(&evs);
     assert_eq!(got[1].1["content_block"]["type"], "thinking");

@@ -20,13 +20,7 @@ pub fn from_canonical(resp: ChatCompletionResponse, model: &str) -> MessagesResp
     let choice = resp.choices.into_iter().next();
     let finish = choice.as_ref().and_then(|c| c.finish_reason.clone());
     if let Some(c) = choice {
-        let mut m = c.message;
-        // OpenRouter and Groq name it `reasoning`.
-        if m.reasoning_content.is_none() {
-            if let Some(serde_json::Value::String(r)) = m.extra.remove("reasoning") {
-                m.reasoning_content = Some(r);
-            }
-        }
+        let m = c.message;
         // Claude's thinking blocks, signed, as the model wrote them (Claude
         // wants them back on the next turn); other models' reasoning as
         // one unsigned block.

@@ -198,10 +198,8 @@ impl MessagesEncoder {
             return;
         };
         let d = choice.delta.unwrap_or_default();
-        // OpenRouter and Groq name it `reasoning`.
         if let Some(r) = d
             .reasoning_content
-            .or(d.reasoning)
             .and_then(JsonStr::read)
             .filter(|r| !r.is_empty())
         {
@@ -337,8 +335,6 @@ struct DeltaView<'a> {
     content: Option<&'a RawValue>,
     #[serde(default, borrow)]
     reasoning_content: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    reasoning: Option<&'a RawValue>,
     #[serde(default, borrow)]
     tool_calls: Option<Vec<ToolCallView<'a>>>,
     #[serde(default, borrow)]
