@@ -512,18 +512,8 @@ pub fn build<'a>(
         name,
         disable_parallel_tool_use: None,
     };
-    // Thinking: `thinking` as Anthropic spells it, or `reasoning_effort`.
-    let thinking = match req.extra.get("thinking") {
-        Some(t) if !t.is_null() => Some(Cow::Borrowed(t)),
-        _ => req
-            .reasoning_effort
-            .as_deref()
-            .and_then(budget_for_effort)
-            .map(|b| Cow::Owned(json!({"type": "enabled", "budget_tokens": b}))),
-    };
-    let thinking_on = thinking
-        .as_ref()
-        .is_some_and(|t| t.get("type").and_then(Value::as_str) != Some("disabled"));
+    let thinking = claude_thinking(req);
+    let thinking_on = thinking.as_deref().is_some_and(is_on);
     let mut tool_choice = req.tool_choice.as_ref().map(|c| match c {
         ToolChoice::Mode(m) if m == "none" => choice("none", None),
         ToolChoice::Mode(m) if m == "required" || m == "any" => choice("any", None),
@@ -654,6 +644,26 @@ fn check_params(req: &ChatCompletionRequest, drop_params: bool) -> Result<(), Ap
         return Err(refuse(k));
     }
     Ok(())
+}
+
+/// The thinking a request asks Claude for: `thinking` as Anthropic spells
+/// it, or `reasoning_effort` as a budget. Claude on Anthropic and on
+/// Bedrock take it alike.
+pub fn claude_thinking(req: &ChatCompletionRequest) -> Option<Cow<'_, Value>> {
+    match req.extra.get("thinking") {
+        Some(t) if !t.is_null() => Some(Cow::Borrowed(t)),
+        _ => req
+            .reasoning_effort
+            .as_deref()
+            .and_then(budget_for_effort)
+            .map(|b| Cow::Owned(json!({"type": "enabled", "budget_tokens": b}))),
+    }
+}
+
+/// Whether thinking `t` is on (enabled or adaptive): Claude then refuses
+/// a forced tool.
+pub fn is_on(t: &Value) -> bool {
+    t.get("type").and_then(Value::as_str) != Some("disabled")
 }
 
 /// LiteLLM's mapping of OpenAI effort levels to thinking budgets.

@@ -1,7 +1,7 @@
 //! Canonical (OpenAI) request → Bedrock Converse request.
 
 use crate::json::{self, WriteJson};
-use crate::providers::anthropic::request::{JSON_TOOL, parse_data_url};
+use crate::providers::anthropic::request::{JSON_TOOL, claude_thinking, is_on, parse_data_url};
 use crate::types::{
     ApiError, ChatCompletionRequest, ChatMessage, ContentPart, KnownPart, MessageContent, Role,
     ToolChoice,
@@ -517,24 +517,9 @@ pub fn build<'a>(
         ));
     }
 
-    // Reasoning, for Claude models.
-    let thinking = match req.extra.get("thinking").filter(|t| !t.is_null()) {
-        Some(t) => Some(t.clone()),
-        None => req
-            .reasoning_effort
-            .as_deref()
-            .and_then(|e| match e {
-                "minimal" | "low" => Some(1024),
-                "medium" => Some(2048),
-                "high" => Some(4096),
-                _ => None,
-            })
-            .map(|b: u64| json!({"type": "enabled", "budget_tokens": b})),
-    }
-    .filter(|_| traits.claude);
-    let thinking_on = thinking
-        .as_ref()
-        .is_some_and(|t| t.get("type").and_then(Value::as_str) != Some("disabled"));
+    // Reasoning, for Claude models, as Anthropic's API takes it.
+    let thinking = claude_thinking(req).filter(|_| traits.claude);
+    let thinking_on = thinking.as_deref().is_some_and(is_on);
 
     // Tools; response_format as a forced tool (as for Anthropic).
     // `tool_choice: "none"` offers none: Converse has no such choice.
@@ -637,7 +622,7 @@ pub fn build<'a>(
         if thinking_on && max <= budget {
             inference.insert("maxTokens".into(), (budget + 4096).into());
         }
-        extra_fields.insert("thinking".into(), t);
+        extra_fields.insert("thinking".into(), t.into_owned());
     }
     if let Some(k) = req.extra.get("top_k").filter(|v| !v.is_null()) {
         if traits.nova {
@@ -696,8 +681,8 @@ fn check_params(req: &ChatCompletionRequest, drop_params: bool) -> Result<Fields
     let mut converse = Map::new();
     for (k, v) in &req.extra {
         if v.is_null()
-            || (IGNORED_HINTS.contains(&k.as_str())
-                || crate::providers::GATEWAY_FIELDS.contains(&k.as_str()))
+            || IGNORED_HINTS.contains(&k.as_str())
+            || crate::providers::GATEWAY_FIELDS.contains(&k.as_str())
         {
             continue;
         }
