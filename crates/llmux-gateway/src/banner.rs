@@ -45,10 +45,14 @@ pub fn banner(config: &Config, addr: SocketAddr) -> String {
         }
     }
     let names = config.model_names();
-    if names.is_empty() {
-        let _ = writeln!(s, "models: none yet");
-    } else {
+    let patterns: Vec<&str> = config.wildcards.patterns().collect();
+    if !names.is_empty() {
         let _ = writeln!(s, "models ({}): {}", names.len(), names.join(", "));
+    } else if patterns.is_empty() {
+        let _ = writeln!(s, "models: none yet");
+    }
+    if !patterns.is_empty() {
+        let _ = writeln!(s, "wildcard routes: {}", patterns.join(", "));
     }
     let key = match &config.master_key {
         Some(_) => {

@@ -52,7 +52,12 @@ impl CredentialStore {
         dep: &Deployment,
         transport: &Transport,
     ) -> Result<Credentials, ApiError> {
-        if let Some(t) = self.google.get(&dep.id) {
+        // By provider too: a wildcard entry's id may hold both kinds.
+        if let Some(t) = self
+            .google
+            .get(&dep.id)
+            .filter(|_| dep.provider == ProviderKind::VertexAi)
+        {
             // Boxed: a token exchange is a whole HTTPS request, and an
             // unboxed future would make every request's future that large.
             return Ok(Credentials {
@@ -60,7 +65,11 @@ impl CredentialStore {
                 aws: None,
             });
         }
-        if let Some(a) = self.aws.get(&dep.id) {
+        if let Some(a) = self
+            .aws
+            .get(&dep.id)
+            .filter(|_| dep.provider == ProviderKind::Bedrock)
+        {
             return a.get(dep);
         }
         Ok(Credentials::default())

@@ -1,10 +1,15 @@
 //! Model groups: the deployments serving one public model name, picked in
 //! turn. A deployment that just failed (429, 5xx, unreachable) cools down
 //! briefly while others serve; `rpm` / `tpm` limits per deployment are
-//! counted in one-minute windows.
+//! counted in one-minute windows. A name the config does not list may be
+//! served by a wildcard route (`anthropic/*`): its group is built at its
+//! first request and kept, so its cooldowns and limits last like a named
+//! model's.
 
-use llmux_core::Deployment;
+use crate::config::Wildcards;
+use llmux_core::{ApiError, Deployment, ProviderKind};
 use std::collections::HashMap;
+use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,17 +17,34 @@ use std::time::{Duration, Instant};
 /// How long a failing deployment is skipped when its group has others.
 const COOLDOWN: Duration = Duration::from_secs(5);
 
+/// How many names wildcard routes keep groups for. Clients choose these
+/// names, so they are bounded: past this, a name's group is built for
+/// each request (served the same, without cooldowns carried over).
+const MATCHED_KEPT: usize = 1024;
+/// Longer names are never kept.
+const MATCHED_NAME_MAX: usize = 256;
+
 pub struct Router {
     /// By model name. Its keys come from the config, so a client's name can
     /// only be looked up, never inserted: a fast hash is safe.
     groups: HashMap<String, ModelGroup, foldhash::fast::RandomState>,
     /// The providers of each model's deployments, each distinct set once.
-    provider_sets: Vec<Vec<llmux_core::ProviderKind>>,
+    provider_sets: Vec<Vec<ProviderKind>>,
+    /// Some wildcard route's provider is known only per request (`*`).
+    open_provider: bool,
+    wildcards: Wildcards,
+    /// The `rpm` / `tpm` counts of each wildcard entry, by its id.
+    entry_windows: HashMap<String, Arc<Mutex<Window>>>,
+    /// Groups built for names wildcard routes matched (keys chosen by
+    /// clients: the standard, DoS-resistant hash).
+    matched: Mutex<HashMap<String, Arc<ModelGroup>>>,
     started: Instant,
 }
 
 pub struct ModelGroup {
     pub name: String,
+    /// The wildcard route that serves it, for a group built from one.
+    pub pattern: Option<Arc<str>>,
     pub deployments: Vec<Arc<DeploymentState>>,
     next: AtomicUsize,
     /// Running sums of the deployments' shares, when every one of them
@@ -31,10 +53,28 @@ pub struct ModelGroup {
     shares: Option<Vec<f64>>,
 }
 
+/// A group found by name: one the config lists, or one a wildcard route
+/// built.
+pub enum GroupRef<'r> {
+    Listed(&'r ModelGroup),
+    Matched(Arc<ModelGroup>),
+}
+
+impl Deref for GroupRef<'_> {
+    type Target = ModelGroup;
+    fn deref(&self) -> &ModelGroup {
+        match self {
+            GroupRef::Listed(g) => g,
+            GroupRef::Matched(g) => g,
+        }
+    }
+}
+
 impl ModelGroup {
     fn new(name: String) -> ModelGroup {
         ModelGroup {
             name,
+            pattern: None,
             deployments: Vec::new(),
             next: AtomicUsize::new(0),
             shares: None,
@@ -103,7 +143,9 @@ pub struct DeploymentState {
     pub prices: Option<llmux_core::cost::Prices>,
     /// Milliseconds since the router started until which it is skipped.
     cooldown_until_ms: AtomicU64,
-    window: Mutex<Window>,
+    /// Its `rpm` / `tpm` counts: shared by every model a wildcard entry
+    /// serves, as LiteLLM counts them by deployment id.
+    window: Arc<Mutex<Window>>,
 }
 
 #[derive(Default)]
@@ -122,15 +164,13 @@ pub enum Unavailable {
 
 impl Router {
     pub fn new(deployments: Vec<Deployment>) -> Router {
+        Router::with_wildcards(deployments, Wildcards::default())
+    }
+
+    pub fn with_wildcards(deployments: Vec<Deployment>, wildcards: Wildcards) -> Router {
         let mut groups: HashMap<String, ModelGroup, _> = HashMap::default();
         for d in deployments {
-            let state = Arc::new(DeploymentState {
-                id_header: http::HeaderValue::from_str(&d.id).ok(),
-                prices: llmux_core::cost::Prices::of(&d.info),
-                deployment: d,
-                cooldown_until_ms: AtomicU64::new(0),
-                window: Mutex::new(Window::default()),
-            });
+            let state = DeploymentState::new(d);
             groups
                 .entry(state.deployment.model_name.clone())
                 .or_insert_with(|| ModelGroup::new(state.deployment.model_name.clone()))
@@ -140,40 +180,100 @@ impl Router {
         for g in groups.values_mut() {
             g.weigh();
         }
-        let mut provider_sets: Vec<Vec<llmux_core::ProviderKind>> = Vec::new();
-        for g in groups.values() {
-            let mut set = Vec::new();
-            for d in &g.deployments {
-                if !set.contains(&d.deployment.provider) {
-                    set.push(d.deployment.provider);
-                }
+        let mut sets: Vec<Vec<ProviderKind>> = groups
+            .values()
+            .map(|g| {
+                g.deployments
+                    .iter()
+                    .map(|d| d.deployment.provider)
+                    .collect()
+            })
+            .collect();
+        let mut open_provider = false;
+        for route in wildcards.providers() {
+            match route {
+                Some(set) => sets.push(set),
+                None => open_provider = true,
             }
+        }
+        let mut provider_sets: Vec<Vec<ProviderKind>> = Vec::new();
+        for mut set in sets {
             set.sort_unstable_by_key(|p| p.as_str());
+            set.dedup();
             if !provider_sets.contains(&set) {
                 provider_sets.push(set);
             }
         }
+        let entry_windows = wildcards
+            .entry_ids()
+            .map(|id| (id.to_owned(), Arc::default()))
+            .collect();
         Router {
             groups,
             provider_sets,
+            open_provider,
+            wildcards,
+            entry_windows,
+            matched: Mutex::new(HashMap::new()),
             started: Instant::now(),
         }
     }
 
     /// Whether some deployment of some model speaks a provider `of`.
-    pub fn serves_any(&self, of: impl Fn(llmux_core::ProviderKind) -> bool) -> bool {
-        self.provider_sets.iter().flatten().any(|&p| of(p))
+    pub fn serves_any(&self, of: impl Fn(ProviderKind) -> bool) -> bool {
+        self.open_provider || self.provider_sets.iter().flatten().any(|&p| of(p))
     }
 
     /// Whether some model has no deployment that speaks a provider `of`.
-    pub fn some_model_lacks(&self, of: impl Fn(llmux_core::ProviderKind) -> bool) -> bool {
-        self.provider_sets
-            .iter()
-            .any(|set| !set.iter().any(|&p| of(p)))
+    pub fn some_model_lacks(&self, of: impl Fn(ProviderKind) -> bool) -> bool {
+        self.open_provider
+            || self
+                .provider_sets
+                .iter()
+                .any(|set| !set.iter().any(|&p| of(p)))
     }
 
-    pub fn group(&self, name: &str) -> Option<&ModelGroup> {
-        self.groups.get(name)
+    /// The group serving model `name`: the config's, else one a wildcard
+    /// route serves it with. A name nothing serves is a 404; one a route
+    /// matches but cannot serve (its provider cannot be told) a 400.
+    pub fn group(&self, name: &str) -> Result<GroupRef<'_>, ApiError> {
+        if let Some(g) = self.groups.get(name) {
+            return Ok(GroupRef::Listed(g));
+        }
+        if self.wildcards.is_empty() {
+            return Err(ApiError::model_not_found(name));
+        }
+        self.matched_group(name).map(GroupRef::Matched)
+    }
+
+    fn matched_group(&self, name: &str) -> Result<Arc<ModelGroup>, ApiError> {
+        if let Some(g) = self.matched.lock().ok().and_then(|m| m.get(name).cloned()) {
+            return Ok(g);
+        }
+        // A pattern itself (`anthropic/*`) is not a model.
+        let m = (!name.contains('*'))
+            .then(|| self.wildcards.find(name))
+            .flatten()
+            .ok_or_else(|| ApiError::model_not_found(name))?;
+        let mut group = ModelGroup::new(name.to_owned());
+        group.pattern = Some(m.route.pattern.clone());
+        for d in self.wildcards.deployments(&m, name)? {
+            let window = self.entry_windows.get(&d.id).cloned().unwrap_or_default();
+            group
+                .deployments
+                .push(DeploymentState::counted_in(d, window));
+        }
+        group.weigh();
+        let group = Arc::new(group);
+        if name.len() <= MATCHED_NAME_MAX {
+            if let Ok(mut kept) = self.matched.lock() {
+                if kept.len() < MATCHED_KEPT {
+                    // Two first requests may race: the first kept serves both.
+                    return Ok(kept.entry(name.to_owned()).or_insert(group).clone());
+                }
+            }
+        }
+        Ok(group)
     }
 
     fn now_ms(&self) -> u64 {
@@ -254,6 +354,20 @@ impl Window {
 }
 
 impl DeploymentState {
+    fn new(d: Deployment) -> Arc<DeploymentState> {
+        DeploymentState::counted_in(d, Arc::default())
+    }
+
+    fn counted_in(d: Deployment, window: Arc<Mutex<Window>>) -> Arc<DeploymentState> {
+        Arc::new(DeploymentState {
+            id_header: http::HeaderValue::from_str(&d.id).ok(),
+            prices: llmux_core::cost::Prices::of(&d.info),
+            deployment: d,
+            cooldown_until_ms: AtomicU64::new(0),
+            window,
+        })
+    }
+
     fn has_capacity(&self, minute: u64) -> bool {
         let d = &self.deployment;
         if d.rpm.is_none() && d.tpm.is_none() {
@@ -323,18 +437,18 @@ mod tests {
             dep("g", "b", None),
             dep("other", "c", None),
         ]);
-        let g = r.group("g").unwrap();
+        let g = &*r.group("g").unwrap();
         let picks: Vec<String> = (0..4)
             .map(|_| r.pick(g, &[]).unwrap().1.deployment.id.clone())
             .collect();
         assert_eq!(picks, vec!["a", "b", "a", "b"]);
-        assert!(r.group("nope").is_none());
+        assert_eq!(r.group("nope").err().unwrap().status, 404);
     }
 
     #[test]
     fn a_retry_goes_to_another_deployment_and_failures_cool_down() {
         let r = Router::new(vec![dep("g", "a", None), dep("g", "b", None)]);
-        let g = r.group("g").unwrap();
+        let g = &*r.group("g").unwrap();
         let (i, first) = r.pick(g, &[]).unwrap();
         let (_, second) = r.pick(g, &[i]).unwrap();
         assert_ne!(first.deployment.id, second.deployment.id);
@@ -350,7 +464,7 @@ mod tests {
     #[test]
     fn a_single_deployment_is_retried_rather_than_refused() {
         let r = Router::new(vec![dep("g", "a", None)]);
-        let g = r.group("g").unwrap();
+        let g = &*r.group("g").unwrap();
         let (i, d) = r.pick(g, &[]).unwrap();
         r.cool_down(g, &d);
         assert_eq!(r.pick(g, &[i]).unwrap().1.deployment.id, "a");
@@ -359,7 +473,7 @@ mod tests {
     #[test]
     fn rpm_limits_move_traffic_then_refuse() {
         let r = Router::new(vec![dep("g", "a", Some(1)), dep("g", "b", Some(1))]);
-        let g = r.group("g").unwrap();
+        let g = &*r.group("g").unwrap();
         let mut ids: Vec<String> = (0..2)
             .map(|_| r.pick(g, &[]).unwrap().1.deployment.id.clone())
             .collect();
@@ -374,7 +488,7 @@ mod tests {
     #[test]
     fn weights_then_rpm_share_the_traffic_when_every_deployment_sets_them() {
         let count = |r: &Router| {
-            let g = r.group("g").unwrap();
+            let g = &*r.group("g").unwrap();
             let mut a = 0;
             for _ in 0..2_000 {
                 if r.pick(g, &[]).unwrap().1.deployment.id == "a" {
@@ -404,5 +518,79 @@ mod tests {
         assert_eq!(count(&weighted(Some(9.0), None)), 1_000);
         // A weight of 0 serves only when the others cannot.
         assert_eq!(count(&weighted(Some(1.0), Some(0.0))), 2_000);
+    }
+}
+
+#[cfg(test)]
+mod wildcard_tests {
+    use super::*;
+    use crate::config::{Env, parse};
+    use llmux_core::Catalog;
+
+    fn router(config: &str) -> Router {
+        let c = parse(config, &Catalog::builtin().unwrap(), &Env::fixed(&[])).unwrap();
+        Router::with_wildcards(c.deployments, c.wildcards)
+    }
+
+    const CONFIG: &str = r#"
+model_list:
+  - model_name: "anthropic/*"
+    litellm_params: {model: "anthropic/*", api_key: k, rpm: 2}
+  - model_name: anthropic/claude-sonnet-4
+    litellm_params: {model: "openrouter/anthropic/claude-sonnet-4", api_key: k}
+"#;
+
+    #[test]
+    fn a_listed_name_wins_and_a_matched_group_is_kept() {
+        let r = router(CONFIG);
+        let listed = r.group("anthropic/claude-sonnet-4").unwrap();
+        assert!(matches!(listed, GroupRef::Listed(_)));
+        assert_eq!(
+            listed.deployments[0].deployment.provider,
+            ProviderKind::OpenRouter
+        );
+        let GroupRef::Matched(a) = r.group("anthropic/claude-3-5-sonnet").unwrap() else {
+            panic!("not matched");
+        };
+        let GroupRef::Matched(b) = r.group("anthropic/claude-3-5-sonnet").unwrap() else {
+            panic!("not matched");
+        };
+        // The same group, so a cooldown lasts.
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(a.pattern.as_deref(), Some("anthropic/*"));
+        assert_eq!(
+            a.deployments[0].deployment.provider,
+            ProviderKind::Anthropic
+        );
+        // A pattern is not a model; nor is a name nothing matches.
+        assert_eq!(r.group("anthropic/*").err().unwrap().status, 404);
+        assert_eq!(r.group("openai/gpt-4o").err().unwrap().status, 404);
+    }
+
+    #[test]
+    fn an_entrys_rpm_counts_every_model_it_serves() {
+        let r = router(CONFIG);
+        let a = r.group("anthropic/claude-3-5-sonnet").unwrap();
+        let b = r.group("anthropic/claude-3-5-haiku").unwrap();
+        assert!(r.pick(&a, &[]).is_ok());
+        assert!(r.pick(&b, &[]).is_ok());
+        assert!(matches!(
+            r.pick(&a, &[]),
+            Err(Unavailable::RateLimited { .. })
+        ));
+    }
+
+    #[test]
+    fn names_past_the_bound_are_served_but_not_kept() {
+        let r = router(CONFIG);
+        for i in 0..MATCHED_KEPT + 10 {
+            assert!(r.group(&format!("anthropic/model-{i}")).is_ok());
+        }
+        assert_eq!(r.matched.lock().unwrap().len(), MATCHED_KEPT);
+        let long = format!("anthropic/{}", "x".repeat(MATCHED_NAME_MAX));
+        let GroupRef::Matched(g) = r.group(&long).unwrap() else {
+            panic!("not matched");
+        };
+        assert_eq!(g.name, long);
     }
 }

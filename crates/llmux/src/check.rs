@@ -65,6 +65,22 @@ pub fn run(path: Option<&Path>) -> ExitCode {
             );
         }
     }
+    if !config.wildcards.is_empty() {
+        println!(
+            "wildcard routes ({}), most specific first; a name the models above list wins:",
+            config.wildcards.patterns().count()
+        );
+        for (pattern, model, base) in config.wildcards.entries() {
+            println!(
+                "  {pattern} -> `{model}` at {}",
+                base.unwrap_or("provider default")
+            );
+        }
+        println!(
+            "  ({} models the catalog knows are listed at /v1/models through them)",
+            config.wildcards.known().len()
+        );
+    }
     for w in &config.warnings {
         println!("warning: {w}");
     }

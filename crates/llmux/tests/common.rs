@@ -222,9 +222,10 @@ pub async fn post_json(to: &Proc, path: &str, body: &serde_json::Value) -> reqwe
     client().post(to.url(path)).json(body).send().await.unwrap()
 }
 
-pub async fn mock_requests(mock: &Proc) -> Vec<serde_json::Value> {
+/// GETs `path` on `to` (no key) and reads the answer as JSON.
+pub async fn get_json(to: &Proc, path: &str) -> serde_json::Value {
     client()
-        .get(mock.url("/mock/requests"))
+        .get(to.url(path))
         .send()
         .await
         .unwrap()
@@ -233,15 +234,22 @@ pub async fn mock_requests(mock: &Proc) -> Vec<serde_json::Value> {
         .unwrap()
 }
 
+/// The ids `/v1/models` lists.
+pub async fn model_ids(gw: &Proc) -> Vec<String> {
+    get_json(gw, "/v1/models").await["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+pub async fn mock_requests(mock: &Proc) -> Vec<serde_json::Value> {
+    serde_json::from_value(get_json(mock, "/mock/requests").await).unwrap()
+}
+
 pub async fn mock_stats(mock: &Proc) -> serde_json::Value {
-    client()
-        .get(mock.url("/mock/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    get_json(mock, "/mock/stats").await
 }
 
 /// Polls `check` until it holds or `within` passes.

@@ -324,20 +324,8 @@ async fn serves_the_catalog_from_environment_keys_alone() {
     let mock = mock(&[]);
     let base = format!("http://{}/v1", mock.addr);
     let gw = gateway_from_env(&[("OPENAI_API_KEY", UPSTREAM_KEY), ("OPENAI_API_BASE", &base)]);
-    let models: Value = client()
-        .get(gw.url("/v1/models"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ids: Vec<&str> = models["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap())
-        .collect();
+    let ids = model_ids(&gw).await;
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
     for name in [
         "gpt-4o",
         "gpt-4o-mini",
@@ -670,14 +658,7 @@ litellm_settings: {{num_retries: 0}}
     body["mock"] = json!({"first_byte_delay_ms": 2000});
     let resp = post_json(&gw, "/v1/chat/completions", &body).await;
     assert_eq!(resp.status(), 200);
-    let info: Value = client()
-        .get(gw.url("/v1/model/info"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = get_json(&gw, "/v1/model/info").await;
     let params = &info["data"][0]["litellm_params"];
     assert_eq!(
         (
@@ -1045,4 +1026,166 @@ fn the_readme_lists_every_catalog_name_with_what_it_resolves_to() {
             e.upstream
         );
     }
+}
+
+#[tokio::test]
+async fn wildcard_routes_serve_every_model_they_match() {
+    let a = mock(&[]);
+    let b = mock(&[]);
+    let dead = mock(&["--fault-status", "503"]);
+    let cfg = format!(
+        r#"
+model_list:
+  - model_name: "anthropic/*"
+    litellm_params: {{model: "anthropic/*", api_base: "http://{a}", api_key: k-ant}}
+  - model_name: "team/*"
+    litellm_params: {{model: "openai/*", api_base: "http://{a}/v1", api_key: k-a}}
+  - model_name: "team/*"
+    litellm_params: {{model: "openai/*", api_base: "http://{b}/v1", api_key: k-b}}
+  - model_name: team/special
+    litellm_params: {{model: openai/gpt-4.1, api_base: "http://{b}/v1", api_key: k-s}}
+  - model_name: "down/*"
+    litellm_params: {{model: "openai/*", api_base: "http://{dead}/v1", api_key: k-d}}
+litellm_settings:
+  num_retries: 0
+  fallbacks: [{{"down/*": ["team/gpt-4o-mini"]}}]
+"#,
+        a = a.addr,
+        b = b.addr,
+        dead = dead.addr
+    );
+    let gw = gateway(&cfg, &[]);
+
+    // `anthropic/*` → Anthropic, the short name resolved as a listed one is.
+    let resp = post_json(
+        &gw,
+        "/v1/chat/completions",
+        &chat("anthropic/claude-sonnet-4"),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let id = resp.headers()["x-litellm-model-id"].clone();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "Hello from llmux mock."
+    );
+    let sent = mock_requests(&a).await;
+    let sent = sent.last().unwrap();
+    assert_eq!(sent["path"], "/v1/messages");
+    assert_eq!(sent["body"]["model"], "claude-sonnet-4-20250514");
+    assert_eq!(sent["headers"]["x-api-key"], "k-ant");
+    // A bare name no pattern matches is tried under its provider's prefix;
+    // every model of a route is the route's one deployment (one id).
+    let resp = post_json(
+        &gw,
+        "/v1/chat/completions",
+        &chat("claude-3-5-haiku-20241022"),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-litellm-model-id"], id);
+    assert_eq!(
+        mock_requests(&a).await.last().unwrap()["body"]["model"],
+        "claude-3-5-haiku-20241022"
+    );
+    // Claude Code's Messages API, streamed.
+    let msg = json!({"model": "anthropic/claude-sonnet-4", "max_tokens": 50, "stream": true,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let resp = post_json(&gw, "/v1/messages", &msg).await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().contains("message_stop"));
+
+    // `team/*` → `openai/*` over two deployments in turn; a name the
+    // config lists wins over the pattern.
+    for _ in 0..4 {
+        let mut body = chat("team/gpt-4o-mini");
+        body["stream"] = json!(true);
+        let resp = post_json(&gw, "/v1/chat/completions", &body).await;
+        assert_eq!(resp.status(), 200);
+        assert!(resp.text().await.unwrap().contains("[DONE]"));
+    }
+    let to = |sent: Vec<Value>, model: &str| {
+        sent.iter()
+            .filter(|r| r["body"]["model"] == model)
+            .map(|r| r["headers"]["authorization"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        to(mock_requests(&a).await, "gpt-4o-mini"),
+        ["Bearer k-a"; 2]
+    );
+    assert_eq!(
+        to(mock_requests(&b).await, "gpt-4o-mini"),
+        ["Bearer k-b"; 2]
+    );
+    let resp = post_json(&gw, "/v1/chat/completions", &chat("team/special")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(to(mock_requests(&b).await, "gpt-4.1"), ["Bearer k-s"]);
+
+    // A name nothing serves is still a 404.
+    let resp = post_json(&gw, "/v1/chat/completions", &chat("other/model")).await;
+    assert_eq!(resp.status(), 404);
+
+    // A route's fallbacks apply to every model it serves.
+    let resp = post_json(&gw, "/v1/chat/completions", &chat("down/gpt-4o")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-litellm-attempted-fallbacks"], "1");
+    assert_eq!(mock_requests(&dead).await.len(), 1);
+
+    // The models the catalog knows are listed by the names that serve
+    // them, with their prices and context windows; the patterns are not.
+    let ids = model_ids(&gw).await;
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    assert!(ids.contains(&"team/special"), "{ids:?}");
+    assert!(
+        ids.contains(&"anthropic/claude-sonnet-4-20250514"),
+        "{ids:?}"
+    );
+    assert!(ids.contains(&"team/gpt-4o-mini"), "{ids:?}");
+    assert!(!ids.iter().any(|i| i.contains('*')), "{ids:?}");
+    let info = get_json(&gw, "/v1/model/info").await;
+    let sonnet = info["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["model_name"] == "anthropic/claude-sonnet-4-20250514")
+        .unwrap();
+    assert!(sonnet["model_info"]["max_input_tokens"].as_u64().unwrap() > 100_000);
+    assert!(
+        sonnet["model_info"]["input_cost_per_token"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    assert!(!info.to_string().contains("k-ant"), "no key in /model/info");
+}
+
+#[tokio::test]
+async fn a_catch_all_route_serves_what_its_name_tells_and_says_what_it_cannot() {
+    let m = mock(&[]);
+    let cfg = format!(
+        r#"
+model_list:
+  - model_name: "*"
+    litellm_params: {{model: "*", api_base: "http://{}/v1", api_key: k}}
+"#,
+        m.addr
+    );
+    let gw = gateway(&cfg, &[]);
+    let resp = post_json(&gw, "/v1/chat/completions", &chat("gpt-4o-mini")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        mock_requests(&m).await.last().unwrap()["body"]["model"],
+        "gpt-4o-mini"
+    );
+    let resp = post_json(&gw, "/v1/chat/completions", &chat("mystery-model")).await;
+    assert_eq!(resp.status(), 400);
+    let e: Value = resp.json().await.unwrap();
+    let msg = e["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("`mystery-model` matches `*`") && msg.contains("provider prefix"),
+        "{msg}"
+    );
+    assert!(!msg.contains("model_list["), "{msg}");
 }

@@ -64,13 +64,13 @@ pub struct ModelEntry {
     pub note: Option<String>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Indexed {
     entry: ModelEntry,
     provider: ProviderKind,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Default)]
 pub struct Catalog {
     entries: Vec<Indexed>,
     by_name: HashMap<String, usize>,

@@ -303,7 +303,10 @@ fn vertex_params(
 /// The provider of a `model`: its prefix, or for a bare name, the catalog
 /// (`gpt-4o` → openai, `claude-3-5-sonnet-20241022` → anthropic), as LiteLLM
 /// infers it.
-fn resolve_provider<'m>(model: &'m str, catalog: &Catalog) -> Option<(ProviderKind, &'m str)> {
+pub(super) fn resolve_provider<'m>(
+    model: &'m str,
+    catalog: &Catalog,
+) -> Option<(ProviderKind, &'m str)> {
     if let Some(split) = ProviderKind::split_model(model) {
         return Some(split);
     }
@@ -317,7 +320,7 @@ fn resolve_provider<'m>(model: &'m str, catalog: &Catalog) -> Option<(ProviderKi
 }
 
 /// A short id that stays the same across restarts for the same entry.
-fn stable_id(p: &DeploymentParams, index: usize) -> String {
+pub(super) fn stable_id(p: &DeploymentParams, index: usize) -> String {
     // FNV-1a: tiny, stable, good enough to tell deployments apart.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let parts = [

@@ -1,5 +1,6 @@
 //! Reading LiteLLM's `config.yaml` as it is.
 
+use super::Wildcards;
 use super::deployments::{self, DeploymentParams};
 use super::env::Env;
 use super::{
@@ -8,6 +9,7 @@ use super::{
 use llmux_core::{Catalog, Secret};
 use serde_json::{Map, Value};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// `litellm_params` keys llmux implements.
@@ -177,15 +179,22 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
         Some(Value::Array(a)) => a.clone(),
         Some(_) => return Err(ConfigError::Invalid("`model_list` must be a list".into())),
     };
+    let mut wildcards = Wildcards::default();
     for (i, item) in list.iter().enumerate() {
         let params = model_entry(item, i, &env, &mut warnings)?;
-        if params.model_name.contains('*') || params.model.contains('*') {
-            // LiteLLM's wildcard routes (`anthropic/*`): said plainly,
-            // not served as a model literally named `anthropic/*`.
+        if params.model_name.contains('*') {
+            // LiteLLM's wildcard routes (`anthropic/*`).
+            if wildcards.is_empty() {
+                wildcards = Wildcards::new(Arc::new(catalog.clone()), env.clone(), request_timeout);
+            }
+            wildcards.add(params, i)?;
+            continue;
+        }
+        if params.model.contains('*') {
             warnings.push(format!(
-                "model_list[{i}]: wildcard model `{}` is not implemented yet, entry skipped; \
-                 list the models by name",
-                params.model_name
+                "model_list[{i}]: `litellm_params.model` `{}` has a `*` but `model_name` `{}` \
+                 has none to fill it; entry skipped",
+                params.model, params.model_name
             ));
             continue;
         }
@@ -206,7 +215,13 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
             .iter()
             .flat_map(|(from, to)| std::iter::once(from).chain(to))
             .map(String::as_str)
-            .filter(|m| !served.contains(m))
+            // `*` is LiteLLM's fallback for every model.
+            .filter(|m| {
+                *m != "*"
+                    && !served.contains(m)
+                    && wildcards.find(m).is_none()
+                    && !wildcards.patterns().any(|p| p == *m)
+            })
             .collect();
         unknown.sort_unstable();
         unknown.dedup();
@@ -219,6 +234,7 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
         fallbacks,
         source: Source::Environment { providers: vec![] },
         deployments,
+        wildcards,
         master_key,
         drop_params,
         num_retries,
@@ -631,7 +647,7 @@ router_settings:
     }
 
     #[test]
-    fn wildcard_models_are_reported_and_skipped_not_fatal() {
+    fn wildcard_entries_are_routes_not_models() {
         let cat = Catalog::builtin().unwrap();
         let config = r#"
 model_list:
@@ -641,13 +657,29 @@ model_list:
     litellm_params: {model: "anthropic/*", api_key: k}
   - model_name: a
     litellm_params: {model: openai/gpt-4o, api_key: k}
+  - model_name: b
+    litellm_params: {model: "openai/*", api_key: k}
+litellm_settings:
+  fallbacks: [{"*": ["a"]}, {"anthropic/*": ["anthropic/claude-sonnet-4"]}, {"a": ["ghost"]}]
 "#;
         let c = parse(config, &cat, &Env::fixed(&[])).unwrap();
         assert_eq!(c.model_names(), vec!["a"]);
+        let patterns: Vec<&str> = c.wildcards.patterns().collect();
+        assert_eq!(patterns, vec!["anthropic/*", "*"]);
         let w = c.warnings.join("\n");
-        assert!(w.contains("model_list[0]: wildcard model `*`"), "{w}");
+        // A `*` in the model with none in the name fills nothing.
         assert!(
-            w.contains("model_list[1]: wildcard model `anthropic/*`"),
+            w.contains("model_list[3]: `litellm_params.model` `openai/*` has a `*`"),
+            "{w}"
+        );
+        // Fallbacks may name routes, names they serve, and `*`; with a `*`
+        // route every name is served.
+        assert!(!w.contains("is not a model_name"), "{w}");
+        let c = parse(&config.replace("\"*\"", "\"x/*\""), &cat, &Env::fixed(&[])).unwrap();
+        let w = c.warnings.join("\n");
+        assert!(w.contains("`ghost` is not a model_name"), "{w}");
+        assert!(
+            !w.contains("`*` is not") && !w.contains("`anthropic/"),
             "{w}"
         );
     }

@@ -6,9 +6,11 @@ mod deployments;
 mod discover;
 pub mod env;
 mod file;
+mod wildcard;
 
 pub use env::Env;
-pub use file::load_file;
+pub use file::{load_file, parse};
+pub use wildcard::Wildcards;
 
 use llmux_core::{Deployment, Secret};
 use std::path::PathBuf;
@@ -35,6 +37,8 @@ pub enum Source {
 pub struct Config {
     pub source: Source,
     pub deployments: Vec<Deployment>,
+    /// `model_list` entries whose `model_name` has a `*`.
+    pub wildcards: Wildcards,
     pub master_key: Option<Secret>,
     pub drop_params: bool,
     pub num_retries: u32,

@@ -4,7 +4,7 @@
 //! answer.
 
 use super::AppState;
-use crate::router::{DeploymentState, ModelGroup, Unavailable};
+use crate::router::{DeploymentState, GroupRef, ModelGroup, Unavailable};
 use crate::transport::{UpstreamBody, UpstreamResponse, collect, upstream_error};
 use axum::body::Body;
 use axum::response::Response;
@@ -39,7 +39,7 @@ pub static RESPONSE_COST: HeaderName = HeaderName::from_static("x-litellm-respon
 /// `drop_params`, `num_retries` and `fallbacks` (the request's, else the
 /// config's).
 pub struct Steering<'a> {
-    pub group: &'a ModelGroup,
+    pub group: GroupRef<'a>,
     pub drop_params: bool,
     pub num_retries: u32,
     /// The model names the request names as its fallbacks, if it does.
@@ -60,7 +60,7 @@ where
     F: FnMut(Arc<DeploymentState>) -> Fut,
     Fut: Future<Output = Result<Response, ApiError>>,
 {
-    let err = match retries(app, steer.group, steer.num_retries, &mut attempt).await {
+    let err = match retries(app, &steer.group, steer.num_retries, &mut attempt).await {
         Ok(resp) => return Ok(resp),
         Err(err) => err,
     };
@@ -86,7 +86,7 @@ where
 {
     let mut last = err;
     for (n, name) in list.iter().enumerate() {
-        let Some(group) = app.router.group(name) else {
+        let Ok(group) = app.router.group(name) else {
             continue;
         };
         tracing::warn!(
@@ -96,7 +96,7 @@ where
             "model failed, falling back: {}",
             last.message
         );
-        match retries(app, group, steer.num_retries, attempt).await {
+        match retries(app, &group, steer.num_retries, attempt).await {
             Ok(mut resp) => {
                 resp.headers_mut()
                     .insert(&ATTEMPTED_FALLBACKS, HeaderValue::from(n + 1));
@@ -122,14 +122,21 @@ fn fallbacks_for<'a>(
     steer: &'a Steering<'_>,
     err: &ApiError,
 ) -> Option<&'a [String]> {
-    let model = steer.group.name.as_str();
+    // A model's own list, else its wildcard route's, else LiteLLM's
+    // default for every model (`*`).
+    let group = &steer.group;
+    let of = |map: &'a crate::config::FallbackMap| {
+        map.get(group.name.as_str())
+            .or_else(|| group.pattern.as_deref().and_then(|p| map.get(p)))
+            .or_else(|| map.get("*"))
+    };
     let too_long = context_window_exceeded(err);
     let special = if too_long {
-        app.fallbacks.context_window.get(model)
+        of(&app.fallbacks.context_window)
     } else if err.code.as_deref() == Some("content_filter")
         || err.code.as_deref() == Some("content_policy_violation")
     {
-        app.fallbacks.content_policy.get(model)
+        of(&app.fallbacks.content_policy)
     } else {
         None
     };
@@ -143,7 +150,7 @@ fn fallbacks_for<'a>(
     steer
         .fallbacks
         .as_deref()
-        .or_else(|| app.fallbacks.any.get(model).map(Vec::as_slice))
+        .or_else(|| of(&app.fallbacks.any).map(Vec::as_slice))
         .filter(|l| !l.is_empty())
 }
 
@@ -256,7 +263,7 @@ pub fn translated_only(app: &AppState, body: &[u8], takes_body: fn(ProviderKind)
         Some(model) => app
             .router
             .group(model)
-            .is_some_and(|g| !g.serves_any(takes_body)),
+            .is_ok_and(|g| !g.serves_any(takes_body)),
         None => false,
     }
 }
@@ -308,10 +315,8 @@ pub fn split_steering<'a>(
     })
 }
 
-fn group_of<'a>(app: &'a AppState, model: &str) -> Result<&'a ModelGroup, ApiError> {
-    app.router
-        .group(model)
-        .ok_or_else(|| ApiError::model_not_found(model))
+fn group_of<'a>(app: &'a AppState, model: &str) -> Result<GroupRef<'a>, ApiError> {
+    app.router.group(model)
 }
 
 /// `drop_params` and `num_retries` as a request gives them (retries capped

@@ -273,10 +273,7 @@ async fn count(
     body: &Bytes,
 ) -> Result<Response, ApiError> {
     let req = RawChatRequest::parse(body)?;
-    let group = app
-        .router
-        .group(req.model())
-        .ok_or_else(|| ApiError::model_not_found(req.model()))?;
+    let group = app.router.group(req.model())?;
     let claude_dep = group
         .deployments
         .iter()

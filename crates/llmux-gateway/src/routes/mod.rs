@@ -47,10 +47,16 @@ impl AppState {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let models_json = models::models_json(&config.deployments, created);
-        let model_info_json = models::model_info_json(&config.deployments);
+        // Listed: the named models, then those the catalog knows that
+        // wildcard routes serve.
+        let known = config.wildcards.known();
+        let listed: Vec<_> = config.deployments.iter().chain(&known).cloned().collect();
+        let models_json = models::models_json(&listed, created);
+        let model_info_json = models::model_info_json(&listed);
         let model_count = config.model_names().len();
-        let credentials = CredentialStore::new(&config.deployments, &config.env)?;
+        let probes = config.wildcards.credential_probes();
+        let with_probes: Vec<_> = config.deployments.iter().chain(&probes).cloned().collect();
+        let credentials = CredentialStore::new(&with_probes, &config.env)?;
         let images = if config.fetch_image_urls {
             Some(
                 ImageFetcher::new(config.fetch_image_urls_allow_private)
@@ -62,7 +68,7 @@ impl AppState {
         Ok(AppState {
             credentials,
             images,
-            router: Router::new(config.deployments),
+            router: Router::with_wildcards(config.deployments, config.wildcards),
             transport,
             master_key: config.master_key,
             drop_params: config.drop_params,
