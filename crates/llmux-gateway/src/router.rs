@@ -11,17 +11,18 @@ use llmux_core::{ApiError, Deployment, ProviderKind};
 use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 /// How long a failing deployment is skipped when its group has others.
 const COOLDOWN: Duration = Duration::from_secs(5);
 
 /// How many names wildcard routes keep groups for. Clients choose these
-/// names, so they are bounded: past this, a name's group is built for
-/// each request (served the same, without cooldowns carried over).
+/// names, so they are bounded: a new name past this takes the place of
+/// one kept (any one), and a name longer than [`MATCHED_NAME_MAX`] gets a
+/// group for its request only (served the same, without cooldowns
+/// carried over).
 const MATCHED_KEPT: usize = 1024;
-/// Longer names are never kept.
 const MATCHED_NAME_MAX: usize = 256;
 
 pub struct Router {
@@ -37,7 +38,11 @@ pub struct Router {
     entry_windows: HashMap<String, Arc<Mutex<Window>>>,
     /// Groups built for names wildcard routes matched (keys chosen by
     /// clients: the standard, DoS-resistant hash).
-    matched: Mutex<HashMap<String, Arc<ModelGroup>>>,
+    matched: RwLock<HashMap<String, Arc<ModelGroup>>>,
+    /// Where each new matched group starts its turns, so groups built
+    /// anew (a long name's, one that replaced another) do not all begin
+    /// with the same deployment.
+    matched_turn: AtomicUsize,
     started: Instant,
 }
 
@@ -214,7 +219,8 @@ impl Router {
             open_provider,
             wildcards,
             entry_windows,
-            matched: Mutex::new(HashMap::new()),
+            matched: RwLock::new(HashMap::new()),
+            matched_turn: AtomicUsize::new(0),
             started: Instant::now(),
         }
     }
@@ -247,7 +253,7 @@ impl Router {
     }
 
     fn matched_group(&self, name: &str) -> Result<Arc<ModelGroup>, ApiError> {
-        if let Some(g) = self.matched.lock().ok().and_then(|m| m.get(name).cloned()) {
+        if let Some(g) = self.matched.read().ok().and_then(|m| m.get(name).cloned()) {
             return Ok(g);
         }
         // A pattern itself (`anthropic/*`) is not a model.
@@ -257,6 +263,7 @@ impl Router {
             .ok_or_else(|| ApiError::model_not_found(name))?;
         let mut group = ModelGroup::new(name.to_owned());
         group.pattern = Some(m.route.pattern.clone());
+        group.next = AtomicUsize::new(self.matched_turn.fetch_add(1, Ordering::Relaxed));
         for d in self.wildcards.deployments(&m, name)? {
             let window = self.entry_windows.get(&d.id).cloned().unwrap_or_default();
             group
@@ -265,15 +272,20 @@ impl Router {
         }
         group.weigh();
         let group = Arc::new(group);
-        if name.len() <= MATCHED_NAME_MAX {
-            if let Ok(mut kept) = self.matched.lock() {
-                if kept.len() < MATCHED_KEPT {
-                    // Two first requests may race: the first kept serves both.
-                    return Ok(kept.entry(name.to_owned()).or_insert(group).clone());
-                }
+        if name.len() > MATCHED_NAME_MAX {
+            return Ok(group);
+        }
+        let Ok(mut kept) = self.matched.write() else {
+            return Ok(group);
+        };
+        if kept.len() >= MATCHED_KEPT && !kept.contains_key(name) {
+            // Any one makes room (the hash's order is random per process).
+            if let Some(old) = kept.keys().next().cloned() {
+                kept.remove(&old);
             }
         }
-        Ok(group)
+        // Two first requests may race: the first kept serves both.
+        Ok(kept.entry(name.to_owned()).or_insert(group).clone())
     }
 
     fn now_ms(&self) -> u64 {
@@ -581,16 +593,39 @@ model_list:
     }
 
     #[test]
-    fn names_past_the_bound_are_served_but_not_kept() {
-        let r = router(CONFIG);
+    fn kept_names_are_bounded_and_new_ones_still_take_turns() {
+        let r = router(
+            r#"
+model_list:
+  - model_name: "team/*"
+    litellm_params: {model: "openai/*", api_key: k, api_base: "http://a.example"}
+  - model_name: "team/*"
+    litellm_params: {model: "openai/*", api_key: k, api_base: "http://b.example"}
+"#,
+        );
+        // A name too long to keep is served, not kept.
+        let long = format!("team/{}", "x".repeat(MATCHED_NAME_MAX));
+        assert_eq!(r.group(&long).unwrap().name, long);
+        assert!(r.matched.read().unwrap().is_empty());
+        // Past the bound a new name takes an old one's place.
         for i in 0..MATCHED_KEPT + 10 {
-            assert!(r.group(&format!("anthropic/model-{i}")).is_ok());
+            r.group(&format!("team/model-{i}")).unwrap();
         }
-        assert_eq!(r.matched.lock().unwrap().len(), MATCHED_KEPT);
-        let long = format!("anthropic/{}", "x".repeat(MATCHED_NAME_MAX));
-        let GroupRef::Matched(g) = r.group(&long).unwrap() else {
-            panic!("not matched");
-        };
-        assert_eq!(g.name, long);
+        assert_eq!(r.matched.read().unwrap().len(), MATCHED_KEPT);
+        assert!(
+            r.matched
+                .read()
+                .unwrap()
+                .contains_key(&format!("team/model-{}", MATCHED_KEPT + 9))
+        );
+        // Groups built anew do not all start with the same deployment.
+        let firsts: std::collections::HashSet<String> = (0..8)
+            .map(|i| {
+                let g = r.group(&format!("team/fresh-{i}")).unwrap();
+                let (_, d) = r.pick(&g, &[]).unwrap();
+                d.deployment.api_base.clone().unwrap()
+            })
+            .collect();
+        assert_eq!(firsts.len(), 2, "{firsts:?}");
     }
 }

@@ -1046,9 +1046,11 @@ model_list:
     litellm_params: {{model: openai/gpt-4.1, api_base: "http://{b}/v1", api_key: k-s}}
   - model_name: "down/*"
     litellm_params: {{model: "openai/*", api_base: "http://{dead}/v1", api_key: k-d}}
+  - model_name: "dead/*"
+    litellm_params: {{model: "openai/*", api_base: "http://{dead}/v1", api_key: k-d}}
 litellm_settings:
   num_retries: 0
-  fallbacks: [{{"down/*": ["team/gpt-4o-mini"]}}]
+  fallbacks: [{{"down/*": ["team/gpt-4o-mini"]}}, {{"*": ["dead/gpt-4o", "team/gpt-4.1"]}}]
 "#,
         a = a.addr,
         b = b.addr,
@@ -1127,11 +1129,24 @@ litellm_settings:
     let resp = post_json(&gw, "/v1/chat/completions", &chat("other/model")).await;
     assert_eq!(resp.status(), 404);
 
-    // A route's fallbacks apply to every model it serves.
+    // A route's fallbacks apply to every model it serves, before `*`'s.
     let resp = post_json(&gw, "/v1/chat/completions", &chat("down/gpt-4o")).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-litellm-attempted-fallbacks"], "1");
     assert_eq!(mock_requests(&dead).await.len(), 1);
+    assert_eq!(
+        mock_requests(&a).await.last().unwrap()["body"]["model"],
+        "gpt-4o-mini"
+    );
+    // `*`'s list serves the rest, without trying the failed model again.
+    let resp = post_json(&gw, "/v1/chat/completions", &chat("dead/gpt-4o")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-litellm-attempted-fallbacks"], "2");
+    assert_eq!(mock_requests(&dead).await.len(), 2, "dead/gpt-4o once");
+    assert_eq!(
+        mock_requests(&b).await.last().unwrap()["body"]["model"],
+        "gpt-4.1"
+    );
 
     // The models the catalog knows are listed by the names that serve
     // them, with their prices and context windows; the patterns are not.
@@ -1159,6 +1174,49 @@ litellm_settings:
             > 0.0
     );
     assert!(!info.to_string().contains("k-ant"), "no key in /model/info");
+}
+
+#[tokio::test]
+async fn a_catch_all_route_signs_bedrock_requests_and_only_those() {
+    let m = mock(&[]);
+    let cfg = format!(
+        r#"
+model_list:
+  - model_name: "*"
+    litellm_params: {{model: "*", api_base: "http://{}"}}
+"#,
+        m.addr
+    );
+    let gw = gateway(
+        &cfg,
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIDWILDCARD"),
+            ("AWS_SECRET_ACCESS_KEY", "wildcard-secret"),
+            ("AWS_REGION", "eu-west-1"),
+            ("OPENAI_API_KEY", "sk-oa-env"),
+        ],
+    );
+    let resp = post_json(
+        &gw,
+        "/v1/chat/completions",
+        &chat("bedrock/amazon.nova-lite"),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let sent = mock_requests(&m).await.last().unwrap().clone();
+    assert_eq!(sent["path"], "/model/amazon.nova-lite-v1%3A0/converse");
+    let auth = sent["headers"]["authorization"].as_str().unwrap();
+    assert!(
+        auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDWILDCARD/")
+            && auth.contains("/eu-west-1/bedrock/"),
+        "{auth}"
+    );
+    let resp = post_json(&gw, "/v1/chat/completions", &chat("openai/gpt-4o-mini")).await;
+    assert_eq!(resp.status(), 200);
+    let sent = mock_requests(&m).await.last().unwrap().clone();
+    assert_eq!(sent["headers"]["authorization"], "Bearer sk-oa-env");
+    assert!(sent["headers"].get("x-amz-date").is_none(), "{sent}");
+    assert!(!gw.stderr().contains("wildcard-secret"));
 }
 
 #[tokio::test]

@@ -187,7 +187,7 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
             if wildcards.is_empty() {
                 wildcards = Wildcards::new(Arc::new(catalog.clone()), env.clone(), request_timeout);
             }
-            wildcards.add(params, i)?;
+            wildcards.add(params, i, &mut warnings)?;
             continue;
         }
         if params.model.contains('*') {
@@ -211,18 +211,20 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
         ("context_window_fallbacks", &fallbacks.context_window),
         ("content_policy_fallbacks", &fallbacks.content_policy),
     ] {
-        let mut unknown: Vec<&str> = map
-            .iter()
-            .flat_map(|(from, to)| std::iter::once(from).chain(to))
+        // A list may be keyed by a model, a wildcard route or `*` (every
+        // model); what it names must be models.
+        let serves =
+            |m: &str| served.contains(m) || (!m.contains('*') && wildcards.find(m).is_some());
+        let keys = map
+            .keys()
             .map(String::as_str)
-            // `*` is LiteLLM's fallback for every model.
-            .filter(|m| {
-                *m != "*"
-                    && !served.contains(m)
-                    && wildcards.find(m).is_none()
-                    && !wildcards.patterns().any(|p| p == *m)
-            })
-            .collect();
+            .filter(|m| *m != "*" && !wildcards.patterns().any(|p| p == *m) && !serves(m));
+        let targets = map
+            .values()
+            .flatten()
+            .map(String::as_str)
+            .filter(|m| !serves(m));
+        let mut unknown: Vec<&str> = keys.chain(targets).collect();
         unknown.sort_unstable();
         unknown.dedup();
         for m in unknown {
@@ -672,14 +674,41 @@ litellm_settings:
             w.contains("model_list[3]: `litellm_params.model` `openai/*` has a `*`"),
             "{w}"
         );
-        // Fallbacks may name routes, names they serve, and `*`; with a `*`
-        // route every name is served.
+        // With a `*` route every name is served, so any fallback is.
         assert!(!w.contains("is not a model_name"), "{w}");
-        let c = parse(&config.replace("\"*\"", "\"x/*\""), &cat, &Env::fixed(&[])).unwrap();
+        // The `*` entry's key would go to any provider: said.
+        assert!(!w.contains("sets an api_key"), "{w}");
+
+        // Without one: lists may be keyed by a model, by the name without
+        // its provider prefix, by a route, or by `*`; what they name must
+        // be models.
+        let config = r#"
+model_list:
+  - model_name: "anthropic/*"
+    litellm_params: {model: "anthropic/*", api_key: k}
+  - model_name: "any/*"
+    litellm_params: {model: "*", api_key: k}
+  - model_name: a
+    litellm_params: {model: openai/gpt-4o, api_key: k}
+litellm_settings:
+  fallbacks:
+    - {"*": ["a"]}
+    - {"anthropic/*": ["anthropic/claude-sonnet-4"]}
+    - {"claude-sonnet-4": ["a"]}
+    - {"a": ["ghost", "anthropic/*", "*"]}
+    - {"nobody": ["a"]}
+"#;
+        let c = parse(config, &cat, &Env::fixed(&[])).unwrap();
         let w = c.warnings.join("\n");
-        assert!(w.contains("`ghost` is not a model_name"), "{w}");
+        for unknown in ["ghost", "anthropic/*", "*", "nobody"] {
+            assert!(
+                w.contains(&format!("`{unknown}` is not a model_name")),
+                "{unknown}: {w}"
+            );
+        }
+        assert_eq!(w.matches("is not a model_name").count(), 4, "{w}");
         assert!(
-            !w.contains("`*` is not") && !w.contains("`anthropic/"),
+            w.contains("model_list[1]: `any/*` sets an api_key but no provider"),
             "{w}"
         );
     }

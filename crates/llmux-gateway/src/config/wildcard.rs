@@ -66,8 +66,42 @@ impl Wildcards {
 
     /// Adds entry `index` (its `model_name` has a `*`). It is built once
     /// with its `*`s filled, so a mistake in it (a bad key, an Azure entry
-    /// without a base) stops the start as a named entry's would.
-    pub fn add(&mut self, params: DeploymentParams, index: usize) -> Result<(), ConfigError> {
+    /// without a base) stops the start as a named entry's would. A Vertex
+    /// AI key file is read now, once, not at each new model's first request.
+    pub fn add(
+        &mut self,
+        mut params: DeploymentParams,
+        index: usize,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), ConfigError> {
+        let provider = ProviderKind::split_model(&params.model).map(|(p, _)| p);
+        if matches!(provider, None | Some(ProviderKind::VertexAi)) {
+            let source = params
+                .vertex_credentials
+                .clone()
+                .or_else(|| self.env.get("GOOGLE_APPLICATION_CREDENTIALS"));
+            if let Some(path) = source.filter(|s| !s.trim_start().starts_with('{')) {
+                match std::fs::read_to_string(&path) {
+                    Ok(json) => params.vertex_credentials = Some(json),
+                    // Only a Vertex entry needs it (its probe says why).
+                    Err(_) if provider.is_none() => {}
+                    Err(e) => {
+                        return Err(ConfigError::Invalid(format!(
+                            "model_list[{index}] (model_name `{}`): cannot read the Vertex \
+                             credentials file {path}: {e}",
+                            params.model_name
+                        )));
+                    }
+                }
+            }
+        }
+        if provider.is_none() && params.api_key.is_some() {
+            warnings.push(format!(
+                "model_list[{index}]: `{}` sets an api_key but no provider: the key goes to \
+                 whichever provider a request's model names",
+                params.model_name
+            ));
+        }
         let probe = self.probe(&params, index)?;
         let entry = Entry {
             id: probe.id,
@@ -161,29 +195,44 @@ impl Wildcards {
             return None;
         }
         let (provider, _) = deployments::resolve_provider(model, &self.catalog)?;
-        matched(&format!("{}/{model}", provider.as_str()))
+        matched(&format!("{}/{model}", provider.as_str())).or_else(|| {
+            // Vertex AI serves Gemini's models too (LiteLLM names bare
+            // Gemini models Vertex AI's).
+            (provider == ProviderKind::Gemini)
+                .then(|| matched(&format!("vertex_ai/{model}")))
+                .flatten()
+        })
     }
 
-    /// The deployments serving `model` through the route `m` matched.
+    /// The deployments serving `model` through the route `m` matched:
+    /// those of its entries that can (one whose provider the name does
+    /// not tell cannot); a 400 saying why when none can.
     pub fn deployments(&self, m: &Match<'_>, model: &str) -> Result<Vec<Deployment>, ApiError> {
-        m.route
-            .entries
-            .iter()
-            .map(|e| {
-                let mut p = e.params.clone();
-                p.model = fill(&e.params.model, &m.segments, model);
-                p.model_name = model.to_owned();
-                self.build(p, e).map_err(|err| {
-                    // The reason without the entry's place in the file.
-                    let err = err.to_string();
-                    let why = err.split_once("): ").map_or(err.as_str(), |(_, why)| why);
-                    ApiError::bad_request(format!(
-                        "model `{model}` matches `{}`, but {why}",
-                        m.route.pattern
-                    ))
-                })
-            })
-            .collect()
+        let mut out = Vec::new();
+        let mut first_err = None;
+        for e in &m.route.entries {
+            let mut p = e.params.clone();
+            p.model = fill(&e.params.model, &m.segments, model);
+            p.model_name = model.to_owned();
+            match self.build(p, e) {
+                Ok(d) => out.push(d),
+                Err(err) => {
+                    first_err.get_or_insert(err);
+                }
+            }
+        }
+        match first_err {
+            Some(err) if out.is_empty() => {
+                // The reason without the entry's place in the file.
+                let err = err.to_string();
+                let why = err.split_once("): ").map_or(err.as_str(), |(_, why)| why);
+                Err(ApiError::bad_request(format!(
+                    "model `{model}` matches `{}`, but {why}",
+                    m.route.pattern
+                )))
+            }
+            _ => Ok(out),
+        }
     }
 
     /// One deployment per model the catalog knows that a route serves, by
@@ -324,7 +373,7 @@ mod tests {
                 model: (*model).into(),
                 ..Default::default()
             };
-            w.add(p, i).unwrap();
+            w.add(p, i, &mut Vec::new()).unwrap();
         }
         w
     }
@@ -491,7 +540,7 @@ mod tests {
             model: "azure/*".into(),
             ..Default::default()
         };
-        let e = w.add(p, 3).unwrap_err().to_string();
+        let e = w.add(p, 3, &mut Vec::new()).unwrap_err().to_string();
         assert!(e.contains("model_list[3]") && e.contains("api_base"), "{e}");
     }
 }

@@ -86,6 +86,10 @@ where
 {
     let mut last = err;
     for (n, name) in list.iter().enumerate() {
+        // A list for every model (`*`) may name the one that just failed.
+        if *name == steer.group.name {
+            continue;
+        }
         let Ok(group) = app.router.group(name) else {
             continue;
         };
@@ -122,11 +126,13 @@ fn fallbacks_for<'a>(
     steer: &'a Steering<'_>,
     err: &ApiError,
 ) -> Option<&'a [String]> {
-    // A model's own list, else its wildcard route's, else LiteLLM's
-    // default for every model (`*`).
+    // A model's own list, else the list of its name without the provider
+    // prefix (`openai/gpt-4o` → `gpt-4o`), else its wildcard route's, else
+    // LiteLLM's default for every model (`*`).
     let group = &steer.group;
     let of = |map: &'a crate::config::FallbackMap| {
         map.get(group.name.as_str())
+            .or_else(|| ProviderKind::split_model(&group.name).and_then(|(_, bare)| map.get(bare)))
             .or_else(|| group.pattern.as_deref().and_then(|p| map.get(p)))
             .or_else(|| map.get("*"))
     };

@@ -49,11 +49,14 @@ impl AppState {
             .unwrap_or(0);
         // Listed: the named models, then those the catalog knows that
         // wildcard routes serve.
-        let known = config.wildcards.known();
+        let names = config.model_names();
+        let mut known = config.wildcards.known();
+        // A name the config lists is served by its own entry.
+        known.retain(|d| !names.contains(&d.model_name.as_str()));
         let listed: Vec<_> = config.deployments.iter().chain(&known).cloned().collect();
         let models_json = models::models_json(&listed, created);
         let model_info_json = models::model_info_json(&listed);
-        let model_count = config.model_names().len();
+        let model_count = names.len();
         let probes = config.wildcards.credential_probes();
         let with_probes: Vec<_> = config.deployments.iter().chain(&probes).cloned().collect();
         let credentials = CredentialStore::new(&with_probes, &config.env)?;
