@@ -116,6 +116,8 @@ THREE = [V_CLAUDE, V_TOKEN, V_ARN]
 # Deployments in front of `llmux mock`
 NOVA = "nova"  # bedrock/amazon.nova-pro-v1:0
 CLAUDE = "claude-bedrock"  # bedrock/us.anthropic.claude-sonnet-4-20250514-v1:0
+GPT_OSS = "gpt-oss-bedrock"  # bedrock/openai.gpt-oss-120b-1:0
+NOVA_2 = "nova-2"  # bedrock/us.amazon.nova-2-lite-v1:0
 
 # Bedrock's toolUseId: botocore's model says [a-zA-Z0-9_.:-]{1,64}; Claude
 # models behind Converse refuse anything but [a-zA-Z0-9_-], so that is what an
@@ -310,6 +312,8 @@ def mgw(bmock, tmp_path_factory) -> Iterator[BGateway]:
     deps = [
         deployment(NOVA, f"bedrock/{NOVA_ID}", aws_bedrock_runtime_endpoint=bmock.base, **keys),
         deployment(CLAUDE, f"bedrock/{CLAUDE_ID}", aws_bedrock_runtime_endpoint=bmock.base, **keys),
+        deployment(GPT_OSS, "bedrock/openai.gpt-oss-120b-1:0", aws_bedrock_runtime_endpoint=bmock.base, **keys),
+        deployment(NOVA_2, "bedrock/us.amazon.nova-2-lite-v1:0", aws_bedrock_runtime_endpoint=bmock.base, **keys),
     ]
     gw = start_gateway("gateway-bedrock-mock", tmp, deps, _aws_env(tmp), retries=2)
     try:
@@ -855,6 +859,44 @@ def test_m_reasoning_round_trip_on_claude(mclient, bmock, marker):
         "reasoningContent": {"reasoningText": {"text": thought, "signature": blocks[0]["signature"]}}
     }
     assert up2[1]["content"][1] == {"text": MOCK_TEXT}
+
+
+@pytest.mark.parametrize(
+    "model,asked,sent",
+    [
+        (GPT_OSS, "high", {"reasoning_effort": "high"}),
+        (GPT_OSS, "minimal", {"reasoning_effort": "low"}),
+        (NOVA_2, "medium", {"reasoningConfig": {"type": "enabled", "maxReasoningEffort": "medium"}}),
+    ],
+)
+@pytest.mark.parametrize("stream", [False, True])
+def test_m_reasoning_effort_on_gpt_oss_and_nova_2(mclient, bmock, marker, model, asked, sent, stream):
+    thought = "weighing the options"
+    text = f"{marker} {tag(thinking=thought)}"
+
+    def run():
+        return mclient.chat.completions.create(
+            model=model, messages=user(text), reasoning_effort=asked, stream=stream
+        )
+
+    resp = bedrock_call(run)
+    if stream:
+        got = collect_chat_stream(list(resp))
+        assert got["text"] == MOCK_TEXT
+        assert got["reasoning"] == thought
+    else:
+        msg = resp.choices[0].message
+        assert msg.content == MOCK_TEXT
+        assert (msg.model_extra or {}).get("reasoning_content") == thought
+    assert one_upstream(bmock, marker)["body"]["additionalModelRequestFields"] == sent
+
+
+def test_m_nova_2_without_reasoning_is_sent_none(mclient, bmock, marker):
+    resp = bedrock_call(
+        lambda: mclient.chat.completions.create(model=NOVA_2, messages=user(marker), reasoning_effort="none")
+    )
+    assert resp.choices[0].message.content == MOCK_TEXT
+    assert "additionalModelRequestFields" not in one_upstream(bmock, marker)["body"]
 
 
 def test_m_streaming_reasoning_on_claude(mclient, marker):

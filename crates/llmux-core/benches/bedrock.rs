@@ -18,6 +18,7 @@ const TRAITS: ModelTraits = ModelTraits {
     claude: false,
     nova: true,
     prompt_caching: true,
+    effort: llmux_core::providers::bedrock::request::Effort::None,
 };
 const URL: &str =
     "https://bedrock-runtime.us-east-1.amazonaws.com/model/amazon.nova-pro-v1%3A0/converse";

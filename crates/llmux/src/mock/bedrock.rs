@@ -1088,6 +1088,38 @@ fn check_tool_pairs(messages: &[Value]) -> Result<(), String> {
     Ok(())
 }
 
+/// The reasoning efforts of the models that take one: gpt-oss reads
+/// OpenAI's `reasoning_effort` (others refuse the key), Nova 2 a
+/// `reasoningConfig` with a `maxReasoningEffort`; each `low`, `medium` or
+/// `high`.
+fn check_effort(req: &Value, model_id: &str) -> Result<(), String> {
+    let Some(fields) = req.get("additionalModelRequestFields") else {
+        return Ok(());
+    };
+    let id = model_id.to_ascii_lowercase();
+    let level =
+        |v: Option<&Value>| matches!(v.and_then(Value::as_str), Some("low" | "medium" | "high"));
+    if let Some(effort) = fields.get("reasoning_effort") {
+        if !id.contains("gpt-oss") {
+            return Err("The model returned the following errors: extraneous key [reasoning_effort] is not permitted".to_owned());
+        }
+        if !level(Some(effort)) {
+            return Err(format!(
+                "The model returned the following errors: reasoning_effort: Input should be 'low', 'medium' or 'high', got {effort}"
+            ));
+        }
+    }
+    if let Some(config) = fields.get("reasoningConfig") {
+        let enabled = config.get("type").and_then(Value::as_str) == Some("enabled");
+        if id.contains("nova-2") && enabled && !level(config.get("maxReasoningEffort")) {
+            return Err(
+                "reasoningConfig.maxReasoningEffort must be one of: low, medium, high".to_owned(),
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Claude's checks of extended thinking, as Bedrock passes them on: the
 /// budget, and, in the current tool loop, the assistant turn starting with
 /// its (signed) reasoning.
@@ -1112,6 +1144,7 @@ fn check_thinking(req: &Value, model_id: &str, messages: &[Value]) -> Result<(),
             }
         }
     }
+    check_effort(req, model_id)?;
     let Some(thinking) = thinking_config(req) else {
         return Ok(());
     };
@@ -1242,7 +1275,8 @@ impl Reply {
     pub fn new(req: &Value, opts: &MockOptions, body_len: usize) -> Reply {
         let mut blocks = Vec::new();
         let mut output_tokens = 0;
-        if thinking_config(req).is_some() {
+        let effort = req.pointer("/additionalModelRequestFields/reasoning_effort");
+        if thinking_config(req).is_some() || effort.is_some() {
             let text = opts
                 .thinking
                 .clone()
@@ -1846,6 +1880,27 @@ mod tests {
         );
         let bad_type = json!([{"text": "s"}, {"cachePoint": {"type": "ephemeral"}}]);
         assert!(err(&with(base(), "system", bad_type)).contains("[default]"));
+    }
+
+    #[test]
+    fn checks_the_reasoning_efforts_of_gpt_oss_and_nova_2() {
+        let with_fields = |fields: Value| with(base(), "additionalModelRequestFields", fields);
+        let oss = "openai.gpt-oss-120b-1:0";
+        let nova2 = "us.amazon.nova-2-lite-v1:0";
+        assert_eq!(
+            validate(&with_fields(json!({"reasoning_effort": "high"})), oss),
+            Ok(())
+        );
+        let bad = validate(&with_fields(json!({"reasoning_effort": "max"})), oss).unwrap_err();
+        assert!(bad.contains("reasoning_effort"), "{bad}");
+        let other = validate(&with_fields(json!({"reasoning_effort": "low"})), nova2).unwrap_err();
+        assert!(
+            other.contains("extraneous key [reasoning_effort]"),
+            "{other}"
+        );
+        let config = |level: &str| json!({"reasoningConfig": {"type": "enabled", "maxReasoningEffort": level}});
+        assert_eq!(validate(&with_fields(config("medium")), nova2), Ok(()));
+        assert!(validate(&with_fields(config("xhigh")), nova2).is_err());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Fixtures: what agents send, what Converse answers, binary stream frames.
 
-use super::request::{ModelTraits, build, tool_id};
+use super::request::{Effort, ModelTraits, build, tool_id};
 use super::response::to_openai;
 use super::stream::BedrockStream;
 use super::{encode_model_id, sign_request};
@@ -16,6 +16,7 @@ const CLAUDE: ModelTraits = ModelTraits {
     claude: true,
     nova: false,
     prompt_caching: true,
+    effort: Effort::None,
 };
 
 fn body(v: Value, traits: ModelTraits) -> Value {
@@ -143,6 +144,64 @@ fn reasoning_for_claude_and_model_specific_fields() {
     assert_eq!(
         b["messages"][1]["content"][0],
         json!({"reasoningContent": {"reasoningText": {"text": "t", "signature": "sig"}}})
+    );
+}
+
+#[test]
+fn gpt_oss_and_nova_2_take_reasoning_effort_in_their_own_fields() {
+    let ask = |effort: &str, traits: ModelTraits| {
+        body(
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "reasoning_effort": effort}),
+            traits,
+        )["additionalModelRequestFields"]
+            .clone()
+    };
+    let oss = ModelTraits {
+        effort: Effort::OpenAi,
+        ..Default::default()
+    };
+    let nova2 = ModelTraits {
+        nova: true,
+        prompt_caching: true,
+        effort: Effort::Nova2,
+        ..Default::default()
+    };
+    for (asked, level) in [
+        ("low", "low"),
+        ("medium", "medium"),
+        ("high", "high"),
+        ("minimal", "low"),
+        ("xhigh", "high"),
+    ] {
+        assert_eq!(
+            ask(asked, oss),
+            json!({"reasoning_effort": level}),
+            "{asked}"
+        );
+        assert_eq!(
+            ask(asked, nova2),
+            json!({"reasoningConfig": {"type": "enabled", "maxReasoningEffort": level}}),
+            "{asked}"
+        );
+    }
+    // gpt-oss always reasons: `none` is its least; Nova 2's is off.
+    assert_eq!(ask("none", oss), json!({"reasoning_effort": "low"}));
+    assert!(ask("none", nova2).get("reasoningConfig").is_none());
+    // A model that takes no effort is sent none; a client's own
+    // reasoningConfig wins.
+    assert!(
+        ask("high", ModelTraits::default())
+            .get("reasoning_effort")
+            .is_none()
+    );
+    let b = body(
+        json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "reasoning_effort": "high",
+            "reasoningConfig": {"type": "enabled", "maxReasoningEffort": "low"}}),
+        nova2,
+    );
+    assert_eq!(
+        b["additionalModelRequestFields"]["reasoningConfig"]["maxReasoningEffort"],
+        "low"
     );
 }
 
@@ -768,4 +827,16 @@ fn an_arn_is_claude_when_its_catalog_entry_says_so() {
         b["additionalModelRequestFields"]["thinking"]["budget_tokens"],
         4096
     );
+}
+
+#[test]
+fn gpt_oss_and_nova_2_are_told_by_their_ids_and_profiles() {
+    use crate::deployment::Deployment;
+    use crate::providers::ProviderKind;
+    let effort = |id: &str| super::traits(&Deployment::new("m", ProviderKind::Bedrock, id)).effort;
+    assert_eq!(effort("openai.gpt-oss-120b-1:0"), Effort::OpenAi);
+    assert_eq!(effort("us.openai.gpt-oss-20b-1:0"), Effort::OpenAi);
+    assert_eq!(effort("global.amazon.nova-2-lite-v1:0"), Effort::Nova2);
+    assert_eq!(effort("amazon.nova-pro-v1:0"), Effort::None);
+    assert_eq!(effort("meta.llama3-3-70b-instruct-v1:0"), Effort::None);
 }

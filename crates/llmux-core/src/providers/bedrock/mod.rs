@@ -71,10 +71,18 @@ fn traits(dep: &Deployment) -> ModelTraits {
         .unwrap_or_default()
         .to_ascii_lowercase();
     let is = |name: &str| id.contains(name) || base.contains(name);
+    let effort = if is("openai.gpt-oss") {
+        request::Effort::OpenAi
+    } else if is("amazon.nova-2") {
+        request::Effort::Nova2
+    } else {
+        request::Effort::None
+    };
     ModelTraits {
         claude: is("claude"),
         nova: is("amazon.nova"),
         prompt_caching: dep.info.flag("supports_prompt_caching") || is("claude") || is("nova"),
+        effort,
     }
 }
 

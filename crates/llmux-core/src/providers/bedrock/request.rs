@@ -54,6 +54,45 @@ pub struct ModelTraits {
     pub claude: bool,
     pub nova: bool,
     pub prompt_caching: bool,
+    /// How the model takes `reasoning_effort`, when it is not Claude.
+    pub effort: Effort,
+}
+
+/// Where a model other than Claude reads a reasoning effort, in
+/// `additionalModelRequestFields`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Effort {
+    /// Nowhere: it is not sent.
+    #[default]
+    None,
+    /// OpenAI's open-weight models (gpt-oss): `reasoning_effort`, as in
+    /// OpenAI's API, `low`, `medium` or `high`; they always reason.
+    OpenAi,
+    /// Nova 2: `reasoningConfig: {type: enabled, maxReasoningEffort}`;
+    /// off unless asked for.
+    Nova2,
+}
+
+impl Effort {
+    /// The field for a client's `reasoning_effort`, if the model takes one.
+    fn field(self, effort: &str) -> Option<(&'static str, Value)> {
+        // OpenAI's scale (`none`, `minimal` … `xhigh`) onto the three
+        // levels these models take.
+        let level = match effort {
+            "none" | "minimal" | "low" => "low",
+            "xhigh" | "max" | "high" => "high",
+            _ => "medium",
+        };
+        match self {
+            Effort::None => None,
+            Effort::OpenAi => Some(("reasoning_effort", json!(level))),
+            Effort::Nova2 if effort == "none" => None,
+            Effort::Nova2 => Some((
+                "reasoningConfig",
+                json!({"type": "enabled", "maxReasoningEffort": level}),
+            )),
+        }
+    }
 }
 
 pub struct Built<'a> {
@@ -623,6 +662,13 @@ pub fn build<'a>(
             inference.insert("maxTokens".into(), (budget + 4096).into());
         }
         extra_fields.insert("thinking".into(), t.into_owned());
+    }
+    if let Some((name, value)) = req
+        .reasoning_effort
+        .as_deref()
+        .and_then(|e| traits.effort.field(e))
+    {
+        extra_fields.entry(name.to_owned()).or_insert(value);
     }
     if let Some(k) = req.extra.get("top_k").filter(|v| !v.is_null()) {
         if traits.nova {
