@@ -54,6 +54,14 @@ pub fn banner(config: &Config, addr: SocketAddr) -> String {
     if !patterns.is_empty() {
         let _ = writeln!(s, "wildcard routes: {}", patterns.join(", "));
     }
+    if !config.aliases.is_empty() {
+        let aliases: Vec<String> = config
+            .aliases
+            .iter()
+            .map(|a| format!("{} -> {}", a.name, a.target))
+            .collect();
+        let _ = writeln!(s, "aliases: {}", aliases.join(", "));
+    }
     let key = match &config.master_key {
         Some(_) => {
             let _ = writeln!(

@@ -29,6 +29,8 @@ pub struct Router {
     /// By model name. Its keys come from the config, so a client's name can
     /// only be looked up, never inserted: a fast hash is safe.
     groups: HashMap<String, ModelGroup, foldhash::fast::RandomState>,
+    /// Other names for models (`model_group_alias`), from the config too.
+    aliases: HashMap<String, String, foldhash::fast::RandomState>,
     /// The providers of each model's deployments, each distinct set once.
     provider_sets: Vec<Vec<ProviderKind>>,
     /// Some wildcard route's provider is known only per request (`*`).
@@ -215,6 +217,7 @@ impl Router {
             .collect();
         Router {
             groups,
+            aliases: HashMap::default(),
             provider_sets,
             open_provider,
             wildcards,
@@ -239,10 +242,27 @@ impl Router {
                 .any(|set| !set.iter().any(|&p| of(p)))
     }
 
+    /// Other names for models: a request for an alias is served as one
+    /// for its model (one step, as LiteLLM resolves them; an alias wins
+    /// over a model of the same name, as there).
+    pub fn with_aliases(mut self, aliases: &[crate::config::Alias]) -> Router {
+        self.aliases = aliases
+            .iter()
+            .map(|a| (a.name.clone(), a.target.clone()))
+            .collect();
+        self
+    }
+
     /// The group serving model `name`: the config's, else one a wildcard
     /// route serves it with. A name nothing serves is a 404; one a route
     /// matches but cannot serve (its provider cannot be told) a 400.
     pub fn group(&self, name: &str) -> Result<GroupRef<'_>, ApiError> {
+        // No hashing for configs without aliases (most).
+        let name = if self.aliases.is_empty() {
+            name
+        } else {
+            self.aliases.get(name).map_or(name, String::as_str)
+        };
         if let Some(g) = self.groups.get(name) {
             return Ok(GroupRef::Listed(g));
         }
@@ -577,6 +597,36 @@ model_list:
         // A pattern is not a model; nor is a name nothing matches.
         assert_eq!(r.group("anthropic/*").err().unwrap().status, 404);
         assert_eq!(r.group("openai/gpt-4o").err().unwrap().status, 404);
+    }
+
+    #[test]
+    fn an_alias_is_served_by_its_models_group() {
+        let c = parse(
+            r#"
+model_list:
+  - model_name: gpt-4o
+    litellm_params: {model: openai/gpt-4o, api_key: k}
+  - model_name: gpt-4
+    litellm_params: {model: openai/gpt-4, api_key: k}
+  - model_name: "anthropic/*"
+    litellm_params: {model: "anthropic/*", api_key: k}
+router_settings:
+  model_group_alias: {gpt-4: gpt-4o, haiku: anthropic/claude-3-5-haiku-20241022}
+"#,
+            &Catalog::builtin().unwrap(),
+            &Env::fixed(&[]),
+        )
+        .unwrap();
+        let r = Router::with_wildcards(c.deployments, c.wildcards).with_aliases(&c.aliases);
+        // An alias wins over a model of its name, as in LiteLLM.
+        assert_eq!(r.group("gpt-4").unwrap().name, "gpt-4o");
+        let haiku = r.group("haiku").unwrap();
+        assert_eq!(haiku.name, "anthropic/claude-3-5-haiku-20241022");
+        assert_eq!(
+            haiku.deployments[0].deployment.provider,
+            ProviderKind::Anthropic
+        );
+        assert_eq!(r.group("gpt-4o").unwrap().name, "gpt-4o");
     }
 
     #[test]

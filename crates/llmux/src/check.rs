@@ -81,6 +81,17 @@ pub fn run(path: Option<&Path>) -> ExitCode {
             config.wildcards.known().len()
         );
     }
+    if !config.aliases.is_empty() {
+        println!("aliases ({}):", config.aliases.len());
+        for a in &config.aliases {
+            let hidden = if a.hidden {
+                " (hidden from model lists)"
+            } else {
+                ""
+            };
+            println!("  {} -> {}{hidden}", a.name, a.target);
+        }
+    }
     for w in &config.warnings {
         println!("warning: {w}");
     }

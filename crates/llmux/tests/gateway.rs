@@ -1247,3 +1247,48 @@ model_list:
     );
     assert!(!msg.contains("model_list["), "{msg}");
 }
+
+#[tokio::test]
+async fn model_group_aliases_are_served_and_listed_unless_hidden() {
+    let m = mock(&[]);
+    let cfg = format!(
+        r#"
+model_list:
+  - model_name: gpt-4o
+    litellm_params: {{model: openai/gpt-4o, api_base: "http://{m}/v1", api_key: k}}
+router_settings:
+  model_group_alias:
+    gpt-4: gpt-4o
+    quiet: {{model: gpt-4o, hidden: true}}
+"#,
+        m = m.addr
+    );
+    let gw = gateway(&cfg, &[]);
+    for name in ["gpt-4", "quiet"] {
+        let resp = post_json(&gw, "/v1/chat/completions", &chat(name)).await;
+        assert_eq!(resp.status(), 200, "{name}");
+        assert_eq!(
+            mock_requests(&m).await.last().unwrap()["body"]["model"],
+            "gpt-4o"
+        );
+    }
+    // Claude Code's Messages API too.
+    let msg = json!({"model": "gpt-4", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]});
+    let resp = post_json(&gw, "/v1/messages", &msg).await;
+    assert_eq!(resp.status(), 200);
+    let ids = model_ids(&gw).await;
+    assert!(
+        ids.contains(&"gpt-4".to_owned()) && ids.contains(&"gpt-4o".to_owned()),
+        "{ids:?}"
+    );
+    assert!(!ids.contains(&"quiet".to_owned()), "{ids:?}");
+    let info = get_json(&gw, "/v1/model/info").await;
+    let alias = info["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["model_name"] == "gpt-4")
+        .unwrap();
+    assert_eq!(alias["litellm_params"]["model"], "openai/gpt-4o");
+    assert!(alias["model_info"]["max_input_tokens"].as_u64().unwrap() > 0);
+}

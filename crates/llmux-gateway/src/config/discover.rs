@@ -52,6 +52,7 @@ pub fn from_env(env: &Env, catalog: &Catalog) -> Result<Config, ConfigError> {
         source: Source::Environment { providers },
         deployments,
         wildcards: Default::default(),
+        aliases: Vec::new(),
         master_key: super::master_key_from_env(env),
         drop_params: false,
         num_retries: DEFAULT_NUM_RETRIES,

@@ -113,11 +113,13 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
         map.extend(fallback_list(v, path)?);
         Ok(true)
     };
+    let mut aliases = Vec::new();
     for (k, v) in &section(&root, "router_settings")? {
         let path = format!("router_settings.{k}");
         match k.as_str() {
             "num_retries" => num_retries = u64_value(v, &path)? as u32,
             "timeout" => request_timeout = duration_value(v, &path)?,
+            "model_group_alias" => aliases = alias_map(v, &path)?,
             _ if read_fallbacks(k, v, &path)? => {}
             _ => warnings.push(format!("{path}: not implemented yet, ignored")),
         }
@@ -213,8 +215,11 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
     ] {
         // A list may be keyed by a model, a wildcard route or `*` (every
         // model); what it names must be models.
-        let serves =
-            |m: &str| served.contains(m) || (!m.contains('*') && wildcards.find(m).is_some());
+        let serves = |m: &str| {
+            served.contains(m)
+                || aliases.iter().any(|a| a.name == m)
+                || (!m.contains('*') && wildcards.find(m).is_some())
+        };
         let keys = map
             .keys()
             .map(String::as_str)
@@ -232,8 +237,27 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
         }
     }
 
+    // An alias stands for one model this config serves (not for another
+    // alias: LiteLLM resolves one step).
+    for a in &aliases {
+        let serves = served.contains(a.target.as_str())
+            || (!a.target.contains('*') && wildcards.find(&a.target).is_some());
+        if aliases.iter().any(|b| b.name == a.target) {
+            warnings.push(format!(
+                "router_settings.model_group_alias.{}: `{}` is itself an alias; aliases resolve one step",
+                a.name, a.target
+            ));
+        } else if !serves {
+            warnings.push(format!(
+                "router_settings.model_group_alias.{}: `{}` is not a model_name of this config",
+                a.name, a.target
+            ));
+        }
+    }
+
     Ok(Config {
         fallbacks,
+        aliases,
         source: Source::Environment { providers: vec![] },
         deployments,
         wildcards,
@@ -247,6 +271,48 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
         fetch_image_urls,
         fetch_image_urls_allow_private,
     })
+}
+
+/// LiteLLM's `model_group_alias`: `{alias: model}` or
+/// `{alias: {model: …, hidden: true}}`.
+fn alias_map(v: &Value, path: &str) -> Result<Vec<super::Alias>, ConfigError> {
+    let bad = |name: &str| {
+        ConfigError::Invalid(format!(
+            "{path}.{name} must be a model name, or a mapping with `model` (and `hidden`)"
+        ))
+    };
+    let Value::Object(m) = v else {
+        return if v.is_null() {
+            Ok(vec![])
+        } else {
+            Err(ConfigError::Invalid(format!(
+                "{path} must be a mapping from an alias to a model name"
+            )))
+        };
+    };
+    m.iter()
+        .map(|(name, to)| {
+            let (target, hidden) = match to {
+                Value::String(t) => (t.clone(), false),
+                Value::Object(o) => (
+                    o.get("model")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| bad(name))?
+                        .to_owned(),
+                    match o.get("hidden") {
+                        None | Some(Value::Null) => false,
+                        Some(h) => bool_value(h, &format!("{path}.{name}.hidden"))?,
+                    },
+                ),
+                _ => return Err(bad(name)),
+            };
+            Ok(super::Alias {
+                name: name.clone(),
+                target,
+                hidden,
+            })
+        })
+        .collect()
 }
 
 /// LiteLLM's fallback list: `[{"gpt-4o": ["claude-sonnet-4", …]}, …]`.
@@ -711,6 +777,55 @@ litellm_settings:
             w.contains("model_list[1]: `any/*` sets an api_key but no provider"),
             "{w}"
         );
+    }
+
+    #[test]
+    fn model_group_aliases_are_read_and_checked() {
+        let cat = Catalog::builtin().unwrap();
+        let config = r#"
+model_list:
+  - model_name: gpt-4o
+    litellm_params: {model: openai/gpt-4o, api_key: k}
+  - model_name: "anthropic/*"
+    litellm_params: {model: "anthropic/*", api_key: k}
+router_settings:
+  model_group_alias:
+    gpt-4: gpt-4o
+    haiku: {model: anthropic/claude-3-5-haiku-20241022, hidden: true}
+    ghost: nowhere
+    twice: gpt-4
+litellm_settings:
+  fallbacks: [{"gpt-4o": ["haiku"]}]
+"#;
+        let c = parse(config, &cat, &Env::fixed(&[])).unwrap();
+        let alias = |name: &str| c.aliases.iter().find(|a| a.name == name).unwrap();
+        assert_eq!(
+            (alias("gpt-4").target.as_str(), alias("gpt-4").hidden),
+            ("gpt-4o", false)
+        );
+        assert_eq!(
+            (alias("haiku").target.as_str(), alias("haiku").hidden),
+            ("anthropic/claude-3-5-haiku-20241022", true)
+        );
+        let w = c.warnings.join("\n");
+        assert!(
+            w.contains("model_group_alias.ghost: `nowhere` is not a model_name"),
+            "{w}"
+        );
+        assert!(
+            w.contains("model_group_alias.twice: `gpt-4` is itself an alias"),
+            "{w}"
+        );
+        assert!(!w.contains("not implemented"), "{w}");
+        // A fallback may name an alias.
+        assert!(!w.contains("`haiku` is not"), "{w}");
+        let e = parse(
+            "router_settings: {model_group_alias: {a: [b]}}",
+            &cat,
+            &Env::fixed(&[]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("model_group_alias.a"), "{e}");
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub struct Config {
     pub deployments: Vec<Deployment>,
     /// `model_list` entries whose `model_name` has a `*`.
     pub wildcards: Wildcards,
+    /// `router_settings.model_group_alias`: other names for models.
+    pub aliases: Vec<Alias>,
     pub master_key: Option<Secret>,
     pub drop_params: bool,
     pub num_retries: u32,
@@ -55,6 +57,16 @@ pub struct Config {
     /// LiteLLM's fallbacks: the model names to try, in order, when a model
     /// fails after its retries.
     pub fallbacks: Fallbacks,
+}
+
+/// Another name for a model (LiteLLM's `model_group_alias`): a request
+/// for `name` is served as one for `target`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alias {
+    pub name: String,
+    pub target: String,
+    /// Served, but not listed at `/v1/models` and `/model/info`.
+    pub hidden: bool,
 }
 
 /// Model name → the model names that stand in for it, in order.

@@ -53,7 +53,33 @@ impl AppState {
         let mut known = config.wildcards.known();
         // A name the config lists is served by its own entry.
         known.retain(|d| !names.contains(&d.model_name.as_str()));
-        let listed: Vec<_> = config.deployments.iter().chain(&known).cloned().collect();
+        let mut listed: Vec<_> = config.deployments.iter().chain(&known).cloned().collect();
+        // Aliases, unless hidden, as their models' deployments under the
+        // alias (a model a wildcard route serves built as a request for it
+        // would be).
+        for a in config.aliases.iter().filter(|a| !a.hidden) {
+            let mut of: Vec<_> = listed
+                .iter()
+                .filter(|d| d.model_name == a.target)
+                .cloned()
+                .collect();
+            if of.is_empty() {
+                if let Some(m) = config
+                    .wildcards
+                    .find(&a.target)
+                    .filter(|_| !a.target.contains('*'))
+                {
+                    of = config
+                        .wildcards
+                        .deployments(&m, &a.target)
+                        .unwrap_or_default();
+                }
+            }
+            for mut d in of {
+                d.model_name = a.name.clone();
+                listed.push(d);
+            }
+        }
         let models_json = models::models_json(&listed, created);
         let model_info_json = models::model_info_json(&listed);
         let model_count = names.len();
@@ -71,7 +97,8 @@ impl AppState {
         Ok(AppState {
             credentials,
             images,
-            router: Router::with_wildcards(config.deployments, config.wildcards),
+            router: Router::with_wildcards(config.deployments, config.wildcards)
+                .with_aliases(&config.aliases),
             transport,
             master_key: config.master_key,
             drop_params: config.drop_params,
