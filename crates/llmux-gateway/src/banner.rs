@@ -54,6 +54,9 @@ pub fn banner(config: &Config, addr: SocketAddr) -> String {
     if !patterns.is_empty() {
         let _ = writeln!(s, "wildcard routes: {}", patterns.join(", "));
     }
+    if config.routing_strategy != crate::config::RoutingStrategy::default() {
+        let _ = writeln!(s, "routing: {}", config.routing_strategy.name());
+    }
     if !config.aliases.is_empty() {
         let aliases: Vec<String> = config
             .aliases

@@ -6,11 +6,11 @@
 //! first request and kept, so its cooldowns and limits last like a named
 //! model's.
 
-use crate::config::Wildcards;
+use crate::config::{RoutingStrategy, Wildcards};
 use llmux_core::{ApiError, Deployment, ProviderKind};
 use std::collections::HashMap;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,7 @@ pub struct Router {
     groups: HashMap<String, ModelGroup, foldhash::fast::RandomState>,
     /// Other names for models (`model_group_alias`), from the config too.
     aliases: HashMap<String, String, foldhash::fast::RandomState>,
+    strategy: RoutingStrategy,
     /// The providers of each model's deployments, each distinct set once.
     provider_sets: Vec<Vec<ProviderKind>>,
     /// Some wildcard route's provider is known only per request (`*`).
@@ -153,6 +154,13 @@ pub struct DeploymentState {
     /// Its `rpm` / `tpm` counts: shared by every model a wildcard entry
     /// serves, as LiteLLM counts them by deployment id.
     window: Arc<Mutex<Window>>,
+    /// Requests in flight (counted routing by `least-busy`).
+    in_flight: AtomicU32,
+    /// Recent response time in µs, 0 before the first (routing by
+    /// latency).
+    latency_us: AtomicU64,
+    /// Input plus output price a token (routing by cost).
+    cost: f64,
 }
 
 #[derive(Default)]
@@ -218,6 +226,7 @@ impl Router {
         Router {
             groups,
             aliases: HashMap::default(),
+            strategy: RoutingStrategy::default(),
             provider_sets,
             open_provider,
             wildcards,
@@ -251,6 +260,16 @@ impl Router {
             .map(|a| (a.name.clone(), a.target.clone()))
             .collect();
         self
+    }
+
+    /// How each model's deployments share its requests.
+    pub fn with_strategy(mut self, strategy: RoutingStrategy) -> Router {
+        self.strategy = strategy;
+        self
+    }
+
+    pub fn strategy(&self) -> RoutingStrategy {
+        self.strategy
     }
 
     /// The group serving model `name`: the config's, else one a wildcard
@@ -325,6 +344,9 @@ impl Router {
         let now = self.now_ms();
         let minute = now / 60_000;
         let mut fallback: Option<usize> = None;
+        // The strategy's choice among those that may serve: the lowest
+        // load, the first in turn among equals.
+        let mut best: Option<(usize, f64)> = None;
         for k in 0..n {
             let i = (start + k) % n;
             let d = &group.deployments[i];
@@ -333,14 +355,21 @@ impl Router {
             }
             let cooling = d.cooldown_until_ms.load(Ordering::Relaxed) > now;
             if !cooling && !tried.contains(&i) {
-                d.count_request(minute);
-                return Ok((i, d.clone()));
+                if self.strategy == RoutingStrategy::SimpleShuffle {
+                    d.count_request(minute);
+                    return Ok((i, d.clone()));
+                }
+                let load = d.load(self.strategy, minute);
+                if best.is_none_or(|(_, b)| load < b) {
+                    best = Some((i, load));
+                }
+                continue;
             }
             fallback.get_or_insert(i);
         }
-        if let Some(i) = fallback {
-            // Everyone is cooling down or was tried: better a second try
-            // than no answer.
+        // Else everyone is cooling down or was tried: better a second try
+        // than no answer.
+        if let Some(i) = best.map(|(i, _)| i).or(fallback) {
             let d = &group.deployments[i];
             d.count_request(minute);
             return Ok((i, d.clone()));
@@ -361,9 +390,10 @@ impl Router {
         }
     }
 
-    /// Counts tokens against the deployment's `tpm`.
+    /// Counts tokens against the deployment's `tpm` (and, routing by
+    /// usage, for every deployment).
     pub fn record_tokens(&self, d: &DeploymentState, tokens: u64) {
-        if d.deployment.tpm.is_none() {
+        if d.deployment.tpm.is_none() && self.strategy != RoutingStrategy::UsageBased {
             return;
         }
         let minute = self.now_ms() / 60_000;
@@ -371,6 +401,40 @@ impl Router {
             w.roll(minute);
             w.tokens += tokens;
         }
+    }
+}
+
+/// A request in flight on a deployment, routing by how busy they are:
+/// counted from the pick until dropped (a stream's at its end).
+pub struct Busy(Arc<DeploymentState>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Router {
+    /// Counts a request in flight on `d`, when the strategy reads it.
+    pub fn busy(&self, d: &Arc<DeploymentState>) -> Option<Busy> {
+        (self.strategy == RoutingStrategy::LeastBusy).then(|| {
+            d.in_flight.fetch_add(1, Ordering::Relaxed);
+            Busy(d.clone())
+        })
+    }
+
+    /// Whether response times are read (so worth measuring).
+    pub fn times(&self) -> bool {
+        self.strategy == RoutingStrategy::LatencyBased
+    }
+
+    /// A response time of `d`'s: a moving average of the last few
+    /// (each new one a quarter of it).
+    pub fn record_latency(&self, d: &DeploymentState, took: Duration) {
+        let us = (took.as_micros() as u64).max(1);
+        let old = d.latency_us.load(Ordering::Relaxed);
+        let new = if old == 0 { us } else { (old * 3 + us) / 4 };
+        d.latency_us.store(new, Ordering::Relaxed);
     }
 }
 
@@ -391,13 +455,40 @@ impl DeploymentState {
     }
 
     fn counted_in(d: Deployment, window: Arc<Mutex<Window>>) -> Arc<DeploymentState> {
+        let price = |key| d.info.f64(key).filter(|p| p.is_finite() && *p >= 0.0);
+        let cost = match (
+            price("input_cost_per_token"),
+            price("output_cost_per_token"),
+        ) {
+            (Some(i), Some(o)) => i + o,
+            // LiteLLM's price for a model it does not know.
+            _ => 1.0,
+        };
         Arc::new(DeploymentState {
             id_header: http::HeaderValue::from_str(&d.id).ok(),
             prices: llmux_core::cost::Prices::of(&d.info),
             deployment: d,
             cooldown_until_ms: AtomicU64::new(0),
             window,
+            in_flight: AtomicU32::new(0),
+            latency_us: AtomicU64::new(0),
+            cost,
         })
+    }
+
+    /// How loaded the deployment is, by the strategy's measure (lower
+    /// serves first).
+    fn load(&self, strategy: RoutingStrategy, minute: u64) -> f64 {
+        match strategy {
+            RoutingStrategy::SimpleShuffle => 0.0,
+            RoutingStrategy::LeastBusy => f64::from(self.in_flight.load(Ordering::Relaxed)),
+            RoutingStrategy::UsageBased => self.window.lock().map_or(0.0, |mut w| {
+                w.roll(minute);
+                w.tokens as f64
+            }),
+            RoutingStrategy::LatencyBased => self.latency_us.load(Ordering::Relaxed) as f64,
+            RoutingStrategy::CostBased => self.cost,
+        }
     }
 
     fn has_capacity(&self, minute: u64) -> bool {
@@ -677,5 +768,114 @@ model_list:
             })
             .collect();
         assert_eq!(firsts.len(), 2, "{firsts:?}");
+    }
+}
+
+#[cfg(test)]
+mod strategy_tests {
+    use super::*;
+    use llmux_core::ProviderKind;
+
+    fn router(strategy: RoutingStrategy, deps: Vec<Deployment>) -> Router {
+        Router::new(deps).with_strategy(strategy)
+    }
+
+    fn dep(id: &str) -> Deployment {
+        Deployment {
+            id: id.into(),
+            ..Deployment::new("g", ProviderKind::OpenAi, "m")
+        }
+    }
+
+    fn picks(r: &Router, n: usize) -> Vec<String> {
+        let g = &*r.group("g").unwrap();
+        (0..n)
+            .map(|_| r.pick(g, &[]).unwrap().1.deployment.id.clone())
+            .collect()
+    }
+
+    #[test]
+    fn least_busy_counts_requests_until_their_answers_are_done() {
+        let r = router(RoutingStrategy::LeastBusy, vec![dep("a"), dep("b")]);
+        let g = &*r.group("g").unwrap();
+        let (_, first) = r.pick(g, &[]).unwrap();
+        let held = r.busy(&first);
+        // While it is in flight, the other serves.
+        let other = if first.deployment.id == "a" { "b" } else { "a" };
+        assert_eq!(picks(&r, 3), [other; 3]);
+        drop(held);
+        // Both idle: in turn.
+        let mut both = picks(&r, 2);
+        both.sort();
+        assert_eq!(both, ["a", "b"]);
+        // Nothing is counted under another strategy.
+        let r = router(RoutingStrategy::SimpleShuffle, vec![dep("a")]);
+        let (_, d) = r.pick(&r.group("g").unwrap(), &[]).unwrap();
+        assert!(r.busy(&d).is_none());
+    }
+
+    #[test]
+    fn latency_based_tries_the_unmeasured_then_the_fastest() {
+        let r = router(RoutingStrategy::LatencyBased, vec![dep("a"), dep("b")]);
+        assert!(r.times());
+        let g = &*r.group("g").unwrap();
+        let state = |id: &str| {
+            g.deployments
+                .iter()
+                .find(|d| d.deployment.id == id)
+                .unwrap()
+                .clone()
+        };
+        r.record_latency(&state("a"), Duration::from_millis(300));
+        // b was never measured: it goes first.
+        assert_eq!(picks(&r, 1), ["b"]);
+        r.record_latency(&state("b"), Duration::from_millis(40));
+        assert_eq!(picks(&r, 4), ["b"; 4]);
+        // b slows down: a takes over once b's average passes a's.
+        for _ in 0..6 {
+            r.record_latency(&state("b"), Duration::from_millis(900));
+        }
+        assert_eq!(picks(&r, 2), ["a"; 2]);
+        // A deployment cooling down is skipped however fast it is.
+        r.cool_down(g, &state("a"));
+        assert_eq!(picks(&r, 1), ["b"]);
+    }
+
+    #[test]
+    fn usage_based_sends_to_the_fewest_tokens_this_minute() {
+        let r = router(RoutingStrategy::UsageBased, vec![dep("a"), dep("b")]);
+        let g = &*r.group("g").unwrap();
+        // Counted without a tpm limit, routing by usage.
+        r.record_tokens(&g.deployments[0], 5_000);
+        assert_eq!(picks(&r, 3), ["b"; 3]);
+        r.record_tokens(&g.deployments[1], 9_000);
+        assert_eq!(picks(&r, 2), ["a"; 2]);
+    }
+
+    #[test]
+    fn cost_based_sends_to_the_cheapest_that_can_serve() {
+        let priced = |id: &str, input: f64, output: f64| {
+            let mut d = dep(id);
+            d.info.0.insert("input_cost_per_token".into(), input.into());
+            d.info
+                .0
+                .insert("output_cost_per_token".into(), output.into());
+            d
+        };
+        let r = router(
+            RoutingStrategy::CostBased,
+            vec![
+                priced("dear", 2.5e-6, 1e-5),
+                priced("cheap", 1.5e-7, 6e-7),
+                dep("unknown"),
+            ],
+        );
+        assert_eq!(picks(&r, 3), ["cheap"; 3]);
+        // A retry goes to the next cheapest; a price unknown counts as $1.
+        let g = &*r.group("g").unwrap();
+        let (i, _) = r.pick(g, &[]).unwrap();
+        assert_eq!(r.pick(g, &[i]).unwrap().1.deployment.id, "dear");
+        let (j, _) = r.pick(g, &[i]).unwrap();
+        assert_eq!(r.pick(g, &[i, j]).unwrap().1.deployment.id, "unknown");
     }
 }

@@ -25,11 +25,13 @@ pub fn run(path: Option<&Path>) -> ExitCode {
         }
     );
     println!(
-        "settings: num_retries={} request_timeout={}s drop_params={} max_request_size={} MB",
+        "settings: num_retries={} request_timeout={}s drop_params={} max_request_size={} MB \
+         routing_strategy={}",
         config.num_retries,
         config.request_timeout.as_secs_f64(),
         config.drop_params,
-        config.max_request_bytes / (1024 * 1024)
+        config.max_request_bytes / (1024 * 1024),
+        config.routing_strategy.name()
     );
     println!("models ({}):", config.model_names().len());
     for name in config.model_names() {

@@ -973,7 +973,7 @@ fn check_validates_a_config_and_prints_what_it_serves() {
         &good,
         format!(
             "model_list:\n  - model_name: fast\n    litellm_params: {{model: groq/llama3-70b, api_key: {UPSTREAM_KEY}}}\n\
-             router_settings: {{routing_strategy: latency-based-routing}}\n"
+             router_settings: {{routing_strategy: latency-based-routing, redis_host: r.internal}}\n"
         ),
     )
     .unwrap();
@@ -988,7 +988,8 @@ fn check_validates_a_config_and_prints_what_it_serves() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("router_settings.routing_strategy"),
+        stdout.contains("routing_strategy=latency-based-routing")
+            && stdout.contains("router_settings.redis_host: not implemented"),
         "{stdout}"
     );
     assert!(!stdout.contains(UPSTREAM_KEY), "{stdout}");
@@ -1291,4 +1292,64 @@ router_settings:
         .unwrap();
     assert_eq!(alias["litellm_params"]["model"], "openai/gpt-4o");
     assert!(alias["model_info"]["max_input_tokens"].as_u64().unwrap() > 0);
+}
+
+fn two_deployments(a: &Proc, b: &Proc, strategy: &str) -> String {
+    format!(
+        r#"
+model_list:
+  - model_name: m
+    litellm_params: {{model: openai/gpt-4o, api_base: "http://{}/v1", api_key: k}}
+  - model_name: m
+    litellm_params: {{model: openai/gpt-4o, api_base: "http://{}/v1", api_key: k}}
+router_settings: {{routing_strategy: {strategy}}}
+"#,
+        a.addr, b.addr
+    )
+}
+
+#[tokio::test]
+async fn latency_based_routing_sends_to_the_faster_deployment() {
+    let slow = mock(&["--latency-ms", "200"]);
+    let fast = mock(&[]);
+    let gw = gateway(&two_deployments(&slow, &fast, "latency-based-routing"), &[]);
+    for _ in 0..8 {
+        let resp = post_json(&gw, "/v1/chat/completions", &chat("m")).await;
+        assert_eq!(resp.status(), 200);
+    }
+    // Each is measured once; then the faster serves.
+    assert_eq!(mock_requests(&slow).await.len(), 1);
+    assert_eq!(mock_requests(&fast).await.len(), 7);
+}
+
+#[tokio::test]
+async fn least_busy_routing_counts_a_stream_until_its_end() {
+    let a = mock(&[]);
+    let b = mock(&[]);
+    let gw = gateway(&two_deployments(&a, &b, "least-busy"), &[]);
+    let mut body = chat("m");
+    body["stream"] = json!(true);
+    body["mock"] = json!({"content": "one two three four five six", "tokens_per_sec": 4});
+    let resp = post_json(&gw, "/v1/chat/completions", &body).await;
+    assert_eq!(resp.status(), 200);
+    let (busy, idle) = if mock_requests(&a).await.is_empty() {
+        (&b, &a)
+    } else {
+        (&a, &b)
+    };
+    // While the stream runs, every other request goes to the idle one.
+    for _ in 0..4 {
+        let r = post_json(&gw, "/v1/chat/completions", &chat("m")).await;
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(mock_requests(busy).await.len(), 1);
+    assert_eq!(mock_requests(idle).await.len(), 4);
+    // Once it has ended, both serve again.
+    assert!(resp.text().await.unwrap().contains("[DONE]"));
+    for _ in 0..4 {
+        let r = post_json(&gw, "/v1/chat/completions", &chat("m")).await;
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(mock_requests(busy).await.len(), 3);
+    assert_eq!(mock_requests(idle).await.len(), 6);
 }

@@ -53,6 +53,7 @@ pub fn from_env(env: &Env, catalog: &Catalog) -> Result<Config, ConfigError> {
         deployments,
         wildcards: Default::default(),
         aliases: Vec::new(),
+        routing_strategy: Default::default(),
         master_key: super::master_key_from_env(env),
         drop_params: false,
         num_retries: DEFAULT_NUM_RETRIES,

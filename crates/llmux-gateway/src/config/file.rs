@@ -108,15 +108,39 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
             "fallbacks" => &mut fallbacks.any,
             "context_window_fallbacks" => &mut fallbacks.context_window,
             "content_policy_fallbacks" => &mut fallbacks.content_policy,
+            // LiteLLM's `default_fallbacks: [m, …]` is `fallbacks: [{"*": [m, …]}]`.
+            "default_fallbacks" => {
+                let names = match v {
+                    Value::Array(a) => a.iter().map(|n| n.as_str().map(str::to_owned)).collect(),
+                    Value::String(n) => Some(vec![n.clone()]),
+                    _ => None,
+                };
+                let names = names.ok_or_else(|| {
+                    ConfigError::Invalid(format!("{path} must be a list of model names"))
+                })?;
+                // An explicit `*` list wins, whichever is read first.
+                fallbacks.any.entry("*".to_owned()).or_insert(names);
+                return Ok(true);
+            }
             _ => return Ok(false),
         };
         map.extend(fallback_list(v, path)?);
         Ok(true)
     };
     let mut aliases = Vec::new();
+    let mut routing_strategy = super::RoutingStrategy::default();
     for (k, v) in &section(&root, "router_settings")? {
         let path = format!("router_settings.{k}");
         match k.as_str() {
+            "routing_strategy" => {
+                let name = scalar(v).unwrap_or_default();
+                routing_strategy = super::RoutingStrategy::parse(&name).ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "{path}: `{name}` is not a routing strategy; one of {}",
+                        super::RoutingStrategy::NAMES.join(", ")
+                    ))
+                })?;
+            }
             "num_retries" => num_retries = u64_value(v, &path)? as u32,
             "timeout" => request_timeout = duration_value(v, &path)?,
             "model_group_alias" => aliases = alias_map(v, &path)?,
@@ -258,6 +282,7 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
     Ok(Config {
         fallbacks,
         aliases,
+        routing_strategy,
         source: Source::Environment { providers: vec![] },
         deployments,
         wildcards,
@@ -574,6 +599,7 @@ general_settings:
   max_request_size_mb: 5
 router_settings:
   routing_strategy: usage-based-routing
+  redis_host: redis.internal
 environment_variables:
   AZURE_KEY_EAST: az-from-file
   PROXY_KEY: sk-proxy
@@ -626,7 +652,7 @@ environment_variables:
         for key in [
             "litellm_settings.callbacks",
             "general_settings.database_url",
-            "router_settings.routing_strategy",
+            "router_settings.redis_host",
             "model_list[2].litellm_params.weird_param",
         ] {
             assert!(w.contains(key), "no warning for {key}:\n{w}");
@@ -634,6 +660,11 @@ environment_variables:
         assert!(
             !w.contains("not supported"),
             "every provider is served:\n{w}"
+        );
+        assert!(!w.contains("routing_strategy"), "{w}");
+        assert_eq!(
+            c.routing_strategy,
+            super::super::RoutingStrategy::UsageBased
         );
         let bedrock = &c.deployments[4];
         assert_eq!(bedrock.aws.as_ref().unwrap().region, "us-east-1");
@@ -668,10 +699,35 @@ environment_variables:
         .unwrap();
         assert_eq!(c.num_retries, 5);
         assert_eq!(c.request_timeout, Duration::from_secs(30));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        for (name, strategy) in [
+            ("least-busy", super::super::RoutingStrategy::LeastBusy),
+            (
+                "usage-based-routing-v2",
+                super::super::RoutingStrategy::UsageBased,
+            ),
+            (
+                "latency-based-routing",
+                super::super::RoutingStrategy::LatencyBased,
+            ),
+            (
+                "cost-based-routing",
+                super::super::RoutingStrategy::CostBased,
+            ),
+        ] {
+            let c = parse(
+                &format!("router_settings: {{routing_strategy: {name}}}"),
+                &cat,
+                &env,
+            )
+            .unwrap();
+            assert_eq!(c.routing_strategy, strategy, "{name}");
+        }
+        let e = parse("router_settings: {routing_strategy: fastest}", &cat, &env).unwrap_err();
         assert!(
-            c.warnings
-                .iter()
-                .any(|w| w.contains("router_settings.routing_strategy"))
+            e.to_string()
+                .contains("`fastest` is not a routing strategy; one of simple-shuffle"),
+            "{e}"
         );
         assert!(
             !c.warnings
@@ -685,6 +741,40 @@ environment_variables:
         )
         .unwrap();
         assert_eq!(c.num_retries, 1, "litellm_settings wins");
+    }
+
+    #[test]
+    fn default_fallbacks_are_the_list_for_every_model() {
+        let cat = Catalog::builtin().unwrap();
+        let env = Env::fixed(&[]);
+        let models = "model_list:\n  - model_name: a\n    litellm_params: {model: openai/gpt-4o, api_key: k}\n";
+        let c = parse(
+            &format!("{models}router_settings: {{default_fallbacks: [a]}}"),
+            &cat,
+            &env,
+        )
+        .unwrap();
+        assert_eq!(c.fallbacks.any["*"], ["a"]);
+        // An explicit `*` list wins over it, in either section.
+        let c = parse(
+            &format!(
+                "{models}router_settings: {{default_fallbacks: [a]}}\nlitellm_settings: {{fallbacks: [{{\"*\": [b]}}]}}"
+            ),
+            &cat,
+            &env,
+        )
+        .unwrap();
+        assert_eq!(c.fallbacks.any["*"], ["b"]);
+        let e = parse(
+            &format!("{models}router_settings: {{default_fallbacks: 3}}"),
+            &cat,
+            &env,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("default_fallbacks must be a list"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub struct Config {
     pub wildcards: Wildcards,
     /// `router_settings.model_group_alias`: other names for models.
     pub aliases: Vec<Alias>,
+    /// `router_settings.routing_strategy`.
+    pub routing_strategy: RoutingStrategy,
     pub master_key: Option<Secret>,
     pub drop_params: bool,
     pub num_retries: u32,
@@ -57,6 +59,63 @@ pub struct Config {
     /// LiteLLM's fallbacks: the model names to try, in order, when a model
     /// fails after its retries.
     pub fallbacks: Fallbacks,
+}
+
+/// How a model's deployments share its requests (LiteLLM's
+/// `routing_strategy`). Each picks among the deployments that may serve
+/// now (not cooling down, under their rpm/tpm, not yet tried for this
+/// request); ties go in turn.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RoutingStrategy {
+    /// In turn, or drawn by `weight` / `rpm` / `tpm` when every deployment
+    /// has one (`simple-shuffle`, the default).
+    #[default]
+    SimpleShuffle,
+    /// The fewest requests in flight, a stream counting until its end
+    /// (`least-busy`).
+    LeastBusy,
+    /// The fewest tokens this minute (`usage-based-routing`,
+    /// `usage-based-routing-v2`).
+    UsageBased,
+    /// The shortest recent response time: the whole answer, or a stream's
+    /// first byte; one never measured first (`latency-based-routing`).
+    LatencyBased,
+    /// The lowest catalog price a token (`cost-based-routing`; a price
+    /// unknown counts as $1, as in LiteLLM).
+    CostBased,
+}
+
+impl RoutingStrategy {
+    pub const NAMES: &[&str] = &[
+        "simple-shuffle",
+        "least-busy",
+        "usage-based-routing",
+        "usage-based-routing-v2",
+        "latency-based-routing",
+        "cost-based-routing",
+    ];
+
+    /// The name LiteLLM's config gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RoutingStrategy::SimpleShuffle => "simple-shuffle",
+            RoutingStrategy::LeastBusy => "least-busy",
+            RoutingStrategy::UsageBased => "usage-based-routing-v2",
+            RoutingStrategy::LatencyBased => "latency-based-routing",
+            RoutingStrategy::CostBased => "cost-based-routing",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<RoutingStrategy> {
+        Some(match name {
+            "simple-shuffle" => RoutingStrategy::SimpleShuffle,
+            "least-busy" => RoutingStrategy::LeastBusy,
+            "usage-based-routing" | "usage-based-routing-v2" => RoutingStrategy::UsageBased,
+            "latency-based-routing" => RoutingStrategy::LatencyBased,
+            "cost-based-routing" => RoutingStrategy::CostBased,
+            _ => return None,
+        })
+    }
 }
 
 /// Another name for a model (LiteLLM's `model_group_alias`): a request

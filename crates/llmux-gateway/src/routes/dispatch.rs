@@ -208,8 +208,22 @@ where
             .with_retry_after(Some(retry_after)),
         })?;
         tried.push(i);
-        let err = match attempt(state.clone()).await {
-            Ok(resp) => return Ok(resp),
+        let busy = app.router.busy(&state);
+        let began = app.router.times().then(std::time::Instant::now);
+        let result = attempt(state.clone()).await;
+        if let Some(began) = began {
+            // A whole answer's time, or a stream's to its first byte; a
+            // failure's too (a timeout counts its whole wait).
+            app.router.record_latency(&state, began.elapsed());
+        }
+        let err = match result {
+            Ok(resp) => {
+                return Ok(match busy {
+                    // In flight until the answer is sent (a stream: its end).
+                    Some(busy) => resp.map(|body| Body::new(Held { body, _busy: busy })),
+                    None => resp,
+                });
+            }
             Err(err) => err,
         };
         let untried = tried.len() < group.deployments.len();
@@ -238,6 +252,33 @@ where
         );
         tokio::time::sleep(wait).await;
         n += 1;
+    }
+}
+
+/// A response body that keeps its request counted in flight until it is
+/// sent or dropped.
+struct Held {
+    body: Body,
+    _busy: crate::router::Busy,
+}
+
+impl http_body::Body for Held {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 

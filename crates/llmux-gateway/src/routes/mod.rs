@@ -98,7 +98,8 @@ impl AppState {
             credentials,
             images,
             router: Router::with_wildcards(config.deployments, config.wildcards)
-                .with_aliases(&config.aliases),
+                .with_aliases(&config.aliases)
+                .with_strategy(config.routing_strategy),
             transport,
             master_key: config.master_key,
             drop_params: config.drop_params,
