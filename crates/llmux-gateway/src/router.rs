@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 /// How long a failing deployment is skipped when its group has others.
 const COOLDOWN: Duration = Duration::from_secs(5);
+/// How long a response time is kept, routing by latency, without a new one.
+const LATENCY_KEPT_MS: u64 = 60_000;
 
 /// How many names wildcard routes keep groups for. Clients choose these
 /// names, so they are bounded: a new name past this takes the place of
@@ -157,8 +159,10 @@ pub struct DeploymentState {
     /// Requests in flight (counted routing by `least-busy`).
     in_flight: AtomicU32,
     /// Recent response time in µs, 0 before the first (routing by
-    /// latency).
+    /// latency), and when it was last measured (ms since the router
+    /// started).
     latency_us: AtomicU64,
+    latency_at_ms: AtomicU64,
     /// Input plus output price a token (routing by cost).
     cost: f64,
 }
@@ -262,6 +266,14 @@ impl Router {
         self
     }
 
+    /// The alias `name` is, as the config writes it.
+    pub fn alias(&self, name: &str) -> Option<&str> {
+        if self.aliases.is_empty() {
+            return None;
+        }
+        self.aliases.get_key_value(name).map(|(k, _)| k.as_str())
+    }
+
     /// How each model's deployments share its requests.
     pub fn with_strategy(mut self, strategy: RoutingStrategy) -> Router {
         self.strategy = strategy;
@@ -359,7 +371,7 @@ impl Router {
                     d.count_request(minute);
                     return Ok((i, d.clone()));
                 }
-                let load = d.load(self.strategy, minute);
+                let load = d.load(self.strategy, now);
                 if best.is_none_or(|(_, b)| load < b) {
                     best = Some((i, load));
                 }
@@ -404,37 +416,74 @@ impl Router {
     }
 }
 
-/// A request in flight on a deployment, routing by how busy they are:
-/// counted from the pick until dropped (a stream's at its end).
-pub struct Busy(Arc<DeploymentState>);
+/// What a routing strategy measures of one attempt: the time it takes
+/// (`latency-based-routing`), and that it is in flight (`least-busy`) until
+/// dropped, a stream's at its end. Boxed, so the default strategy's
+/// requests carry only an empty pointer's room through their awaits.
+pub struct Tracked(Box<Measure>);
 
-impl Drop for Busy {
+struct Measure {
+    state: Arc<DeploymentState>,
+    began: Option<std::time::Instant>,
+    busy: bool,
+}
+
+impl Tracked {
+    /// Whether it counts a request in flight (so must live as long as the
+    /// answer).
+    pub fn is_busy(&self) -> bool {
+        self.0.busy
+    }
+}
+
+impl Drop for Tracked {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if self.0.busy {
+            self.0.state.in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
 impl Router {
-    /// Counts a request in flight on `d`, when the strategy reads it.
-    pub fn busy(&self, d: &Arc<DeploymentState>) -> Option<Busy> {
-        (self.strategy == RoutingStrategy::LeastBusy).then(|| {
+    /// Starts measuring an attempt on `d`, when the strategy reads it.
+    pub fn track(&self, d: &Arc<DeploymentState>) -> Option<Tracked> {
+        let busy = self.strategy == RoutingStrategy::LeastBusy;
+        let timed = self.strategy == RoutingStrategy::LatencyBased;
+        if !busy && !timed {
+            return None;
+        }
+        if busy {
             d.in_flight.fetch_add(1, Ordering::Relaxed);
-            Busy(d.clone())
-        })
+        }
+        Some(Tracked(Box::new(Measure {
+            state: d.clone(),
+            began: timed.then(std::time::Instant::now),
+            busy,
+        })))
     }
 
-    /// Whether response times are read (so worth measuring).
-    pub fn times(&self) -> bool {
-        self.strategy == RoutingStrategy::LatencyBased
+    /// The attempt has its answer (`failed`: its error's status): its time
+    /// is recorded, a whole answer's or a stream's to its first byte; of
+    /// failures only a timeout's (its whole wait), since one that fails
+    /// fast is not fast.
+    pub fn answered(&self, t: &Tracked, failed: Option<u16>) {
+        if let Some(began) = t.0.began {
+            if failed.is_none_or(|status| status == 504) {
+                self.record_latency(&t.0.state, began.elapsed());
+            }
+        }
     }
 
     /// A response time of `d`'s: a moving average of the last few
-    /// (each new one a quarter of it).
+    /// (each new one a quarter of it), forgotten after a minute without
+    /// one, so a deployment once slow is measured again.
     pub fn record_latency(&self, d: &DeploymentState, took: Duration) {
         let us = (took.as_micros() as u64).max(1);
-        let old = d.latency_us.load(Ordering::Relaxed);
+        let now = self.now_ms();
+        let old = d.latency_now(now);
         let new = if old == 0 { us } else { (old * 3 + us) / 4 };
         d.latency_us.store(new, Ordering::Relaxed);
+        d.latency_at_ms.store(now, Ordering::Relaxed);
     }
 }
 
@@ -455,15 +504,15 @@ impl DeploymentState {
     }
 
     fn counted_in(d: Deployment, window: Arc<Mutex<Window>>) -> Arc<DeploymentState> {
-        let price = |key| d.info.f64(key).filter(|p| p.is_finite() && *p >= 0.0);
-        let cost = match (
-            price("input_cost_per_token"),
-            price("output_cost_per_token"),
-        ) {
-            (Some(i), Some(o)) => i + o,
-            // LiteLLM's price for a model it does not know.
-            _ => 1.0,
+        // Each price it does not know at $1 a token, as LiteLLM's cost
+        // routing counts a model it does not know.
+        let price = |key| {
+            d.info
+                .f64(key)
+                .filter(|p| p.is_finite() && *p >= 0.0)
+                .unwrap_or(1.0)
         };
+        let cost = price("input_cost_per_token") + price("output_cost_per_token");
         Arc::new(DeploymentState {
             id_header: http::HeaderValue::from_str(&d.id).ok(),
             prices: llmux_core::cost::Prices::of(&d.info),
@@ -472,13 +521,25 @@ impl DeploymentState {
             window,
             in_flight: AtomicU32::new(0),
             latency_us: AtomicU64::new(0),
+            latency_at_ms: AtomicU64::new(0),
             cost,
         })
     }
 
+    /// Its recent response time, 0 when unmeasured for a minute.
+    fn latency_now(&self, now_ms: u64) -> u64 {
+        let at = self.latency_at_ms.load(Ordering::Relaxed);
+        if now_ms.saturating_sub(at) > LATENCY_KEPT_MS {
+            0
+        } else {
+            self.latency_us.load(Ordering::Relaxed)
+        }
+    }
+
     /// How loaded the deployment is, by the strategy's measure (lower
     /// serves first).
-    fn load(&self, strategy: RoutingStrategy, minute: u64) -> f64 {
+    fn load(&self, strategy: RoutingStrategy, now_ms: u64) -> f64 {
+        let minute = now_ms / 60_000;
         match strategy {
             RoutingStrategy::SimpleShuffle => 0.0,
             RoutingStrategy::LeastBusy => f64::from(self.in_flight.load(Ordering::Relaxed)),
@@ -486,7 +547,7 @@ impl DeploymentState {
                 w.roll(minute);
                 w.tokens as f64
             }),
-            RoutingStrategy::LatencyBased => self.latency_us.load(Ordering::Relaxed) as f64,
+            RoutingStrategy::LatencyBased => self.latency_now(now_ms) as f64,
             RoutingStrategy::CostBased => self.cost,
         }
     }
@@ -799,7 +860,8 @@ mod strategy_tests {
         let r = router(RoutingStrategy::LeastBusy, vec![dep("a"), dep("b")]);
         let g = &*r.group("g").unwrap();
         let (_, first) = r.pick(g, &[]).unwrap();
-        let held = r.busy(&first);
+        let held = r.track(&first);
+        assert!(held.as_ref().is_some_and(Tracked::is_busy));
         // While it is in flight, the other serves.
         let other = if first.deployment.id == "a" { "b" } else { "a" };
         assert_eq!(picks(&r, 3), [other; 3]);
@@ -811,13 +873,12 @@ mod strategy_tests {
         // Nothing is counted under another strategy.
         let r = router(RoutingStrategy::SimpleShuffle, vec![dep("a")]);
         let (_, d) = r.pick(&r.group("g").unwrap(), &[]).unwrap();
-        assert!(r.busy(&d).is_none());
+        assert!(r.track(&d).is_none());
     }
 
     #[test]
     fn latency_based_tries_the_unmeasured_then_the_fastest() {
         let r = router(RoutingStrategy::LatencyBased, vec![dep("a"), dep("b")]);
-        assert!(r.times());
         let g = &*r.group("g").unwrap();
         let state = |id: &str| {
             g.deployments
@@ -839,6 +900,54 @@ mod strategy_tests {
         // A deployment cooling down is skipped however fast it is.
         r.cool_down(g, &state("a"));
         assert_eq!(picks(&r, 1), ["b"]);
+    }
+
+    #[test]
+    fn a_response_time_is_forgotten_after_a_minute_without_a_new_one() {
+        let r = router(RoutingStrategy::LatencyBased, vec![dep("a")]);
+        let g = &*r.group("g").unwrap();
+        let a = &g.deployments[0];
+        r.record_latency(a, Duration::from_secs(600));
+        let now = r.now_ms();
+        assert_eq!(a.load(RoutingStrategy::LatencyBased, now), 600_000_000.0);
+        // A minute on, it is unmeasured again, so it is tried again.
+        assert_eq!(
+            a.load(RoutingStrategy::LatencyBased, now + LATENCY_KEPT_MS + 1),
+            0.0
+        );
+    }
+
+    #[test]
+    fn cost_based_reads_prices_set_in_litellm_params() {
+        let c = crate::config::parse(
+            r#"
+model_list:
+  - model_name: g
+    litellm_params: {model: openai/my-big, api_base: "http://a.example/v1", input_cost_per_token: 0.00001, output_cost_per_token: 0.00003}
+  - model_name: g
+    litellm_params: {model: openai/my-small, api_base: "http://b.example/v1", input_cost_per_token: 0.000001, output_cost_per_token: 0.000002}
+  - model_name: g
+    litellm_params: {model: openai/my-unpriced, api_base: "http://c.example/v1"}
+router_settings: {routing_strategy: cost-based-routing}
+"#,
+            &llmux_core::Catalog::builtin().unwrap(),
+            &crate::config::Env::fixed(&[]),
+        )
+        .unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let r = Router::new(c.deployments).with_strategy(c.routing_strategy);
+        let g = &*r.group("g").unwrap();
+        for _ in 0..3 {
+            let (_, d) = r.pick(g, &[]).unwrap();
+            assert_eq!(d.deployment.upstream_model, "my-small");
+        }
+        // The price reaches the cost of an answer too.
+        let small = g
+            .deployments
+            .iter()
+            .find(|d| d.deployment.upstream_model == "my-small")
+            .unwrap();
+        assert!(small.prices.is_some());
     }
 
     #[test]

@@ -1252,17 +1252,28 @@ model_list:
 #[tokio::test]
 async fn model_group_aliases_are_served_and_listed_unless_hidden() {
     let m = mock(&[]);
+    let dead = mock(&["--fault-status", "503"]);
     let cfg = format!(
         r#"
 model_list:
   - model_name: gpt-4o
     litellm_params: {{model: openai/gpt-4o, api_base: "http://{m}/v1", api_key: k}}
+  - model_name: backup
+    litellm_params: {{model: openai/gpt-4.1, api_base: "http://{m}/v1", api_key: k}}
+  - model_name: down
+    litellm_params: {{model: openai/gpt-4o, api_base: "http://{dead}/v1", api_key: k}}
 router_settings:
+  num_retries: 0
+  default_fallbacks: [gpt-4o]
   model_group_alias:
     gpt-4: gpt-4o
     quiet: {{model: gpt-4o, hidden: true}}
+    old-down: down
+litellm_settings:
+  fallbacks: [{{"old-down": ["backup"]}}]
 "#,
-        m = m.addr
+        m = m.addr,
+        dead = dead.addr
     );
     let gw = gateway(&cfg, &[]);
     for name in ["gpt-4", "quiet"] {
@@ -1292,6 +1303,18 @@ router_settings:
         .unwrap();
     assert_eq!(alias["litellm_params"]["model"], "openai/gpt-4o");
     assert!(alias["model_info"]["max_input_tokens"].as_u64().unwrap() > 0);
+
+    // Fallbacks keyed by the alias a request names apply to it; a model
+    // with none of its own takes the default ones.
+    let last_model = || async { mock_requests(&m).await.last().unwrap()["body"]["model"].clone() };
+    let resp = post_json(&gw, "/v1/chat/completions", &chat("old-down")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-litellm-attempted-fallbacks"], "1");
+    assert_eq!(last_model().await, "gpt-4.1");
+    let resp = post_json(&gw, "/v1/chat/completions", &chat("down")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-litellm-attempted-fallbacks"], "1");
+    assert_eq!(last_model().await, "gpt-4o");
 }
 
 fn two_deployments(a: &Proc, b: &Proc, strategy: &str) -> String {
@@ -1310,7 +1333,7 @@ router_settings: {{routing_strategy: {strategy}}}
 
 #[tokio::test]
 async fn latency_based_routing_sends_to_the_faster_deployment() {
-    let slow = mock(&["--latency-ms", "200"]);
+    let slow = mock(&["--latency-ms", "500"]);
     let fast = mock(&[]);
     let gw = gateway(&two_deployments(&slow, &fast, "latency-based-routing"), &[]);
     for _ in 0..8 {
@@ -1322,34 +1345,64 @@ async fn latency_based_routing_sends_to_the_faster_deployment() {
     assert_eq!(mock_requests(&fast).await.len(), 7);
 }
 
+/// Sends requests for `model` until the mock `m` has taken one more
+/// (for at most 5 s).
+async fn until_served_by(gw: &Proc, m: &Proc, model: &str) -> bool {
+    let n = mock_requests(m).await.len();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        post_json(gw, "/v1/chat/completions", &chat(model)).await;
+        if mock_requests(m).await.len() > n {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
 #[tokio::test]
 async fn least_busy_routing_counts_a_stream_until_its_end() {
     let a = mock(&[]);
     let b = mock(&[]);
     let gw = gateway(&two_deployments(&a, &b, "least-busy"), &[]);
-    let mut body = chat("m");
-    body["stream"] = json!(true);
-    body["mock"] = json!({"content": "one two three four five six", "tokens_per_sec": 4});
-    let resp = post_json(&gw, "/v1/chat/completions", &body).await;
+    let slow_stream = || {
+        let mut body = chat("m");
+        body["stream"] = json!(true);
+        body["mock"] = json!({"content": "one two three four five six seven eight nine ten", "tokens_per_sec": 5});
+        body
+    };
+    let resp = post_json(&gw, "/v1/chat/completions", &slow_stream()).await;
     assert_eq!(resp.status(), 200);
     let (busy, idle) = if mock_requests(&a).await.is_empty() {
         (&b, &a)
     } else {
         (&a, &b)
     };
-    // While the stream runs, every other request goes to the idle one.
+    // While the stream runs (2 s), every other request goes to the idle one.
     for _ in 0..4 {
         let r = post_json(&gw, "/v1/chat/completions", &chat("m")).await;
         assert_eq!(r.status(), 200);
     }
     assert_eq!(mock_requests(busy).await.len(), 1);
     assert_eq!(mock_requests(idle).await.len(), 4);
-    // Once it has ended, both serve again.
+    // Once it has ended, the busy one serves again.
     assert!(resp.text().await.unwrap().contains("[DONE]"));
-    for _ in 0..4 {
-        let r = post_json(&gw, "/v1/chat/completions", &chat("m")).await;
-        assert_eq!(r.status(), 200);
+    assert!(until_served_by(&gw, busy, "m").await);
+    // A client that leaves mid-stream frees its deployment too.
+    for m in [&a, &b] {
+        client()
+            .delete(m.url("/mock/requests"))
+            .send()
+            .await
+            .unwrap();
     }
-    assert_eq!(mock_requests(busy).await.len(), 3);
-    assert_eq!(mock_requests(idle).await.len(), 6);
+    let resp = post_json(&gw, "/v1/chat/completions", &slow_stream()).await;
+    assert_eq!(resp.status(), 200);
+    let left = if mock_requests(&a).await.is_empty() {
+        &b
+    } else {
+        &a
+    };
+    drop(resp);
+    assert!(until_served_by(&gw, left, "m").await);
 }

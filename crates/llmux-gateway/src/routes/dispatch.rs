@@ -4,7 +4,7 @@
 //! answer.
 
 use super::AppState;
-use crate::router::{DeploymentState, GroupRef, ModelGroup, Unavailable};
+use crate::router::{DeploymentState, GroupRef, ModelGroup, Tracked, Unavailable};
 use crate::transport::{UpstreamBody, UpstreamResponse, collect, upstream_error};
 use axum::body::Body;
 use axum::response::Response;
@@ -40,6 +40,8 @@ pub static RESPONSE_COST: HeaderName = HeaderName::from_static("x-litellm-respon
 /// config's).
 pub struct Steering<'a> {
     pub group: GroupRef<'a>,
+    /// The alias the request named its model by, if it did.
+    pub alias: Option<&'a str>,
     pub drop_params: bool,
     pub num_retries: u32,
     /// The model names the request names as its fallbacks, if it does.
@@ -86,13 +88,14 @@ where
 {
     let mut last = err;
     for (n, name) in list.iter().enumerate() {
-        // A list for every model (`*`) may name the one that just failed.
-        if *name == steer.group.name {
-            continue;
-        }
         let Ok(group) = app.router.group(name) else {
             continue;
         };
+        // A list for every model (`*`) may name the one that just failed
+        // (or an alias of it).
+        if group.name == steer.group.name {
+            continue;
+        }
         tracing::warn!(
             model = %steer.group.name,
             fallback = %name,
@@ -126,12 +129,16 @@ fn fallbacks_for<'a>(
     steer: &'a Steering<'_>,
     err: &ApiError,
 ) -> Option<&'a [String]> {
-    // A model's own list, else the list of its name without the provider
-    // prefix (`openai/gpt-4o` → `gpt-4o`), else its wildcard route's, else
-    // LiteLLM's default for every model (`*`).
+    // The list of the alias the request named, else the model's own, else
+    // that of its name without the provider prefix (`openai/gpt-4o` →
+    // `gpt-4o`), else its wildcard route's, else LiteLLM's default for
+    // every model (`*`).
     let group = &steer.group;
     let of = |map: &'a crate::config::FallbackMap| {
-        map.get(group.name.as_str())
+        steer
+            .alias
+            .and_then(|a| map.get(a))
+            .or_else(|| map.get(group.name.as_str()))
             .or_else(|| ProviderKind::split_model(&group.name).and_then(|(_, bare)| map.get(bare)))
             .or_else(|| group.pattern.as_deref().and_then(|p| map.get(p)))
             .or_else(|| map.get("*"))
@@ -208,17 +215,15 @@ where
             .with_retry_after(Some(retry_after)),
         })?;
         tried.push(i);
-        let busy = app.router.busy(&state);
-        let began = app.router.times().then(std::time::Instant::now);
+        let tracked = app.router.track(&state);
         let result = attempt(state.clone()).await;
-        if let Some(began) = began {
-            // A whole answer's time, or a stream's to its first byte; a
-            // failure's too (a timeout counts its whole wait).
-            app.router.record_latency(&state, began.elapsed());
+        if let Some(t) = &tracked {
+            app.router
+                .answered(t, result.as_ref().err().map(|e| e.status));
         }
         let err = match result {
             Ok(resp) => {
-                return Ok(match busy {
+                return Ok(match tracked.filter(Tracked::is_busy) {
                     // In flight until the answer is sent (a stream: its end).
                     Some(busy) => resp.map(|body| Body::new(Held { body, _busy: busy })),
                     None => resp,
@@ -226,6 +231,8 @@ where
             }
             Err(err) => err,
         };
+        // Not in flight while it waits to be tried again.
+        drop(tracked);
         let untried = tried.len() < group.deployments.len();
         // The upstream refused this deployment's key, or does not know its
         // model: the deployment is misconfigured, not the request. Another
@@ -259,7 +266,7 @@ where
 /// sent or dropped.
 struct Held {
     body: Body,
-    _busy: crate::router::Busy,
+    _busy: Tracked,
 }
 
 impl http_body::Body for Held {
@@ -340,6 +347,7 @@ pub fn steering<'a>(
     );
     Ok(Steering {
         group,
+        alias: app.router.alias(model),
         drop_params,
         num_retries,
         fallbacks: field(extra, "fallbacks")?,
@@ -356,6 +364,7 @@ pub fn split_steering<'a>(
         settings(app, req.get_as("drop_params")?, req.get_as("num_retries")?);
     Ok(Steering {
         group,
+        alias: app.router.alias(req.model()),
         drop_params,
         num_retries,
         fallbacks: req.get_as("fallbacks")?,

@@ -47,42 +47,10 @@ impl AppState {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        // Listed: the named models, then those the catalog knows that
-        // wildcard routes serve.
-        let names = config.model_names();
-        let mut known = config.wildcards.known();
-        // A name the config lists is served by its own entry.
-        known.retain(|d| !names.contains(&d.model_name.as_str()));
-        let mut listed: Vec<_> = config.deployments.iter().chain(&known).cloned().collect();
-        // Aliases, unless hidden, as their models' deployments under the
-        // alias (a model a wildcard route serves built as a request for it
-        // would be).
-        for a in config.aliases.iter().filter(|a| !a.hidden) {
-            let mut of: Vec<_> = listed
-                .iter()
-                .filter(|d| d.model_name == a.target)
-                .cloned()
-                .collect();
-            if of.is_empty() {
-                if let Some(m) = config
-                    .wildcards
-                    .find(&a.target)
-                    .filter(|_| !a.target.contains('*'))
-                {
-                    of = config
-                        .wildcards
-                        .deployments(&m, &a.target)
-                        .unwrap_or_default();
-                }
-            }
-            for mut d in of {
-                d.model_name = a.name.clone();
-                listed.push(d);
-            }
-        }
+        let listed = models::listed(&config);
         let models_json = models::models_json(&listed, created);
         let model_info_json = models::model_info_json(&listed);
-        let model_count = names.len();
+        let model_count = config.model_names().len();
         let probes = config.wildcards.credential_probes();
         let with_probes: Vec<_> = config.deployments.iter().chain(&probes).cloned().collect();
         let credentials = CredentialStore::new(&with_probes, &config.env)?;

@@ -1,6 +1,7 @@
 //! `/models` and `/model/info`: built once at start, served as bytes.
 
 use super::AppState;
+use crate::config::Config;
 use axum::extract::State;
 use axum::response::Response;
 use bytes::Bytes;
@@ -23,6 +24,51 @@ fn json_bytes(b: Bytes) -> Response {
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
+}
+
+/// What `/v1/models` and `/model/info` list: the named models, then those
+/// the catalog knows that wildcard routes serve, then the aliases (unless
+/// hidden) as their models' deployments under the alias's name.
+pub fn listed(config: &Config) -> Vec<Deployment> {
+    let names = config.model_names();
+    let mut known = config.wildcards.known();
+    // A name the config lists is served by its own entry.
+    known.retain(|d| !names.contains(&d.model_name.as_str()));
+    let mut listed: Vec<_> = config.deployments.iter().chain(&known).cloned().collect();
+    // A model a wildcard route serves is built as a request for it would be.
+    let models = listed.clone();
+    let is_alias = |name: &str| config.aliases.iter().any(|a| a.name == name);
+    // Not an alias of an alias (served one step only). An alias named
+    // as a model is takes its place, as it does in routing.
+    let shown = config
+        .aliases
+        .iter()
+        .filter(|a| !a.hidden && !is_alias(&a.target));
+    for a in shown {
+        listed.retain(|d| d.model_name != a.name);
+        let mut of: Vec<_> = models
+            .iter()
+            .filter(|d| d.model_name == a.target)
+            .cloned()
+            .collect();
+        if of.is_empty() {
+            if let Some(m) = config
+                .wildcards
+                .find(&a.target)
+                .filter(|_| !a.target.contains('*'))
+            {
+                of = config
+                    .wildcards
+                    .deployments(&m, &a.target)
+                    .unwrap_or_default();
+            }
+        }
+        for mut d in of {
+            d.model_name = a.name.clone();
+            listed.push(d);
+        }
+    }
+    listed
 }
 
 /// OpenAI's model list: one entry per public model name.
