@@ -6,7 +6,7 @@
 //! first request and kept, so its cooldowns and limits last like a named
 //! model's.
 
-use crate::config::{RoutingStrategy, Wildcards};
+use crate::config::{Cooldowns, RoutingStrategy, Wildcards};
 use llmux_core::{ApiError, Deployment, ProviderKind};
 use std::collections::HashMap;
 use std::ops::Deref;
@@ -14,8 +14,6 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-/// How long a failing deployment is skipped when its group has others.
-const COOLDOWN: Duration = Duration::from_secs(5);
 /// How long a response time is kept, routing by latency, without a new one.
 const LATENCY_KEPT_MS: u64 = 60_000;
 
@@ -34,6 +32,7 @@ pub struct Router {
     /// Other names for models (`model_group_alias`), from the config too.
     aliases: HashMap<String, String, foldhash::fast::RandomState>,
     strategy: RoutingStrategy,
+    cooldowns: Cooldowns,
     /// The providers of each model's deployments, each distinct set once.
     provider_sets: Vec<Vec<ProviderKind>>,
     /// Some wildcard route's provider is known only per request (`*`).
@@ -172,6 +171,8 @@ struct Window {
     minute: u64,
     requests: u64,
     tokens: u64,
+    /// Failures (counted for `allowed_fails`).
+    fails: u64,
 }
 
 /// Why no deployment could take a request right now.
@@ -231,6 +232,7 @@ impl Router {
             groups,
             aliases: HashMap::default(),
             strategy: RoutingStrategy::default(),
+            cooldowns: Cooldowns::default(),
             provider_sets,
             open_provider,
             wildcards,
@@ -282,6 +284,12 @@ impl Router {
 
     pub fn strategy(&self) -> RoutingStrategy {
         self.strategy
+    }
+
+    /// When a failing deployment rests.
+    pub fn with_cooldowns(mut self, cooldowns: Cooldowns) -> Router {
+        self.cooldowns = cooldowns;
+        self
     }
 
     /// The group serving model `name`: the config's, else one a wildcard
@@ -392,14 +400,27 @@ impl Router {
         })
     }
 
-    /// Marks a deployment as failing, so its group's others serve for a while.
+    /// A deployment failed: it rests for the cooldown time while its
+    /// group's others serve (at its first failure, or, with
+    /// `allowed_fails`, past that many in the minute).
     pub fn cool_down(&self, group: &ModelGroup, d: &DeploymentState) {
-        if group.deployments.len() > 1 {
-            d.cooldown_until_ms.store(
-                self.now_ms() + COOLDOWN.as_millis() as u64,
-                Ordering::Relaxed,
-            );
+        let c = &self.cooldowns;
+        if group.deployments.len() < 2 || c.disabled || c.time.is_zero() {
+            return;
         }
+        let now = self.now_ms();
+        if let Some(allowed) = c.allowed_fails {
+            let fails = d.window.lock().map_or(u64::MAX, |mut w| {
+                w.roll(now / 60_000);
+                w.fails += 1;
+                w.fails
+            });
+            if fails <= allowed {
+                return;
+            }
+        }
+        d.cooldown_until_ms
+            .store(now + c.time.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// Counts tokens against the deployment's `tpm` (and, routing by
@@ -986,5 +1007,69 @@ router_settings: {routing_strategy: cost-based-routing}
         assert_eq!(r.pick(g, &[i]).unwrap().1.deployment.id, "dear");
         let (j, _) = r.pick(g, &[i]).unwrap();
         assert_eq!(r.pick(g, &[i, j]).unwrap().1.deployment.id, "unknown");
+    }
+}
+
+#[cfg(test)]
+mod cooldown_tests {
+    use super::*;
+    use llmux_core::ProviderKind;
+
+    fn router(c: Cooldowns) -> Router {
+        let dep = |id: &str| Deployment {
+            id: id.into(),
+            ..Deployment::new("g", ProviderKind::OpenAi, "m")
+        };
+        Router::new(vec![dep("a"), dep("b")]).with_cooldowns(c)
+    }
+
+    fn resting(r: &Router, id: &str) -> bool {
+        let g = &*r.group("g").unwrap();
+        (0..4).all(|_| r.pick(g, &[]).unwrap().1.deployment.id != id)
+    }
+
+    fn fail(r: &Router, id: &str) {
+        let g = &*r.group("g").unwrap();
+        let d = g
+            .deployments
+            .iter()
+            .find(|d| d.deployment.id == id)
+            .unwrap();
+        r.cool_down(g, d);
+    }
+
+    #[test]
+    fn a_failure_rests_a_deployment_for_the_cooldown_time() {
+        let r = router(Cooldowns::default());
+        fail(&r, "a");
+        assert!(resting(&r, "a"));
+        // A cooldown time of nothing, or cooldowns off: it serves on.
+        for c in [
+            Cooldowns {
+                time: Duration::ZERO,
+                ..Cooldowns::default()
+            },
+            Cooldowns {
+                disabled: true,
+                ..Cooldowns::default()
+            },
+        ] {
+            let r = router(c);
+            fail(&r, "a");
+            assert!(!resting(&r, "a"), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn allowed_fails_are_counted_in_the_minute_before_a_rest() {
+        let r = router(Cooldowns {
+            allowed_fails: Some(2),
+            ..Cooldowns::default()
+        });
+        fail(&r, "a");
+        fail(&r, "a");
+        assert!(!resting(&r, "a"));
+        fail(&r, "a");
+        assert!(resting(&r, "a"));
     }
 }

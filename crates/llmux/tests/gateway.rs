@@ -1406,3 +1406,29 @@ async fn least_busy_routing_counts_a_stream_until_its_end() {
     drop(resp);
     assert!(until_served_by(&gw, left, "m").await);
 }
+
+#[tokio::test]
+async fn cooldowns_rest_a_failing_deployment_unless_turned_off() {
+    let sick = mock(&["--fault-status", "503"]);
+    let well = mock(&[]);
+    for (settings, sick_calls) in [
+        ("", 1..=1),
+        ("router_settings: {disable_cooldowns: true}", 2..=6),
+    ] {
+        let gw = gateway(&format!("{}{settings}\n", sick_and_well(&sick, &well)), &[]);
+        client()
+            .delete(sick.url("/mock/requests"))
+            .send()
+            .await
+            .unwrap();
+        for _ in 0..6 {
+            let resp = post_json(&gw, "/v1/chat/completions", &chat("gpt-4o")).await;
+            assert_eq!(resp.status(), 200);
+        }
+        let n = mock_requests(&sick).await.len();
+        assert!(
+            sick_calls.contains(&n),
+            "{settings:?}: the sick one was tried {n} times"
+        );
+    }
+}

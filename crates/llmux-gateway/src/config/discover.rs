@@ -54,6 +54,7 @@ pub fn from_env(env: &Env, catalog: &Catalog) -> Result<Config, ConfigError> {
         wildcards: Default::default(),
         aliases: Vec::new(),
         routing_strategy: Default::default(),
+        cooldowns: Default::default(),
         master_key: super::master_key_from_env(env),
         drop_params: false,
         num_retries: DEFAULT_NUM_RETRIES,

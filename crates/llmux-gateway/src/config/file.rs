@@ -131,9 +131,13 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
     };
     let mut aliases = Vec::new();
     let mut routing_strategy = super::RoutingStrategy::default();
+    let mut cooldowns = super::Cooldowns::default();
     for (k, v) in &section(&root, "router_settings")? {
         let path = format!("router_settings.{k}");
         match k.as_str() {
+            "cooldown_time" => cooldowns.time = duration_value(v, &path)?,
+            "allowed_fails" => cooldowns.allowed_fails = Some(u64_value(v, &path)?),
+            "disable_cooldowns" => cooldowns.disabled = bool_value(v, &path)?,
             "routing_strategy" => {
                 let name = scalar(v).unwrap_or_default();
                 routing_strategy = super::RoutingStrategy::parse(&name).ok_or_else(|| {
@@ -285,6 +289,7 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
         fallbacks,
         aliases,
         routing_strategy,
+        cooldowns,
         source: Source::Environment { providers: vec![] },
         deployments,
         wildcards,
@@ -734,6 +739,23 @@ environment_variables:
             .unwrap();
             assert_eq!(c.routing_strategy, strategy, "{name}");
         }
+        let c = parse(
+            "router_settings: {cooldown_time: 30, allowed_fails: 3, disable_cooldowns: false}",
+            &cat,
+            &env,
+        )
+        .unwrap();
+        assert_eq!(
+            c.cooldowns,
+            super::super::Cooldowns {
+                time: Duration::from_secs(30),
+                allowed_fails: Some(3),
+                disabled: false
+            }
+        );
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let c = parse("router_settings: {disable_cooldowns: true}", &cat, &env).unwrap();
+        assert!(c.cooldowns.disabled);
         let e = parse("router_settings: {routing_strategy: fastest}", &cat, &env).unwrap_err();
         assert!(
             e.to_string()

@@ -43,6 +43,8 @@ pub struct Config {
     pub aliases: Vec<Alias>,
     /// `router_settings.routing_strategy`.
     pub routing_strategy: RoutingStrategy,
+    /// `router_settings.cooldown_time`, `allowed_fails`, `disable_cooldowns`.
+    pub cooldowns: Cooldowns,
     pub master_key: Option<Secret>,
     pub drop_params: bool,
     pub num_retries: u32,
@@ -115,6 +117,29 @@ impl RoutingStrategy {
             "cost-based-routing" => RoutingStrategy::CostBased,
             _ => return None,
         })
+    }
+}
+
+/// When a failing deployment rests while the others of its model serve
+/// (LiteLLM's `cooldown_time`, `allowed_fails`, `disable_cooldowns`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cooldowns {
+    /// How long it rests (5 s).
+    pub time: std::time::Duration,
+    /// Failures a minute it may have before it rests; none set: it rests
+    /// at its first.
+    pub allowed_fails: Option<u64>,
+    /// Never rest.
+    pub disabled: bool,
+}
+
+impl Default for Cooldowns {
+    fn default() -> Cooldowns {
+        Cooldowns {
+            time: std::time::Duration::from_secs(5),
+            allowed_fails: None,
+            disabled: false,
+        }
     }
 }
 

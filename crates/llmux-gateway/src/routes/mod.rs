@@ -67,7 +67,8 @@ impl AppState {
             images,
             router: Router::with_wildcards(config.deployments, config.wildcards)
                 .with_aliases(&config.aliases)
-                .with_strategy(config.routing_strategy),
+                .with_strategy(config.routing_strategy)
+                .with_cooldowns(config.cooldowns),
             transport,
             master_key: config.master_key,
             drop_params: config.drop_params,
