@@ -268,6 +268,16 @@ impl Router {
         self
     }
 
+    /// Every deployment of the models the config lists, by model name.
+    pub fn listed(&self) -> Vec<&Arc<DeploymentState>> {
+        let mut all: Vec<_> = self.groups.values().flat_map(|g| &g.deployments).collect();
+        all.sort_by(|a, b| {
+            (&a.deployment.model_name, &a.deployment.id)
+                .cmp(&(&b.deployment.model_name, &b.deployment.id))
+        });
+        all
+    }
+
     /// The alias `name` is, as the config writes it.
     pub fn alias(&self, name: &str) -> Option<&str> {
         if self.aliases.is_empty() {

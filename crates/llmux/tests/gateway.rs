@@ -114,6 +114,8 @@ async fn every_route_but_the_health_probes_needs_the_master_key() {
         ("/v1/models", None),
         ("/model/info", None),
         ("/v1/model/info", None),
+        ("/health", None),
+        ("/v1/health", None),
     ];
     for (path, body) in protected {
         for key in [
@@ -1431,4 +1433,85 @@ async fn cooldowns_rest_a_failing_deployment_unless_turned_off() {
             "{settings:?}: the sick one was tried {n} times"
         );
     }
+}
+
+#[tokio::test]
+async fn health_asks_every_deployment_and_names_the_failing_ones() {
+    let well = mock(&[]);
+    let sick = mock(&["--fault-status", "503"]);
+    let cfg = format!(
+        r#"
+model_list:
+  - model_name: gpt-4o
+    litellm_params: {{model: openai/gpt-4o, api_base: "http://{well}/v1", api_key: {UPSTREAM_KEY}}}
+  - model_name: gpt-4o
+    litellm_params: {{model: openai/gpt-4o, api_base: "http://{sick}/v1", api_key: {UPSTREAM_KEY}}}
+  - model_name: claude
+    litellm_params: {{model: anthropic/claude-sonnet-4, api_base: "http://{well}", api_key: {UPSTREAM_KEY}}}
+general_settings: {{master_key: {MASTER_KEY}}}
+"#,
+        well = well.addr,
+        sick = sick.addr
+    );
+    let gw = gateway(&cfg, &[]);
+    let health = |query: &'static str| {
+        let gw = &gw;
+        async move {
+            let r = client()
+                .get(gw.url(&format!("/health{query}")))
+                .bearer_auth(MASTER_KEY)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            let text = r.text().await.unwrap();
+            assert!(!text.contains(UPSTREAM_KEY), "{text}");
+            serde_json::from_str::<Value>(&text).unwrap()
+        }
+    };
+    let h = health("").await;
+    assert_eq!(
+        (h["healthy_count"].as_u64(), h["unhealthy_count"].as_u64()),
+        (Some(2), Some(1)),
+        "{h}"
+    );
+    let bad = &h["unhealthy_endpoints"][0];
+    assert_eq!(bad["api_base"], format!("http://{}/v1", sick.addr));
+    assert_eq!(bad["model_name"], "gpt-4o");
+    assert!(
+        bad["error"].as_str().unwrap().contains("503")
+            || !bad["error"].as_str().unwrap().is_empty(),
+        "{bad}"
+    );
+    // The checks are real requests, in each provider's own format.
+    let paths: Vec<String> = mock_requests(&well)
+        .await
+        .iter()
+        .map(|r| r["path"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        paths.contains(&"/v1/chat/completions".to_owned())
+            && paths.contains(&"/v1/messages".to_owned()),
+        "{paths:?}"
+    );
+    // One model, or one deployment.
+    let h = health("?model=claude").await;
+    assert_eq!(
+        (h["healthy_count"].as_u64(), h["unhealthy_count"].as_u64()),
+        (Some(1), Some(0)),
+        "{h}"
+    );
+    let id = bad["model_id"].as_str().unwrap().to_owned();
+    let r = client()
+        .get(gw.url(&format!("/health?model_id={id}")))
+        .bearer_auth(MASTER_KEY)
+        .send()
+        .await
+        .unwrap();
+    let h: Value = r.json().await.unwrap();
+    assert_eq!(
+        (h["healthy_count"].as_u64(), h["unhealthy_count"].as_u64()),
+        (Some(0), Some(1)),
+        "{h}"
+    );
 }

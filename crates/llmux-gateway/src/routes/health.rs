@@ -1,11 +1,20 @@
 //! Health probes, in LiteLLM's shapes.
 
 use super::AppState;
+use crate::router::DeploymentState;
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use bytes::Bytes;
+use llmux_core::ApiError;
+use llmux_core::providers::ChatCall;
+use llmux_core::types::{ChatCompletionRequest, RawChatRequest};
+use serde_json::{Map, Value, json};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How long one deployment's check may take (LiteLLM's default).
+const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// `/health/liveliness` and `/health/liveness`: public, always cheap.
 pub async fn liveness() -> Response {
@@ -23,4 +32,107 @@ pub async fn readiness(State(app): State<Arc<AppState>>) -> Response {
         "models": app.model_count,
     }))
     .into_response()
+}
+
+#[derive(serde::Deserialize)]
+pub struct Which {
+    /// A model name: its deployments only.
+    model: Option<String>,
+    /// A deployment id: that one only.
+    model_id: Option<String>,
+}
+
+/// `/health`: LiteLLM's check of every deployment the config lists (or of
+/// one model's, or one deployment's), each with a tiny real chat request,
+/// all at once. It costs a few tokens a deployment, so it needs the key.
+pub async fn models(
+    _: super::Authorized,
+    State(app): State<Arc<AppState>>,
+    Query(which): Query<Which>,
+) -> Response {
+    let wanted: Vec<Arc<DeploymentState>> = app
+        .router
+        .listed()
+        .into_iter()
+        .filter(|d| {
+            let d = &d.deployment;
+            which.model.as_ref().is_none_or(|m| *m == d.model_name)
+                && which.model_id.as_ref().is_none_or(|id| *id == d.id)
+        })
+        .cloned()
+        .collect();
+    let checks = wanted.into_iter().map(|state| {
+        let app = app.clone();
+        async move {
+            let result = tokio::time::timeout(CHECK_TIMEOUT, check(&app, state.clone())).await;
+            let error = match result {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e.message),
+                Err(_) => Some(format!("no answer within {} s", CHECK_TIMEOUT.as_secs())),
+            };
+            (endpoint(&state), error)
+        }
+    });
+    let mut healthy = Vec::new();
+    let mut unhealthy = Vec::new();
+    for (mut endpoint, error) in futures_util::future::join_all(checks).await {
+        match error {
+            None => healthy.push(Value::Object(endpoint)),
+            Some(e) => {
+                endpoint.insert("error".into(), e.into());
+                unhealthy.push(Value::Object(endpoint));
+            }
+        }
+    }
+    Json(json!({
+        "healthy_count": healthy.len(),
+        "unhealthy_count": unhealthy.len(),
+        "healthy_endpoints": healthy,
+        "unhealthy_endpoints": unhealthy,
+    }))
+    .into_response()
+}
+
+/// One deployment asked a one-line question, as a client's request to it
+/// would be sent (its provider's translation, its credentials).
+async fn check(app: &Arc<AppState>, state: Arc<DeploymentState>) -> Result<(), ApiError> {
+    let body = Bytes::from(
+        json!({
+            "model": state.deployment.model_name,
+            "messages": [{"role": "user", "content": "Hey how's it going?"}],
+            "max_tokens": 16,
+        })
+        .to_string(),
+    );
+    let typed: ChatCompletionRequest = super::dispatch::read_typed(&body, "health check")?;
+    let raw = RawChatRequest::parse(&body)?;
+    let call = ChatCall {
+        request: &raw,
+        typed: Some(&typed),
+        drop_params: true,
+    };
+    super::chat::attempt(app, state, &call).await.map(drop)
+}
+
+/// A deployment as `/health` shows it: what names and places it, no secret.
+fn endpoint(state: &DeploymentState) -> Map<String, Value> {
+    let d = &state.deployment;
+    let mut e = Map::new();
+    e.insert("model".into(), d.model.clone().into());
+    e.insert("model_name".into(), d.model_name.clone().into());
+    e.insert("model_id".into(), d.id.clone().into());
+    e.insert("custom_llm_provider".into(), d.provider.as_str().into());
+    if let Some(base) = &d.api_base {
+        e.insert("api_base".into(), super::models::public_url(base).into());
+    }
+    if let Some(v) = &d.api_version {
+        e.insert("api_version".into(), v.clone().into());
+    }
+    if let Some(rpm) = d.rpm {
+        e.insert("rpm".into(), rpm.into());
+    }
+    if let Some(tpm) = d.tpm {
+        e.insert("tpm".into(), tpm.into());
+    }
+    e
 }

@@ -94,7 +94,9 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
         .route("/models", get(models::list))
         .route("/v1/models", get(models::list))
         .route("/model/info", get(models::info))
-        .route("/v1/model/info", get(models::info));
+        .route("/v1/model/info", get(models::info))
+        .route("/health", get(health::models))
+        .route("/v1/health", get(health::models));
     // Probes are public, as LiteLLM's are: a Kubernetes probe sends no key.
     let public = axum::Router::new()
         .route("/health/readiness", get(health::readiness))
