@@ -1650,3 +1650,25 @@ def test_chat_claude_history_from_another_model(client, mock, marker):
     results = [b["tool_use_id"] for b in up["messages"][2]["content"] if b["type"] == "tool_result"]
     assert ids == results and len(set(ids)) == 2
     assert "metadata" not in up
+
+
+def test_chat_claude_web_search_options_become_the_web_search_tool(client, mock, marker):
+    resp = client.chat.completions.create(
+        model=CLAUDE,
+        messages=[{"role": "user", "content": f"latest news {marker}"}],
+        web_search_options={
+            "search_context_size": "low",
+            "user_location": {"type": "approximate", "approximate": {"country": "GB", "city": "London"}},
+        },
+    )
+    assert resp.choices[0].message.content == MOCK_TEXT
+    body = mock.one_request_with(marker)["body"]
+    assert body["tools"] == [
+        {
+            "type": "web_search_20250305",
+            "name": "web_search",
+            "max_uses": 1,
+            "user_location": {"type": "approximate", "country": "GB", "city": "London"},
+        }
+    ]
+    assert "web_search_options" not in body

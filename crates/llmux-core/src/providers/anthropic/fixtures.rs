@@ -813,3 +813,35 @@ fn a_user_that_is_an_email_or_phone_number_is_not_sent_as_user_id() {
         assert_eq!(b.get("metadata").is_some(), sent, "{user}: {b}");
     }
 }
+
+#[test]
+fn web_search_options_become_anthropics_web_search_tool() {
+    let ask = |options: Value| {
+        body(
+            json!({"model": "m", "messages": [{"role": "user", "content": "news?"}],
+            "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+            "web_search_options": options}),
+        )
+    };
+    let b = ask(json!({"search_context_size": "high",
+        "user_location": {"type": "approximate", "approximate": {"city": "Lyon", "country": "FR", "timezone": "Europe/Paris", "zip": "69001"}}}));
+    assert_eq!(b["tools"][0]["name"], "f");
+    assert_eq!(
+        b["tools"][1],
+        json!({"type": "web_search_20250305", "name": "web_search", "max_uses": 10,
+            "user_location": {"type": "approximate", "city": "Lyon", "country": "FR", "timezone": "Europe/Paris"}})
+    );
+    assert!(b.get("web_search_options").is_none());
+    // No options set: the tool with Anthropic's defaults.
+    assert_eq!(
+        ask(json!({}))["tools"][1],
+        json!({"type": "web_search_20250305", "name": "web_search"})
+    );
+    // A size it does not know is named.
+    let r = req(
+        json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+        "web_search_options": {"search_context_size": "huge"}}),
+    );
+    let e = build(&r, "claude-sonnet-4-20250514", Some(64000), false).unwrap_err();
+    assert!(e.message.contains("search_context_size"), "{}", e.message);
+}

@@ -40,7 +40,6 @@ const UNSUPPORTED: &[&str] = &[
     "audio",
     "modalities",
     "prediction",
-    "web_search_options",
     "functions",
     "function_call",
     "verbosity",
@@ -322,6 +321,8 @@ pub enum ToolDef<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         cache_control: Option<&'a Value>,
     },
+    /// A server tool built from an OpenAI option (`web_search_options`).
+    Server(Cow<'a, Value>),
 }
 
 #[derive(Debug, Serialize)]
@@ -407,6 +408,7 @@ impl<'a> ToolDef<'a> {
             ToolDef::Function { cache_control, .. } | ToolDef::Native { cache_control, .. } => {
                 Mark::Field(cache_control)
             }
+            ToolDef::Server(tool) => Mark::Key(tool),
         }
     }
 }
@@ -506,6 +508,9 @@ pub fn build<'a>(
                 .map_or_else(|| Cow::Owned(empty_schema()), Cow::Borrowed),
             cache_control: t.cache_control.as_ref(),
         });
+    }
+    if let Some(options) = req.extra.get("web_search_options").filter(|v| !v.is_null()) {
+        tools.push(ToolDef::Server(Cow::Owned(web_search_tool(options)?)));
     }
     let choice = |kind, name| Choice {
         kind,
@@ -637,13 +642,52 @@ fn check_params(req: &ChatCompletionRequest, drop_params: bool) -> Result<(), Ap
                 && !crate::providers::GATEWAY_FIELDS.contains(&k.as_str())
         })
         .map(|(k, _)| k.as_str())
-        .filter(|k| !matches!(*k, "thinking" | "top_k"))
+        .filter(|k| !matches!(*k, "thinking" | "top_k" | "web_search_options"))
         .collect();
     unknown.sort_by_key(|k| !UNSUPPORTED.contains(k));
     if let Some(k) = unknown.first() {
         return Err(refuse(k));
     }
     Ok(())
+}
+
+/// OpenAI's `web_search_options` as Anthropic's web search tool, as
+/// LiteLLM maps it: `search_context_size` as the most searches a turn
+/// (low 1, medium 5, high 10), `user_location.approximate` as the tool's
+/// approximate location.
+fn web_search_tool(options: &Value) -> Result<Value, ApiError> {
+    let bad = |why: &str| {
+        ApiError::invalid_field(
+            "web_search_options",
+            format!("Invalid `web_search_options`: {why}"),
+        )
+    };
+    let Value::Object(o) = options else {
+        return Err(bad("expected an object"));
+    };
+    let mut tool = json!({"type": "web_search_20250305", "name": "web_search"});
+    match o.get("search_context_size").and_then(Value::as_str) {
+        None if o.get("search_context_size").is_none_or(Value::is_null) => {}
+        Some("low") => tool["max_uses"] = 1.into(),
+        Some("medium") => tool["max_uses"] = 5.into(),
+        Some("high") => tool["max_uses"] = 10.into(),
+        _ => return Err(bad("`search_context_size` must be low, medium or high")),
+    }
+    if let Some(place) = o
+        .get("user_location")
+        .and_then(|l| l.get("approximate"))
+        .and_then(Value::as_object)
+    {
+        let mut location = Map::new();
+        location.insert("type".into(), "approximate".into());
+        for key in ["city", "region", "country", "timezone"] {
+            if let Some(v) = place.get(key).filter(|v| v.is_string()) {
+                location.insert(key.into(), v.clone());
+            }
+        }
+        tool["user_location"] = Value::Object(location);
+    }
+    Ok(tool)
 }
 
 /// The thinking a request asks Claude for: `thinking` as Anthropic spells
