@@ -57,8 +57,9 @@ pub fn to_openai(resp: MessagesResponse, json_tool: bool, created: u64) -> ChatC
                     extra: Map::new(),
                 });
             }
-            // Server tool results and other blocks have no OpenAI field;
-            // they are kept under provider_specific_fields below.
+            // Server tool blocks (web search's `server_tool_use` and
+            // `web_search_tool_result`) have no OpenAI field and are not
+            // passed on yet; the answer's text, which cites them, is.
             _ => {}
         }
     }
