@@ -1,6 +1,7 @@
 //! `llmux check`: validate a config and print what would be served,
 //! never a secret.
 
+use llmux_gateway::routes::public_url;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -37,7 +38,11 @@ pub fn run(path: Option<&Path>) -> ExitCode {
     for name in config.model_names() {
         println!("  {name}");
         for d in config.deployments.iter().filter(|d| d.model_name == name) {
-            let base = d.api_base.as_deref().unwrap_or("provider default");
+            // A base URL may carry credentials (userinfo, a query key).
+            let base = d
+                .api_base
+                .as_deref()
+                .map_or("provider default".to_owned(), public_url);
             let key = match (&d.aws, &d.vertex) {
                 (Some(a), _) if a.bearer_token.is_some() => {
                     format!("Bedrock API key, region {}", a.region)
@@ -75,7 +80,7 @@ pub fn run(path: Option<&Path>) -> ExitCode {
         for (pattern, model, base) in config.wildcards.entries() {
             println!(
                 "  {pattern} -> `{model}` at {}",
-                base.unwrap_or("provider default")
+                base.map_or("provider default".to_owned(), public_url)
             );
         }
         println!(

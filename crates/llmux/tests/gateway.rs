@@ -975,6 +975,8 @@ fn check_validates_a_config_and_prints_what_it_serves() {
         &good,
         format!(
             "model_list:\n  - model_name: fast\n    litellm_params: {{model: groq/llama3-70b, api_key: {UPSTREAM_KEY}}}\n\
+             \x20 - model_name: local\n    litellm_params: {{model: openai/m, api_base: \"https://u:base-secret@h.example/v1?key=base-secret\"}}\n\
+             \x20 - model_name: \"team/*\"\n    litellm_params: {{model: \"openai/*\", api_base: \"https://u:base-secret@w.example/v1\"}}\n\
              router_settings: {{routing_strategy: latency-based-routing, redis_host: r.internal}}\n"
         ),
     )
@@ -995,6 +997,13 @@ fn check_validates_a_config_and_prints_what_it_serves() {
         "{stdout}"
     );
     assert!(!stdout.contains(UPSTREAM_KEY), "{stdout}");
+    // A base URL's credentials are not printed; the base is.
+    assert!(
+        !stdout.contains("base-secret")
+            && stdout.contains("https://h.example/v1")
+            && stdout.contains("https://w.example/v1"),
+        "{stdout}"
+    );
 
     let bad = dir.0.join("bad.yaml");
     std::fs::write(

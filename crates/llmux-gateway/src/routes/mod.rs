@@ -7,6 +7,8 @@ mod health;
 mod messages;
 mod models;
 
+pub use models::public_url;
+
 use crate::auth;
 use crate::config::Config;
 use crate::credentials::CredentialStore;

@@ -134,7 +134,7 @@ pub fn model_info_json(deployments: &[Deployment]) -> Bytes {
 
 /// A base URL as it may be shown: no userinfo, no query (either can carry
 /// credentials).
-pub(super) fn public_url(url: &str) -> String {
+pub fn public_url(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
     let rest = rest.split(['?', '#']).next().unwrap_or("");
     let (authority, path) = match rest.find('/') {
