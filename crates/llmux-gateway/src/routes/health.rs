@@ -114,25 +114,12 @@ async fn check(app: &Arc<AppState>, state: Arc<DeploymentState>) -> Result<(), A
     super::chat::attempt(app, state, &call).await.map(drop)
 }
 
-/// A deployment as `/health` shows it: what names and places it, no secret.
+/// A deployment as `/health` shows it: its public `litellm_params`, its
+/// model name and id.
 fn endpoint(state: &DeploymentState) -> Map<String, Value> {
     let d = &state.deployment;
-    let mut e = Map::new();
-    e.insert("model".into(), d.model.clone().into());
+    let mut e = super::models::public_params(d);
     e.insert("model_name".into(), d.model_name.clone().into());
     e.insert("model_id".into(), d.id.clone().into());
-    e.insert("custom_llm_provider".into(), d.provider.as_str().into());
-    if let Some(base) = &d.api_base {
-        e.insert("api_base".into(), super::models::public_url(base).into());
-    }
-    if let Some(v) = &d.api_version {
-        e.insert("api_version".into(), v.clone().into());
-    }
-    if let Some(rpm) = d.rpm {
-        e.insert("rpm".into(), rpm.into());
-    }
-    if let Some(tpm) = d.tpm {
-        e.insert("tpm".into(), tpm.into());
-    }
     e
 }

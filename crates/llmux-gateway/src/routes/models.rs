@@ -95,41 +95,47 @@ pub fn model_info_json(deployments: &[Deployment]) -> Bytes {
     let data: Vec<Value> = deployments
         .iter()
         .map(|d| {
-            let mut params = Map::new();
-            params.insert("model".into(), d.model.clone().into());
-            params.insert("custom_llm_provider".into(), d.provider.as_str().into());
-            if let Some(base) = &d.api_base {
-                params.insert("api_base".into(), public_url(base).into());
-            }
-            if let Some(v) = &d.api_version {
-                params.insert("api_version".into(), v.clone().into());
-            }
-            if let Some(rpm) = d.rpm {
-                params.insert("rpm".into(), rpm.into());
-            }
-            if let Some(tpm) = d.tpm {
-                params.insert("tpm".into(), tpm.into());
-            }
-            if let Some(w) = d.weight {
-                params.insert("weight".into(), w.into());
-            }
-            if let Some(t) = d.timeout {
-                params.insert("timeout".into(), json!(t.as_secs_f64()));
-            }
-            if let Some(t) = d.stream_timeout {
-                params.insert("stream_timeout".into(), json!(t.as_secs_f64()));
-            }
             let mut info = d.info.0.clone();
             info.insert("id".into(), d.id.clone().into());
             info.insert("db_model".into(), false.into());
             json!({
                 "model_name": d.model_name,
-                "litellm_params": params,
+                "litellm_params": public_params(d),
                 "model_info": info,
             })
         })
         .collect();
     Bytes::from(json!({ "data": data }).to_string())
+}
+
+/// A deployment's `litellm_params` as they may be shown (`/model/info`,
+/// `/health`): what names and places it, never a secret.
+pub fn public_params(d: &Deployment) -> Map<String, Value> {
+    let mut params = Map::new();
+    params.insert("model".into(), d.model.clone().into());
+    params.insert("custom_llm_provider".into(), d.provider.as_str().into());
+    if let Some(base) = &d.api_base {
+        params.insert("api_base".into(), public_url(base).into());
+    }
+    if let Some(v) = &d.api_version {
+        params.insert("api_version".into(), v.clone().into());
+    }
+    if let Some(rpm) = d.rpm {
+        params.insert("rpm".into(), rpm.into());
+    }
+    if let Some(tpm) = d.tpm {
+        params.insert("tpm".into(), tpm.into());
+    }
+    if let Some(w) = d.weight {
+        params.insert("weight".into(), w.into());
+    }
+    if let Some(t) = d.timeout {
+        params.insert("timeout".into(), json!(t.as_secs_f64()));
+    }
+    if let Some(t) = d.stream_timeout {
+        params.insert("stream_timeout".into(), json!(t.as_secs_f64()));
+    }
+    params
 }
 
 /// A base URL as it may be shown: no userinfo, no query (either can carry
