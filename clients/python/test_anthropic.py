@@ -1661,7 +1661,6 @@ def test_chat_claude_web_search_options_become_the_web_search_tool(client, mock,
             "user_location": {"type": "approximate", "approximate": {"country": "GB", "city": "London"}},
         },
     )
-    assert resp.choices[0].message.content == MOCK_TEXT
     body = mock.one_request_with(marker)["body"]
     assert body["tools"] == [
         {
@@ -1672,3 +1671,103 @@ def test_chat_claude_web_search_options_become_the_web_search_tool(client, mock,
         }
     ]
     assert "web_search_options" not in body
+
+
+MOCK_SEARCH_TEXT = "Let me search the web. The mock web says hello."
+MOCK_SEARCH_URL = "https://example.com/llmux-mock"
+
+
+def test_chat_claude_web_search_results_citations_and_cost(gateway, client, mock, marker):
+    """Claude searched: its answer's text, and what has no OpenAI field as
+    LiteLLM carries it in `provider_specific_fields` (the search, its
+    results, the citations); the search counted in usage and priced in the
+    cost header at the model's per-search price from /model/info."""
+    raw = client.chat.completions.with_raw_response.create(
+        model=CLAUDE,
+        messages=[{"role": "user", "content": f"what does the web say {marker}"}],
+        web_search_options={},
+    )
+    resp = raw.parse()
+    msg = resp.choices[0].message
+    assert msg.content == MOCK_SEARCH_TEXT
+    assert not msg.tool_calls, "Anthropic ran the search; the client must not"
+    assert resp.choices[0].finish_reason == "stop"
+    fields = msg.model_extra["provider_specific_fields"]
+    (call,) = fields["server_tool_use"]
+    assert call["name"] == "web_search" and marker in call["input"]["query"]
+    (results,) = fields["web_search_results"]
+    assert results["tool_use_id"] == call["id"]
+    assert results["content"][0]["url"] == MOCK_SEARCH_URL
+    (cited,) = fields["citations"]
+    assert cited[0]["type"] == "web_search_result_location" and cited[0]["url"] == MOCK_SEARCH_URL
+    assert resp.usage.model_extra["server_tool_use"] == {"web_search_requests": 1}
+
+    with gateway.http() as h:
+        r = h.get("/v1/model/info", headers={"Authorization": f"Bearer {MASTER_KEY}"})
+        info = {e["model_name"]: e for e in r.json()["data"]}[CLAUDE]["model_info"]
+    assert info["supports_web_search"] is True
+    per_search = info["search_context_cost_per_query"]["search_context_size_medium"]
+    assert per_search == 0.01
+    u = resp.usage
+    cached = u.model_extra.get("cache_read_input_tokens") or 0
+    written = u.model_extra.get("cache_creation_input_tokens") or 0
+    tokens = (
+        (u.prompt_tokens - cached - written) * info["input_cost_per_token"]
+        + cached * info["cache_read_input_token_cost"]
+        + written * info["cache_creation_input_token_cost"]
+        + u.completion_tokens * info["output_cost_per_token"]
+    )
+    assert float(raw.headers["x-litellm-response-cost"]) == pytest.approx(tokens + per_search, abs=1e-9)
+
+
+def test_chat_claude_web_search_streamed(client, mock, marker):
+    """The same search streamed: the call (its input gathered), the results
+    and the citation arrive as chunks' `provider_specific_fields`, the text
+    as content, the search count in the usage chunk."""
+    stream = client.chat.completions.create(
+        model=CLAUDE,
+        messages=[{"role": "user", "content": f"search it {marker}"}],
+        web_search_options={"search_context_size": "high"},
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    text, fields, usage = "", [], None
+    for chunk in stream:
+        if chunk.usage:
+            usage = chunk.usage
+        for ch in chunk.choices:
+            assert not ch.delta.tool_calls
+            text += ch.delta.content or ""
+            extra = (ch.delta.model_extra or {}).get("provider_specific_fields")
+            if extra:
+                fields.append(extra)
+    assert text == MOCK_SEARCH_TEXT
+    assert [next(iter(f)) for f in fields] == ["server_tool_use", "web_search_results", "citation"]
+    call = fields[0]["server_tool_use"][0]
+    assert call["input"]["query"].endswith(marker), call
+    assert fields[1]["web_search_results"][0]["tool_use_id"] == call["id"]
+    assert fields[2]["citation"]["url"] == MOCK_SEARCH_URL
+    assert usage.model_extra["server_tool_use"] == {"web_search_requests": 1}
+    assert mock.one_request_with(marker)["body"]["tools"][0]["max_uses"] == 10
+
+
+def test_messages_web_search_blocks_pass_through_to_claude_code(aclient, mock, marker):
+    """Claude Code's own web search tool through /v1/messages: Claude's
+    search blocks reach the Anthropic SDK as Claude sent them, whole and
+    streamed, with the search count."""
+    tools = [{"type": "web_search_20250305", "name": "web_search", "max_uses": 2}]
+    msg = aclient.messages.create(
+        model=CLAUDE, max_tokens=256, tools=tools,
+        messages=[{"role": "user", "content": f"search {marker}"}],
+    )
+    assert [b.type for b in msg.content] == ["text", "server_tool_use", "web_search_tool_result", "text"]
+    assert msg.content[3].citations[0].url == MOCK_SEARCH_URL
+    assert msg.usage.server_tool_use.web_search_requests == 1
+    with aclient.messages.stream(
+        model=CLAUDE, max_tokens=256, tools=tools,
+        messages=[{"role": "user", "content": f"search again {marker}"}],
+    ) as s:
+        final = s.get_final_message()
+    assert [b.type for b in final.content] == ["text", "server_tool_use", "web_search_tool_result", "text"]
+    assert final.content[1].input == {"query": f"search again {marker}"}
+    assert final.usage.server_tool_use.web_search_requests == 1

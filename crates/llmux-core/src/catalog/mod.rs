@@ -37,6 +37,10 @@ pub struct ModelEntry {
     pub cache_creation_input_token_cost: Option<f64>,
     #[serde(default)]
     pub cache_read_input_token_cost: Option<f64>,
+    /// USD a web search the provider runs for the model (its own search
+    /// tool); set, the model supports web search.
+    #[serde(default)]
+    pub web_search_cost_per_query: Option<f64>,
     #[serde(default)]
     pub mode: Option<String>,
     #[serde(default)]
@@ -174,7 +178,7 @@ impl Catalog {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ModelInfo(pub Map<String, Value>);
 
-const FLAGS: [&str; 9] = [
+const FLAGS: [&str; 10] = [
     "supports_vision",
     "supports_function_calling",
     "supports_tool_choice",
@@ -184,6 +188,7 @@ const FLAGS: [&str; 9] = [
     "supports_computer_use",
     "supports_response_schema",
     "supports_pdf_input",
+    "supports_web_search",
 ];
 
 impl ModelInfo {
@@ -205,6 +210,18 @@ impl ModelInfo {
             "cache_read_input_token_cost".into(),
             num(e.cache_read_input_token_cost),
         );
+        // LiteLLM's shape: a price by search context size. Claude's and
+        // Gemini's searches have one price whatever the size.
+        m.insert(
+            "search_context_cost_per_query".into(),
+            e.web_search_cost_per_query.map_or(Value::Null, |p| {
+                serde_json::json!({
+                    "search_context_size_low": p,
+                    "search_context_size_medium": p,
+                    "search_context_size_high": p,
+                })
+            }),
+        );
         m.insert("litellm_provider".into(), provider.as_str().into());
         m.insert(
             "mode".into(),
@@ -220,6 +237,7 @@ impl ModelInfo {
             e.supports_computer_use,
             e.supports_response_schema,
             e.supports_pdf_input,
+            e.web_search_cost_per_query.is_some(),
         ];
         for (name, on) in FLAGS.iter().zip(flags) {
             m.insert((*name).into(), on.into());
@@ -240,6 +258,7 @@ impl ModelInfo {
             "output_cost_per_token",
             "cache_creation_input_token_cost",
             "cache_read_input_token_cost",
+            "search_context_cost_per_query",
         ] {
             m.insert(k.into(), Value::Null);
         }

@@ -422,6 +422,7 @@ impl ChunkSource {
             reasoning_content: None,
             thinking_blocks: None,
             images: None,
+            provider_specific_fields: None,
         } = &delta
         {
             let text_len = content.as_ref().map_or(0, String::len);

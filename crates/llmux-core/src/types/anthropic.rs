@@ -2,6 +2,7 @@
 //! calling Claude (`providers::anthropic`) and clients calling llmux's
 //! `/v1/messages` (`inbound::anthropic`). Unknown fields are kept.
 
+use crate::types::usage::ServerToolUse;
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
@@ -454,6 +455,9 @@ pub struct AnthropicUsage {
     pub cache_creation_input_tokens: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_read_input_tokens: Option<u64>,
+    /// Web searches and fetches Claude ran (its server tools).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_tool_use: Option<ServerToolUse>,
 }
 
 impl AnthropicUsage {
@@ -477,6 +481,7 @@ impl AnthropicUsage {
             cache_creation_input_tokens: Some(written),
             prompt_cache_hit_tokens: None,
             cost: None,
+            server_tool_use: self.server_tool_use,
         }
     }
 
@@ -489,6 +494,25 @@ impl AnthropicUsage {
             output_tokens: u.completion_tokens,
             cache_creation_input_tokens: Some(written),
             cache_read_input_tokens: Some(read),
+            server_tool_use: u.server_tool_use,
+        }
+    }
+
+    /// Takes in what a `message_delta` says: its counts are the totals so
+    /// far, and a count it leaves out keeps its value.
+    pub fn update(&mut self, u: DeltaUsage) {
+        self.output_tokens = u.output_tokens;
+        if let Some(v) = u.input_tokens {
+            self.input_tokens = v;
+        }
+        if u.cache_read_input_tokens.is_some() {
+            self.cache_read_input_tokens = u.cache_read_input_tokens;
+        }
+        if u.cache_creation_input_tokens.is_some() {
+            self.cache_creation_input_tokens = u.cache_creation_input_tokens;
+        }
+        if u.server_tool_use.is_some() {
+            self.server_tool_use = u.server_tool_use;
         }
     }
 }
@@ -806,6 +830,8 @@ pub struct DeltaUsage {
     pub cache_creation_input_tokens: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_read_input_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_tool_use: Option<ServerToolUse>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

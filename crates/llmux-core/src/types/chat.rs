@@ -867,6 +867,10 @@ pub struct Delta {
     /// them: `{"type": "image_url", "image_url": {"url": "data:…"}, "index": n}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub images: Option<Vec<Value>>,
+    /// What the provider sent that has no OpenAI field, as LiteLLM carries
+    /// it: Claude's `citation`s and its server tools' calls and results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_specific_fields: Option<Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

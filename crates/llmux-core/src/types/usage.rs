@@ -29,6 +29,19 @@ pub struct Usage {
     /// `usage.cost`): the price actually charged, over the catalog's.
     #[serde(default, skip_serializing)]
     pub cost: Option<f64>,
+    /// Searches and fetches the provider ran for the answer (Anthropic's
+    /// `usage.server_tool_use`, as LiteLLM reports it); each is priced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_tool_use: Option<ServerToolUse>,
+}
+
+/// Anthropic's count of server tool calls, in the same shape on both APIs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerToolUse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_search_requests: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_fetch_requests: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -102,6 +115,16 @@ impl Usage {
             out.extend_from_slice(b",\"cache_creation_input_tokens\":");
             json::write_u64(out, n);
         }
+        if let Some(s) = &self.server_tool_use {
+            out.extend_from_slice(b",\"server_tool_use\":");
+            write_counts(
+                out,
+                &[
+                    (b"\"web_search_requests\":", s.web_search_requests),
+                    (b"\"web_fetch_requests\":", s.web_fetch_requests),
+                ],
+            );
+        }
         out.push(b'}');
     }
 
@@ -135,6 +158,13 @@ impl Usage {
             .and_then(|d| d.reasoning_tokens)
             .unwrap_or(0)
     }
+
+    /// Web searches the provider ran and charges for.
+    pub fn web_searches(&self) -> u64 {
+        self.server_tool_use
+            .and_then(|s| s.web_search_requests)
+            .unwrap_or(0)
+    }
 }
 
 /// An object of optional counts, the ones present in order: `{}` if none
@@ -162,7 +192,7 @@ mod tests {
     /// Every mix of the optional counts is written as serde writes it.
     #[test]
     fn usage_is_written_as_serde_writes_it() {
-        for mask in 0u32..(1 << 11) {
+        for mask in 0u32..(1 << 14) {
             let n = |bit: u32| (mask & (1 << bit) != 0).then_some(u64::from(bit) * 1000 + 1);
             let u = Usage {
                 prompt_tokens: 123,
@@ -185,6 +215,10 @@ mod tests {
                 cache_creation_input_tokens: n(10),
                 prompt_cache_hit_tokens: None,
                 cost: None,
+                server_tool_use: (mask & (1 << 11) != 0).then(|| ServerToolUse {
+                    web_search_requests: n(12),
+                    web_fetch_requests: n(13),
+                }),
             };
             let mut out = Vec::new();
             u.write_json(&mut out);

@@ -705,6 +705,21 @@ enum Block {
         name: String,
         input: Value,
     },
+    /// A search Claude ran with the web search tool.
+    ServerToolUse {
+        id: String,
+        input: Value,
+    },
+    /// What that search found: streamed whole in its start event.
+    WebSearchResult {
+        tool_use_id: String,
+        content: Value,
+    },
+    /// Text that cites a search result.
+    CitedText {
+        text: String,
+        citation: Value,
+    },
 }
 
 impl Block {
@@ -722,6 +737,18 @@ impl Block {
             Block::ToolUse { id, name, input } => {
                 json!({"type": "tool_use", "id": id, "name": name, "input": input})
             }
+            Block::ServerToolUse { id, input } => {
+                json!({"type": "server_tool_use", "id": id, "name": "web_search", "input": input})
+            }
+            Block::WebSearchResult {
+                tool_use_id,
+                content,
+            } => {
+                json!({"type": "web_search_tool_result", "tool_use_id": tool_use_id, "content": content})
+            }
+            Block::CitedText { text, citation } => {
+                json!({"type": "text", "text": text, "citations": [citation]})
+            }
         }
     }
 
@@ -735,6 +762,11 @@ impl Block {
             Block::ToolUse { id, name, .. } => {
                 json!({"type": "tool_use", "id": id, "name": name, "input": {}})
             }
+            Block::ServerToolUse { id, .. } => {
+                json!({"type": "server_tool_use", "id": id, "name": "web_search", "input": {}})
+            }
+            Block::WebSearchResult { .. } => self.json(),
+            Block::CitedText { .. } => json!({"type": "text", "text": "", "citations": []}),
         }
     }
 
@@ -757,12 +789,23 @@ impl Block {
                 .into_iter()
                 .map(|w| json!({"type": "text_delta", "text": w}))
                 .collect(),
-            Block::ToolUse { input, .. } => {
+            Block::ToolUse { input, .. } | Block::ServerToolUse { input, .. } => {
                 let json = input.to_string();
                 pieces(&json, 3)
                     .into_iter()
                     .map(|p| json!({"type": "input_json_delta", "partial_json": p}))
                     .collect()
+            }
+            Block::WebSearchResult { .. } => vec![],
+            // The citation first, then the text it backs.
+            Block::CitedText { text, citation } => {
+                let mut out = vec![json!({"type": "citations_delta", "citation": citation})];
+                out.extend(
+                    words(text)
+                        .into_iter()
+                        .map(|w| json!({"type": "text_delta", "text": w})),
+                );
+                out
             }
         }
     }
@@ -797,6 +840,7 @@ pub struct Reply {
     output_tokens: u64,
     cache_read: u64,
     cache_creation: u64,
+    web_searches: u64,
 }
 
 impl Reply {
@@ -820,7 +864,13 @@ impl Reply {
             }
         }
         let calls = tool_uses(req, opts);
-        let default_stop = if calls.is_empty() {
+        let search = calls.is_empty().then(|| web_search(req)).flatten();
+        let web_searches = u64::from(search.is_some());
+        let default_stop = if let Some(found) = search {
+            output_tokens += 20;
+            blocks.extend(found);
+            "end_turn"
+        } else if calls.is_empty() {
             let text = opts
                 .content
                 .clone()
@@ -861,11 +911,12 @@ impl Reply {
             output_tokens: output_tokens.max(1),
             cache_read: opts.cached_tokens.unwrap_or(0),
             cache_creation: opts.cache_creation_tokens.unwrap_or(0),
+            web_searches,
         }
     }
 
     fn usage(&self, output_tokens: u64) -> Value {
-        json!({
+        let mut usage = json!({
             "input_tokens": self.input_tokens,
             "cache_creation_input_tokens": self.cache_creation,
             "cache_read_input_tokens": self.cache_read,
@@ -875,7 +926,11 @@ impl Reply {
             },
             "output_tokens": output_tokens,
             "service_tier": "standard"
-        })
+        });
+        if self.web_searches > 0 {
+            usage["server_tool_use"] = json!({"web_search_requests": self.web_searches});
+        }
+        usage
     }
 
     fn envelope(&self, content: Vec<Value>, stop: bool, output_tokens: u64) -> Value {
@@ -894,6 +949,15 @@ impl Reply {
             "stop_sequence": stop_sequence,
             "usage": self.usage(output_tokens)
         })
+    }
+
+    /// `message_delta`'s usage: the output so far and the searches run.
+    fn delta_usage(&self) -> Value {
+        let mut usage = json!({"output_tokens": self.output_tokens});
+        if self.web_searches > 0 {
+            usage["server_tool_use"] = json!({"web_search_requests": self.web_searches});
+        }
+        usage
     }
 
     /// The non-streaming answer.
@@ -935,7 +999,7 @@ impl Reply {
             json!({
                 "type": "message_delta",
                 "delta": {"stop_reason": self.stop_reason, "stop_sequence": self.stop_sequence},
-                "usage": {"output_tokens": self.output_tokens}
+                "usage": self.delta_usage()
             }),
         ));
         out.push(("message_stop", json!({"type": "message_stop"})));
@@ -1042,6 +1106,57 @@ fn tool_uses(req: &Value, opts: &MockOptions) -> Vec<Block> {
             }
         })
         .collect()
+}
+
+/// A web search's blocks when the request offers the web search tool: the
+/// search (for the last user text), one result, and text citing it, as
+/// Claude answers.
+fn web_search(req: &Value) -> Option<Vec<Block>> {
+    let offered = req
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|t| block_type(t).is_some_and(|k| k.starts_with("web_search_")));
+    if !offered {
+        return None;
+    }
+    let query: String = req
+        .get("messages")
+        .and_then(Value::as_array)
+        .and_then(|m| m.iter().rev().find(|m| role(m) == Some("user")))
+        .map(|m| match m.get("content") {
+            Some(Value::String(s)) => s.clone(),
+            _ => blocks(m)
+                .iter()
+                .filter_map(|b| b.get("text").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join(" "),
+        })
+        .unwrap_or_default();
+    let id = format!("srvtoolu_mock{}", next_id());
+    let (url, title) = ("https://example.com/llmux-mock", "llmux mock search result");
+    Some(vec![
+        Block::Text("Let me search the web. ".to_owned()),
+        Block::ServerToolUse {
+            id: id.clone(),
+            input: json!({ "query": query }),
+        },
+        Block::WebSearchResult {
+            tool_use_id: id,
+            content: json!([{
+                "type": "web_search_result", "url": url, "title": title,
+                "encrypted_content": base64(b"llmux-mock-search-result"), "page_age": null
+            }]),
+        },
+        Block::CitedText {
+            text: "The mock web says hello.".to_owned(),
+            citation: json!({
+                "type": "web_search_result_location", "url": url, "title": title,
+                "encrypted_index": base64(b"llmux-mock-index"), "cited_text": "Hello from the mock web."
+            }),
+        },
+    ])
 }
 
 /// Standard base64 with padding, for mock signatures.

@@ -292,6 +292,7 @@ impl MessagesEncoder {
                     input_tokens: Some(u.input_tokens),
                     cache_creation_input_tokens: u.cache_creation_input_tokens,
                     cache_read_input_tokens: u.cache_read_input_tokens,
+                    server_tool_use: u.server_tool_use,
                 }),
             },
         );

@@ -845,3 +845,146 @@ fn web_search_options_become_anthropics_web_search_tool() {
     let e = build(&r, "claude-sonnet-4-20250514", Some(64000), false).unwrap_err();
     assert!(e.message.contains("search_context_size"), "{}", e.message);
 }
+
+/// Claude's answer after a web search, as the API documents it: the
+/// search call and its results, and text that cites them.
+fn web_search_answer() -> Value {
+    json!({
+        "id": "msg_ws", "type": "message", "role": "assistant", "model": "claude-sonnet-4-20250514",
+        "content": [
+            {"type": "text", "text": "I'll search for that. "},
+            {"type": "server_tool_use", "id": "srvtoolu_01", "name": "web_search",
+             "input": {"query": "claude shannon birth date"}},
+            {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_01", "content": [
+                {"type": "web_search_result", "url": "https://en.wikipedia.org/wiki/Claude_Shannon",
+                 "title": "Claude Shannon - Wikipedia", "encrypted_content": "EqgfCioIARgBIiQ3",
+                 "page_age": "April 30, 2025"}]},
+            {"type": "text", "text": "Claude Shannon was born on April 30, 1916.",
+             "citations": [{"type": "web_search_result_location",
+                "url": "https://en.wikipedia.org/wiki/Claude_Shannon",
+                "title": "Claude Shannon - Wikipedia", "encrypted_index": "Eo8BCioIAhgB",
+                "cited_text": "Claude Elwood Shannon (April 30, 1916 – February 24, 2001)"}]}
+        ],
+        "stop_reason": "end_turn", "stop_sequence": null,
+        "usage": {"input_tokens": 6039, "output_tokens": 931, "cache_read_input_tokens": 0,
+                  "server_tool_use": {"web_search_requests": 1}}
+    })
+}
+
+#[test]
+fn web_search_calls_results_and_citations_reach_the_client() {
+    let answer = web_search_answer();
+    let resp: MessagesResponse = serde_json::from_value(answer.clone()).unwrap();
+    let out = to_openai(resp, false, 7);
+    // As the gateway writes it (by hand; serde writes the same bytes).
+    let written = crate::json::written_body(&out, 0).unwrap();
+    assert_eq!(written, serde_json::to_vec(&out).unwrap());
+    let v: Value = serde_json::from_slice(&written).unwrap();
+    let m = &v["choices"][0]["message"];
+    assert_eq!(
+        m["content"],
+        "I'll search for that. Claude Shannon was born on April 30, 1916."
+    );
+    // Anthropic ran the search: not a call for the client to make.
+    assert!(m.get("tool_calls").is_none(), "{m}");
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    let fields = &m["provider_specific_fields"];
+    assert_eq!(
+        fields["citations"],
+        json!([answer["content"][3]["citations"]])
+    );
+    assert_eq!(fields["web_search_results"], json!([answer["content"][2]]));
+    assert_eq!(fields["server_tool_use"], json!([answer["content"][1]]));
+    assert_eq!(
+        v["usage"]["server_tool_use"],
+        json!({"web_search_requests": 1})
+    );
+    assert_eq!(v["usage"]["prompt_tokens"], 6039);
+
+    // An answer without them has no such field.
+    let plain: MessagesResponse = serde_json::from_value(json!({
+        "id": "m", "type": "message", "role": "assistant", "model": "c",
+        "content": [{"type": "text", "text": "hi"}], "stop_reason": "end_turn",
+        "usage": {"input_tokens": 1, "output_tokens": 1}
+    }))
+    .unwrap();
+    let out = to_openai(plain, false, 7);
+    assert!(out.choices[0].message.extra.is_empty());
+    assert_eq!(out.usage.unwrap().server_tool_use, None);
+}
+
+#[test]
+fn other_server_tool_blocks_are_kept_under_their_own_keys() {
+    use super::response::provider_field;
+    assert_eq!(provider_field("web_fetch_tool_result"), "web_fetch_results");
+    assert_eq!(provider_field("code_execution_tool_result"), "tool_results");
+    assert_eq!(provider_field("mcp_tool_result"), "tool_results");
+    assert_eq!(provider_field("mcp_tool_use"), "server_tool_use");
+    assert_eq!(provider_field("container_upload"), "other_content_blocks");
+}
+
+/// The same answer streamed, as Claude streams a search: the call's input
+/// in pieces, the results whole in their start event, a citation as a
+/// delta of the text it belongs to, the search count in `message_delta`.
+const WEB_SEARCH_STREAM: &str = "event: message_start\n\
+data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_ws\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-sonnet-4-20250514\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":2679,\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":0,\"output_tokens\":3}}}\n\n\
+event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n\
+event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"I'll search. \"}}\n\n\
+event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n\
+event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"server_tool_use\",\"id\":\"srvtoolu_01\",\"name\":\"web_search\",\"input\":{}}}\n\n\
+event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"query\\\": \\\"weather \"}}\n\n\
+event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"NYC today\\\"}\"}}\n\n\
+event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":1}\n\n\
+event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":2,\"content_block\":{\"type\":\"web_search_tool_result\",\"tool_use_id\":\"srvtoolu_01\",\"content\":[{\"type\":\"web_search_result\",\"title\":\"Weather\",\"url\":\"https://weather.example/nyc\",\"encrypted_content\":\"Ev0DCioIAxgC\",\"page_age\":null}]}}\n\n\
+event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":2}\n\n\
+event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":3,\"content_block\":{\"type\":\"text\",\"text\":\"\",\"citations\":[]}}\n\n\
+event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":3,\"delta\":{\"type\":\"citations_delta\",\"citation\":{\"type\":\"web_search_result_location\",\"cited_text\":\"Sunny, 21\\u00b0C\",\"url\":\"https://weather.example/nyc\",\"title\":\"Weather\",\"encrypted_index\":\"EpMBCioI\"}}}\n\n\
+event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":3,\"delta\":{\"type\":\"text_delta\",\"text\":\"It is sunny.\"}}\n\n\
+event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":3}\n\n\
+event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"input_tokens\":10682,\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":0,\"output_tokens\":510,\"server_tool_use\":{\"web_search_requests\":1}}}\n\n\
+event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+
+#[test]
+fn a_streamed_web_search_reaches_the_client_with_its_results_and_citations() {
+    for size in [1, 7, 4096] {
+        let mut t = AnthropicStream::new(true, false, "claude-sonnet-4", 1);
+        let mut out = vec![];
+        for b in WEB_SEARCH_STREAM.as_bytes().chunks(size) {
+            t.push(b, &mut out);
+        }
+        t.finish(&mut out);
+        assert_eq!(out.last(), Some(&StreamEvent::Done));
+        let c = chunks(&out);
+        let deltas: Vec<&Value> = c
+            .iter()
+            .filter_map(|x| x["choices"].get(0).map(|ch| &ch["delta"]))
+            .collect();
+        let text: String = deltas
+            .iter()
+            .filter_map(|d| d["content"].as_str())
+            .collect();
+        assert_eq!(text, "I'll search. It is sunny.");
+        assert!(deltas.iter().all(|d| d.get("tool_calls").is_none()));
+        let fields: Vec<&Value> = deltas
+            .iter()
+            .filter_map(|d| d.get("provider_specific_fields"))
+            .collect();
+        assert_eq!(fields.len(), 3, "{fields:?}");
+        assert_eq!(
+            fields[0],
+            &json!({"server_tool_use": [{"type": "server_tool_use", "id": "srvtoolu_01",
+                "name": "web_search", "input": {"query": "weather NYC today"}}]})
+        );
+        assert_eq!(
+            fields[1]["web_search_results"][0]["content"][0]["url"],
+            "https://weather.example/nyc"
+        );
+        assert_eq!(fields[2]["citation"]["cited_text"], "Sunny, 21°C");
+        let finish = &c[c.len() - 2];
+        assert_eq!(finish["choices"][0]["finish_reason"], "stop");
+        let usage = &c.last().unwrap()["usage"];
+        assert_eq!(usage["server_tool_use"], json!({"web_search_requests": 1}));
+        assert_eq!(usage["completion_tokens"], 510);
+        assert_eq!(t.usage().unwrap().web_searches(), 1);
+    }
+}

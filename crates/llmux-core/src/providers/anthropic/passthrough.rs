@@ -23,18 +23,7 @@ impl MessagesPassthrough {
     fn read_usage(&mut self, data: &str) {
         match serde_json::from_str::<AnEvent>(data) {
             Ok(AnEvent::MessageStart { message }) => self.usage = message.usage,
-            Ok(AnEvent::MessageDelta { usage: Some(u), .. }) => {
-                self.usage.output_tokens = u.output_tokens;
-                if let Some(v) = u.input_tokens {
-                    self.usage.input_tokens = v;
-                }
-                if u.cache_read_input_tokens.is_some() {
-                    self.usage.cache_read_input_tokens = u.cache_read_input_tokens;
-                }
-                if u.cache_creation_input_tokens.is_some() {
-                    self.usage.cache_creation_input_tokens = u.cache_creation_input_tokens;
-                }
-            }
+            Ok(AnEvent::MessageDelta { usage: Some(u), .. }) => self.usage.update(u),
             _ => return,
         }
         self.openai_usage = Some(self.usage.to_openai());

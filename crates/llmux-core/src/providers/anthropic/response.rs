@@ -19,14 +19,50 @@ pub fn finish_reason(stop_reason: Option<&str>, has_tool_calls: bool) -> String 
     .to_owned()
 }
 
+/// Where a content block with no OpenAI field goes in the message's
+/// `provider_specific_fields` (LiteLLM's keys), by its `type`: each key
+/// holds a list of whole blocks, in the order they came.
+pub fn provider_field(kind: &str) -> &'static str {
+    match kind {
+        "web_search_tool_result" => "web_search_results",
+        "web_fetch_tool_result" => "web_fetch_results",
+        k if k.ends_with("_tool_result") => "tool_results",
+        // `server_tool_use` (web search, web fetch, code execution) and
+        // `mcp_tool_use`: calls Anthropic ran itself, never the client's
+        // to run, so not `tool_calls`.
+        k if k.ends_with("tool_use") => "server_tool_use",
+        _ => "other_content_blocks",
+    }
+}
+
+/// Appends `value` to the list at `key`.
+fn push_field(fields: &mut Map<String, Value>, key: &str, value: Value) {
+    match fields
+        .entry(key)
+        .or_insert_with(|| Value::Array(Vec::new()))
+    {
+        Value::Array(list) => list.push(value),
+        other => *other = Value::Array(vec![value]),
+    }
+}
+
 pub fn to_openai(resp: MessagesResponse, json_tool: bool, created: u64) -> ChatCompletionResponse {
     let mut text = String::new();
+    // Citations (a list per cited text block) and server tool blocks.
+    let mut fields = Map::new();
     let mut reasoning = String::new();
     let mut thinking_blocks: Vec<Value> = Vec::new();
     let mut tool_calls: Vec<ToolCall> = Vec::new();
     for block in resp.content {
         match block {
-            Block::Known(KnownBlock::Text { text: t, .. }) => text.push_str(&t),
+            Block::Known(KnownBlock::Text {
+                text: t, citations, ..
+            }) => {
+                text.push_str(&t);
+                if let Some(c) = citations.filter(|c| !c.is_null()) {
+                    push_field(&mut fields, "citations", c);
+                }
+            }
             Block::Known(KnownBlock::Thinking {
                 thinking,
                 signature,
@@ -57,10 +93,13 @@ pub fn to_openai(resp: MessagesResponse, json_tool: bool, created: u64) -> ChatC
                     extra: Map::new(),
                 });
             }
-            // Server tool blocks (web search's `server_tool_use` and
-            // `web_search_tool_result`) have no OpenAI field and are not
-            // passed on yet; the answer's text, which cites them, is.
-            _ => {}
+            Block::Other(block) => {
+                let kind = block.get("type").and_then(Value::as_str).unwrap_or("");
+                let key = provider_field(kind);
+                push_field(&mut fields, key, block);
+            }
+            // Blocks only a request carries (images, tool results).
+            Block::Known(_) => {}
         }
     }
     let has_tools = !tool_calls.is_empty();
@@ -69,6 +108,10 @@ pub fn to_openai(resp: MessagesResponse, json_tool: bool, created: u64) -> ChatC
     } else {
         finish_reason(resp.stop_reason.as_deref(), has_tools)
     };
+    let mut extra = Map::new();
+    if !fields.is_empty() {
+        extra.insert("provider_specific_fields".into(), Value::Object(fields));
+    }
     let message = ResponseMessage {
         role: "assistant".into(),
         content: (!text.is_empty() || !has_tools).then_some(text),
@@ -76,7 +119,7 @@ pub fn to_openai(resp: MessagesResponse, json_tool: bool, created: u64) -> ChatC
         reasoning_content: (!reasoning.is_empty()).then_some(reasoning),
         thinking_blocks: (!thinking_blocks.is_empty()).then_some(thinking_blocks),
         refusal: None,
-        extra: Map::new(),
+        extra,
     };
     ChatCompletionResponse {
         id: resp.id,

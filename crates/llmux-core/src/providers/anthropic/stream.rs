@@ -4,14 +4,14 @@
 
 use super::error::from_parts;
 use super::request::JSON_TOOL;
-use super::response::finish_reason;
+use super::response::{finish_reason, provider_field};
 use crate::providers::sse::SseParser;
 use crate::providers::{ChunkSource, StreamEvent, StreamTranslator};
 use crate::types::anthropic::{
     AnthropicUsage, Block, BlockDelta, KnownBlock, RawDeltaKind, StreamEvent as AnEvent, raw_delta,
 };
 use crate::types::{ApiError, Delta, FunctionCallDelta, ToolCallDelta, Usage};
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// Content blocks a streamed message may open: far more than any answer
 /// has, few enough that a broken index cannot make the table large.
@@ -24,8 +24,18 @@ enum BlockKind {
     /// The forced JSON tool: its input is the answer text.
     JsonAnswer,
     Thinking,
+    /// A call Anthropic runs itself (web search): passed on whole at its
+    /// end, its input gathered from the deltas.
+    Server {
+        block: Value,
+        input: String,
+    },
     Other,
 }
+
+/// Input JSON kept for a server tool call: a search query is short; more
+/// than this is not read.
+const MAX_SERVER_INPUT: usize = 64 * 1024;
 
 pub struct AnthropicStream {
     sse: SseParser,
@@ -60,6 +70,17 @@ impl AnthropicStream {
 
     fn chunk(&self, delta: Delta, finish: Option<String>) -> StreamEvent {
         self.src.chunk(0, delta, finish)
+    }
+
+    /// A chunk carrying only `provider_specific_fields`.
+    fn provider_fields(&self, fields: Value) -> StreamEvent {
+        self.chunk(
+            Delta {
+                provider_specific_fields: Some(fields),
+                ..Default::default()
+            },
+            None,
+        )
     }
 
     fn fail(&mut self, err: ApiError, out: &mut Vec<StreamEvent>) {
@@ -140,6 +161,20 @@ impl AnthropicStream {
                         BlockKind::Tool(i)
                     }
                     Block::Known(KnownBlock::Thinking { .. }) => BlockKind::Thinking,
+                    Block::Other(block) => {
+                        let kind = block.get("type").and_then(Value::as_str).unwrap_or("");
+                        let key = provider_field(kind);
+                        if key == "server_tool_use" {
+                            BlockKind::Server {
+                                block,
+                                input: String::new(),
+                            }
+                        } else {
+                            // A result comes whole in its start event.
+                            out.push(self.provider_fields(json!({ key: [block] })));
+                            BlockKind::Other
+                        }
+                    }
                     Block::Known(KnownBlock::RedactedThinking { data }) => {
                         out.push(self.chunk(
                             Delta {
@@ -162,6 +197,16 @@ impl AnthropicStream {
                 }
             }
             AnEvent::ContentBlockDelta { index, delta } => {
+                if let (
+                    Some(BlockKind::Server { input, .. }),
+                    BlockDelta::InputJsonDelta { partial_json },
+                ) = (self.blocks.get_mut(index as usize), &delta)
+                {
+                    if input.len() + partial_json.len() <= MAX_SERVER_INPUT {
+                        input.push_str(partial_json);
+                    }
+                    return;
+                }
                 let kind = self.blocks.get(index as usize).unwrap_or(&BlockKind::Other);
                 let d = match (kind, delta) {
                     (BlockKind::Text, BlockDelta::TextDelta { text }) => Delta {
@@ -185,6 +230,11 @@ impl AnthropicStream {
                         }]),
                         ..Default::default()
                     },
+                    // Where the text just sent comes from (LiteLLM's key).
+                    (BlockKind::Text, BlockDelta::CitationsDelta { citation }) => Delta {
+                        provider_specific_fields: Some(json!({ "citation": citation })),
+                        ..Default::default()
+                    },
                     (BlockKind::Thinking, BlockDelta::ThinkingDelta { thinking }) => Delta {
                         reasoning_content: Some(thinking.clone()),
                         thinking_blocks: Some(vec![
@@ -202,19 +252,29 @@ impl AnthropicStream {
                 };
                 out.push(self.chunk(d, None));
             }
-            AnEvent::ContentBlockStop { .. } | AnEvent::Ping => {}
+            AnEvent::ContentBlockStop { index } => {
+                let Some(slot @ BlockKind::Server { .. }) = self.blocks.get_mut(index as usize)
+                else {
+                    return;
+                };
+                if let BlockKind::Server { mut block, input } =
+                    std::mem::replace(slot, BlockKind::Other)
+                {
+                    // The input the start event had (`{}`) unless deltas
+                    // gave one; input that does not read is passed as text.
+                    if !input.is_empty() {
+                        let value = serde_json::from_str(&input).unwrap_or(Value::String(input));
+                        if let Some(obj) = block.as_object_mut() {
+                            obj.insert("input".into(), value);
+                        }
+                    }
+                    out.push(self.provider_fields(json!({ "server_tool_use": [block] })));
+                }
+            }
+            AnEvent::Ping => {}
             AnEvent::MessageDelta { delta, usage } => {
                 if let Some(u) = usage {
-                    self.usage.output_tokens = u.output_tokens;
-                    if let Some(v) = u.input_tokens {
-                        self.usage.input_tokens = v;
-                    }
-                    if u.cache_read_input_tokens.is_some() {
-                        self.usage.cache_read_input_tokens = u.cache_read_input_tokens;
-                    }
-                    if u.cache_creation_input_tokens.is_some() {
-                        self.usage.cache_creation_input_tokens = u.cache_creation_input_tokens;
-                    }
+                    self.usage.update(u);
                 }
                 if delta.stop_reason.is_some() {
                     self.stop_reason = delta.stop_reason;

@@ -41,6 +41,7 @@ pub fn usage(u: &Value) -> Usage {
         cache_creation_input_tokens: Some(write),
         prompt_cache_hit_tokens: None,
         cost: None,
+        server_tool_use: None,
     }
 }
 

@@ -76,6 +76,7 @@ impl UsageMetadata {
             cache_creation_input_tokens: None,
             prompt_cache_hit_tokens: None,
             cost: None,
+            server_tool_use: None,
         }
     }
 }
