@@ -1771,3 +1771,16 @@ def test_messages_web_search_blocks_pass_through_to_claude_code(aclient, mock, m
     assert [b.type for b in final.content] == ["text", "server_tool_use", "web_search_tool_result", "text"]
     assert final.content[1].input == {"query": f"search again {marker}"}
     assert final.usage.server_tool_use.web_search_requests == 1
+
+
+def test_chat_claude_web_search_tool_written_as_anthropic_writes_it(client, mock, marker):
+    """Anthropic's own tool in `tools`, without an OpenAI `function` (as
+    LiteLLM accepts it): sent as written, answered with a search."""
+    tool = {"type": "web_search_20250305", "name": "web_search", "max_uses": 2,
+            "allowed_domains": ["example.com"]}
+    resp = client.chat.completions.create(
+        model=CLAUDE, messages=[{"role": "user", "content": f"look it up {marker}"}], tools=[tool],
+    )
+    assert resp.choices[0].message.content == MOCK_SEARCH_TEXT
+    assert resp.usage.model_extra["server_tool_use"] == {"web_search_requests": 1}
+    assert mock.one_request_with(marker)["body"]["tools"] == [tool]

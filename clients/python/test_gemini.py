@@ -1943,3 +1943,64 @@ def test_gemini_client_hangup_cancels_upstream_stream(gclient, gem_mock, marker)
     while time.monotonic() < deadline and mock_stats(gem_mock)["streams_cancelled"] <= before:
         time.sleep(0.05)
     assert mock_stats(gem_mock)["streams_cancelled"] > before, "the upstream stream was not cancelled"
+
+
+# ===========================================================================
+# Grounding with Google Search
+
+
+MOCK_SEARCH_URI = "https://example.com/llmux-mock"
+
+
+@pytest.mark.parametrize("how", ["tool", "web_search_options"])
+def test_gemini_google_search_grounding(gclient, gem_mock, marker, how):
+    """Gemini's own search tool as LiteLLM users write it
+    (`tools=[{"googleSearch": {}}]`), or OpenAI's `web_search_options`:
+    sent as Google Search; the answer's grounding comes back as LiteLLM's
+    `vertex_ai_grounding_metadata`, its searches counted in usage."""
+    ask = {"tools": [{"googleSearch": {}}]} if how == "tool" else {"web_search_options": {}}
+    resp = gclient.chat.completions.create(model=FLASH, messages=user(f"who won {marker}"), **ask)
+    assert resp.choices[0].message.content == MOCK_TEXT
+    assert not resp.choices[0].message.tool_calls
+    (g,) = resp.model_extra["vertex_ai_grounding_metadata"]
+    assert g["webSearchQueries"] == [f"who won {marker}"]
+    assert g["groundingChunks"][0]["web"]["uri"] == MOCK_SEARCH_URI
+    assert g["groundingSupports"][0]["segment"]["text"] == MOCK_TEXT
+    assert resp.model_extra["vertex_ai_safety_results"] == []
+    assert resp.usage.model_extra["server_tool_use"] == {"web_search_requests": 1}
+    body = one_gemini_request(gem_mock, marker)["body"]
+    assert body["tools"] == [{"googleSearch": {}}]
+    assert "web_search_options" not in body
+
+
+def test_gemini_google_search_grounding_streamed(gclient, gem_mock, marker):
+    stream = gclient.chat.completions.create(
+        model=FLASH, messages=user(f"search {marker}"), stream=True,
+        stream_options={"include_usage": True},
+        tools=[TOOLS[0], {"google_search": {}}],
+        tool_choice="none",
+    )
+    text, grounding, usage = "", [], None
+    for chunk in stream:
+        text += "".join(c.delta.content or "" for c in chunk.choices)
+        if chunk.model_extra.get("vertex_ai_grounding_metadata"):
+            grounding += chunk.model_extra["vertex_ai_grounding_metadata"]
+        usage = chunk.usage or usage
+    assert text == MOCK_TEXT
+    (g,) = grounding
+    assert g["webSearchQueries"] == [f"search {marker}"]
+    assert usage.model_extra["server_tool_use"] == {"web_search_requests": 1}
+    body = one_gemini_request(gem_mock, marker)["body"]
+    assert body["tools"][0]["functionDeclarations"][0]["name"] == TOOLS[0]["function"]["name"]
+    assert body["tools"][1] == {"google_search": {}}
+
+
+def test_gemini_foreign_tool_type_is_a_clear_400(gclient, gem_mock, marker):
+    with pytest.raises(openai.BadRequestError) as ei:
+        gclient.chat.completions.create(
+            model=FLASH, messages=user(marker),
+            tools=[{"type": "web_search_20250305", "name": "web_search"}],
+        )
+    err = assert_error_shape(ei.value.response, 400)
+    assert "web_search_20250305" in err["message"] and err["param"] == "tools[0]"
+    assert gemini_requests(gem_mock, marker) == []

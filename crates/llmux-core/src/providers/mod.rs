@@ -442,6 +442,29 @@ impl ChunkSource {
         self.event(std::slice::from_ref(&choice), None)
     }
 
+    /// A chunk with fields of its own beside `choices` (Gemini's grounding,
+    /// as LiteLLM's `vertex_ai_grounding_metadata`).
+    pub fn chunk_with_fields(
+        &self,
+        index: u32,
+        delta: Delta,
+        finish: Option<String>,
+        fields: &serde_json::Map<String, serde_json::Value>,
+    ) -> StreamEvent {
+        let choice = ChunkChoice {
+            index,
+            delta,
+            finish_reason: finish,
+            logprobs: None,
+        };
+        let mut out = Vec::with_capacity(self.head.len() + 512);
+        out.extend_from_slice(&self.head);
+        let _ = serde_json::to_writer(&mut out, std::slice::from_ref(&choice));
+        let _ = crate::json::write_entries(&mut out, fields);
+        out.push(b'}');
+        StreamEvent::Data(Bytes::from(out))
+    }
+
     /// The usage chunk that ends a stream: `choices: []`, as clients expect.
     pub fn usage(&self, usage: &Usage) -> StreamEvent {
         self.event(&[], Some(usage))

@@ -598,36 +598,99 @@ pub struct FunctionCall {
     pub arguments: String,
 }
 
+/// A tool offered to the model: OpenAI's function tool, or a provider's
+/// own (Anthropic's `{"type": "web_search_20250305", "name": …}`, Gemini's
+/// `{"googleSearch": {}}`), its fields kept in `extra`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Tool {
-    #[serde(rename = "type", default = "function_type")]
+    /// `function`, a provider's tool type, or empty for a tool written
+    /// without one (Gemini's `{"googleSearch": {}}`).
+    #[serde(rename = "type", skip_serializing_if = "String::is_empty")]
     pub kind: String,
-    pub function: FunctionDefinition,
+    /// Always there for a `function` tool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<FunctionDefinition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_control: Option<Value>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
-deserialize_keeping_extra!(Tool,
-    required { function: "function" }
-    defaults { kind: "type" = function_type }
-    optional { cache_control: "cache_control" }
+/// A tool as written, before it is told which kind it is.
+struct ToolWire {
+    kind: Option<String>,
+    function: Option<FunctionDefinition>,
+    cache_control: Option<Value>,
+    extra: Map<String, Value>,
+}
+
+deserialize_keeping_extra!(ToolWire,
+    required {}
+    defaults {}
+    optional { kind: "type", function: "function", cache_control: "cache_control" }
 );
 
+impl<'de> Deserialize<'de> for Tool {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = ToolWire::deserialize(d)?;
+        let kind = match (w.kind, &w.function) {
+            (Some(k), None) if k == "function" => {
+                return Err(serde::de::Error::missing_field("function"));
+            }
+            (Some(k), _) => k,
+            (None, Some(_)) => function_type(),
+            (None, None) if w.extra.is_empty() => {
+                return Err(serde::de::Error::missing_field("function"));
+            }
+            (None, None) => String::new(),
+        };
+        Ok(Tool {
+            kind,
+            function: w.function,
+            cache_control: w.cache_control,
+            extra: w.extra,
+        })
+    }
+}
+
 impl Tool {
+    /// The function of a `function` tool.
+    pub fn as_function(&self) -> Option<&FunctionDefinition> {
+        self.function.as_ref().filter(|_| self.kind == "function")
+    }
+
     fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
-        let f = &self.function;
-        out.extend_from_slice(b"{\"type\":");
-        json::write_str(out, &self.kind);
-        out.extend_from_slice(b",\"function\":{\"name\":");
-        json::write_str(out, &f.name);
-        json::write_opt_str(out, b",\"description\":", f.description.as_deref());
-        json::write_opt_tree(out, b",\"parameters\":", f.parameters.as_ref())?;
-        json::write_opt_value(out, b",\"strict\":", f.strict.as_ref())?;
-        out.push(b'}');
-        json::write_opt_tree(out, b",\"cache_control\":", self.cache_control.as_ref())?;
-        json::write_entries(out, &self.extra)?;
+        out.push(b'{');
+        // A comma before every member but the first, whichever that is.
+        let mut first = true;
+        let mut key = |out: &mut Vec<u8>, key: &[u8]| {
+            if !std::mem::take(&mut first) {
+                out.push(b',');
+            }
+            out.extend_from_slice(key);
+        };
+        if !self.kind.is_empty() {
+            key(out, b"\"type\":");
+            json::write_str(out, &self.kind);
+        }
+        if let Some(f) = &self.function {
+            key(out, b"\"function\":{\"name\":");
+            json::write_str(out, &f.name);
+            json::write_opt_str(out, b",\"description\":", f.description.as_deref());
+            json::write_opt_tree(out, b",\"parameters\":", f.parameters.as_ref())?;
+            json::write_opt_value(out, b",\"strict\":", f.strict.as_ref())?;
+            out.push(b'}');
+        }
+        if let Some(c) = &self.cache_control {
+            key(out, b"\"cache_control\":");
+            json::write_tree(out, c)?;
+        }
+        for (k, v) in &self.extra {
+            key(out, b"");
+            json::write_str(out, k);
+            out.push(b':');
+            json::write_tree(out, v)?;
+        }
         out.push(b'}');
         Ok(())
     }
@@ -1066,7 +1129,10 @@ mod tests {
                 ..
             })
         ));
-        assert_eq!(req.tools.as_ref().unwrap()[0].function.strict, Some(true));
+        assert_eq!(
+            req.tools.as_ref().unwrap()[0].as_function().unwrap().strict,
+            Some(true)
+        );
         assert_eq!(req.extra["some_future_field"]["kept"], true);
 
         assert_eq!(req.temperature, Some(0.0));
@@ -1082,6 +1148,40 @@ mod tests {
 
     /// A request written by hand is what serde's derive writes, byte for
     /// byte: every field, every kind of part, strings that need escaping.
+    #[test]
+    fn tools_are_functions_or_a_providers_own() {
+        let tools = |v: Value| {
+            serde_json::from_value::<ChatCompletionRequest>(
+                serde_json::json!({"model": "m", "messages": [], "tools": v}),
+            )
+            .map(|r| r.tools.unwrap())
+        };
+        let t = tools(serde_json::json!([
+            {"function": {"name": "f"}},
+            {"type": "web_search_20250305", "name": "web_search"},
+            {"googleSearch": {}}
+        ]))
+        .unwrap();
+        assert_eq!(t[0].kind, "function");
+        assert_eq!(t[0].as_function().unwrap().name, "f");
+        assert_eq!(
+            (t[1].kind.as_str(), t[1].as_function()),
+            ("web_search_20250305", None)
+        );
+        assert_eq!(t[1].extra["name"], "web_search");
+        assert_eq!((t[2].kind.as_str(), t[2].as_function()), ("", None));
+        assert_eq!(t[2].extra["googleSearch"], serde_json::json!({}));
+        // A function tool needs its function; a tool needs something.
+        for bad in [
+            serde_json::json!([{"type": "function"}]),
+            serde_json::json!([{}]),
+            serde_json::json!([{"type": "function", "name": "f"}]),
+        ] {
+            let e = tools(bad.clone()).unwrap_err().to_string();
+            assert!(e.contains("missing field `function`"), "{bad}: {e}");
+        }
+    }
+
     #[test]
     fn a_written_request_is_the_json_serde_writes() {
         let requests = [
@@ -1106,6 +1206,11 @@ mod tests {
               "reasoning_effort":"low","stream":false,"stream_options":{"include_usage":false,"more":1},
               "metadata":{"k":"v"}}"#,
             r#"{"model":"","messages":[],"stop":["a","b"],"tool_choice":"required"}"#,
+            // Tools that are not functions: a provider's own, typed or not.
+            r#"{"model":"m","messages":[],"tools":[{"googleSearch":{}},
+                {"type":"web_search_20250305","name":"web_search","max_uses":3},
+                {"cache_control":{"type":"ephemeral"},"urlContext":{}},
+                {"function":{"name":"f"}}]}"#,
         ];
         for text in requests {
             let req: ChatCompletionRequest = serde_json::from_str(text).unwrap();

@@ -3,7 +3,7 @@
 //! (`MockOptions`) that steer every route, OpenAI and Anthropic alike.
 
 use http::HeaderMap;
-use llmux_core::types::{ChatCompletionRequest, Role};
+use llmux_core::types::{ChatCompletionRequest, FunctionDefinition, Role};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -384,9 +384,17 @@ pub fn words(text: &str) -> Vec<String> {
 
 /// Tool calls when the request offers tools and is not answering a tool result.
 fn tool_calls(req: &ChatCompletionRequest, opts: &MockOptions) -> Vec<Call> {
-    let Some(tools) = req.tools.as_ref().filter(|t| !t.is_empty()) else {
+    // Function tools: what a model calls back (a provider's own tools, such
+    // as a web search, it runs itself).
+    let tools: Vec<&FunctionDefinition> = req
+        .tools
+        .iter()
+        .flatten()
+        .filter_map(|t| t.as_function())
+        .collect();
+    if tools.is_empty() {
         return vec![];
-    };
+    }
     if req.tool_choice.as_ref().is_some_and(|c| c.is_none()) {
         return vec![];
     }
@@ -398,21 +406,17 @@ fn tool_calls(req: &ChatCompletionRequest, opts: &MockOptions) -> Vec<Call> {
     (0..n)
         .map(|i| {
             let tool = match forced {
-                Some(name) => tools
-                    .iter()
-                    .find(|t| t.function.name == name)
-                    .unwrap_or(&tools[0]),
+                Some(name) => tools.iter().find(|t| t.name == name).unwrap_or(&tools[0]),
                 None => &tools[i % tools.len()],
             };
             let args = tool
-                .function
                 .parameters
                 .as_ref()
                 .map(example_for_schema)
                 .unwrap_or_else(|| json!({}));
             Call {
                 id: format!("call_mock_{i}"),
-                name: tool.function.name.clone(),
+                name: tool.name.clone(),
                 arguments: args.to_string(),
             }
         })

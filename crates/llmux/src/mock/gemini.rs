@@ -1151,6 +1151,39 @@ pub struct Reply {
     thoughts_tokens: Option<u64>,
     /// Per candidate.
     output_tokens: u64,
+    /// Grounding with Google Search, on the last chunk of each candidate.
+    grounding: Option<Value>,
+}
+
+/// When the request offers Google Search and no function is called: the
+/// grounding of an answer that searched for the last user text, as Gemini
+/// reports one (its query, one page, the text it supports).
+fn grounding(req: &Value, text: &str) -> Option<Value> {
+    let offered = list(field(req, "tools"))
+        .iter()
+        .filter_map(Value::as_object)
+        .any(|t| t.keys().any(|k| snake(k) == "google_search"));
+    if !offered {
+        return None;
+    }
+    let query: Vec<&str> = list(field(req, "contents"))
+        .iter()
+        .rev()
+        .find(|c| role(c) == "user")
+        .map(|c| {
+            parts(c)
+                .iter()
+                .filter_map(|p| field(p, "text").and_then(Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(json!({
+        "webSearchQueries": [query.join(" ")],
+        "searchEntryPoint": {"renderedContent": "<div class=\"container\">llmux mock search</div>"},
+        "groundingChunks": [{"web": {"uri": "https://example.com/llmux-mock", "title": "example.com"}}],
+        "groundingSupports": [{"segment": {"startIndex": 0, "endIndex": text.len(), "text": text},
+                               "groundingChunkIndices": [0]}]
+    }))
 }
 
 fn word_count(s: &str) -> u64 {
@@ -1170,6 +1203,7 @@ impl Reply {
         }
         let sign = thinking_on || is_gemini_3(model);
         let calls = calls(req, opts, model, sign);
+        let mut grounded = None;
         let output_tokens = if calls.is_empty() {
             let gc = field(req, "generationConfig");
             let json_mime = gc
@@ -1189,6 +1223,7 @@ impl Reply {
                 }
             });
             let n = word_count(&text);
+            grounded = grounding(req, &text);
             parts.push(Part::Text {
                 text,
                 signature: is_gemini_3(model).then(|| signature(model, "text")),
@@ -1222,6 +1257,7 @@ impl Reply {
             cached_tokens: cached,
             thoughts_tokens: thinking_on.then(|| word_count(&thought)),
             output_tokens,
+            grounding: grounded,
         }
     }
 
@@ -1284,6 +1320,9 @@ impl Reply {
                 }
                 if last {
                     c.insert("finishReason".into(), json!(self.finish_reason));
+                    if let Some(g) = &self.grounding {
+                        c.insert("groundingMetadata".into(), g.clone());
+                    }
                 }
                 c.insert("index".into(), json!(index));
                 Value::Object(c)

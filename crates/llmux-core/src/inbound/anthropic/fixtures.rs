@@ -60,7 +60,10 @@ fn claude_code_request_becomes_a_canonical_request() {
     assert_eq!(c.reasoning_effort.as_deref(), Some("high"));
     assert_eq!(c.user.as_deref(), Some("user_abc"));
     assert_eq!(c.parallel_tool_calls, Some(false));
-    assert_eq!(c.tools.as_ref().unwrap()[0].function.name, "Read");
+    assert_eq!(
+        c.tools.as_ref().unwrap()[0].as_function().unwrap().name,
+        "Read"
+    );
 
     let roles: Vec<Role> = c.messages.iter().map(|m| m.role).collect();
     assert_eq!(

@@ -118,7 +118,7 @@ pub fn to_canonical(
         }
         tools.push(Tool {
             kind: FUNCTION.to_owned(),
-            function: FunctionDefinition {
+            function: Some(FunctionDefinition {
                 name: t.name,
                 description: t.description,
                 parameters: Some(
@@ -126,7 +126,7 @@ pub fn to_canonical(
                         .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
                 ),
                 strict: None,
-            },
+            }),
             cache_control: t.cache_control,
             extra: Map::new(),
         });

@@ -988,3 +988,28 @@ fn a_streamed_web_search_reaches_the_client_with_its_results_and_citations() {
         assert_eq!(t.usage().unwrap().web_searches(), 1);
     }
 }
+
+#[test]
+fn anthropics_tools_without_a_function_go_as_written_and_others_are_named() {
+    let b = body(
+        json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+        "tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 3,
+                   "allowed_domains": ["docs.rs"]}]}),
+    );
+    assert_eq!(
+        b["tools"],
+        json!([{"type": "web_search_20250305", "name": "web_search", "max_uses": 3,
+                "allowed_domains": ["docs.rs"]}])
+    );
+    // Gemini's search is not Claude's: named, or dropped with drop_params.
+    let r = req(
+        json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+        "tools": [{"type": "function", "function": {"name": "f"}}, {"googleSearch": {}}]}),
+    );
+    let e = build(&r, "c", None, false).unwrap_err();
+    assert_eq!((e.status, e.param.as_deref()), (400, Some("tools[1]")));
+    assert!(e.message.contains("googleSearch"), "{}", e.message);
+    let built = build(&r, "c", None, true).unwrap();
+    let sent = serde_json::to_value(&built.body).unwrap();
+    assert_eq!(sent["tools"].as_array().unwrap().len(), 1);
+}

@@ -486,8 +486,23 @@ pub fn build<'a>(
 
     // Tools, tool choice, and response_format as a forced tool.
     let mut tools: Vec<ToolDef<'a>> = Vec::new();
-    for t in req.tools.iter().flatten() {
-        if t.kind != "function" {
+    for (i, t) in req.tools.iter().flatten().enumerate() {
+        let Some(function) = t.as_function() else {
+            if t.kind.is_empty() {
+                // Another provider's tool (Gemini's `{"googleSearch": {}}`).
+                if drop_params {
+                    continue;
+                }
+                let name = t.extra.keys().next().map_or("", String::as_str);
+                return Err(ApiError::invalid_field(
+                    &format!("tools[{i}]"),
+                    format!(
+                        "`{name}` is not a tool Claude knows: a tool needs a `type` \
+                         (`function`, or one of Anthropic's, such as `web_search_20250305`). \
+                         Remove it, or set `drop_params: true` to drop it."
+                    ),
+                ));
+            }
             if let Some(beta) = beta_for_tool(&t.kind) {
                 betas.push(beta);
             }
@@ -497,12 +512,11 @@ pub fn build<'a>(
                 cache_control: t.cache_control.as_ref(),
             });
             continue;
-        }
+        };
         tools.push(ToolDef::Function {
-            name: &t.function.name,
-            description: t.function.description.as_deref(),
-            input_schema: t
-                .function
+            name: &function.name,
+            description: function.description.as_deref(),
+            input_schema: function
                 .parameters
                 .as_ref()
                 .map_or_else(|| Cow::Owned(empty_schema()), Cow::Borrowed),

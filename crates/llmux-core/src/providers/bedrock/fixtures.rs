@@ -840,3 +840,17 @@ fn gpt_oss_and_nova_2_are_told_by_their_ids_and_profiles() {
     assert_eq!(effort("amazon.nova-pro-v1:0"), Effort::None);
     assert_eq!(effort("meta.llama3-3-70b-instruct-v1:0"), Effort::None);
 }
+
+#[test]
+fn tools_converse_cannot_take_are_named_not_dropped() {
+    let req: ChatCompletionRequest = serde_json::from_value(json!({"model": "m",
+        "messages": [{"role": "user", "content": "x"}],
+        "tools": [{"type": "function", "function": {"name": "f"}}, {"googleSearch": {}}]}))
+    .unwrap();
+    let e = build(&req, CLAUDE, false).err().unwrap();
+    assert_eq!((e.status, e.param.as_deref()), (400, Some("tools[1]")));
+    assert!(e.message.contains("googleSearch"), "{}", e.message);
+    let built = build(&req, CLAUDE, true).unwrap().body;
+    let sent = serde_json::to_value(&built).unwrap();
+    assert_eq!(sent["toolConfig"]["tools"].as_array().unwrap().len(), 1);
+}

@@ -564,17 +564,34 @@ pub fn build<'a>(
     // `tool_choice: "none"` offers none: Converse has no such choice.
     let offered = !matches!(&req.tool_choice, Some(ToolChoice::Mode(m)) if m == "none");
     let mut tools: Vec<ToolEntry<'a>> = Vec::new();
-    for t in req
-        .tools
-        .iter()
-        .flatten()
-        .filter(|t| offered && t.kind == "function")
-    {
+    for (i, t) in req.tools.iter().flatten().enumerate() {
+        let Some(function) = t.as_function() else {
+            // Converse takes function tools only: another kind (a
+            // provider's web search) is named, not dropped unseen.
+            if drop_params {
+                continue;
+            }
+            let kind = if t.kind.is_empty() {
+                t.extra.keys().next().map_or("", String::as_str)
+            } else {
+                &t.kind
+            };
+            return Err(ApiError::invalid_field(
+                &format!("tools[{i}]"),
+                format!(
+                    "Bedrock's Converse API takes only function tools, not `{kind}`. \
+                     Remove it, or set `drop_params: true` to drop it."
+                ),
+            ));
+        };
+        if !offered {
+            continue;
+        }
         tools.push(ToolEntry::Spec(ToolSpec {
-            name: &t.function.name,
-            description: t.function.description.as_deref(),
+            name: &function.name,
+            description: function.description.as_deref(),
             input_schema: InputSchema {
-                json: match &t.function.parameters {
+                json: match &function.parameters {
                     Some(p) => Cow::Borrowed(p),
                     None => Cow::Owned(empty_schema()),
                 },

@@ -523,3 +523,139 @@ fn thinking_off_and_adaptive_per_model_family() {
         json!({"thinkingBudget": 3000, "includeThoughts": true})
     );
 }
+
+#[test]
+fn gemini_tools_and_web_search_options_become_grounding_with_google_search() {
+    let f = json!({"type": "function", "function": {"name": "read",
+        "parameters": {"type": "object", "properties": {"p": {"type": "string"}}}}});
+    // Its own tools, written as Gemini takes them, go as written, after
+    // the functions.
+    let b = body(
+        json!({"model": "g", "messages": [{"role": "user", "content": "x"}],
+            "tools": [{"googleSearch": {}}, f, {"url_context": {}}]}),
+        "gemini-2.5-flash",
+    );
+    assert_eq!(b["tools"][0]["functionDeclarations"][0]["name"], "read");
+    assert_eq!(b["tools"][1], json!({"googleSearch": {}}));
+    assert_eq!(b["tools"][2], json!({"url_context": {}}));
+    // OpenAI's web_search_options: Google Search, as LiteLLM maps it.
+    let b = body(
+        json!({"model": "g", "messages": [{"role": "user", "content": "x"}],
+            "web_search_options": {"search_context_size": "low"}}),
+        "gemini-2.5-flash",
+    );
+    assert_eq!(b["tools"], json!([{"googleSearch": {}}]));
+    assert!(b.get("web_search_options").is_none() && b.get("toolConfig").is_none());
+    // Not twice when the client offered it too.
+    let b = body(
+        json!({"model": "g", "messages": [{"role": "user", "content": "x"}],
+            "tools": [{"google_search": {}}], "web_search_options": {}}),
+        "gemini-2.5-flash",
+    );
+    assert_eq!(b["tools"], json!([{"google_search": {}}]));
+    // Another provider's tool type is named, not dropped unseen.
+    let req: ChatCompletionRequest = serde_json::from_value(json!({"model": "g",
+        "messages": [{"role": "user", "content": "x"}],
+        "tools": [{"type": "web_search_20250305", "name": "web_search"}]}))
+    .unwrap();
+    let e = build(&req, "gemini-2.5-flash", false).unwrap_err();
+    assert_eq!((e.status, e.param.as_deref()), (400, Some("tools[0]")));
+    assert!(e.message.contains("web_search_20250305"), "{}", e.message);
+    assert!(
+        build(&req, "gemini-2.5-flash", true)
+            .unwrap()
+            .tools
+            .is_none()
+    );
+}
+
+/// An answer grounded with Google Search, as the API documents one: the
+/// queries run, the pages found, which text each supports.
+fn grounding() -> Value {
+    json!({
+        "webSearchQueries": ["UEFA Euro 2024 winner", "who won euro 2024"],
+        "searchEntryPoint": {"renderedContent": "<style>.container{}</style><div class=\"container\"></div>"},
+        "groundingChunks": [{"web": {"uri": "https://vertexaisearch.cloud.google.com/grounding-api-redirect/AbC1", "title": "uefa.com"}}],
+        "groundingSupports": [{"segment": {"startIndex": 0, "endIndex": 29, "text": "Spain won Euro 2024, 2 to 1."},
+                               "groundingChunkIndices": [0]}]
+    })
+}
+
+#[test]
+fn a_grounded_answer_keeps_its_grounding_and_counts_its_searches() {
+    let r: GenerateResponse = serde_json::from_value(json!({
+        "candidates": [{"content": {"role": "model", "parts": [{"text": "Spain won Euro 2024, 2 to 1."}]},
+                        "finishReason": "STOP", "index": 0, "groundingMetadata": grounding(),
+                        "urlContextMetadata": {"urlMetadata": [{"retrievedUrl": "https://uefa.com", "urlRetrievalStatus": "URL_RETRIEVAL_STATUS_SUCCESS"}]}}],
+        "usageMetadata": {"promptTokenCount": 12, "candidatesTokenCount": 9, "totalTokenCount": 21},
+        "modelVersion": "gemini-2.5-flash"
+    }))
+    .unwrap();
+    let out = to_openai(r, "gemini-2.5-flash", 1).unwrap();
+    let written = crate::json::written_body(&out, 0).unwrap();
+    assert_eq!(written, serde_json::to_vec(&out).unwrap());
+    let v: Value = serde_json::from_slice(&written).unwrap();
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        "Spain won Euro 2024, 2 to 1."
+    );
+    assert_eq!(v["vertex_ai_grounding_metadata"], json!([grounding()]));
+    assert_eq!(
+        v["vertex_ai_url_context_metadata"][0]["urlMetadata"][0]["retrievedUrl"],
+        "https://uefa.com"
+    );
+    assert_eq!(v["vertex_ai_safety_results"], json!([]));
+    assert_eq!(v["vertex_ai_citation_metadata"], json!([]));
+    assert_eq!(
+        v["usage"]["server_tool_use"],
+        json!({"web_search_requests": 2})
+    );
+    // Without grounding: the lists, empty, as LiteLLM gives them; no searches.
+    let plain: GenerateResponse = serde_json::from_value(json!({
+        "candidates": [{"content": {"role": "model", "parts": [{"text": "hi"}]}, "finishReason": "STOP"}],
+        "usageMetadata": {"promptTokenCount": 1, "candidatesTokenCount": 1, "totalTokenCount": 2}
+    }))
+    .unwrap();
+    let out = to_openai(plain, "g", 1).unwrap();
+    assert_eq!(out.extra["vertex_ai_grounding_metadata"], json!([]));
+    assert_eq!(out.usage.unwrap().server_tool_use, None);
+}
+
+#[test]
+fn a_grounded_stream_carries_its_grounding_in_a_chunk_and_its_searches_in_usage() {
+    let last = json!({
+        "candidates": [{"content": {"role": "model", "parts": [{"text": " 2 to 1."}]},
+                        "finishReason": "STOP", "groundingMetadata": grounding()}],
+        "usageMetadata": {"promptTokenCount": 12, "candidatesTokenCount": 9, "totalTokenCount": 21}
+    });
+    let input = format!(
+        "data: {{\"candidates\":[{{\"content\":{{\"role\":\"model\",\"parts\":[{{\"text\":\"Spain won Euro 2024,\"}}]}}}}]}}\r\n\r\n\
+         data: {last}\r\n\r\n"
+    );
+    let (out, t) = run(&input, true);
+    assert_eq!(out.last(), Some(&StreamEvent::Done));
+    let c = chunks(&out);
+    let text: String = c
+        .iter()
+        .filter_map(|x| {
+            x["choices"].get(0)?["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(text, "Spain won Euro 2024, 2 to 1.");
+    let grounded: Vec<&Value> = c
+        .iter()
+        .filter(|x| x.get("vertex_ai_grounding_metadata").is_some())
+        .collect();
+    assert_eq!(grounded.len(), 1);
+    assert_eq!(
+        grounded[0]["vertex_ai_grounding_metadata"],
+        json!([grounding()])
+    );
+    assert_eq!(grounded[0]["object"], "chat.completion.chunk");
+    assert_eq!(grounded[0]["choices"][0]["delta"], json!({}));
+    let usage = &c.last().unwrap()["usage"];
+    assert_eq!(usage["server_tool_use"], json!({"web_search_requests": 2}));
+    assert_eq!(t.usage().unwrap().web_searches(), 2);
+}

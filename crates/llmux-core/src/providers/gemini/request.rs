@@ -37,6 +37,7 @@ const MAPPED_EXTRA: &[&str] = &[
     "safety_settings",
     "safetySettings",
     "cached_content",
+    "web_search_options",
 ];
 
 /// Gemini 3 takes a thinking level; 2.x a token budget.
@@ -55,7 +56,7 @@ pub struct GenerateRequest<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub system_instruction: Option<Parts<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tools: Option<[Declarations<'a>; 1]>,
+    pub tools: Option<Vec<GeminiTool<'a>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_config: Option<Value>,
     #[serde(skip_serializing_if = "Map::is_empty")]
@@ -75,6 +76,16 @@ pub struct Turn<'a> {
 #[derive(Debug, Serialize)]
 pub struct Parts<'a> {
     pub parts: Vec<Part<'a>>,
+}
+
+/// One of `tools`: the functions, or one of Gemini's own tools as the
+/// client wrote it (`{"googleSearch": {}}`, `{"urlContext": {}}`,
+/// `{"codeExecution": {}}`, …).
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum GeminiTool<'a> {
+    Functions(Declarations<'a>),
+    Native(Cow<'a, Map<String, Value>>),
 }
 
 #[derive(Debug, Serialize)]
@@ -169,17 +180,24 @@ impl WriteJson for GenerateRequest<'_> {
             write_parts(out, &system.parts)?;
             out.push(b'}');
         }
-        if let Some([tools]) = &self.tools {
-            out.extend_from_slice(b",\"tools\":[{\"functionDeclarations\":");
-            json::write_list(out, &tools.function_declarations, |out, d| {
-                out.extend_from_slice(b"{\"name\":");
-                json::write_str(out, d.name);
-                json::write_opt_str(out, b",\"description\":", d.description);
-                json::write_opt_tree(out, b",\"parameters\":", d.parameters.as_ref())?;
-                out.push(b'}');
-                Ok(())
+        if let Some(tools) = &self.tools {
+            out.extend_from_slice(b",\"tools\":");
+            json::write_list(out, tools, |out, tool| match tool {
+                GeminiTool::Functions(f) => {
+                    out.extend_from_slice(b"{\"functionDeclarations\":");
+                    json::write_list(out, &f.function_declarations, |out, d| {
+                        out.extend_from_slice(b"{\"name\":");
+                        json::write_str(out, d.name);
+                        json::write_opt_str(out, b",\"description\":", d.description);
+                        json::write_opt_tree(out, b",\"parameters\":", d.parameters.as_ref())?;
+                        out.push(b'}');
+                        Ok(())
+                    })?;
+                    out.push(b'}');
+                    Ok(())
+                }
+                GeminiTool::Native(t) => json::write_value(out, t),
             })?;
-            out.extend_from_slice(b"}]");
         }
         json::write_opt_tree(out, b",\"toolConfig\":", self.tool_config.as_ref())?;
         if !self.generation_config.is_empty() {
@@ -328,29 +346,52 @@ pub fn build<'a>(
         ));
     }
 
-    let declarations: Vec<Declaration<'a>> = req
-        .tools
-        .iter()
-        .flatten()
-        .filter(|t| t.kind == "function")
-        .map(|t| Declaration {
-            name: &t.function.name,
-            description: t.function.description.as_deref(),
-            // Gemini refuses an object with no properties: leave it out.
-            parameters: t
-                .function
-                .parameters
-                .as_ref()
-                .map(schema::clean)
-                .filter(|p| {
+    let mut declarations: Vec<Declaration<'a>> = Vec::new();
+    let mut native: Vec<GeminiTool<'a>> = Vec::new();
+    for (i, t) in req.tools.iter().flatten().enumerate() {
+        if let Some(f) = t.as_function() {
+            declarations.push(Declaration {
+                name: &f.name,
+                description: f.description.as_deref(),
+                // Gemini refuses an object with no properties: leave it out.
+                parameters: f.parameters.as_ref().map(schema::clean).filter(|p| {
                     p.get("properties")
                         .and_then(Value::as_object)
                         .is_some_and(|o| !o.is_empty())
                 }),
-        })
-        .collect();
+            });
+        } else if t.kind.is_empty() {
+            // Written as Gemini takes it: sent as it is.
+            native.push(GeminiTool::Native(Cow::Borrowed(&t.extra)));
+        } else if !drop_params {
+            return Err(ApiError::invalid_field(
+                &format!("tools[{i}]"),
+                format!(
+                    "Gemini has no tool of type `{}`. Its own tools are written as objects \
+                     (`{{\"googleSearch\": {{}}}}`, `{{\"urlContext\": {{}}}}`, \
+                     `{{\"codeExecution\": {{}}}}`). Remove it, or set `drop_params: true` \
+                     to drop it.",
+                    t.kind
+                ),
+            ));
+        }
+    }
+    // OpenAI's web search as Gemini's, as LiteLLM maps it: grounding with
+    // Google Search (once, if the client did not offer it already).
+    let web_search = req
+        .extra
+        .get("web_search_options")
+        .is_some_and(|v| !v.is_null());
+    let searching = native.iter().any(|t| {
+        matches!(t, GeminiTool::Native(m) if m.contains_key("googleSearch") || m.contains_key("google_search"))
+    });
+    if web_search && !searching {
+        let mut search = Map::new();
+        search.insert("googleSearch".into(), json!({}));
+        native.push(GeminiTool::Native(Cow::Owned(search)));
+    }
     let mut tool_config = None;
-    let tools = if declarations.is_empty() {
+    let mut tools = if declarations.is_empty() {
         None
     } else {
         if let Some(choice) = &req.tool_choice {
@@ -364,10 +405,13 @@ pub fn build<'a>(
             };
             tool_config = Some(json!({"functionCallingConfig": config}));
         }
-        Some([Declarations {
+        Some(vec![GeminiTool::Functions(Declarations {
             function_declarations: declarations,
-        }])
+        })])
     };
+    if !native.is_empty() {
+        tools.get_or_insert_with(Vec::new).extend(native);
+    }
 
     let mut config = Map::new();
     if let Some(t) = req.temperature {

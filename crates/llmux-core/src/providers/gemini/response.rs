@@ -34,6 +34,86 @@ pub struct Candidate {
     pub finish_message: Option<String>,
     #[serde(default)]
     pub index: Option<u32>,
+    #[serde(default)]
+    pub grounding_metadata: Option<Value>,
+    #[serde(default)]
+    pub url_context_metadata: Option<Value>,
+    #[serde(default)]
+    pub safety_ratings: Option<Value>,
+    #[serde(default)]
+    pub citation_metadata: Option<Value>,
+}
+
+/// What Gemini says about its candidates beside their parts: the Google
+/// Search grounding (queries, sources, which text each supports), the
+/// URLs read, safety ratings and citations. LiteLLM gives each as a list
+/// at the top of the response, one entry per candidate that has it; so
+/// does llmux.
+#[derive(Debug, Default)]
+pub struct Metadata {
+    grounding: Vec<Value>,
+    url_context: Vec<Value>,
+    safety: Vec<Value>,
+    citation: Vec<Value>,
+}
+
+impl Metadata {
+    pub fn add(
+        &mut self,
+        grounding: Option<Value>,
+        url_context: Option<Value>,
+        safety: Option<Value>,
+        citation: Option<Value>,
+    ) {
+        let lists = [
+            (&mut self.grounding, grounding),
+            (&mut self.url_context, url_context),
+            (&mut self.safety, safety),
+            (&mut self.citation, citation),
+        ];
+        for (list, v) in lists {
+            list.extend(v.filter(|v| !v.is_null()));
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.grounding.is_empty()
+            && self.url_context.is_empty()
+            && self.safety.is_empty()
+            && self.citation.is_empty()
+    }
+
+    /// Google searches run: the queries the grounding lists.
+    pub fn searches(&self) -> u64 {
+        self.grounding
+            .iter()
+            .filter_map(|g| g.get("webSearchQueries")?.as_array())
+            .map(|q| q.len() as u64)
+            .sum()
+    }
+
+    /// The four lists into `fields`, under LiteLLM's names.
+    pub fn into_fields(self, fields: &mut Map<String, Value>) {
+        let lists = [
+            ("vertex_ai_grounding_metadata", self.grounding),
+            ("vertex_ai_url_context_metadata", self.url_context),
+            ("vertex_ai_safety_results", self.safety),
+            ("vertex_ai_citation_metadata", self.citation),
+        ];
+        for (key, list) in lists {
+            fields.insert(key.into(), Value::Array(list));
+        }
+    }
+}
+
+/// Searches counted in usage, as for Claude's web search.
+pub fn count_searches(usage: &mut Usage, searches: u64) {
+    if searches > 0 {
+        usage.server_tool_use = Some(crate::types::usage::ServerToolUse {
+            web_search_requests: Some(searches),
+            web_fetch_requests: None,
+        });
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -213,11 +293,18 @@ pub fn to_openai(
         }
     }
     let mut failed = None;
+    let mut metadata = Metadata::default();
     let choices: Vec<Choice> = resp
         .candidates
         .into_iter()
         .enumerate()
         .map(|(i, c)| {
+            metadata.add(
+                c.grounding_metadata,
+                c.url_context_metadata,
+                c.safety_ratings,
+                c.citation_metadata,
+            );
             let mut text = String::new();
             let mut reasoning = String::new();
             let mut calls = Vec::new();
@@ -262,6 +349,12 @@ pub fn to_openai(
     if let Some(err) = failed.filter(|_| choices.len() == 1) {
         return Err(err);
     }
+    let mut usage = resp.usage_metadata.map(|u| u.to_openai());
+    if let Some(u) = &mut usage {
+        count_searches(u, metadata.searches());
+    }
+    let mut extra = Map::new();
+    metadata.into_fields(&mut extra);
     Ok(ChatCompletionResponse {
         id: resp
             .response_id
@@ -270,8 +363,8 @@ pub fn to_openai(
         created,
         model: resp.model_version.unwrap_or_else(|| model.to_owned()),
         choices,
-        usage: resp.usage_metadata.map(|u| u.to_openai()),
+        usage,
         system_fingerprint: None,
-        extra: Map::new(),
+        extra,
     })
 }

@@ -2,7 +2,10 @@
 //! `GenerateContentResponse` per event) → OpenAI chunks.
 
 use super::error::from_error_object;
-use super::response::{UsageMetadata, blocked, failed_answer, finish_reason, function_call, image};
+use super::response::{
+    Metadata, UsageMetadata, blocked, count_searches, failed_answer, finish_reason, function_call,
+    image,
+};
 use crate::json::JsonStr;
 use crate::providers::sse::SseParser;
 use crate::providers::{ChunkSource, StreamEvent, StreamTranslator};
@@ -25,6 +28,8 @@ pub struct GeminiStream {
     images: usize,
     finished: bool,
     usage: Option<Usage>,
+    /// Google searches the grounding lists, the most any event listed.
+    searches: u64,
     ended: bool,
 }
 
@@ -40,6 +45,7 @@ impl GeminiStream {
             images: 0,
             finished: false,
             usage: None,
+            searches: 0,
             ended: false,
         }
     }
@@ -68,7 +74,9 @@ impl GeminiStream {
             }
         }
         if let Some(u) = &resp.usage_metadata {
-            self.usage = Some(UsageMetadata::to_openai(u));
+            let mut usage = UsageMetadata::to_openai(u);
+            count_searches(&mut usage, self.searches);
+            self.usage = Some(usage);
         }
         if resp.candidates.is_empty() {
             if let Some(err) = resp.prompt_feedback.as_ref().and_then(blocked) {
@@ -88,7 +96,31 @@ impl GeminiStream {
                 None,
             );
         }
-        for (i, c) in resp.candidates.into_iter().enumerate() {
+        let mut metadata = Metadata::default();
+        let mut candidates = resp.candidates;
+        for c in &mut candidates {
+            metadata.add(
+                c.grounding_metadata.take(),
+                c.url_context_metadata.take(),
+                c.safety_ratings.take(),
+                c.citation_metadata.take(),
+            );
+        }
+        if !metadata.is_empty() {
+            // Grounding comes with the last pieces of the answer: a chunk
+            // of its own, before them, as LiteLLM's chunks carry it.
+            self.searches = self.searches.max(metadata.searches());
+            if let Some(u) = &mut self.usage {
+                count_searches(u, self.searches);
+            }
+            let mut fields = serde_json::Map::new();
+            metadata.into_fields(&mut fields);
+            out.push(
+                self.src
+                    .chunk_with_fields(0, Delta::default(), None, &fields),
+            );
+        }
+        for (i, c) in candidates.into_iter().enumerate() {
             let index = c.index.unwrap_or(i as u32);
             let slot = index as usize;
             if self.tools.len() <= slot {
@@ -210,6 +242,14 @@ struct StreamCandidate<'a> {
     finish_message: Option<Str<'a>>,
     #[serde(default)]
     index: Option<u32>,
+    #[serde(default)]
+    grounding_metadata: Option<Value>,
+    #[serde(default)]
+    url_context_metadata: Option<Value>,
+    #[serde(default)]
+    safety_ratings: Option<Value>,
+    #[serde(default)]
+    citation_metadata: Option<Value>,
 }
 
 #[derive(Deserialize)]
