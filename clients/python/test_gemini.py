@@ -1968,7 +1968,18 @@ def test_gemini_google_search_grounding(gclient, gem_mock, marker, how):
     assert g["groundingSupports"][0]["segment"]["text"] == MOCK_TEXT
     assert resp.model_extra["vertex_ai_safety_results"] == []
     assert resp.usage.model_extra["server_tool_use"] == {"web_search_requests": 1}
-    body = one_gemini_request(gem_mock, marker)["body"]
+    raw = gclient.chat.completions.with_raw_response.create(
+        model=FLASH, messages=user(f"again {marker}"), **ask
+    )
+    # Grounding is not priced by the catalog: the cost is the tokens'.
+    u = raw.parse().usage
+    info = gclient.get("/model/info", cast_to=httpx.Response).json()
+    (entry,) = [e for e in info["data"] if e["model_name"] == FLASH]
+    mi = entry["model_info"]
+    assert mi["supports_web_search"] is True and mi["search_context_cost_per_query"] is None
+    tokens = u.prompt_tokens * mi["input_cost_per_token"] + u.completion_tokens * mi["output_cost_per_token"]
+    assert float(raw.headers["x-litellm-response-cost"]) == pytest.approx(tokens, abs=1e-9)
+    body = gemini_requests(gem_mock, marker)[0]["body"]
     assert body["tools"] == [{"googleSearch": {}}]
     assert "web_search_options" not in body
 
@@ -1977,8 +1988,7 @@ def test_gemini_google_search_grounding_streamed(gclient, gem_mock, marker):
     stream = gclient.chat.completions.create(
         model=FLASH, messages=user(f"search {marker}"), stream=True,
         stream_options={"include_usage": True},
-        tools=[TOOLS[0], {"google_search": {}}],
-        tool_choice="none",
+        tools=[{"google_search": {}}],
     )
     text, grounding, usage = "", [], None
     for chunk in stream:
@@ -1990,9 +2000,7 @@ def test_gemini_google_search_grounding_streamed(gclient, gem_mock, marker):
     (g,) = grounding
     assert g["webSearchQueries"] == [f"search {marker}"]
     assert usage.model_extra["server_tool_use"] == {"web_search_requests": 1}
-    body = one_gemini_request(gem_mock, marker)["body"]
-    assert body["tools"][0]["functionDeclarations"][0]["name"] == TOOLS[0]["function"]["name"]
-    assert body["tools"][1] == {"google_search": {}}
+    assert one_gemini_request(gem_mock, marker)["body"]["tools"] == [{"google_search": {}}]
 
 
 def test_gemini_foreign_tool_type_is_a_clear_400(gclient, gem_mock, marker):

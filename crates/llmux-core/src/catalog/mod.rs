@@ -61,6 +61,10 @@ pub struct ModelEntry {
     pub supports_response_schema: bool,
     #[serde(default)]
     pub supports_pdf_input: bool,
+    /// The provider's own search tool works with the model (set too by a
+    /// `web_search_cost_per_query`).
+    #[serde(default)]
+    pub supports_web_search: bool,
     /// Body fields added when the client did not set them (OpenRouter routing).
     #[serde(default)]
     pub extra_body: Option<Map<String, Value>>,
@@ -237,7 +241,7 @@ impl ModelInfo {
             e.supports_computer_use,
             e.supports_response_schema,
             e.supports_pdf_input,
-            e.web_search_cost_per_query.is_some(),
+            e.supports_web_search || e.web_search_cost_per_query.is_some(),
         ];
         for (name, on) in FLAGS.iter().zip(flags) {
             m.insert((*name).into(), on.into());

@@ -633,7 +633,8 @@ deserialize_keeping_extra!(ToolWire,
 impl<'de> Deserialize<'de> for Tool {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let w = ToolWire::deserialize(d)?;
-        let kind = match (w.kind, &w.function) {
+        // `"type": ""` says no more than no type.
+        let kind = match (w.kind.filter(|k| !k.is_empty()), &w.function) {
             (Some(k), None) if k == "function" => {
                 return Err(serde::de::Error::missing_field("function"));
             }
@@ -1146,8 +1147,6 @@ mod tests {
         assert_eq!(again, original);
     }
 
-    /// A request written by hand is what serde's derive writes, byte for
-    /// byte: every field, every kind of part, strings that need escaping.
     #[test]
     fn tools_are_functions_or_a_providers_own() {
         let tools = |v: Value| {
@@ -1157,7 +1156,7 @@ mod tests {
             .map(|r| r.tools.unwrap())
         };
         let t = tools(serde_json::json!([
-            {"function": {"name": "f"}},
+            {"type": "", "function": {"name": "f"}},
             {"type": "web_search_20250305", "name": "web_search"},
             {"googleSearch": {}}
         ]))
@@ -1182,6 +1181,8 @@ mod tests {
         }
     }
 
+    /// A request written by hand is what serde's derive writes, byte for
+    /// byte: every field, every kind of part, strings that need escaping.
     #[test]
     fn a_written_request_is_the_json_serde_writes() {
         let requests = [

@@ -1013,3 +1013,77 @@ fn anthropics_tools_without_a_function_go_as_written_and_others_are_named() {
     let sent = serde_json::to_value(&built.body).unwrap();
     assert_eq!(sent["tools"].as_array().unwrap().len(), 1);
 }
+
+fn stream_of(events: &[Value]) -> Vec<Value> {
+    let mut text = String::new();
+    for e in events {
+        text.push_str(&format!(
+            "event: {}\ndata: {e}\n\n",
+            e["type"].as_str().unwrap()
+        ));
+    }
+    let mut t = AnthropicStream::new(false, false, "c", 1);
+    let mut out = vec![];
+    t.push(text.as_bytes(), &mut out);
+    t.finish(&mut out);
+    assert_eq!(out.last(), Some(&StreamEvent::Done), "{out:?}");
+    chunks(&out)
+}
+
+fn server_calls(chunks: &[Value]) -> Vec<Value> {
+    chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["provider_specific_fields"].get("server_tool_use"))
+        .flat_map(|v| v.as_array().unwrap().clone())
+        .collect()
+}
+
+#[test]
+fn server_calls_are_passed_on_whatever_the_stream_does() {
+    let start = json!({"type": "message_start", "message": {"id": "m", "type": "message", "role": "assistant",
+        "model": "c", "content": [], "usage": {"input_tokens": 1, "output_tokens": 1}}});
+    let open = |i: u32, id: &str| {
+        json!({"type": "content_block_start", "index": i,
+        "content_block": {"type": "server_tool_use", "id": id, "name": "web_search", "input": {}}})
+    };
+    let piece = |i: u32, p: &str| {
+        json!({"type": "content_block_delta", "index": i,
+        "delta": {"type": "input_json_delta", "partial_json": p}})
+    };
+    let stop = json!({"type": "message_stop"});
+    // No content_block_stop, and index 0 used again: both calls still come.
+    let c = stream_of(&[
+        start.clone(),
+        open(0, "a"),
+        piece(0, "{\"query\":\"one\"}"),
+        open(0, "b"),
+        piece(0, "{\"query\":\"two\"}"),
+        stop.clone(),
+    ]);
+    let calls = server_calls(&c);
+    assert_eq!(calls.len(), 2, "{c:?}");
+    assert_eq!(
+        (calls[0]["id"].as_str(), calls[0]["input"]["query"].as_str()),
+        (Some("a"), Some("one"))
+    );
+    assert_eq!(
+        (calls[1]["id"].as_str(), calls[1]["input"]["query"].as_str()),
+        (Some("b"), Some("two"))
+    );
+    // More input than is kept: the call comes with its start's input,
+    // marked, never with part of the pieces (later small ones included).
+    let big = "x".repeat(200 * 1024);
+    let c = stream_of(&[
+        start,
+        open(0, "a"),
+        piece(0, &format!("{{\"query\":\"{big}")),
+        piece(0, &big),
+        piece(0, "\"}"),
+        json!({"type": "content_block_stop", "index": 0}),
+        stop,
+    ]);
+    let calls = server_calls(&c);
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0]["input"], json!({}));
+    assert_eq!(calls[0]["input_truncated"], true);
+}

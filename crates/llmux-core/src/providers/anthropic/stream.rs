@@ -26,16 +26,22 @@ enum BlockKind {
     Thinking,
     /// A call Anthropic runs itself (web search): passed on whole at its
     /// end, its input gathered from the deltas.
-    Server {
-        block: Value,
-        input: String,
-    },
+    Server(Box<ServerCall>),
     Other,
 }
 
-/// Input JSON kept for a server tool call: a search query is short; more
-/// than this is not read.
-const MAX_SERVER_INPUT: usize = 64 * 1024;
+struct ServerCall {
+    block: Value,
+    input: String,
+    /// More input came than is kept: the block goes with the input its
+    /// start event had, marked `input_truncated`.
+    truncated: bool,
+}
+
+/// Input JSON kept for the server tool calls of one stream, all together:
+/// a search query is short; a stream that sends more cannot make llmux
+/// hold more.
+const MAX_SERVER_INPUT: usize = 256 * 1024;
 
 pub struct AnthropicStream {
     sse: SseParser,
@@ -49,6 +55,8 @@ pub struct AnthropicStream {
     usage: AnthropicUsage,
     openai_usage: Option<Usage>,
     stop_reason: Option<String>,
+    /// Server tool input kept so far (at most [`MAX_SERVER_INPUT`]).
+    server_input: usize,
     ended: bool,
 }
 
@@ -64,12 +72,39 @@ impl AnthropicStream {
             usage: AnthropicUsage::default(),
             openai_usage: None,
             stop_reason: None,
+            server_input: 0,
             ended: false,
         }
     }
 
     fn chunk(&self, delta: Delta, finish: Option<String>) -> StreamEvent {
         self.src.chunk(0, delta, finish)
+    }
+
+    /// The server call at block `index`, if one is open there, to the
+    /// client: its input read from the deltas (the start's `{}` if none
+    /// came; text if it does not read as JSON).
+    fn flush_server(&mut self, index: usize, out: &mut Vec<StreamEvent>) {
+        let Some(slot @ BlockKind::Server(_)) = self.blocks.get_mut(index) else {
+            return;
+        };
+        let BlockKind::Server(call) = std::mem::replace(slot, BlockKind::Other) else {
+            return;
+        };
+        let ServerCall {
+            mut block,
+            input,
+            truncated,
+        } = *call;
+        if let Some(obj) = block.as_object_mut() {
+            if truncated {
+                obj.insert("input_truncated".into(), Value::Bool(true));
+            } else if !input.is_empty() {
+                let value = serde_json::from_str(&input).unwrap_or(Value::String(input));
+                obj.insert("input".into(), value);
+            }
+        }
+        out.push(self.provider_fields(json!({ "server_tool_use": [block] })));
     }
 
     /// A chunk carrying only `provider_specific_fields`.
@@ -165,10 +200,11 @@ impl AnthropicStream {
                         let kind = block.get("type").and_then(Value::as_str).unwrap_or("");
                         let key = provider_field(kind);
                         if key == "server_tool_use" {
-                            BlockKind::Server {
+                            BlockKind::Server(Box::new(ServerCall {
                                 block,
                                 input: String::new(),
-                            }
+                                truncated: false,
+                            }))
                         } else {
                             // A result comes whole in its start event.
                             out.push(self.provider_fields(json!({ key: [block] })));
@@ -192,18 +228,24 @@ impl AnthropicStream {
                 if i >= self.blocks.len() {
                     self.blocks.resize_with(i + 1, || BlockKind::Other);
                 }
+                // A server call whose index is used again before its stop
+                // goes as it is, not lost.
+                self.flush_server(i, out);
                 if let Some(slot) = self.blocks.get_mut(i) {
                     *slot = kind;
                 }
             }
             AnEvent::ContentBlockDelta { index, delta } => {
                 if let (
-                    Some(BlockKind::Server { input, .. }),
+                    Some(BlockKind::Server(call)),
                     BlockDelta::InputJsonDelta { partial_json },
                 ) = (self.blocks.get_mut(index as usize), &delta)
                 {
-                    if input.len() + partial_json.len() <= MAX_SERVER_INPUT {
-                        input.push_str(partial_json);
+                    if call.truncated || self.server_input + partial_json.len() > MAX_SERVER_INPUT {
+                        call.truncated = true;
+                    } else {
+                        self.server_input += partial_json.len();
+                        call.input.push_str(partial_json);
                     }
                     return;
                 }
@@ -252,25 +294,7 @@ impl AnthropicStream {
                 };
                 out.push(self.chunk(d, None));
             }
-            AnEvent::ContentBlockStop { index } => {
-                let Some(slot @ BlockKind::Server { .. }) = self.blocks.get_mut(index as usize)
-                else {
-                    return;
-                };
-                if let BlockKind::Server { mut block, input } =
-                    std::mem::replace(slot, BlockKind::Other)
-                {
-                    // The input the start event had (`{}`) unless deltas
-                    // gave one; input that does not read is passed as text.
-                    if !input.is_empty() {
-                        let value = serde_json::from_str(&input).unwrap_or(Value::String(input));
-                        if let Some(obj) = block.as_object_mut() {
-                            obj.insert("input".into(), value);
-                        }
-                    }
-                    out.push(self.provider_fields(json!({ "server_tool_use": [block] })));
-                }
-            }
+            AnEvent::ContentBlockStop { index } => self.flush_server(index as usize, out),
             AnEvent::Ping => {}
             AnEvent::MessageDelta { delta, usage } => {
                 if let Some(u) = usage {
@@ -282,6 +306,10 @@ impl AnthropicStream {
                 self.openai_usage = Some(self.usage.to_openai());
             }
             AnEvent::MessageStop => {
+                // Server calls never stopped still reach the client.
+                for i in 0..self.blocks.len() {
+                    self.flush_server(i, out);
+                }
                 let has_tools = self.next_tool > 0;
                 let finish = if self.json_tool && !has_tools {
                     "stop".to_owned()

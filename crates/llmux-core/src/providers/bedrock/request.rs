@@ -565,6 +565,9 @@ pub fn build<'a>(
     let offered = !matches!(&req.tool_choice, Some(ToolChoice::Mode(m)) if m == "none");
     let mut tools: Vec<ToolEntry<'a>> = Vec::new();
     for (i, t) in req.tools.iter().flatten().enumerate() {
+        if !offered {
+            break;
+        }
         let Some(function) = t.as_function() else {
             // Converse takes function tools only: another kind (a
             // provider's web search) is named, not dropped unseen.
@@ -584,9 +587,6 @@ pub fn build<'a>(
                 ),
             ));
         };
-        if !offered {
-            continue;
-        }
         tools.push(ToolEntry::Spec(ToolSpec {
             name: &function.name,
             description: function.description.as_deref(),

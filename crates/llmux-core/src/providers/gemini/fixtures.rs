@@ -606,9 +606,11 @@ fn a_grounded_answer_keeps_its_grounding_and_counts_its_searches() {
     );
     assert_eq!(v["vertex_ai_safety_results"], json!([]));
     assert_eq!(v["vertex_ai_citation_metadata"], json!([]));
+    // One grounded answer (of two queries): Google bills 2.x grounding by
+    // the prompt, and LiteLLM counts it so.
     assert_eq!(
         v["usage"]["server_tool_use"],
-        json!({"web_search_requests": 2})
+        json!({"web_search_requests": 1})
     );
     // Without grounding: the lists, empty, as LiteLLM gives them; no searches.
     let plain: GenerateResponse = serde_json::from_value(json!({
@@ -656,6 +658,59 @@ fn a_grounded_stream_carries_its_grounding_in_a_chunk_and_its_searches_in_usage(
     assert_eq!(grounded[0]["object"], "chat.completion.chunk");
     assert_eq!(grounded[0]["choices"][0]["delta"], json!({}));
     let usage = &c.last().unwrap()["usage"];
-    assert_eq!(usage["server_tool_use"], json!({"web_search_requests": 2}));
+    assert_eq!(usage["server_tool_use"], json!({"web_search_requests": 1}));
+    assert_eq!(t.usage().unwrap().web_searches(), 1);
+}
+
+#[test]
+fn safety_ratings_on_every_event_come_once_and_each_grounded_candidate_counts() {
+    let safety = |p: &str| json!([{"category": "HARM_CATEGORY_HARASSMENT", "probability": p}]);
+    let event = |index: u32, text: &str, last: bool, p: &str| {
+        let mut c = json!({"content": {"role": "model", "parts": [{"text": text}]}, "index": index,
+                           "safetyRatings": safety(p)});
+        if last {
+            c["finishReason"] = json!("STOP");
+            c["groundingMetadata"] = grounding();
+        }
+        let mut e = json!({"candidates": [c]});
+        if last {
+            e["usageMetadata"] =
+                json!({"promptTokenCount": 5, "candidatesTokenCount": 4, "totalTokenCount": 9});
+        }
+        format!("data: {e}\r\n\r\n")
+    };
+    // Two candidates, each grounded in an event of its own; ratings on
+    // every event.
+    let input = [
+        event(0, "a", false, "NEGLIGIBLE"),
+        event(1, "b", false, "NEGLIGIBLE"),
+        event(0, "c", true, "LOW"),
+        event(1, "d", true, "MEDIUM"),
+    ]
+    .concat();
+    let (out, t) = run(&input, true);
+    assert_eq!(out.last(), Some(&StreamEvent::Done));
+    let c = chunks(&out);
+    let with_fields: Vec<&Value> = c
+        .iter()
+        .filter(|x| x.get("vertex_ai_safety_results").is_some())
+        .collect();
+    // One chunk per grounded event, with the latest ratings once there is
+    // a finish; none for the events with ratings only.
+    assert_eq!(with_fields.len(), 2, "{c:?}");
+    assert_eq!(
+        with_fields[0]["vertex_ai_safety_results"],
+        json!([safety("LOW")])
+    );
+    assert_eq!(with_fields[0]["choices"][0]["index"], 0);
+    assert_eq!(
+        with_fields[1]["vertex_ai_safety_results"],
+        json!([safety("MEDIUM")])
+    );
+    assert_eq!(with_fields[1]["choices"][0]["index"], 1);
     assert_eq!(t.usage().unwrap().web_searches(), 2);
+    assert_eq!(
+        c.last().unwrap()["usage"]["server_tool_use"],
+        json!({"web_search_requests": 2})
+    );
 }

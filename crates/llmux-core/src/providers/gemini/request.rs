@@ -383,7 +383,8 @@ pub fn build<'a>(
         .get("web_search_options")
         .is_some_and(|v| !v.is_null());
     let searching = native.iter().any(|t| {
-        matches!(t, GeminiTool::Native(m) if m.contains_key("googleSearch") || m.contains_key("google_search"))
+        matches!(t, GeminiTool::Native(m) if m.keys().any(|k| matches!(k.as_str(),
+            "googleSearch" | "google_search" | "googleSearchRetrieval" | "google_search_retrieval")))
     });
     if web_search && !searching {
         let mut search = Map::new();

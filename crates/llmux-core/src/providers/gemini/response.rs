@@ -76,20 +76,27 @@ impl Metadata {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.grounding.is_empty()
-            && self.url_context.is_empty()
-            && self.safety.is_empty()
-            && self.citation.is_empty()
+    /// Grounding, URLs read or citations: what a stream passes on as it
+    /// comes (safety ratings, which may come with every event, wait for
+    /// the end).
+    pub fn has_sources(&self) -> bool {
+        !(self.grounding.is_empty() && self.url_context.is_empty() && self.citation.is_empty())
     }
 
-    /// Google searches run: the queries the grounding lists.
+    /// Safety ratings, taken out.
+    pub fn take_safety(&mut self) -> Vec<Value> {
+        std::mem::take(&mut self.safety)
+    }
+
+    pub fn set_safety(&mut self, safety: Vec<Value>) {
+        self.safety = safety;
+    }
+
+    /// Answers grounded with Google Search: candidates whose grounding
+    /// lists queries. Google bills Gemini 2.x grounding per grounded
+    /// prompt, and LiteLLM counts it so.
     pub fn searches(&self) -> u64 {
-        self.grounding
-            .iter()
-            .filter_map(|g| g.get("webSearchQueries")?.as_array())
-            .map(|q| q.len() as u64)
-            .sum()
+        self.grounding.iter().filter(|g| grounded(g)).count() as u64
     }
 
     /// The four lists into `fields`, under LiteLLM's names.
@@ -104,6 +111,14 @@ impl Metadata {
             fields.insert(key.into(), Value::Array(list));
         }
     }
+}
+
+/// A candidate's grounding lists the Google searches it ran.
+pub fn grounded(grounding: &Value) -> bool {
+    grounding
+        .get("webSearchQueries")
+        .and_then(Value::as_array)
+        .is_some_and(|q| !q.is_empty())
 }
 
 /// Searches counted in usage, as for Claude's web search.

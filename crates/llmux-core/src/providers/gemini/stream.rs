@@ -4,7 +4,7 @@
 use super::error::from_error_object;
 use super::response::{
     Metadata, UsageMetadata, blocked, count_searches, failed_answer, finish_reason, function_call,
-    image,
+    grounded, image,
 };
 use crate::json::JsonStr;
 use crate::providers::sse::SseParser;
@@ -14,6 +14,9 @@ use crate::types::{ApiError, Delta, FunctionCallDelta, ToolCallDelta, Usage};
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
+
+/// Candidates whose grounding is counted: Gemini gives at most 8.
+const MAX_CANDIDATES: usize = 64;
 
 pub struct GeminiStream {
     sse: SseParser,
@@ -28,8 +31,10 @@ pub struct GeminiStream {
     images: usize,
     finished: bool,
     usage: Option<Usage>,
-    /// Google searches the grounding lists, the most any event listed.
-    searches: u64,
+    /// Which candidates' answers were grounded with Google Search, by index.
+    grounded: Vec<bool>,
+    /// The latest safety ratings, passed on with the finish.
+    safety: Vec<Value>,
     ended: bool,
 }
 
@@ -45,9 +50,14 @@ impl GeminiStream {
             images: 0,
             finished: false,
             usage: None,
-            searches: 0,
+            grounded: Vec::new(),
+            safety: Vec::new(),
             ended: false,
         }
+    }
+
+    fn searches(&self) -> u64 {
+        self.grounded.iter().filter(|g| **g).count() as u64
     }
 
     fn emit(&self, out: &mut Vec<StreamEvent>, index: u32, delta: Delta, finish: Option<String>) {
@@ -75,7 +85,7 @@ impl GeminiStream {
         }
         if let Some(u) = &resp.usage_metadata {
             let mut usage = UsageMetadata::to_openai(u);
-            count_searches(&mut usage, self.searches);
+            count_searches(&mut usage, self.searches());
             self.usage = Some(usage);
         }
         if resp.candidates.is_empty() {
@@ -98,7 +108,16 @@ impl GeminiStream {
         }
         let mut metadata = Metadata::default();
         let mut candidates = resp.candidates;
-        for c in &mut candidates {
+        let mut finishing = false;
+        for (i, c) in candidates.iter_mut().enumerate() {
+            let slot = c.index.unwrap_or(i as u32) as usize;
+            if c.grounding_metadata.as_ref().is_some_and(grounded) && slot < MAX_CANDIDATES {
+                if self.grounded.len() <= slot {
+                    self.grounded.resize(slot + 1, false);
+                }
+                self.grounded[slot] = true;
+            }
+            finishing |= c.finish_reason.is_some();
             metadata.add(
                 c.grounding_metadata.take(),
                 c.url_context_metadata.take(),
@@ -106,18 +125,28 @@ impl GeminiStream {
                 c.citation_metadata.take(),
             );
         }
-        if !metadata.is_empty() {
+        let safety = metadata.take_safety();
+        if !safety.is_empty() {
+            self.safety = safety;
+        }
+        if metadata.has_sources() || (finishing && !self.safety.is_empty()) {
             // Grounding comes with the last pieces of the answer: a chunk
             // of its own, before them, as LiteLLM's chunks carry it.
-            self.searches = self.searches.max(metadata.searches());
+            // Safety ratings, which may come with every event, come once,
+            // the latest, with the finish.
+            let searches = self.searches();
             if let Some(u) = &mut self.usage {
-                count_searches(u, self.searches);
+                count_searches(u, searches);
             }
+            if finishing {
+                metadata.set_safety(std::mem::take(&mut self.safety));
+            }
+            let index = candidates.first().and_then(|c| c.index).unwrap_or(0);
             let mut fields = serde_json::Map::new();
             metadata.into_fields(&mut fields);
             out.push(
                 self.src
-                    .chunk_with_fields(0, Delta::default(), None, &fields),
+                    .chunk_with_fields(index, Delta::default(), None, &fields),
             );
         }
         for (i, c) in candidates.into_iter().enumerate() {
