@@ -1012,6 +1012,34 @@ fn anthropics_tools_without_a_function_go_as_written_and_others_are_named() {
     let built = build(&r, "c", None, true).unwrap();
     let sent = serde_json::to_value(&built.body).unwrap();
     assert_eq!(sent["tools"].as_array().unwrap().len(), 1);
+    // OpenAI's free-form custom tool has no Claude equivalent; Anthropic's
+    // own custom tool (with its input_schema) and dated tool types pass.
+    let tools = |t: Value| {
+        req(json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "tools": [t]}))
+    };
+    let openai_custom =
+        tools(json!({"type": "custom", "custom": {"name": "patch", "format": {"type": "text"}}}));
+    let e = build(&openai_custom, "c", None, false).unwrap_err();
+    assert!(
+        e.message.contains("`custom` is not a tool Claude knows"),
+        "{}",
+        e.message
+    );
+    for ok in [
+        json!({"type": "custom", "name": "patch", "input_schema": {"type": "object"}}),
+        json!({"name": "patch", "description": "d", "input_schema": {"type": "object"}}),
+        json!({"type": "bash_20250124", "name": "bash"}),
+        json!({"type": "text_editor_20250728", "name": "str_replace_based_edit_tool"}),
+    ] {
+        let b = body(
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "tools": [ok.clone()]}),
+        );
+        assert_eq!(b["tools"][0], ok);
+    }
+    for bad in ["web_search", "web_search_2025", "_20250305"] {
+        let r = tools(json!({"type": bad, "name": "w"}));
+        assert!(build(&r, "c", None, false).is_err(), "{bad}");
+    }
 }
 
 fn stream_of(events: &[Value]) -> Vec<Value> {

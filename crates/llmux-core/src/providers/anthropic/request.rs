@@ -311,10 +311,10 @@ pub enum ToolDef<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         cache_control: Option<&'a Value>,
     },
-    /// Anthropic's own tool types (computer use, bash, text editor), as
-    /// the client wrote them.
+    /// Anthropic's own tool types (computer use, bash, text editor), and
+    /// tools written in Anthropic's shape, as the client wrote them.
     Native {
-        #[serde(rename = "type")]
+        #[serde(rename = "type", skip_serializing_if = "str::is_empty")]
         kind: &'a str,
         #[serde(flatten)]
         fields: &'a Map<String, Value>,
@@ -488,18 +488,25 @@ pub fn build<'a>(
     let mut tools: Vec<ToolDef<'a>> = Vec::new();
     for (i, t) in req.tools.iter().flatten().enumerate() {
         let Some(function) = t.as_function() else {
-            if t.kind.is_empty() {
-                // Another provider's tool (Gemini's `{"googleSearch": {}}`).
+            if !anthropic_tool(t) {
+                // Another provider's tool (Gemini's `{"googleSearch": {}}`,
+                // OpenAI's free-form `custom` tool): named here, not sent
+                // for Anthropic to refuse (a refusal a fallback would try
+                // again elsewhere).
                 if drop_params {
                     continue;
                 }
-                let name = t.extra.keys().next().map_or("", String::as_str);
+                let name = if t.kind.is_empty() {
+                    t.extra.keys().next().map_or("", String::as_str)
+                } else {
+                    &t.kind
+                };
                 return Err(ApiError::invalid_field(
                     &format!("tools[{i}]"),
                     format!(
-                        "`{name}` is not a tool Claude knows: a tool needs a `type` \
-                         (`function`, or one of Anthropic's, such as `web_search_20250305`). \
-                         Remove it, or set `drop_params: true` to drop it."
+                        "`{name}` is not a tool Claude knows: a tool is a `function`, or one of \
+                         Anthropic's, as Anthropic writes it (such as `{{\"type\": \"web_search_20250305\", \
+                         \"name\": \"web_search\"}}`). Remove it, or set `drop_params: true` to drop it."
                     ),
                 ));
             }
@@ -732,6 +739,17 @@ fn budget_for_effort(effort: &str) -> Option<u64> {
         "high" => Some(4096),
         _ => None,
     }
+}
+
+/// A tool written as Anthropic's API takes it: one of its own tool types,
+/// every one of which carries its version's date (`web_search_20250305`,
+/// `bash_20250124`, `computer_20250124`, …), or a tool with its
+/// `input_schema` (typed `custom`, or untyped, as LiteLLM passes it on).
+fn anthropic_tool(t: &crate::types::Tool) -> bool {
+    let dated = t.kind.rsplit_once('_').is_some_and(|(name, date)| {
+        !name.is_empty() && date.len() == 8 && date.bytes().all(|b| b.is_ascii_digit())
+    });
+    dated || (matches!(t.kind.as_str(), "custom" | "") && t.extra.contains_key("input_schema"))
 }
 
 fn beta_for_tool(kind: &str) -> Option<&'static str> {
