@@ -164,6 +164,8 @@ pub struct DeploymentState {
     latency_at_ms: AtomicU64,
     /// Input plus output price a token (routing by cost).
     cost: f64,
+    /// Its Prometheus labels, built at its first call when metrics are on.
+    pub metric_labels: std::sync::OnceLock<[String; 4]>,
 }
 
 #[derive(Default)]
@@ -413,10 +415,11 @@ impl Router {
     /// A deployment failed: it rests for the cooldown time while its
     /// group's others serve (at its first failure, or, with
     /// `allowed_fails`, past that many in the minute).
-    pub fn cool_down(&self, group: &ModelGroup, d: &DeploymentState) {
+    /// Whether it rests now.
+    pub fn cool_down(&self, group: &ModelGroup, d: &DeploymentState) -> bool {
         let c = &self.cooldowns;
         if group.deployments.len() < 2 || c.disabled || c.time.is_zero() {
-            return;
+            return false;
         }
         let now = self.now_ms();
         if let Some(allowed) = c.allowed_fails {
@@ -426,11 +429,17 @@ impl Router {
                 w.fails
             });
             if fails <= allowed {
-                return;
+                return false;
             }
         }
         d.cooldown_until_ms
             .store(now + c.time.as_millis() as u64, Ordering::Relaxed);
+        true
+    }
+
+    /// Whether the deployment rests now after failing (cooling down).
+    pub fn resting(&self, d: &DeploymentState) -> bool {
+        d.cooldown_until_ms.load(Ordering::Relaxed) > self.now_ms()
     }
 
     /// Counts tokens against the deployment's `tpm` (and, routing by
@@ -550,6 +559,7 @@ impl DeploymentState {
             deployment: d,
             cooldown_until_ms: AtomicU64::new(0),
             window,
+            metric_labels: std::sync::OnceLock::new(),
             in_flight: AtomicU32::new(0),
             latency_us: AtomicU64::new(0),
             latency_at_ms: AtomicU64::new(0),

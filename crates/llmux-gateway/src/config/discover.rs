@@ -64,6 +64,7 @@ pub fn from_env(env: &Env, catalog: &Catalog) -> Result<Config, ConfigError> {
         env: env.clone(),
         fetch_image_urls: false,
         fetch_image_urls_allow_private: false,
+        metrics: None,
         fallbacks: Default::default(),
     })
 }

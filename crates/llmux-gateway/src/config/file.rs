@@ -154,10 +154,29 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
             _ => warnings.push(format!("{path}: not implemented yet, ignored")),
         }
     }
+    let mut prometheus = false;
+    let mut metrics_auth = false;
     for (k, v) in &ls {
         let path = format!("litellm_settings.{k}");
         match k.as_str() {
             "drop_params" => drop_params = bool_value(v, &path)?,
+            // LiteLLM's logging integrations: Prometheus is served here;
+            // the others are named as not implemented.
+            "callbacks" | "success_callback" | "failure_callback" => {
+                let names: Vec<String> = match v {
+                    Value::Array(a) => a.iter().filter_map(scalar).collect(),
+                    Value::Null => vec![],
+                    other => scalar(other).into_iter().collect(),
+                };
+                for name in names {
+                    if name == "prometheus" {
+                        prometheus = true;
+                    } else {
+                        warnings.push(format!("{path}: `{name}` is not implemented yet, ignored"));
+                    }
+                }
+            }
+            "require_auth_for_metrics_endpoint" => metrics_auth = bool_value(v, &path)?,
             "num_retries" => num_retries = u64_value(v, &path)? as u32,
             "request_timeout" => request_timeout = duration_value(v, &path)?,
             _ if read_fallbacks(k, v, &path)? => {}
@@ -302,6 +321,9 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
         env,
         fetch_image_urls,
         fetch_image_urls_allow_private,
+        metrics: prometheus.then_some(super::MetricsSettings {
+            require_auth: metrics_auth,
+        }),
     })
 }
 
@@ -965,6 +987,27 @@ litellm_settings:
                 .master_key
                 .is_none()
         );
+    }
+
+    #[test]
+    fn the_prometheus_callback_turns_metrics_on() {
+        let cat = Catalog::builtin().unwrap();
+        let env = Env::fixed(&[]);
+        let c = parse(
+            "litellm_settings:\n  success_callback: [prometheus, langfuse]\n  require_auth_for_metrics_endpoint: true",
+            &cat,
+            &env,
+        )
+        .unwrap();
+        assert_eq!(
+            c.metrics,
+            Some(super::super::MetricsSettings { require_auth: true })
+        );
+        let w = c.warnings.join("\n");
+        assert!(w.contains("`langfuse` is not implemented"), "{w}");
+        assert!(!w.contains("prometheus"), "{w}");
+        let off = parse("litellm_settings: {callbacks: [langfuse]}", &cat, &env).unwrap();
+        assert_eq!(off.metrics, None);
     }
 
     #[test]

@@ -61,6 +61,15 @@ pub struct Config {
     /// LiteLLM's fallbacks: the model names to try, in order, when a model
     /// fails after its retries.
     pub fallbacks: Fallbacks,
+    /// Prometheus metrics at `/metrics` (LiteLLM's `callbacks:
+    /// ["prometheus"]`), and whether reading them takes the master key
+    /// (`require_auth_for_metrics_endpoint`).
+    pub metrics: Option<MetricsSettings>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MetricsSettings {
+    pub require_auth: bool,
 }
 
 /// How a model's deployments share its requests (LiteLLM's

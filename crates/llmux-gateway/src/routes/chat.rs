@@ -15,28 +15,36 @@ use std::sync::Arc;
 
 /// The answer to a request whose key and body have been read.
 pub async fn chat_completions(app: &Arc<AppState>, body: Result<Bytes, ApiError>) -> Response {
-    let body = match body {
-        Ok(b) => b,
-        Err(e) => return error_response(&e),
+    let started = app.metrics.as_ref().map(|_| std::time::Instant::now());
+    let mut model = None;
+    let resp = match body {
+        Ok(body) => match handle(app, &body, &mut model).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                tracing::debug!(status = e.status, error = %e.message, "chat request failed");
+                error_response(&e)
+            }
+        },
+        Err(e) => error_response(&e),
     };
-    match handle(app, &body).await {
-        Ok(resp) => resp,
-        Err(e) => {
-            tracing::debug!(status = e.status, error = %e.message, "chat request failed");
-            error_response(&e)
-        }
-    }
+    dispatch::record_request(app, model.as_deref(), resp.status().as_u16(), started);
+    resp
 }
 
-async fn handle(app: &Arc<AppState>, body: &Bytes) -> Result<Response, ApiError> {
+async fn handle(
+    app: &Arc<AppState>,
+    body: &Bytes,
+    model: &mut Option<String>,
+) -> Result<Response, ApiError> {
     // A model none of whose deployments takes the body as it is (an
     // OpenAI-compatible API) is only ever translated: its request is read
     // once, typed, and never split, and every attempt takes it as read.
     if dispatch::translated_only(app, body, providers::passes_through) {
-        return Box::pin(translated(app, body)).await;
+        return Box::pin(translated(app, body, model)).await;
     }
     let req = RawChatRequest::parse(body)?;
     let steer = dispatch::split_steering(app, &req)?;
+    dispatch::note_model(app, model, &steer);
     let call = ChatCall {
         request: &req,
         typed: None,
@@ -46,9 +54,14 @@ async fn handle(app: &Arc<AppState>, body: &Bytes) -> Result<Response, ApiError>
 }
 
 /// A request for a model that only translates, read typed and only so.
-async fn translated(app: &Arc<AppState>, body: &Bytes) -> Result<Response, ApiError> {
+async fn translated(
+    app: &Arc<AppState>,
+    body: &Bytes,
+    model: &mut Option<String>,
+) -> Result<Response, ApiError> {
     let typed: ChatCompletionRequest = dispatch::read_typed(body, "chat completion request")?;
     let steer = dispatch::steering(app, &typed.model, &typed.extra)?;
+    dispatch::note_model(app, model, &steer);
     let req = RawChatRequest::from_typed(&typed, body.len());
     let call = ChatCall {
         request: &req,

@@ -216,10 +216,15 @@ where
         })?;
         tried.push(i);
         let tracked = app.router.track(&state);
+        let started = app.metrics.as_ref().map(|_| std::time::Instant::now());
         let result = attempt(state.clone()).await;
         if let Some(t) = &tracked {
             app.router
                 .answered(t, result.as_ref().err().map(|e| e.status));
+        }
+        if let (Some(m), Some(started)) = (&app.metrics, started) {
+            let failed = result.as_ref().err().map(|e| e.status);
+            m.call(&state, &group.name, failed, started.elapsed());
         }
         let err = match result {
             Ok(resp) => {
@@ -241,7 +246,11 @@ where
         if !err.retryable && !misconfigured {
             return Err(err);
         }
-        app.router.cool_down(group, &state);
+        if app.router.cool_down(group, &state) {
+            if let Some(m) = &app.metrics {
+                m.cooled_down(&state, err.status);
+            }
+        }
         if n >= num_retries || (!err.retryable && !untried) {
             return Err(err);
         }
@@ -487,7 +496,28 @@ async fn read_limited(body: UpstreamBody, timeout: Duration, max: usize) -> Byte
     buf.freeze()
 }
 
-/// Usage → tpm window, cost, log line. No I/O.
+/// The name a request asked for its model by (an alias, or the model's
+/// own), kept for its metrics when they are on.
+pub fn note_model(app: &AppState, seen: &mut Option<String>, steer: &Steering<'_>) {
+    if app.metrics.is_some() {
+        *seen = Some(steer.alias.unwrap_or(&steer.group.name).to_owned());
+    }
+}
+
+/// A request answered (the model it asked for, if it got as far as
+/// naming one the gateway serves): its metrics, when they are on.
+pub fn record_request(
+    app: &AppState,
+    model: Option<&str>,
+    status: u16,
+    started: Option<std::time::Instant>,
+) {
+    if let (Some(m), Some(started)) = (&app.metrics, started) {
+        m.request(model.unwrap_or(""), status, started.elapsed());
+    }
+}
+
+/// Usage → tpm window, cost, metrics, log line. No I/O.
 pub fn record_usage(app: &AppState, state: &DeploymentState, usage: Option<&Usage>) -> Option<f64> {
     let usage = usage?;
     app.router.record_tokens(state, usage.total_tokens);
@@ -495,6 +525,9 @@ pub fn record_usage(app: &AppState, state: &DeploymentState, usage: Option<&Usag
         .cost
         .filter(|c| c.is_finite() && *c >= 0.0)
         .or_else(|| state.prices.map(|p| p.cost(usage)));
+    if let Some(m) = &app.metrics {
+        m.usage(state, usage.prompt_tokens, usage.completion_tokens, c);
+    }
     tracing::debug!(
         model = %state.deployment.model_name,
         deployment = %state.deployment.id,

@@ -38,29 +38,34 @@ pub async fn messages(
     headers: &HeaderMap,
     body: Result<Bytes, ApiError>,
 ) -> Response {
-    let body = match body {
-        Ok(b) => b,
-        Err(e) => return anthropic_error(&e),
+    let started = app.metrics.as_ref().map(|_| std::time::Instant::now());
+    let mut model = None;
+    let resp = match body {
+        Ok(body) => match handle(app, headers, &body, &mut model).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(status = e.status, error = %e.message, "messages request failed");
+                anthropic_error(&e)
+            }
+        },
+        Err(e) => anthropic_error(&e),
     };
-    match handle(app, headers, &body).await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::debug!(status = e.status, error = %e.message, "messages request failed");
-            anthropic_error(&e)
-        }
-    }
+    dispatch::record_request(app, model.as_deref(), resp.status().as_u16(), started);
+    resp
 }
 
 async fn handle(
     app: &Arc<AppState>,
     headers: &HeaderMap,
     body: &Bytes,
+    model: &mut Option<String>,
 ) -> Result<Response, ApiError> {
     // A model none of whose deployments is Claude's is only ever
     // translated: its request is read once, typed, and never split.
     if dispatch::translated_only(app, body, |p| p == ProviderKind::Anthropic) {
         let req = parse_messages(body)?;
         let steer = dispatch::steering(app, &req.model, &req.extra)?;
+        dispatch::note_model(app, model, &steer);
         let drop_params = steer.drop_params;
         let mut first = Some(req);
         return dispatch::with_retries(app, &steer, move |state| {
@@ -80,6 +85,7 @@ async fn handle(
 
     let req = RawChatRequest::parse(body)?;
     let steer = dispatch::split_steering(app, &req)?;
+    dispatch::note_model(app, model, &steer);
     let drop_params = steer.drop_params;
     let req = &req;
     dispatch::with_retries(app, &steer, |state| async move {

@@ -38,6 +38,9 @@ pub struct AppState {
     pub fallbacks: crate::config::Fallbacks,
     pub request_timeout: Duration,
     pub max_request_bytes: usize,
+    /// Prometheus metrics, when the config turns them on.
+    pub metrics: Option<crate::metrics::Metrics>,
+    metrics_auth: bool,
     pub model_count: usize,
     models_json: Bytes,
     model_info_json: Bytes,
@@ -78,6 +81,8 @@ impl AppState {
             fallbacks: config.fallbacks,
             request_timeout: config.request_timeout,
             max_request_bytes: config.max_request_bytes,
+            metrics: config.metrics.map(|_| crate::metrics::Metrics::new()),
+            metrics_auth: config.metrics.is_some_and(|m| m.require_auth),
             model_count,
             models_json,
             model_info_json,
@@ -99,6 +104,7 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
         .route("/v1/model/info", get(models::info))
         .route("/health", get(health::models))
         .route("/v1/health", get(health::models));
+    let metrics_on = state.metrics.is_some();
     // Probes are public, as LiteLLM's are: a Kubernetes probe sends no key.
     let public = axum::Router::new()
         .route("/health/readiness", get(health::readiness))
@@ -107,6 +113,13 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
         .route("/health/liveness", get(health::liveness))
         .route("/v1/health/liveliness", get(health::liveness))
         .route("/v1/health/liveness", get(health::liveness));
+    let public = if metrics_on {
+        public
+            .route("/metrics", get(metrics))
+            .route("/v1/metrics", get(metrics))
+    } else {
+        public
+    };
     public
         .merge(protected)
         .fallback(not_found)
@@ -136,6 +149,23 @@ impl Hot {
     }
 }
 
+/// `GET /metrics`: Prometheus's text format. Open, as LiteLLM's is, unless
+/// `require_auth_for_metrics_endpoint` asks for the master key.
+async fn metrics(State(app): State<Arc<AppState>>, req: Request) -> Response {
+    if app.metrics_auth && !auth::authorized(app.master_key.as_ref(), req.headers()) {
+        return unauthorized(req.uri().path());
+    }
+    let Some(m) = &app.metrics else {
+        return error::error_response(&ApiError::new(404, "Metrics are off."));
+    };
+    let mut resp = Response::new(axum::body::Body::from(m.render(&app.router)));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    resp
+}
+
 async fn post_chat(State(app): State<Arc<AppState>>, req: Request) -> Response {
     serve_chat(app, req).await
 }
@@ -157,6 +187,7 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     if !auth::authorized(app.master_key.as_ref(), req.headers()) {
+        dispatch::record_request(&app, None, 401, Some(std::time::Instant::now()));
         return unauthorized(req.uri().path());
     }
     // The head is not needed past here: dropped, so the future does not
@@ -173,6 +204,7 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     if !auth::authorized(app.master_key.as_ref(), req.headers()) {
+        dispatch::record_request(&app, None, 401, Some(std::time::Instant::now()));
         return unauthorized(req.uri().path());
     }
     let (parts, body) = req.into_parts();
