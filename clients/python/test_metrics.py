@@ -131,7 +131,11 @@ def test_metrics_count_requests_tokens_spend_and_failures(metered, marker):
     assert grew("litellm_spend_metric_total", requested_model="gpt-4o") == pytest.approx(cost, abs=1e-9)
 
     assert grew("litellm_request_total_latency_metric_count", requested_model="gpt-4o") == 1
-    assert grew("litellm_llm_api_latency_metric_count", model="anthropic/claude-sonnet-4-20250514") == 1
+    # A stream is timed to its first byte; its whole length is not waited for.
+    ttft = "litellm_llm_api_time_to_first_token_metric_count"
+    assert grew(ttft, model="anthropic/claude-sonnet-4-20250514") == 1
+    assert grew("litellm_llm_api_latency_metric_count", model="openai/gpt-4o", requested_model="gpt-4o") == 1
+    assert grew("litellm_request_total_latency_metric_count", requested_model="claude-sonnet-4") == 0
     states = {dict(ls)["model_id"]: v for (n, ls), v in after.items() if n == "litellm_deployment_state"}
     assert len(states) == 5 and set(states.values()) == {0.0}
 
@@ -150,6 +154,7 @@ def test_metrics_can_require_the_master_key(mock, tmp_path):
         with gw.http() as h:
             assert h.get("/metrics").status_code == 401
             assert h.get("/metrics", headers={"Authorization": "Bearer sk-wrong"}).status_code == 401
-        assert scrape(gw, gw.auth()) is not None
+        samples = scrape(gw, gw.auth())
+        assert any(n == "litellm_deployment_state" for (n, _) in samples)
     finally:
         gw.proc.stop()

@@ -13,12 +13,17 @@ use prometheus::{
     CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
+use std::borrow::Cow;
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::RwLock;
 use std::time::Duration;
 
-/// Distinct `requested_model` values kept as labels.
+/// Distinct model names kept as labels (`requested_model`, and the model
+/// names of deployments, which a wildcard route takes from the client).
 pub const MAX_MODEL_LABELS: usize = 1000;
+
+/// A model name longer than this is counted as `other`.
+const MAX_MODEL_LABEL_BYTES: usize = 256;
 
 /// LiteLLM's latency buckets, in seconds.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -44,8 +49,10 @@ pub struct Metrics {
     output_tokens: IntCounterVec,
     total_tokens: IntCounterVec,
     spend: CounterVec,
-    /// `requested_model` values seen, at most [`MAX_MODEL_LABELS`].
-    models: Mutex<HashSet<String>>,
+    time_to_first_token: HistogramVec,
+    /// Model names used as labels, at most `max_models`.
+    models: RwLock<HashSet<String>>,
+    max_models: usize,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -62,25 +69,12 @@ fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> Hi
     h
 }
 
-/// The deployment's labels: its model as configured, id, base URL without
-/// credentials, and provider; built once.
-fn deployment_labels(d: &DeploymentState) -> &[String; 4] {
-    d.metric_labels.get_or_init(|| {
-        let dep = &d.deployment;
-        [
-            dep.model.clone(),
-            dep.id.clone(),
-            dep.api_base
-                .as_deref()
-                .map(crate::routes::public_url)
-                .unwrap_or_default(),
-            dep.provider.as_str().to_owned(),
-        ]
-    })
-}
-
 impl Metrics {
     pub fn new() -> Metrics {
+        Metrics::with_model_cap(MAX_MODEL_LABELS)
+    }
+
+    fn with_model_cap(max_models: usize) -> Metrics {
         let r = Registry::new();
         let with = |extra: &[&'static str]| -> Vec<&'static str> {
             DEPLOYMENT
@@ -171,69 +165,105 @@ impl Metrics {
                 "Prompt and completion tokens",
                 &["model", "requested_model"],
             ),
+            time_to_first_token: histogram(
+                &r,
+                "litellm_llm_api_time_to_first_token_metric",
+                "Seconds a streamed upstream call took to its first byte",
+                &["model", "model_id", "requested_model"],
+            ),
             spend,
             deployment_state,
             registry: r,
-            models: Mutex::new(HashSet::new()),
+            models: RwLock::new(HashSet::new()),
+            max_models,
         }
     }
 
-    /// The `requested_model` label for `name`: itself while fewer than
-    /// [`MAX_MODEL_LABELS`] names have been seen, else `other`.
+    /// A deployment's labels: its model as configured (capped, as a
+    /// wildcard route's comes from the client), id, base URL without
+    /// credentials, and provider; built at its first call.
+    fn deployment_labels<'d>(&self, d: &'d DeploymentState) -> &'d [String; 4] {
+        d.metric_labels.get_or_init(|| {
+            let dep = &d.deployment;
+            [
+                self.model_label(&dep.model).to_owned(),
+                dep.id.clone(),
+                dep.api_base
+                    .as_deref()
+                    .map(crate::routes::public_url)
+                    .unwrap_or_default(),
+                dep.provider.as_str().to_owned(),
+            ]
+        })
+    }
+
+    /// The label for a model name: itself while fewer than the cap of
+    /// names have been seen (and it is not over-long), else `other`, so a
+    /// client cannot grow the series without bound.
     fn model_label<'a>(&self, name: &'a str) -> &'a str {
-        let Ok(mut seen) = self.models.lock() else {
+        if name.len() > MAX_MODEL_LABEL_BYTES {
             return "other";
-        };
-        if seen.contains(name) {
+        }
+        if self.models.read().is_ok_and(|seen| seen.contains(name)) {
             return name;
         }
-        if seen.len() < MAX_MODEL_LABELS {
+        let Ok(mut seen) = self.models.write() else {
+            return "other";
+        };
+        if seen.contains(name) || seen.len() < self.max_models {
             seen.insert(name.to_owned());
             return name;
         }
         "other"
     }
 
-    /// A request the proxy answered: its status and how long the answer
-    /// took to start.
-    pub fn request(&self, requested_model: &str, status: u16, took: Duration) {
+    /// A request the proxy answered: its status, and for an answer (not a
+    /// stream, whose end is not waited for) how long it took.
+    pub fn request(&self, requested_model: &str, status: u16, stream: bool, took: Duration) {
         let model = self.model_label(requested_model);
-        let status = status.to_string();
+        let status = status_label(status);
         self.requests.with_label_values(&[model, &status]).inc();
-        if status.as_bytes()[0] >= b'4' {
+        if !status.starts_with('2') {
             self.failed_requests
                 .with_label_values(&[model, &status])
                 .inc();
+        } else if !stream {
+            self.request_latency
+                .with_label_values(&[model])
+                .observe(took.as_secs_f64());
         }
-        self.request_latency
-            .with_label_values(&[model])
-            .observe(took.as_secs_f64());
     }
 
-    /// One call to a deployment: answered, or failed with `failed`.
+    /// One call to a deployment: answered (a whole answer, or a stream's
+    /// head), or failed with `failed`.
     pub fn call(
         &self,
         d: &DeploymentState,
         requested_model: &str,
         failed: Option<u16>,
+        stream: bool,
         took: Duration,
     ) {
         let model = self.model_label(requested_model);
-        let [name, id, base, provider] = deployment_labels(d);
+        let [name, id, base, provider] = self.deployment_labels(d);
         let labels = [name.as_str(), id, base, provider, model];
         self.deployment_requests.with_label_values(&labels).inc();
         match failed {
             None => {
                 self.deployment_successes.with_label_values(&labels).inc();
-                self.api_latency
+                let latency = if stream {
+                    &self.time_to_first_token
+                } else {
+                    &self.api_latency
+                };
+                latency
                     .with_label_values(&[name.as_str(), id, model])
                     .observe(took.as_secs_f64());
             }
             Some(status) => {
-                let status = status.to_string();
                 let [a, b, c, d, e] = labels;
                 self.deployment_failures
-                    .with_label_values(&[a, b, c, d, e, &status])
+                    .with_label_values(&[a, b, c, d, e, &status_label(status)])
                     .inc();
             }
         }
@@ -241,16 +271,15 @@ impl Metrics {
 
     /// A deployment set to rest after failing with `status`.
     pub fn cooled_down(&self, d: &DeploymentState, status: u16) {
-        let [name, id, base, provider] = deployment_labels(d);
-        let status = status.to_string();
+        let [name, id, base, provider] = self.deployment_labels(d);
         self.cooled_down
-            .with_label_values(&[name.as_str(), id, base, provider, &status])
+            .with_label_values(&[name.as_str(), id, base, provider, &status_label(status)])
             .inc();
     }
 
     /// Tokens and spend of an answer.
     pub fn usage(&self, d: &DeploymentState, input: u64, output: u64, cost: Option<f64>) {
-        let model = d.deployment.model.as_str();
+        let model = self.deployment_labels(d)[0].as_str();
         let requested = self.model_label(&d.deployment.model_name);
         let labels = [model, requested];
         self.input_tokens.with_label_values(&labels).inc_by(input);
@@ -266,7 +295,7 @@ impl Metrics {
     /// The exposition text: every metric, the deployments' states read now.
     pub fn render(&self, router: &Router) -> Vec<u8> {
         for d in router.listed() {
-            let [name, id, base, provider] = deployment_labels(d);
+            let [name, id, base, provider] = self.deployment_labels(d);
             let state = if router.resting(d) { 2 } else { 0 };
             self.deployment_state
                 .with_label_values(&[name.as_str(), id, base, provider])
@@ -278,6 +307,26 @@ impl Metrics {
     }
 }
 
+/// A status as a label, without allocating for the common ones.
+fn status_label(status: u16) -> Cow<'static, str> {
+    Cow::Borrowed(match status {
+        200 => "200",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        408 => "408",
+        413 => "413",
+        422 => "422",
+        429 => "429",
+        500 => "500",
+        502 => "502",
+        503 => "503",
+        504 => "504",
+        other => return Cow::Owned(other.to_string()),
+    })
+}
+
 impl Default for Metrics {
     fn default() -> Metrics {
         Metrics::new()
@@ -287,6 +336,7 @@ impl Default for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use llmux_core::ProviderKind;
 
     fn text(m: &Metrics) -> String {
         let mut out = Vec::new();
@@ -296,18 +346,88 @@ mod tests {
         String::from_utf8(out).unwrap()
     }
 
+    fn state(model: &str) -> std::sync::Arc<DeploymentState> {
+        let d = llmux_core::Deployment::new("w/*", ProviderKind::OpenAi, model);
+        crate::router::Router::new(vec![d]).listed()[0].clone()
+    }
+
     #[test]
     fn client_chosen_names_are_capped() {
-        let m = Metrics::new();
-        for i in 0..MAX_MODEL_LABELS + 5 {
-            m.request(&format!("model-{i}"), 200, Duration::from_millis(1));
+        let m = Metrics::with_model_cap(3);
+        for i in 0..5 {
+            m.request(&format!("model-{i}"), 200, false, Duration::from_millis(1));
         }
-        // Names seen before the cap keep their label.
-        m.request("model-0", 500, Duration::from_millis(1));
+        // A name seen before the cap keeps its label; a long one never gets one.
+        m.request("model-0", 500, false, Duration::from_millis(1));
+        m.request(&"x".repeat(300), 200, false, Duration::from_millis(1));
         let t = text(&m);
-        assert!(t.contains(r#"litellm_proxy_total_requests_metric_total{requested_model="other",status_code="200"} 5"#), "{t}");
-        assert!(!t.contains(&format!("model-{}\"", MAX_MODEL_LABELS)));
-        assert!(t.contains(r#"litellm_proxy_failed_requests_metric_total{exception_status="500",requested_model="model-0"} 1"#));
-        assert!(t.contains("litellm_request_total_latency_metric_bucket"));
+        let line = |l: &str| t.lines().any(|x| x == l);
+        assert!(
+            line(
+                r#"litellm_proxy_total_requests_metric_total{requested_model="other",status_code="200"} 3"#
+            ),
+            "{t}"
+        );
+        assert!(
+            line(
+                r#"litellm_proxy_total_requests_metric_total{requested_model="model-2",status_code="200"} 1"#
+            ),
+            "{t}"
+        );
+        assert!(!t.contains("model-3"), "{t}");
+        assert!(
+            line(
+                r#"litellm_proxy_failed_requests_metric_total{exception_status="500",requested_model="model-0"} 1"#
+            ),
+            "{t}"
+        );
+        // Latency is an answer's: not a failure's.
+        assert!(
+            line(r#"litellm_request_total_latency_metric_count{requested_model="model-0"} 1"#),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn deployment_models_from_wildcard_routes_are_capped_too() {
+        let m = Metrics::with_model_cap(2);
+        // A wildcard route's deployment takes its model from the client.
+        for i in 0..4 {
+            let d = state(&format!("random-{i}"));
+            m.call(&d, "w/*", Some(404), false, Duration::from_millis(1));
+            m.usage(&d, 1, 1, Some(0.5));
+        }
+        let t = text(&m);
+        assert!(!t.contains("random-2") && !t.contains("random-3"), "{t}");
+        assert!(t.contains(r#"litellm_model_name="other""#), "{t}");
+        // The first name seen, the route's own, and one model fill the cap.
+        assert!(
+            t.contains(
+                r#"litellm_spend_metric_total{model="openai/random-0",requested_model="w/*"} 0.5"#
+            ),
+            "{t}"
+        );
+        assert!(
+            t.contains(r#"litellm_spend_metric_total{model="other",requested_model="w/*"} 1.5"#),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn a_stream_counts_its_first_byte_not_its_length() {
+        let m = Metrics::new();
+        let d = state("openai/gpt-4o");
+        m.call(&d, "gpt-4o", None, true, Duration::from_millis(20));
+        m.request("gpt-4o", 200, true, Duration::from_millis(25));
+        let t = text(&m);
+        assert!(
+            t.contains("litellm_llm_api_time_to_first_token_metric_count"),
+            "{t}"
+        );
+        assert!(!t.contains("litellm_llm_api_latency_metric_count"), "{t}");
+        assert!(
+            !t.contains("litellm_request_total_latency_metric_count"),
+            "{t}"
+        );
     }
 }

@@ -213,6 +213,15 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
         }
     }
     let master_key = master_key.or_else(|| super::master_key_from_env(&env));
+    if prometheus && !metrics_auth && master_key.is_some() {
+        // Open as LiteLLM's is; said, since every other route needs the key.
+        warnings.push(
+            "litellm_settings.callbacks: /metrics is readable without the master key \
+             (model names, deployments' hosts, spend); set \
+             litellm_settings.require_auth_for_metrics_endpoint: true to require it"
+                .to_owned(),
+        );
+    }
     if let (None, Some(path)) = (&master_key, master_key_unresolved) {
         // A key was asked for and none was found (an unset variable, a
         // secret that did not mount): serving without one would open the
@@ -1006,6 +1015,19 @@ litellm_settings:
         let w = c.warnings.join("\n");
         assert!(w.contains("`langfuse` is not implemented"), "{w}");
         assert!(!w.contains("prometheus"), "{w}");
+        // Open metrics beside a master key are said at start.
+        let open = parse(
+            "litellm_settings: {callbacks: [prometheus]}\ngeneral_settings: {master_key: sk-m}",
+            &cat,
+            &env,
+        )
+        .unwrap();
+        assert!(
+            open.warnings
+                .join("\n")
+                .contains("/metrics is readable without the master key")
+        );
+        assert!(!w.contains("/metrics is readable"), "{w}");
         let off = parse("litellm_settings: {callbacks: [langfuse]}", &cat, &env).unwrap();
         assert_eq!(off.metrics, None);
     }

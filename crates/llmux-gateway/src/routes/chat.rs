@@ -27,7 +27,7 @@ pub async fn chat_completions(app: &Arc<AppState>, body: Result<Bytes, ApiError>
         },
         Err(e) => error_response(&e),
     };
-    dispatch::record_request(app, model.as_deref(), resp.status().as_u16(), started);
+    dispatch::record_request(app, model.as_deref(), &resp, started);
     resp
 }
 

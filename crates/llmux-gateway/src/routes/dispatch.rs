@@ -224,7 +224,8 @@ where
         }
         if let (Some(m), Some(started)) = (&app.metrics, started) {
             let failed = result.as_ref().err().map(|e| e.status);
-            m.call(&state, &group.name, failed, started.elapsed());
+            let stream = result.as_ref().is_ok_and(is_stream);
+            m.call(&state, &group.name, failed, stream, started.elapsed());
         }
         let err = match result {
             Ok(resp) => {
@@ -509,12 +510,25 @@ pub fn note_model(app: &AppState, seen: &mut Option<String>, steer: &Steering<'_
 pub fn record_request(
     app: &AppState,
     model: Option<&str>,
-    status: u16,
+    resp: &Response,
     started: Option<std::time::Instant>,
 ) {
     if let (Some(m), Some(started)) = (&app.metrics, started) {
-        m.request(model.unwrap_or(""), status, started.elapsed());
+        let status = resp.status().as_u16();
+        m.request(
+            model.unwrap_or(""),
+            status,
+            is_stream(resp),
+            started.elapsed(),
+        );
     }
+}
+
+/// An answer that is a stream (its end is not waited for).
+fn is_stream(resp: &Response) -> bool {
+    resp.headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
 }
 
 /// Usage → tpm window, cost, metrics, log line. No I/O.

@@ -50,7 +50,7 @@ pub async fn messages(
         },
         Err(e) => anthropic_error(&e),
     };
-    dispatch::record_request(app, model.as_deref(), resp.status().as_u16(), started);
+    dispatch::record_request(app, model.as_deref(), &resp, started);
     resp
 }
 

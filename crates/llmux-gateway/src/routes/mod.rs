@@ -187,8 +187,9 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     if !auth::authorized(app.master_key.as_ref(), req.headers()) {
-        dispatch::record_request(&app, None, 401, Some(std::time::Instant::now()));
-        return unauthorized(req.uri().path());
+        let resp = unauthorized(req.uri().path());
+        dispatch::record_request(&app, None, &resp, Some(std::time::Instant::now()));
+        return resp;
     }
     // The head is not needed past here: dropped, so the future does not
     // hold it across the upstream call.
@@ -204,8 +205,9 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     if !auth::authorized(app.master_key.as_ref(), req.headers()) {
-        dispatch::record_request(&app, None, 401, Some(std::time::Instant::now()));
-        return unauthorized(req.uri().path());
+        let resp = unauthorized(req.uri().path());
+        dispatch::record_request(&app, None, &resp, Some(std::time::Instant::now()));
+        return resp;
     }
     let (parts, body) = req.into_parts();
     let body = read_body(body, app.max_request_bytes).await;
