@@ -143,6 +143,15 @@ impl ModelGroup {
     }
 }
 
+/// A wildcard route's health check: its pattern, the model it is checked
+/// with, its entry's id, and the deployment for that model (or why none).
+pub struct WildcardCheck {
+    pub pattern: Arc<str>,
+    pub model: String,
+    pub id: String,
+    pub found: Result<Arc<DeploymentState>, ApiError>,
+}
+
 pub struct DeploymentState {
     pub deployment: Deployment,
     /// The deployment id as a response header value (`x-litellm-model-id`),
@@ -302,6 +311,35 @@ impl Router {
     pub fn with_cooldowns(mut self, cooldowns: Cooldowns) -> Router {
         self.cooldowns = cooldowns;
         self
+    }
+
+    /// The deployments that check the health of wildcard routes: for each
+    /// entry with a `health_check_model`, its deployment for that model
+    /// (or why there is none).
+    pub fn wildcard_health(&self) -> Vec<WildcardCheck> {
+        self.wildcards
+            .health_checks()
+            .into_iter()
+            .map(|(pattern, model, id)| {
+                let found = self.group(&model).and_then(|g| {
+                    g.deployments
+                        .iter()
+                        .find(|d| d.deployment.id == id)
+                        .cloned()
+                        .ok_or_else(|| {
+                            ApiError::bad_request(format!(
+                                "health_check_model `{model}` is served by another route"
+                            ))
+                        })
+                });
+                WildcardCheck {
+                    pattern,
+                    model,
+                    id,
+                    found,
+                }
+            })
+            .collect()
     }
 
     /// The group serving model `name`: the config's, else one a wildcard

@@ -1457,6 +1457,14 @@ model_list:
     litellm_params: {{model: openai/gpt-4o, api_base: "http://{sick}/v1", api_key: {UPSTREAM_KEY}}}
   - model_name: claude
     litellm_params: {{model: anthropic/claude-sonnet-4, api_base: "http://{well}", api_key: {UPSTREAM_KEY}}}
+  - model_name: "anthropic/*"
+    litellm_params: {{model: "anthropic/*", api_base: "http://{well}", api_key: {UPSTREAM_KEY}}}
+    model_info: {{health_check_model: anthropic/claude-3-5-haiku-20241022}}
+  - model_name: "my-org/*"
+    litellm_params: {{model: "openai/*", api_base: "http://{sick}/v1", api_key: {UPSTREAM_KEY}}}
+  - model_name: "broken/*"
+    litellm_params: {{model: "openai/*", api_base: "http://{well}/v1", api_key: {UPSTREAM_KEY}}}
+    model_info: {{health_check_model: claude}}
 general_settings: {{master_key: {MASTER_KEY}}}
 "#,
         well = well.addr,
@@ -1479,12 +1487,43 @@ general_settings: {{master_key: {MASTER_KEY}}}
         }
     };
     let h = health("").await;
+    // The listed three; the wildcard route with a health_check_model,
+    // through it; the one naming a model another route serves, as
+    // unhealthy; the one naming none, not at all.
     assert_eq!(
         (h["healthy_count"].as_u64(), h["unhealthy_count"].as_u64()),
-        (Some(2), Some(1)),
+        (Some(3), Some(2)),
         "{h}"
     );
-    let bad = &h["unhealthy_endpoints"][0];
+    let names: Vec<&str> = h["healthy_endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["model_name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"anthropic/claude-3-5-haiku-20241022"),
+        "{h}"
+    );
+    let misnamed = h["unhealthy_endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["model_name"] == "claude")
+        .unwrap_or_else(|| panic!("{h}"));
+    assert!(
+        misnamed["error"]
+            .as_str()
+            .unwrap()
+            .contains("health_check_model"),
+        "{h}"
+    );
+    let bad = h["unhealthy_endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["model_name"] == "gpt-4o")
+        .unwrap_or_else(|| panic!("{h}"));
     assert_eq!(bad["api_base"], format!("http://{}/v1", sick.addr));
     assert_eq!(bad["model_name"], "gpt-4o");
     assert!(
@@ -1503,12 +1542,24 @@ general_settings: {{master_key: {MASTER_KEY}}}
             && paths.contains(&"/v1/messages".to_owned()),
         "{paths:?}"
     );
-    // One model, or one deployment.
+    // One model, or one deployment; a wildcard route by its pattern or
+    // the model it is checked with (`claude` is both a listed model and
+    // the misnamed route's check).
     let h = health("?model=claude").await;
+    assert_eq!(
+        (h["healthy_count"].as_u64(), h["unhealthy_count"].as_u64()),
+        (Some(1), Some(1)),
+        "{h}"
+    );
+    let h = health("?model=anthropic/*").await;
     assert_eq!(
         (h["healthy_count"].as_u64(), h["unhealthy_count"].as_u64()),
         (Some(1), Some(0)),
         "{h}"
+    );
+    assert_eq!(
+        h["healthy_endpoints"][0]["model_name"],
+        "anthropic/claude-3-5-haiku-20241022"
     );
     let id = bad["model_id"].as_str().unwrap().to_owned();
     let r = client()

@@ -149,6 +149,20 @@ impl Wildcards {
             .flat_map(|r| r.entries.iter().map(|e| e.id.as_str()))
     }
 
+    /// Each entry that names a model to check its health with (LiteLLM's
+    /// `model_info.health_check_model`): `(pattern, that model, the
+    /// entry's id)`.
+    pub fn health_checks(&self) -> Vec<(Arc<str>, String, String)> {
+        self.routes
+            .iter()
+            .flat_map(|r| r.entries.iter().map(move |e| (r, e)))
+            .filter_map(|(r, e)| {
+                let model = e.params.model_info.get("health_check_model")?.as_str()?;
+                Some((r.pattern.clone(), model.to_owned(), e.id.clone()))
+            })
+            .collect()
+    }
+
     /// Each entry as `(pattern, litellm model, api_base)`, in match order.
     pub fn entries(&self) -> impl Iterator<Item = (&str, &str, Option<&str>)> {
         self.routes.iter().flat_map(|r| {

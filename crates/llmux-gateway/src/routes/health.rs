@@ -50,7 +50,7 @@ pub async fn models(
     State(app): State<Arc<AppState>>,
     Query(which): Query<Which>,
 ) -> Response {
-    let wanted: Vec<Arc<DeploymentState>> = app
+    let mut wanted: Vec<Arc<DeploymentState>> = app
         .router
         .listed()
         .into_iter()
@@ -61,6 +61,29 @@ pub async fn models(
         })
         .cloned()
         .collect();
+    // Wildcard routes, through the model each names for its check (LiteLLM's
+    // `health_check_model`); routes without one are not checked.
+    let mut unbuilt = Vec::new();
+    for c in app.router.wildcard_health() {
+        // `?model=` names the route's pattern or its check's model.
+        if which
+            .model
+            .as_ref()
+            .is_some_and(|m| *m != c.model && **m != *c.pattern)
+            || which.model_id.as_ref().is_some_and(|i| *i != c.id)
+        {
+            continue;
+        }
+        match c.found {
+            Ok(state) => wanted.push(state),
+            Err(e) => {
+                let mut endpoint = Map::new();
+                endpoint.insert("model_name".into(), c.model.into());
+                endpoint.insert("model_id".into(), c.id.into());
+                unbuilt.push((endpoint, Some(e.message)));
+            }
+        }
+    }
     let checks = wanted.into_iter().map(|state| {
         let app = app.clone();
         async move {
@@ -75,7 +98,8 @@ pub async fn models(
     });
     let mut healthy = Vec::new();
     let mut unhealthy = Vec::new();
-    for (mut endpoint, error) in futures_util::future::join_all(checks).await {
+    let results = futures_util::future::join_all(checks).await;
+    for (mut endpoint, error) in results.into_iter().chain(unbuilt) {
         match error {
             None => healthy.push(Value::Object(endpoint)),
             Some(e) => {
