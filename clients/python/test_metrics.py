@@ -158,3 +158,33 @@ def test_metrics_can_require_the_master_key(mock, tmp_path):
         assert any(n == "litellm_deployment_state" for (n, _) in samples)
     finally:
         gw.proc.stop()
+
+
+def test_metrics_count_fallbacks(mock, tmp_path, marker):
+    """A model whose upstream is down falls back to another: the fallback
+    is counted with the model that failed, the one that answered, and why."""
+    gw = start(
+        mock,
+        tmp_path,
+        '  callbacks: ["prometheus"]\n  fallbacks: [{"dead-upstream": ["gpt-4o"]}]\n',
+    )
+    try:
+        resp = gw.client().chat.completions.create(
+            model="dead-upstream", messages=[{"role": "user", "content": f"hi {marker}"}]
+        )
+        assert resp.choices[0].message.content
+        samples = scrape(gw)
+        ok = value(
+            samples,
+            "litellm_deployment_successful_fallbacks_total",
+            requested_model="dead-upstream",
+            fallback_model="gpt-4o",
+        )
+        assert ok == 1
+        assert value(samples, "litellm_deployment_failed_fallbacks_total") == 0
+        # The request itself succeeded, under the name it asked for.
+        assert value(
+            samples, "litellm_proxy_total_requests_metric_total", requested_model="dead-upstream", status_code="200"
+        ) == 1
+    finally:
+        gw.proc.stop()

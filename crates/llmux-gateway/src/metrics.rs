@@ -50,6 +50,8 @@ pub struct Metrics {
     total_tokens: IntCounterVec,
     spend: CounterVec,
     time_to_first_token: HistogramVec,
+    fallbacks_ok: IntCounterVec,
+    fallbacks_failed: IntCounterVec,
     /// Model names used as labels, at most `max_models`.
     models: RwLock<HashSet<String>>,
     max_models: usize,
@@ -171,6 +173,18 @@ impl Metrics {
                 "Seconds a streamed upstream call took to its first byte",
                 &["model", "model_id", "requested_model"],
             ),
+            fallbacks_ok: counter(
+                &r,
+                "litellm_deployment_successful_fallbacks_total",
+                "Fallbacks that answered, by the model that failed and the one that answered",
+                &["requested_model", "fallback_model", "exception_status"],
+            ),
+            fallbacks_failed: counter(
+                &r,
+                "litellm_deployment_failed_fallbacks_total",
+                "Fallbacks that failed too",
+                &["requested_model", "fallback_model", "exception_status"],
+            ),
             spend,
             deployment_state,
             registry: r,
@@ -267,6 +281,22 @@ impl Metrics {
                     .inc();
             }
         }
+    }
+
+    /// A fallback from `requested_model`, which failed with `status`, to
+    /// `fallback_model`: answered, or not.
+    pub fn fallback(&self, requested_model: &str, fallback_model: &str, status: u16, ok: bool) {
+        let labels = [
+            self.model_label(requested_model),
+            self.model_label(fallback_model),
+            &status_label(status),
+        ];
+        let counter = if ok {
+            &self.fallbacks_ok
+        } else {
+            &self.fallbacks_failed
+        };
+        counter.with_label_values(&labels).inc();
     }
 
     /// A deployment set to rest after failing with `status`.
@@ -411,6 +441,16 @@ mod tests {
             t.contains(r#"litellm_spend_metric_total{model="other",requested_model="w/*"} 1.5"#),
             "{t}"
         );
+    }
+
+    #[test]
+    fn fallbacks_are_counted_by_outcome() {
+        let m = Metrics::new();
+        m.fallback("gpt-4o", "claude", 503, false);
+        m.fallback("gpt-4o", "gemini", 503, true);
+        let t = text(&m);
+        assert!(t.contains(r#"litellm_deployment_failed_fallbacks_total{exception_status="503",fallback_model="claude",requested_model="gpt-4o"} 1"#), "{t}");
+        assert!(t.contains(r#"litellm_deployment_successful_fallbacks_total{exception_status="503",fallback_model="gemini",requested_model="gpt-4o"} 1"#), "{t}");
     }
 
     #[test]

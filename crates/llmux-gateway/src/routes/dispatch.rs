@@ -103,7 +103,11 @@ where
             "model failed, falling back: {}",
             last.message
         );
-        match retries(app, &group, steer.num_retries, attempt).await {
+        let result = retries(app, &group, steer.num_retries, attempt).await;
+        if let Some(m) = &app.metrics {
+            m.fallback(&steer.group.name, name, last.status, result.is_ok());
+        }
+        match result {
             Ok(mut resp) => {
                 resp.headers_mut()
                     .insert(&ATTEMPTED_FALLBACKS, HeaderValue::from(n + 1));
