@@ -660,6 +660,16 @@ impl Tool {
         self.function.as_ref().filter(|_| self.kind == "function")
     }
 
+    /// What kind of tool it is, to name in an error: its `type`, or for
+    /// a tool written without one, its first member (`googleSearch`).
+    pub fn kind_name(&self) -> &str {
+        if self.kind.is_empty() {
+            self.extra.keys().next().map_or("", String::as_str)
+        } else {
+            &self.kind
+        }
+    }
+
     fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
         out.push(b'{');
         // A comma before every member but the first, whichever that is.

@@ -35,14 +35,13 @@ pub fn provider_field(kind: &str) -> &'static str {
     }
 }
 
-/// Appends `value` to the list at `key`.
+/// Appends `value` to the list at `key` (every value of `fields` is one).
 fn push_field(fields: &mut Map<String, Value>, key: &str, value: Value) {
-    match fields
+    if let Value::Array(list) = fields
         .entry(key)
         .or_insert_with(|| Value::Array(Vec::new()))
     {
-        Value::Array(list) => list.push(value),
-        other => *other = Value::Array(vec![value]),
+        list.push(value);
     }
 }
 

@@ -574,11 +574,7 @@ pub fn build<'a>(
             if drop_params {
                 continue;
             }
-            let kind = if t.kind.is_empty() {
-                t.extra.keys().next().map_or("", String::as_str)
-            } else {
-                &t.kind
-            };
+            let kind = t.kind_name();
             return Err(ApiError::invalid_field(
                 &format!("tools[{i}]"),
                 format!(
