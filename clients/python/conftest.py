@@ -37,6 +37,8 @@ CLIENT_TIMEOUT_S = 30.0
 # require a key we did not set.
 _SCRUBBED_ENV = (
     "LLMUX_MASTER_KEY",
+    "LITELLM_MASTER_KEY",
+    "DATABASE_URL",
     "OPENAI_API_KEY",
     "OPENAI_BASE_URL",
     "AZURE_API_KEY",
@@ -294,18 +296,24 @@ def gateway_config(mock_base: str, master_key: str | None) -> str:
 GATEWAY_MODELS = ["gpt-4o", "gpt-4o-mini", "local-slow", "dead-upstream", "claude-sonnet-4"]
 
 
-def start_gateway(name: str, mock: Mock, tmp_dir: Path, master_key: str | None) -> Gateway:
-    config_text = gateway_config(mock.base, master_key)
-    config = tmp_dir / "config.yaml"
+def serve_config(name: str, config_text: str, tmp_dir: Path) -> Proc:
+    """`llmux serve` with this config text (written to `<tmp_dir>/<name>.yaml`),
+    once it answers its liveness probe."""
+    config = tmp_dir / f"{name}.yaml"
     config.write_text(config_text)
     port = free_port()
-    proc = start_process(
+    return start_process(
         name,
         ["serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)],
         tmp_dir,
         port,
         "/health/liveliness",
     )
+
+
+def start_gateway(name: str, mock: Mock, tmp_dir: Path, master_key: str | None) -> Gateway:
+    config_text = gateway_config(mock.base, master_key)
+    proc = serve_config(name, config_text, tmp_dir)
     return Gateway(proc=proc, master_key=master_key, config_text=config_text, models=GATEWAY_MODELS)
 
 

@@ -43,6 +43,7 @@ from conftest import (
     Mock,
     Proc,
     free_port,
+    serve_config,
     start_process,
 )
 from test_anthropic import A_TOOLS, collect_stream, make_client
@@ -191,17 +192,7 @@ def gem_config(mock_base: str, sa: SaKey, *, inline: bool = True) -> str:
 
 def start_gem_gateway(name: str, mock: Mock, sa: SaKey, tmp: Path, **kw: Any) -> GemGateway:
     text = gem_config(mock.base, sa, **kw)
-    config = tmp / f"{name}.yaml"
-    config.write_text(text)
-    port = free_port()
-    proc = start_process(
-        name,
-        ["serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)],
-        tmp,
-        port,
-        "/health/liveliness",
-    )
-    return GemGateway(proc=proc, master_key=MASTER_KEY, config_text=text)
+    return GemGateway(proc=serve_config(name, text, tmp), master_key=MASTER_KEY, config_text=text)
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,7 @@ from conftest import (
     Gateway,
     Mock,
     gateway_config,
-    start_process,
-    free_port,
+    serve_config,
 )
 
 
@@ -28,16 +27,7 @@ def start(mock: Mock, tmp: Path, extra: str) -> Gateway:
     text = gateway_config(mock.base, MASTER_KEY).replace(
         "litellm_settings:\n", "litellm_settings:\n" + extra, 1
     )
-    config = tmp / "config.yaml"
-    config.write_text(text)
-    port = free_port()
-    proc = start_process(
-        "gateway-metrics",
-        ["serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)],
-        tmp,
-        port,
-        "/health/liveliness",
-    )
+    proc = serve_config("gateway-metrics", text, tmp)
     return Gateway(proc=proc, master_key=MASTER_KEY, config_text=text)
 
 

@@ -2,7 +2,7 @@
 //! read from every header LiteLLM clients use, compared in constant time.
 
 use http::{HeaderMap, HeaderName};
-use llmux_core::Secret;
+use llmux_core::{ApiError, Secret};
 use subtle::ConstantTimeEq;
 
 /// Headers a client key may come in besides `Authorization`, as LiteLLM
@@ -33,6 +33,14 @@ pub fn presented_keys(headers: &HeaderMap) -> impl Iterator<Item = &str> {
             }
         })
         .filter(|k| !k.is_empty())
+}
+
+/// The 401 for a request without a key llmux knows.
+pub fn invalid_key() -> ApiError {
+    ApiError::unauthorized(
+        "Authentication error: invalid or missing API key. Send your llmux key as \
+         `Authorization: Bearer <key>` (or in `x-api-key`, `api-key`, `x-litellm-api-key`).",
+    )
 }
 
 /// Whether the request may pass: no master key set, or it presents it.

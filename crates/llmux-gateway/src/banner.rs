@@ -66,6 +66,13 @@ pub fn banner(config: &Config, addr: SocketAddr) -> String {
         let _ = writeln!(s, "aliases: {}", aliases.join(", "));
     }
     let key = match &config.master_key {
+        Some(_) if config.database_url.is_some() => {
+            let _ = writeln!(
+                s,
+                "auth: a key is required (the master key, or a virtual key from /key/generate)"
+            );
+            "<your key>"
+        }
         Some(_) => {
             let _ = writeln!(
                 s,

@@ -6,6 +6,7 @@ pub mod banner;
 pub mod config;
 pub mod credentials;
 pub mod images;
+pub mod keys;
 pub mod metrics;
 pub mod router;
 pub mod routes;

@@ -48,7 +48,22 @@ pub async fn serve(
     let addr: SocketAddr = listeners[0].local_addr()?;
     let text = banner(&config, addr);
     let workers = workers.max(1);
-    let state = AppState::new(config, Transport::new()?).map_err(ServeError::Config)?;
+    let database_url = config.database_url.clone();
+    let master_key = config.master_key.clone();
+    let mut state = AppState::new(config, Transport::new()?).map_err(ServeError::Config)?;
+    // The spend writer runs on this runtime, beside the signal handler.
+    let keys = match (database_url, master_key) {
+        (Some(url), Some(master)) => Some(
+            crate::keys::Keys::open(&url, &master)
+                .await
+                .map_err(|e| ServeError::Config(format!("general_settings.database_url: {e}")))?,
+        ),
+        _ => None,
+    };
+    if let Some(k) = &keys {
+        tracing::info!(keys = k.count(), "virtual keys loaded");
+    }
+    state.keys = keys.clone();
     let app = Gateway::new(Arc::new(state));
     let (balance, inboxes) = Balance::new(workers);
 
@@ -93,6 +108,9 @@ pub async fn serve(
             // Every worker holds a sender: the channel ends when all are done.
             let drain = async { while done_rx.recv().await.is_some() {} };
             let _ = tokio::time::timeout(SHUTDOWN_GRACE, drain).await;
+            if let Some(k) = &keys {
+                k.flush(Duration::from_secs(5)).await;
+            }
         }
     }
     Ok(())

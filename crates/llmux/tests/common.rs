@@ -85,6 +85,7 @@ pub fn bin() -> &'static str {
 /// Environment variables that would change what the gateway serves.
 const SCRUB: &[&str] = &[
     "LLMUX_MASTER_KEY",
+    "DATABASE_URL",
     "LITELLM_MASTER_KEY",
     "LLMUX_CONFIG",
     "LLMUX_HOST",

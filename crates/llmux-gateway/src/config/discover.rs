@@ -48,6 +48,9 @@ pub fn from_env(env: &Env, catalog: &Catalog) -> Result<Config, ConfigError> {
             deployments.push(d);
         }
     }
+    let master_key = super::master_key_from_env(env);
+    let mut warnings = Vec::new();
+    let database_url = super::database_url(None, env, master_key.is_some(), &mut warnings)?;
     Ok(Config {
         source: Source::Environment { providers },
         deployments,
@@ -55,12 +58,13 @@ pub fn from_env(env: &Env, catalog: &Catalog) -> Result<Config, ConfigError> {
         aliases: Vec::new(),
         routing_strategy: Default::default(),
         cooldowns: Default::default(),
-        master_key: super::master_key_from_env(env),
+        master_key,
+        database_url,
         drop_params: false,
         num_retries: DEFAULT_NUM_RETRIES,
         request_timeout: DEFAULT_TIMEOUT,
         max_request_bytes: (DEFAULT_MAX_REQUEST_MB * 1024.0 * 1024.0) as usize,
-        warnings: Vec::new(),
+        warnings,
         env: env.clone(),
         fetch_image_urls: false,
         fetch_image_urls_allow_private: false,

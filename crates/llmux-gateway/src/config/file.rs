@@ -188,6 +188,7 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
     let gs = section(&root, "general_settings")?;
     let mut master_key = None;
     let mut master_key_unresolved = None;
+    let mut database_url = None;
     let mut max_request_mb = DEFAULT_MAX_REQUEST_MB;
     let mut fetch_image_urls = false;
     let mut fetch_image_urls_allow_private = false;
@@ -199,6 +200,7 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
                 _ if !v.is_null() => master_key_unresolved = Some(path),
                 _ => {}
             },
+            "database_url" => database_url = resolve(v, &env, &path, &mut warnings)?,
             "fetch_image_urls" => fetch_image_urls = bool_value(v, &path)?,
             "fetch_image_urls_allow_private" => {
                 fetch_image_urls_allow_private = bool_value(v, &path)?
@@ -213,6 +215,8 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
         }
     }
     let master_key = master_key.or_else(|| super::master_key_from_env(&env));
+    let database_url =
+        super::database_url(database_url, &env, master_key.is_some(), &mut warnings)?;
     if prometheus && !metrics_auth && master_key.is_some() {
         // Open as LiteLLM's is; said, since every other route needs the key.
         warnings.push(
@@ -322,6 +326,7 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
         deployments,
         wildcards,
         master_key,
+        database_url,
         drop_params,
         num_retries,
         request_timeout,
@@ -1058,5 +1063,51 @@ litellm_settings:
         ));
         // An empty file is a valid (empty) config.
         assert!(parse("", &cat, &env).unwrap().deployments.is_empty());
+    }
+
+    #[test]
+    fn a_sqlite_database_url_turns_virtual_keys_on_with_the_master_key() {
+        let cat = Catalog::builtin().unwrap();
+        let none = Env::fixed(&[]);
+        let c = parse(
+            "general_settings: {master_key: sk-m, database_url: os.environ/DB}",
+            &cat,
+            &Env::fixed(&[("DB", "sqlite:///var/lib/llmux.db")]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.database_url.as_deref(),
+            Some("sqlite:///var/lib/llmux.db")
+        );
+        assert!(!c.warnings.join("\n").contains("database_url"));
+        // LiteLLM's DATABASE_URL, when the file names none.
+        let from_env = parse(
+            "general_settings: {master_key: sk-m}",
+            &cat,
+            &Env::fixed(&[("DATABASE_URL", "sqlite::memory:")]),
+        )
+        .unwrap();
+        assert_eq!(from_env.database_url.as_deref(), Some("sqlite::memory:"));
+        // Keys without a master key to manage them: the start stops.
+        let e = parse(
+            "general_settings: {database_url: 'sqlite::memory:'}",
+            &cat,
+            &none,
+        )
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("master key"), "{e}");
+        // PostgreSQL is not there yet: said, without the URL (a password).
+        let pg = parse(
+            "general_settings: {master_key: sk-m, database_url: 'postgres://u:pw-secret@db/x'}",
+            &cat,
+            &none,
+        )
+        .unwrap();
+        assert_eq!(pg.database_url, None);
+        let w = pg.warnings.join("\n");
+        assert!(w.contains("only SQLite"), "{w}");
+        assert!(!w.contains("pw-secret"), "{w}");
+        assert_eq!(parse("", &cat, &none).unwrap().database_url, None);
     }
 }

@@ -46,6 +46,10 @@ pub struct Config {
     /// `router_settings.cooldown_time`, `allowed_fails`, `disable_cooldowns`.
     pub cooldowns: Cooldowns,
     pub master_key: Option<Secret>,
+    /// Where virtual keys and spend logs are kept
+    /// (`general_settings.database_url`, else `DATABASE_URL`): a SQLite
+    /// URL. None: no virtual keys.
+    pub database_url: Option<String>,
     pub drop_params: bool,
     pub num_retries: u32,
     pub request_timeout: Duration,
@@ -215,4 +219,50 @@ impl Config {
 fn master_key_from_env(env: &Env) -> Option<Secret> {
     env.first(&["LLMUX_MASTER_KEY", "LITELLM_MASTER_KEY"])
         .map(Secret::new)
+}
+
+/// The database for virtual keys: `general_settings.database_url`, else
+/// `DATABASE_URL`. SQLite only for now; another database is named as not
+/// supported, and the gateway serves without virtual keys. Keys need the
+/// master key to be managed by.
+fn database_url(
+    from_file: Option<String>,
+    env: &Env,
+    has_master_key: bool,
+    warnings: &mut Vec<String>,
+) -> Result<Option<String>, ConfigError> {
+    let (url, path) = match from_file {
+        Some(u) => (u, "general_settings.database_url"),
+        None => match env.get("DATABASE_URL") {
+            Some(u) => (u, "DATABASE_URL"),
+            None => return Ok(None),
+        },
+    };
+    if url.trim().is_empty() {
+        return Ok(None);
+    }
+    if !url.starts_with("sqlite:") {
+        // Not echoed: a database URL may carry a password.
+        warnings.push(format!(
+            "{path}: only SQLite (sqlite:///path/to/llmux.db) is supported yet; \
+             virtual keys and spend logs are off"
+        ));
+        return Ok(None);
+    }
+    if !has_master_key && path == "DATABASE_URL" {
+        // Set for something else, perhaps: said, not fatal.
+        warnings.push(
+            "DATABASE_URL: virtual keys need a master key (general_settings.master_key or \
+             LLMUX_MASTER_KEY); they are off"
+                .to_owned(),
+        );
+        return Ok(None);
+    }
+    if !has_master_key {
+        return Err(ConfigError::Invalid(format!(
+            "{path} is set for virtual keys, which need a master key to manage them: \
+             set general_settings.master_key (or LLMUX_MASTER_KEY)"
+        )));
+    }
+    Ok(Some(url))
 }

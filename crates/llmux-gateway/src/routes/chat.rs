@@ -3,8 +3,9 @@
 //! (whole, or event by event).
 
 use super::AppState;
-use super::dispatch::{self, ClientFormat};
+use super::dispatch::{self, ClientFormat, Who};
 use super::error::error_response;
+use crate::keys::Admission;
 use crate::router::DeploymentState;
 use axum::response::Response;
 use bytes::Bytes;
@@ -14,11 +15,15 @@ use llmux_core::{ApiError, ProviderKind};
 use std::sync::Arc;
 
 /// The answer to a request whose key and body have been read.
-pub async fn chat_completions(app: &Arc<AppState>, body: Result<Bytes, ApiError>) -> Response {
+pub async fn chat_completions(
+    app: &Arc<AppState>,
+    body: Result<Bytes, ApiError>,
+    who: Option<Arc<Admission>>,
+) -> Response {
     let started = app.metrics.as_ref().map(|_| std::time::Instant::now());
     let mut model = None;
     let resp = match body {
-        Ok(body) => match handle(app, &body, &mut model).await {
+        Ok(body) => match handle(app, &body, &mut model, who.as_ref()).await {
             Ok(resp) => resp,
             Err(e) => {
                 tracing::debug!(status = e.status, error = %e.message, "chat request failed");
@@ -35,22 +40,24 @@ async fn handle(
     app: &Arc<AppState>,
     body: &Bytes,
     model: &mut Option<String>,
+    who: Who<'_>,
 ) -> Result<Response, ApiError> {
     // A model none of whose deployments takes the body as it is (an
     // OpenAI-compatible API) is only ever translated: its request is read
     // once, typed, and never split, and every attempt takes it as read.
     if dispatch::translated_only(app, body, providers::passes_through) {
-        return Box::pin(translated(app, body, model)).await;
+        return Box::pin(translated(app, body, model, who)).await;
     }
     let req = RawChatRequest::parse(body)?;
     let steer = dispatch::split_steering(app, &req)?;
     dispatch::note_model(app, model, &steer);
+    dispatch::allow(who, &steer)?;
     let call = ChatCall {
         request: &req,
         typed: None,
         drop_params: steer.drop_params,
     };
-    dispatch::with_retries(app, &steer, |state| attempt(app, state, &call)).await
+    dispatch::with_retries(app, &steer, |state| attempt(app, state, &call, who)).await
 }
 
 /// A request for a model that only translates, read typed and only so.
@@ -58,10 +65,12 @@ async fn translated(
     app: &Arc<AppState>,
     body: &Bytes,
     model: &mut Option<String>,
+    who: Who<'_>,
 ) -> Result<Response, ApiError> {
     let typed: ChatCompletionRequest = dispatch::read_typed(body, "chat completion request")?;
     let steer = dispatch::steering(app, &typed.model, &typed.extra)?;
     dispatch::note_model(app, model, &steer);
+    dispatch::allow(who, &steer)?;
     let req = RawChatRequest::from_typed(&typed, body.len());
     let call = ChatCall {
         request: &req,
@@ -78,9 +87,9 @@ async fn translated(
                 typed: Some(&typed),
                 drop_params: steer.drop_params,
             };
-            return attempt(app, state, &call).await;
+            return attempt(app, state, &call, who).await;
         }
-        attempt(app, state, &call).await
+        attempt(app, state, &call, who).await
     })
     .await
 }
@@ -90,6 +99,7 @@ pub async fn attempt(
     app: &Arc<AppState>,
     state: Arc<DeploymentState>,
     call: &ChatCall<'_, '_>,
+    who: Who<'_>,
 ) -> Result<Response, ApiError> {
     let dep = &state.deployment;
     // Bedrock takes images inline only: fetch remote ones when enabled.
@@ -140,10 +150,11 @@ pub async fn attempt(
             up,
             translator,
             ClientFormat::OpenAi,
+            who.cloned(),
         ));
     }
     let (status, headers, body) = up.body().await?;
     let out = providers::chat_response(dep, call, status, &headers, body)?;
-    let cost = dispatch::record_usage(app, &state, out.usage.as_ref());
+    let cost = dispatch::record_usage(app, &state, out.usage.as_ref(), who);
     Ok(dispatch::json_response(out.into_body()?, &state, cost))
 }

@@ -4,6 +4,7 @@
 //! answer.
 
 use super::AppState;
+use crate::keys::Admission;
 use crate::router::{DeploymentState, GroupRef, ModelGroup, Tracked, Unavailable};
 use crate::transport::{UpstreamBody, UpstreamResponse, collect, upstream_error};
 use axum::body::Body;
@@ -31,6 +32,10 @@ pub const MAX_RETRIES: u32 = 10;
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
 /// Upstream error bodies beyond this are cut (they are for humans).
 const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// The request's admission, when the gateway has virtual keys: whose it
+/// is, for the key's models and spend.
+pub type Who<'a> = Option<&'a Arc<Admission>>;
 
 pub static MODEL_ID: HeaderName = HeaderName::from_static("x-litellm-model-id");
 pub static RESPONSE_COST: HeaderName = HeaderName::from_static("x-litellm-response-cost");
@@ -535,8 +540,28 @@ fn is_stream(resp: &Response) -> bool {
         .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
 }
 
-/// Usage → tpm window, cost, metrics, log line. No I/O.
-pub fn record_usage(app: &AppState, state: &DeploymentState, usage: Option<&Usage>) -> Option<f64> {
+/// Whether the request's key may use the model it names, and every model
+/// the request names as its fallbacks (else a key could reach any model
+/// through them).
+pub fn allow(who: Who<'_>, steer: &Steering<'_>) -> Result<(), ApiError> {
+    let Some(a) = who else {
+        return Ok(());
+    };
+    a.allows(steer.alias.unwrap_or(&steer.group.name), &steer.group.name)?;
+    for f in steer.fallbacks.iter().flatten() {
+        a.allows(f, f)?;
+    }
+    Ok(())
+}
+
+/// Usage → tpm window, cost, metrics, the key's spend, log line. No I/O
+/// (spend is queued for the writer).
+pub fn record_usage(
+    app: &AppState,
+    state: &DeploymentState,
+    usage: Option<&Usage>,
+    who: Who<'_>,
+) -> Option<f64> {
     let usage = usage?;
     app.router.record_tokens(state, usage.total_tokens);
     let c = usage
@@ -545,6 +570,9 @@ pub fn record_usage(app: &AppState, state: &DeploymentState, usage: Option<&Usag
         .or_else(|| state.prices.map(|p| p.cost(usage)));
     if let Some(m) = &app.metrics {
         m.usage(state, usage.prompt_tokens, usage.completion_tokens, c);
+    }
+    if let (Some(keys), Some(a)) = (&app.keys, who) {
+        keys.record_usage(a, &state.deployment, usage, c);
     }
     tracing::debug!(
         model = %state.deployment.model_name,
@@ -636,12 +664,19 @@ struct Relay {
     done: bool,
     app: Arc<AppState>,
     state: Arc<DeploymentState>,
+    /// The key's admission: its parallel slot is held to the stream's end.
+    who: Option<Arc<Admission>>,
 }
 
 impl Drop for Relay {
     fn drop(&mut self) {
         // Whatever was used is accounted, even if the client left early.
-        record_usage(&self.app, &self.state, self.translator.usage());
+        record_usage(
+            &self.app,
+            &self.state,
+            self.translator.usage(),
+            self.who.as_ref(),
+        );
     }
 }
 
@@ -790,6 +825,7 @@ pub fn stream_response(
     upstream: Upstream,
     translator: Box<dyn StreamTranslator>,
     format: ClientFormat,
+    who: Option<Arc<Admission>>,
 ) -> Response {
     let id = state.id_header.clone();
     let relay = Relay {
@@ -804,6 +840,7 @@ pub fn stream_response(
         done: false,
         app,
         state,
+        who,
     };
     let mut r = Response::new(Body::new(relay));
     let h = r.headers_mut();

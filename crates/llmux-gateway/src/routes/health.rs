@@ -44,12 +44,19 @@ pub struct Which {
 
 /// `/health`: LiteLLM's check of every deployment the config lists (or of
 /// one model's, or one deployment's), each with a tiny real chat request,
-/// all at once. It costs a few tokens a deployment, so it needs the key.
+/// all at once. It costs a few tokens a deployment, so it needs the master
+/// key (a virtual key's budget and models do not cover it).
 pub async fn models(
-    _: super::Authorized,
+    who: super::Authorized,
     State(app): State<Arc<AppState>>,
     Query(which): Query<Which>,
 ) -> Response {
+    if who.0.is_some() {
+        return super::error::error_response(&llmux_core::ApiError::new(
+            403,
+            "Only the master key may run health checks (each calls every deployment).",
+        ));
+    }
     let mut wanted: Vec<Arc<DeploymentState>> = app
         .router
         .listed()
@@ -135,7 +142,9 @@ async fn check(app: &Arc<AppState>, state: Arc<DeploymentState>) -> Result<(), A
         typed: Some(&typed),
         drop_params: true,
     };
-    super::chat::attempt(app, state, &call).await.map(drop)
+    super::chat::attempt(app, state, &call, None)
+        .await
+        .map(drop)
 }
 
 /// A deployment as `/health` shows it: its public `litellm_params`, its

@@ -5,7 +5,8 @@
 //! other it goes through the canonical format and back.
 
 use super::AppState;
-use super::dispatch::{self, ClientFormat};
+use super::dispatch::{self, ClientFormat, Who};
+use crate::keys::Admission;
 use crate::router::DeploymentState;
 use axum::body::Body;
 use axum::extract::State;
@@ -37,11 +38,12 @@ pub async fn messages(
     app: &Arc<AppState>,
     headers: &HeaderMap,
     body: Result<Bytes, ApiError>,
+    who: Option<Arc<Admission>>,
 ) -> Response {
     let started = app.metrics.as_ref().map(|_| std::time::Instant::now());
     let mut model = None;
     let resp = match body {
-        Ok(body) => match handle(app, headers, &body, &mut model).await {
+        Ok(body) => match handle(app, headers, &body, &mut model, who.as_ref()).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(status = e.status, error = %e.message, "messages request failed");
@@ -59,6 +61,7 @@ async fn handle(
     headers: &HeaderMap,
     body: &Bytes,
     model: &mut Option<String>,
+    who: Who<'_>,
 ) -> Result<Response, ApiError> {
     // A model none of whose deployments is Claude's is only ever
     // translated: its request is read once, typed, and never split.
@@ -66,6 +69,7 @@ async fn handle(
         let req = parse_messages(body)?;
         let steer = dispatch::steering(app, &req.model, &req.extra)?;
         dispatch::note_model(app, model, &steer);
+        dispatch::allow(who, &steer)?;
         let drop_params = steer.drop_params;
         let mut first = Some(req);
         return dispatch::with_retries(app, &steer, move |state| {
@@ -77,7 +81,7 @@ async fn handle(
                     Some(r) => r,
                     None => parse_messages(body)?,
                 };
-                Box::pin(translated(app, state, req, body.len(), drop_params)).await
+                Box::pin(translated(app, state, req, body.len(), drop_params, who)).await
             }
         })
         .await;
@@ -86,11 +90,12 @@ async fn handle(
     let req = RawChatRequest::parse(body)?;
     let steer = dispatch::split_steering(app, &req)?;
     dispatch::note_model(app, model, &steer);
+    dispatch::allow(who, &steer)?;
     let drop_params = steer.drop_params;
     let req = &req;
     dispatch::with_retries(app, &steer, |state| async move {
         if state.deployment.provider == ProviderKind::Anthropic {
-            return passthrough(app, state, req, headers).await;
+            return passthrough(app, state, req, headers, who).await;
         }
         // Read typed only for a deployment that translates, on each such
         // attempt.
@@ -98,7 +103,7 @@ async fn handle(
         // Boxed: the translation holds both request forms across the
         // upstream call, and unboxed every pass-through request's future
         // would be that large too.
-        Box::pin(translated(app, state, parsed, body.len(), drop_params)).await
+        Box::pin(translated(app, state, parsed, body.len(), drop_params, who)).await
     })
     .await
 }
@@ -152,6 +157,7 @@ async fn passthrough(
     state: Arc<DeploymentState>,
     req: &RawChatRequest<'_>,
     client_headers: &HeaderMap,
+    who: Who<'_>,
 ) -> Result<Response, ApiError> {
     let dep = &state.deployment;
     let upstream = to_claude(dep, req, client_headers, "messages");
@@ -166,6 +172,7 @@ async fn passthrough(
             up,
             Box::new(MessagesPassthrough::new()),
             ClientFormat::Raw,
+            who.cloned(),
         ));
     }
     let (_, _, body) = up.body().await?;
@@ -178,7 +185,7 @@ async fn passthrough(
         })?
         .usage
         .to_openai();
-    let cost = dispatch::record_usage(app, &state, Some(&usage));
+    let cost = dispatch::record_usage(app, &state, Some(&usage), who);
     Ok(dispatch::json_response(body, &state, cost))
 }
 
@@ -189,6 +196,7 @@ async fn translated(
     req: MessagesRequest,
     body_len: usize,
     drop_params: bool,
+    who: Who<'_>,
 ) -> Result<Response, ApiError> {
     let dep = &state.deployment;
     let client_model = req.model.clone();
@@ -242,11 +250,12 @@ async fn translated(
             up,
             translator,
             format,
+            who.cloned(),
         ));
     }
     let (status, headers, body) = up.body().await?;
     let out = providers::typed_chat_response(dep, &call, status, &headers, body)?;
-    let cost = dispatch::record_usage(app, &state, out.usage.as_ref());
+    let cost = dispatch::record_usage(app, &state, out.usage.as_ref(), who);
     // The answer typed: read once, or taken as translated, never written
     // and read back.
     let message = inbound::from_canonical(out.into_typed()?, &client_model);
@@ -258,7 +267,7 @@ async fn translated(
 /// for others, a local estimate (OpenAI's o200k tokenizer), marked as such
 /// in the `x-llmux-token-count: estimate` header.
 pub async fn count_tokens(
-    _: super::Authorized,
+    who: super::Authorized,
     State(app): State<Arc<AppState>>,
     req: axum::extract::Request,
 ) -> Response {
@@ -267,7 +276,7 @@ pub async fn count_tokens(
         Ok(b) => b,
         Err(e) => return anthropic_error(&e),
     };
-    match count(&app, &parts.headers, &body).await {
+    match count(&app, &parts.headers, &body, &who).await {
         Ok(r) => r,
         Err(e) => anthropic_error(&e),
     }
@@ -277,9 +286,16 @@ async fn count(
     app: &Arc<AppState>,
     client_headers: &HeaderMap,
     body: &Bytes,
+    who: &super::Authorized,
 ) -> Result<Response, ApiError> {
     let req = RawChatRequest::parse(body)?;
     let group = app.router.group(req.model())?;
+    if let Some(key) = &who.0 {
+        let s = key.settings();
+        if !s.allows(req.model()) && !s.allows(&group.name) {
+            return Err(crate::keys::model_denied(&s.models, req.model()));
+        }
+    }
     let claude_dep = group
         .deployments
         .iter()

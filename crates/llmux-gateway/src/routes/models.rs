@@ -11,12 +11,31 @@ use llmux_core::Deployment;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
-pub async fn list(_: super::Authorized, State(app): State<Arc<AppState>>) -> Response {
-    json_bytes(app.models_json.clone())
+pub async fn list(who: super::Authorized, State(app): State<Arc<AppState>>) -> Response {
+    json_bytes(only_allowed(&who, &app.models_json, "id"))
 }
 
-pub async fn info(_: super::Authorized, State(app): State<Arc<AppState>>) -> Response {
-    json_bytes(app.model_info_json.clone())
+pub async fn info(who: super::Authorized, State(app): State<Arc<AppState>>) -> Response {
+    json_bytes(only_allowed(&who, &app.model_info_json, "model_name"))
+}
+
+/// The list as built, or, for a virtual key limited to some models, the
+/// entries (`data[].<name>`) it may use.
+fn only_allowed(who: &super::Authorized, list: &Bytes, name: &str) -> Bytes {
+    let Some(settings) = who.0.as_ref().map(|k| k.settings()) else {
+        return list.clone();
+    };
+    let Ok(mut v) = serde_json::from_slice::<Value>(list) else {
+        return list.clone();
+    };
+    if let Some(Value::Array(data)) = v.get_mut("data") {
+        data.retain(|m| {
+            m.get(name)
+                .and_then(Value::as_str)
+                .is_some_and(|n| settings.allows(n))
+        });
+    }
+    Bytes::from(v.to_string())
 }
 
 fn json_bytes(b: Bytes) -> Response {

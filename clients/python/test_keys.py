@@ -1,0 +1,403 @@
+"""Virtual keys, budgets, limits and spend, as a LiteLLM proxy admin and its
+users meet them: keys made at /key/generate with the master key, used with
+the official openai and anthropic SDKs, their spend read at /key/info and
+/spend/logs, the gateway restarted on the same SQLite file."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from conftest import (
+    ANTHROPIC_KEY,
+    CLIENT_TIMEOUT_S,
+    MASTER_KEY,
+    UPSTREAM_KEY,
+    Gateway,
+    Mock,
+    gateway_config,
+    serve_config,
+)
+
+ADMIN = {"Authorization": f"Bearer {MASTER_KEY}"}
+
+
+def start(mock: Mock, tmp: Path, db: Path, name: str = "gateway-keys") -> Gateway:
+    text = gateway_config(mock.base, MASTER_KEY) + f"  database_url: sqlite://{db}\n"
+    return Gateway(proc=serve_config(name, text, tmp), master_key=MASTER_KEY, config_text=text)
+
+
+@pytest.fixture(scope="module")
+def keyed(mock, tmp_path_factory) -> Iterator[tuple[Gateway, Path]]:
+    tmp = tmp_path_factory.mktemp("keys")
+    db = tmp / "llmux.db"
+    gw = start(mock, tmp, db)
+    try:
+        yield gw, db
+    finally:
+        gw.proc.stop()
+
+
+def admin(gw: Gateway, path: str, body: dict[str, Any] | None = None, **params: Any) -> httpx.Response:
+    with gw.http() as h:
+        if body is None:
+            return h.get(path, headers=ADMIN, params=params)
+        return h.post(path, headers=ADMIN, json=body)
+
+
+def generate(gw: Gateway, **body: Any) -> dict[str, Any]:
+    r = admin(gw, "/key/generate", body)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def info(gw: Gateway, key: str) -> dict[str, Any]:
+    r = admin(gw, "/key/info", key=key)
+    assert r.status_code == 200, r.text
+    return r.json()["info"]
+
+
+def spend_logs(gw: Gateway, **params: Any) -> list[dict[str, Any]]:
+    r = admin(gw, "/spend/logs", **params)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def eventually(check, within: float = 3.0):
+    """`check()`'s value once it is truthy, polled for at most `within` s: a
+    stream's accounting happens as its body is dropped, just after the
+    client has read its end."""
+    deadline = time.monotonic() + within
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
+
+
+def away_from_a_minute_edge() -> None:
+    """Rate windows are calendar minutes: a test that sends several requests
+    does not let them straddle one's end."""
+    into = time.time() % 60
+    if into > 55:
+        time.sleep(60.5 - into)
+
+
+def chat(gw: Gateway, key: str, model: str = "gpt-4o-mini", **kw: Any):
+    return gw.client(api_key=key).chat.completions.with_raw_response.create(
+        model=model, messages=[{"role": "user", "content": "Hi"}], **kw
+    )
+
+
+def test_a_key_made_with_the_master_key_serves_its_models_and_counts_its_spend(keyed):
+    gw, _ = keyed
+    made = generate(gw, models=["gpt-4o-mini"], key_alias="alice", user_id="u-alice", max_budget=10)
+    key = made["key"]
+    assert key.startswith("sk-") and made["key_name"] == "sk-..." + key[-4:]
+    assert made["token"] == made["token_id"] and len(made["token"]) == 64
+    assert made["models"] == ["gpt-4o-mini"] and made["spend"] == 0
+
+    raw = chat(gw, key)
+    cost = float(raw.headers["x-litellm-response-cost"])
+    usage = raw.parse().usage
+    assert cost > 0
+
+    # A model not on its list: 401, as LiteLLM answers.
+    with pytest.raises(openai.AuthenticationError) as e:
+        chat(gw, key, model="gpt-4o")
+    assert e.value.body["type"] == "key_model_access_denied"
+    assert "gpt-4o-mini" in e.value.body["message"]
+
+    # It sees only its models.
+    listed = [m.id for m in gw.client(api_key=key).models.list()]
+    assert listed == ["gpt-4o-mini"]
+    with gw.http() as h:
+        r = h.get("/v1/model/info", headers={"Authorization": f"Bearer {key}"})
+    assert [m["model_name"] for m in r.json()["data"]] == ["gpt-4o-mini"]
+
+    # Its spend, by the key itself and by the admin.
+    with gw.http() as h:
+        own = h.get("/key/info", headers={"Authorization": f"Bearer {key}"})
+    assert own.status_code == 200, own.text
+    assert own.json()["info"]["spend"] == pytest.approx(cost, rel=1e-6)
+    assert info(gw, key)["spend"] == pytest.approx(cost, rel=1e-6)
+    assert info(gw, made["token"])["key_alias"] == "alice"
+
+    rows = spend_logs(gw, api_key=key)
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["api_key"] == made["token"]
+    assert row["spend"] == pytest.approx(cost, rel=1e-6)
+    assert (row["prompt_tokens"], row["completion_tokens"], row["total_tokens"]) == (
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        usage.total_tokens,
+    )
+    assert row["model_group"] == "gpt-4o-mini" and row["call_type"] == "acompletion"
+    assert row["user"] == "u-alice" and row["metadata"]["user_api_key_alias"] == "alice"
+    assert row["startTime"] <= row["endTime"]
+    assert spend_logs(gw, user_id="u-alice") == rows
+
+
+def test_a_streamed_answer_counts_when_it_ends(keyed):
+    gw, _ = keyed
+    key = generate(gw, models=["gpt-4o-mini", "claude-sonnet-4"])["key"]
+    stream = gw.client(api_key=key).chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "Hi"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    usage = [c.usage for c in stream if c.usage][-1]
+    rows = eventually(lambda: spend_logs(gw, api_key=key))
+    assert [r["total_tokens"] for r in rows] == [usage.total_tokens]
+    assert rows[0]["spend"] > 0
+    assert info(gw, key)["spend"] == pytest.approx(rows[0]["spend"], rel=1e-6)
+
+    # Claude Code's way in: the anthropic SDK, the key in x-api-key.
+    claude = anthropic.Anthropic(
+        base_url=gw.base, api_key=key, timeout=CLIENT_TIMEOUT_S, max_retries=0
+    )
+    msg = claude.messages.create(
+        model="claude-sonnet-4", max_tokens=50, messages=[{"role": "user", "content": "Hi"}]
+    )
+    with claude.messages.stream(
+        model="claude-sonnet-4", max_tokens=50, messages=[{"role": "user", "content": "Hi"}]
+    ) as s:
+        streamed = s.get_final_message()
+    rows = eventually(lambda: len(spend_logs(gw, api_key=key)) == 3 and spend_logs(gw, api_key=key))
+    assert [r["call_type"] for r in rows[:2]] == ["anthropic_messages"] * 2
+    assert {r["prompt_tokens"] for r in rows[:2]} == {
+        msg.usage.input_tokens,
+        streamed.usage.input_tokens,
+    }
+    assert info(gw, key)["spend"] == pytest.approx(sum(r["spend"] for r in rows), rel=1e-6)
+
+
+def test_over_budget_a_key_is_refused_until_its_budget_is_raised(keyed):
+    gw, _ = keyed
+    key = generate(gw, max_budget=0.0000001)["key"]
+    chat(gw, key)  # under budget when it starts
+    with pytest.raises(openai.BadRequestError) as e:
+        chat(gw, key)
+    assert e.value.body["type"] == "budget_exceeded"
+    assert "Max budget: 0.0000001" in e.value.body["message"]
+    # The Messages API refuses it too, in Anthropic's shape.
+    claude = anthropic.Anthropic(base_url=gw.base, api_key=key, max_retries=0)
+    with pytest.raises(anthropic.BadRequestError):
+        claude.messages.create(
+            model="claude-sonnet-4", max_tokens=5, messages=[{"role": "user", "content": "Hi"}]
+        )
+    r = admin(gw, "/key/update", {"key": key, "max_budget": 1})
+    assert r.status_code == 200 and r.json()["max_budget"] == 1
+    assert chat(gw, key).http_response.status_code == 200
+
+
+def test_rate_limits_answer_429_with_retry_after(keyed):
+    gw, _ = keyed
+    away_from_a_minute_edge()
+    key = generate(gw, rpm_limit=2)["key"]
+    chat(gw, key)
+    chat(gw, key)
+    with pytest.raises(openai.RateLimitError) as e:
+        chat(gw, key)
+    assert 1 <= int(e.value.response.headers["retry-after"]) <= 60
+    assert "rpm_limit" in e.value.body["message"]
+
+
+def test_a_stream_holds_its_parallel_slot_until_it_ends(keyed):
+    gw, _ = keyed
+    key = generate(gw, max_parallel_requests=1)["key"]
+    slow = {"role": "user", "content": 'Hi <mock>{"tokens_per_sec": 10, "content": "a b c d e f g h"}</mock>'}
+    opened = threading.Event()
+    finished: list[int] = []
+
+    def stream() -> None:
+        s = gw.client(api_key=key).chat.completions.create(
+            model="gpt-4o-mini", messages=[slow], stream=True
+        )
+        for _ in s:
+            opened.set()
+        finished.append(1)
+
+    t = threading.Thread(target=stream)
+    t.start()
+    assert opened.wait(10)
+    with pytest.raises(openai.RateLimitError) as e:
+        chat(gw, key)
+    assert "parallel" in e.value.body["message"]
+    t.join(20)
+    assert finished == [1]
+
+    def free() -> bool:
+        try:
+            return chat(gw, key).http_response.status_code == 200
+        except openai.RateLimitError:
+            return False
+
+    assert eventually(free), "the slot comes back when the stream ends"
+
+
+def test_blocked_deleted_and_regenerated_keys(keyed):
+    gw, _ = keyed
+    made = generate(gw, key_alias="rotating")
+    key = made["key"]
+    chat(gw, key)
+    assert admin(gw, "/key/block", {"key": key}).json()["blocked"] is True
+    with pytest.raises(openai.AuthenticationError) as e:
+        chat(gw, key)
+    assert "blocked" in e.value.body["message"]
+    admin(gw, "/key/unblock", {"key": key})
+    chat(gw, key)
+
+    spent = info(gw, key)["spend"]
+    r = admin(gw, "/key/regenerate", {"key": key})
+    assert r.status_code == 200, r.text
+    new = r.json()["key"]
+    assert new != key and r.json()["key_alias"] == "rotating"
+    assert r.json()["spend"] == pytest.approx(spent)
+    with pytest.raises(openai.AuthenticationError):
+        chat(gw, key)
+    chat(gw, new)
+
+    # The same by path, as LiteLLM's UI calls it.
+    r = admin(gw, f"/key/{new}/regenerate", {})
+    assert r.status_code == 200, r.text
+    with pytest.raises(openai.AuthenticationError):
+        chat(gw, new)
+    new = r.json()["key"]
+    chat(gw, new)
+
+    r = admin(gw, "/key/delete", {"key_aliases": ["rotating"]})
+    assert r.json() == {"deleted_keys": ["rotating"]}
+    with pytest.raises(openai.AuthenticationError):
+        chat(gw, new)
+    assert admin(gw, "/key/delete", {"keys": [new]}).status_code == 404
+    assert admin(gw, "/key/info", key=new).status_code == 404
+
+
+def test_keys_are_refused_bad_settings_and_admin_routes(keyed):
+    gw, _ = keyed
+    key = generate(gw)["key"]
+    user = {"Authorization": f"Bearer {key}"}
+    with gw.http() as h:
+        for method, path in [
+            ("POST", "/key/generate"),
+            ("GET", "/key/list"),
+            ("GET", "/spend/logs"),
+            ("POST", "/v1/key/generate"),
+        ]:
+            r = h.request(method, path, headers=user, json={})
+            assert r.status_code == 403, (path, r.text)
+        other = generate(gw)["token"]
+        assert h.get("/key/info", params={"key": other}, headers=user).status_code == 403
+        assert h.post("/key/generate", json={}).status_code == 401
+        # Health checks call every deployment: not a virtual key's to run.
+        assert h.get("/health", headers=user).status_code == 403
+    for body, field in [
+        ({"max_budget": -1}, "max_budget"),
+        ({"duration": "soon"}, "duration"),
+        ({"models": "gpt-4o"}, "models"),
+        ({"key": "not-sk"}, "key"),
+        ({"model_max_budget": {"gpt-4o": 1}}, "model_max_budget"),
+        ({"key": MASTER_KEY}, "key"),
+        ({"rpm_limit": 2**63}, "rpm_limit"),
+        ({"duration": "36501d"}, "duration"),
+    ]:
+        r = admin(gw, "/key/generate", body)
+        assert r.status_code == 400, (body, r.text)
+        assert r.json()["error"]["param"] == field
+    generate(gw, key_alias="taken")
+    r = admin(gw, "/key/generate", {"key_alias": "taken"})
+    assert r.status_code == 400 and "already exists" in r.text
+    # An unset LiteLLM field in the shape its UI sends is fine.
+    generate(gw, aliases={}, config={}, tags=None, send_invite_email=False)
+
+
+def test_an_expired_key_is_refused(keyed):
+    gw, _ = keyed
+    key = generate(gw, duration="1s")["key"]
+    assert info(gw, key)["expires"] is not None
+    chat(gw, key)  # a key lives at least its duration
+    time.sleep(2.1)
+    with pytest.raises(openai.AuthenticationError) as e:
+        chat(gw, key)
+    assert "Expired" in e.value.body["message"]
+
+
+def test_key_list_pages_and_filters(keyed):
+    gw, _ = keyed
+    for i in range(3):
+        generate(gw, team_id="team-pages", key_alias=f"page-{i}")
+    r = admin(gw, "/key/list", team_id="team-pages", size=2).json()
+    assert (r["total_count"], r["total_pages"], len(r["keys"])) == (3, 2, 2)
+    second = admin(gw, "/key/list", team_id="team-pages", size=2, page=2).json()
+    assert len(second["keys"]) == 1 and second["keys"][0] not in r["keys"]
+    full = admin(gw, "/key/list", key_alias="page-1", return_full_object="true").json()
+    assert [k["key_alias"] for k in full["keys"]] == ["page-1"]
+
+
+def test_keys_and_spend_survive_a_restart_and_are_stored_hashed(mock, tmp_path):
+    db = tmp_path / "llmux.db"
+    gw = start(mock, tmp_path, db, "gateway-keys-1")
+    try:
+        made = generate(gw, key_alias="durable", max_budget=5)
+        key = made["key"]
+        cost = float(chat(gw, key).headers["x-litellm-response-cost"])
+        master_cost = float(chat(gw, MASTER_KEY).headers["x-litellm-response-cost"])
+    finally:
+        gw.proc.stop()  # SIGTERM: queued spend is written before exit
+    log = gw.proc.log_path.read_text()
+    for secret in (key, MASTER_KEY, UPSTREAM_KEY, ANTHROPIC_KEY):
+        assert secret not in log
+
+    with sqlite3.connect(db) as c:
+        stored = c.execute("SELECT token, spend FROM llmux_keys").fetchall()
+        logged = c.execute("SELECT count(*) FROM llmux_spend_logs").fetchone()[0]
+    assert stored == [(made["token"], pytest.approx(cost))]
+    assert logged == 2, "the master key's requests are logged too"
+    for f in tmp_path.glob("llmux.db*"):
+        assert key.encode() not in f.read_bytes()
+
+    gw = start(mock, tmp_path, db, "gateway-keys-2")
+    try:
+        assert info(gw, key)["spend"] == pytest.approx(cost)
+        assert chat(gw, key).http_response.status_code == 200
+        rows = spend_logs(gw)
+        assert len(rows) == 3
+        master_rows = [r for r in rows if r["api_key"] != made["token"]]
+        assert [r["spend"] for r in master_rows] == [pytest.approx(master_cost)]
+    finally:
+        gw.proc.stop()
+
+
+def test_without_a_database_key_routes_say_how_to_get_one(gateway):
+    with gateway.http() as h:
+        r = h.post("/key/generate", headers=ADMIN, json={})
+    assert r.status_code == 400
+    assert "database_url" in r.json()["error"]["message"]
+
+
+def test_a_key_cannot_reach_other_models_through_request_fallbacks(keyed, mock):
+    gw, _ = keyed
+    key = generate(gw, models=["dead-upstream"])["key"]
+    with pytest.raises(openai.AuthenticationError) as e:
+        chat(gw, key, model="dead-upstream", extra_body={"fallbacks": ["gpt-4o"]})
+    assert e.value.body["type"] == "key_model_access_denied"
+    assert "gpt-4o" in e.value.body["message"]
+    marker = "fallback-not-taken"
+    with pytest.raises(openai.AuthenticationError):
+        gw.client(api_key=key).chat.completions.create(
+            model="dead-upstream",
+            messages=[{"role": "user", "content": marker}],
+            extra_body={"fallbacks": ["gpt-4o"]},
+        )
+    assert mock.requests_with(marker) == []

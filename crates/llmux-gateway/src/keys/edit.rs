@@ -1,0 +1,178 @@
+//! A key's settings from a `/key/generate` or `/key/update` body, field by
+//! field as LiteLLM names them. A field llmux does not act on is refused
+//! when set, so a limit a client asked for is never silently absent.
+
+use super::{KeyRow, time};
+use llmux_core::ApiError;
+use serde_json::{Map, Value};
+
+/// A key's spend and budget period as a body changes them: written apart
+/// from its other settings, in turn with the spend the writer adds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Budget {
+    pub spend: f64,
+    /// Unix seconds.
+    pub reset_at: Option<i64>,
+    pub changed: bool,
+}
+
+/// Fields LiteLLM's key routes take that llmux does not act on: refused
+/// when set, so a limit a client asked for is never silently absent.
+fn unsupported(field: &str, v: &Value) -> Result<(), ApiError> {
+    let empty = match v {
+        Value::Null | Value::Bool(false) => true,
+        Value::Object(m) => m.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    };
+    if empty {
+        return Ok(());
+    }
+    Err(ApiError::invalid_field(
+        field,
+        format!("`{field}` is not supported by llmux's key routes yet."),
+    ))
+}
+
+fn opt_string(field: &str, v: &Value) -> Result<Option<String>, ApiError> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s.clone())),
+        _ => Err(ApiError::invalid_field(
+            field,
+            format!("`{field}` must be a string."),
+        )),
+    }
+}
+
+fn opt_u64(field: &str, v: &Value) -> Result<Option<u64>, ApiError> {
+    match v {
+        Value::Null => Ok(None),
+        // Stored as SQLite's signed 64-bit integers.
+        _ => v
+            .as_u64()
+            .filter(|n| i64::try_from(*n).is_ok())
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::invalid_field(
+                    field,
+                    format!("`{field}` must be a whole number, 0 to 2^63 - 1."),
+                )
+            }),
+    }
+}
+
+fn opt_f64(field: &str, v: &Value) -> Result<Option<f64>, ApiError> {
+    match v {
+        Value::Null => Ok(None),
+        _ => v
+            .as_f64()
+            .filter(|n| n.is_finite() && *n >= 0.0)
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::invalid_field(field, format!("`{field}` must be a number, 0 or more."))
+            }),
+    }
+}
+
+fn duration(field: &str, v: &Value) -> Result<Option<(String, i64)>, ApiError> {
+    let text = match v {
+        Value::Null => return Ok(None),
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => String::new(),
+    };
+    match time::parse_duration(&text) {
+        Some(secs) => Ok(Some((text, secs))),
+        None => Err(ApiError::invalid_field(
+            field,
+            format!(
+                "`{field}` must be a duration such as \"30s\", \"10m\", \"1h\", \"30d\" or \"1mo\"."
+            ),
+        )),
+    }
+}
+
+/// Sets `row` from a `/key/generate` or `/key/update` body. `key`, taken
+/// by the caller, is skipped.
+pub fn apply(
+    row: &mut KeyRow,
+    budget: &mut Budget,
+    body: &Map<String, Value>,
+    now: i64,
+) -> Result<(), ApiError> {
+    for (field, v) in body {
+        let f = field.as_str();
+        match f {
+            "key" => {}
+            "key_alias" => row.key_alias = opt_string(f, v)?,
+            "user_id" => row.user_id = opt_string(f, v)?,
+            "team_id" => row.team_id = opt_string(f, v)?,
+            "models" => {
+                row.models = match v {
+                    Value::Null => Vec::new(),
+                    Value::Array(a) => a
+                        .iter()
+                        .map(|m| m.as_str().map(str::to_owned))
+                        .collect::<Option<_>>()
+                        .ok_or_else(|| {
+                            ApiError::invalid_field(f, "`models` must be a list of model names.")
+                        })?,
+                    _ => {
+                        return Err(ApiError::invalid_field(
+                            f,
+                            "`models` must be a list of model names.",
+                        ));
+                    }
+                }
+            }
+            "max_budget" => row.max_budget = opt_f64(f, v)?,
+            "spend" => {
+                budget.spend = opt_f64(f, v)?.unwrap_or(0.0);
+                budget.changed = true;
+            }
+            "budget_duration" => {
+                match duration(f, v)? {
+                    Some((text, secs)) => {
+                        row.budget_duration = Some(text);
+                        budget.reset_at = Some(now + secs);
+                    }
+                    None => {
+                        row.budget_duration = None;
+                        budget.reset_at = None;
+                    }
+                }
+                budget.changed = true;
+            }
+            "duration" => row.expires = duration(f, v)?.map(|(_, secs)| now + secs),
+            "tpm_limit" => row.tpm_limit = opt_u64(f, v)?,
+            "rpm_limit" => row.rpm_limit = opt_u64(f, v)?,
+            "max_parallel_requests" => {
+                row.max_parallel_requests =
+                    opt_u64(f, v)?.map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+            }
+            "metadata" => {
+                row.metadata = match v {
+                    Value::Null => Map::new(),
+                    Value::Object(m) => m.clone(),
+                    _ => return Err(ApiError::invalid_field(f, "`metadata` must be an object.")),
+                }
+            }
+            "blocked" => {
+                row.blocked = match v {
+                    Value::Null => false,
+                    Value::Bool(b) => *b,
+                    _ => {
+                        return Err(ApiError::invalid_field(
+                            f,
+                            "`blocked` must be true or false.",
+                        ));
+                    }
+                }
+            }
+            _ => unsupported(f, v)?,
+        }
+    }
+    row.updated_at = now;
+    Ok(())
+}

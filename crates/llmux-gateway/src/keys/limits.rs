@@ -1,0 +1,228 @@
+//! What a virtual key may spend and send: its budget (reset every
+//! `budget_duration`), its requests and tokens a minute, its requests at
+//! once, and its models.
+
+use super::{KeyEntry, Keys, lock, spend, time};
+use llmux_core::ApiError;
+use llmux_core::types::ErrorKind;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// A key's spend, and when its budget next resets.
+pub(super) struct Spend {
+    pub spend: f64,
+    pub reset_at: Option<i64>,
+}
+
+/// A key's requests and tokens in the current minute (a fixed window, as
+/// LiteLLM's limiter counts).
+#[derive(Default)]
+pub(super) struct Window {
+    minute: i64,
+    requests: u64,
+    tokens: u64,
+}
+
+impl Window {
+    fn roll(&mut self, minute: i64) {
+        if self.minute != minute {
+            *self = Window {
+                minute,
+                requests: 0,
+                tokens: 0,
+            };
+        }
+    }
+}
+
+impl KeyEntry {
+    pub(super) fn count_tokens(&self, n: u64) {
+        let mut w = lock(&self.window);
+        w.roll(time::now_secs() / 60);
+        w.tokens += n;
+    }
+}
+
+/// A request let in: whose it is, when it started, and (for a virtual key)
+/// one of the key's parallel slots, given back when this is dropped.
+pub struct Admission {
+    entry: Option<Arc<KeyEntry>>,
+    token: Arc<str>,
+    /// Unix milliseconds.
+    pub started_ms: i64,
+    /// The id its spend log row has.
+    pub request_id: String,
+    /// `acompletion` or `anthropic_messages`, as LiteLLM's logs name them.
+    pub call_type: &'static str,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        if let Some(e) = &self.entry {
+            e.in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Admission {
+    pub(super) fn master(keys: &Keys, call_type: &'static str) -> Admission {
+        Admission {
+            entry: None,
+            token: keys.master_hash().clone(),
+            started_ms: time::now_ms(),
+            request_id: keys.request_id(),
+            call_type,
+        }
+    }
+
+    /// Lets a request of `entry`'s in, or says which limit stops it.
+    pub(super) fn key(
+        keys: &Keys,
+        entry: Arc<KeyEntry>,
+        call_type: &'static str,
+    ) -> Result<Admission, ApiError> {
+        let s = entry.settings();
+        let now = time::now_secs();
+        let parallel = entry.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        // From here the slot is given back when `admission` drops, whatever
+        // check below stops the request.
+        let admission = Admission {
+            token: s.token.as_str().into(),
+            entry: Some(entry.clone()),
+            started_ms: time::now_ms(),
+            request_id: keys.request_id(),
+            call_type,
+        };
+        if let Some(max) = s.max_parallel_requests {
+            if parallel > max {
+                return Err(rate_limited(
+                    format!(
+                        "Max parallel request limit reached: this key allows {max} requests at once."
+                    ),
+                    Duration::from_secs(1),
+                ));
+            }
+        }
+        {
+            let mut sp = lock(&entry.spend);
+            if let (Some(every), Some(at)) = (s.budget_seconds(), sp.reset_at) {
+                if at <= now {
+                    sp.spend = 0.0;
+                    // The next reset a whole period on from the one due, or
+                    // from now if several were missed.
+                    let next = if at + every > now {
+                        at + every
+                    } else {
+                        now + every
+                    };
+                    sp.reset_at = Some(next);
+                    keys.queue().push(spend::Event::Budget {
+                        token: entry.settings().token.clone(),
+                        spend: 0.0,
+                        reset_at: Some(next),
+                    });
+                }
+            }
+            if let Some(max) = s.max_budget {
+                if sp.spend >= max {
+                    return Err(ApiError::bad_request(format!(
+                        "Budget has been exceeded! Current cost: {}, Max budget: {max}",
+                        sp.spend
+                    ))
+                    .with_kind(ErrorKind::Other("budget_exceeded".into())));
+                }
+            }
+        }
+        let mut w = lock(&entry.window);
+        w.roll(now / 60);
+        let next_minute = Duration::from_secs((60 - now.rem_euclid(60)) as u64);
+        if let Some(rpm) = s.rpm_limit {
+            if w.requests >= rpm {
+                return Err(rate_limited(
+                    format!(
+                        "Rate limit reached for this key: {rpm} requests a minute (rpm_limit)."
+                    ),
+                    next_minute,
+                ));
+            }
+        }
+        if let Some(tpm) = s.tpm_limit {
+            if w.tokens >= tpm {
+                return Err(rate_limited(
+                    format!(
+                        "Rate limit reached for this key: {tpm} tokens a minute (tpm_limit); {} used.",
+                        w.tokens
+                    ),
+                    next_minute,
+                ));
+            }
+        }
+        w.requests += 1;
+        drop(w);
+        Ok(admission)
+    }
+
+    /// The virtual key, if the request has one (not the master key).
+    pub fn entry(&self) -> Option<&Arc<KeyEntry>> {
+        self.entry.as_ref()
+    }
+
+    /// The hash of the key the request came with.
+    pub fn token(&self) -> &Arc<str> {
+        &self.token
+    }
+
+    /// Whether the key may use the model the request names (`requested`,
+    /// an alias or a model name), served by the group `group`.
+    pub fn allows(&self, requested: &str, group: &str) -> Result<(), ApiError> {
+        let Some(e) = &self.entry else {
+            return Ok(());
+        };
+        let s = e.settings();
+        if s.allows(requested) || s.allows(group) {
+            return Ok(());
+        }
+        Err(model_denied(&s.models, requested))
+    }
+}
+
+impl super::KeySettings {
+    /// `budget_duration` in seconds, if it has one that reads.
+    pub fn budget_seconds(&self) -> Option<i64> {
+        self.budget_duration
+            .as_deref()
+            .and_then(time::parse_duration)
+    }
+
+    /// Whether `model` is one of the key's: any model when its list is
+    /// empty or has `all-proxy-models` or `*`; `openai/*` takes every
+    /// model named so.
+    pub fn allows(&self, model: &str) -> bool {
+        self.models.is_empty()
+            || self.models.iter().any(|m| {
+                m == model
+                    || m == "*"
+                    || m == "all-proxy-models"
+                    || m.strip_suffix('*')
+                        .is_some_and(|prefix| model.starts_with(prefix))
+            })
+    }
+}
+
+pub fn model_denied(models: &[String], requested: &str) -> ApiError {
+    ApiError::new(
+        401,
+        format!(
+            "key not allowed to access model. This key can only access models={models:?}. \
+         Tried to access {requested}"
+        ),
+    )
+    .with_kind(ErrorKind::Other("key_model_access_denied".into()))
+}
+
+fn rate_limited(message: String, retry_after: Duration) -> ApiError {
+    ApiError::new(429, message)
+        .with_retry_after(Some(retry_after))
+        .retryable(false)
+}

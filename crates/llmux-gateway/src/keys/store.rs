@@ -1,0 +1,436 @@
+//! The keys' and spend's database: SQLite (a file, or `sqlite::memory:`),
+//! through sqlx. Two tables: `llmux_keys`, a row per virtual key by its
+//! hash (the key itself is never stored), and `llmux_spend_logs`, a row per
+//! request answered.
+
+use super::spend::SpendRecord;
+use llmux_core::ApiError;
+use serde_json::{Map, Value};
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+};
+use std::str::FromStr;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "database_url `{0}` is not a SQLite URL (sqlite://path/to/llmux.db or sqlite::memory:)"
+    )]
+    Url(String),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    /// The error a client sees: a taken alias or key as a 400, anything
+    /// else as a 500 whose details are in the gateway's log only.
+    pub fn into_api(self) -> ApiError {
+        if let StoreError::Db(sqlx::Error::Database(e)) = &self {
+            if e.is_unique_violation() {
+                return ApiError::bad_request("A key with this key or key_alias already exists.");
+            }
+        }
+        tracing::error!("{self}");
+        ApiError::internal("The key database failed; the gateway's log has the details.")
+    }
+}
+
+/// One virtual key's settings as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyRow {
+    /// The key's SHA-256, hex.
+    pub token: String,
+    /// `sk-...` and its last four characters.
+    pub key_name: String,
+    pub key_alias: Option<String>,
+    /// Models it may use; none listed: all.
+    pub models: Vec<String>,
+    /// Spend as of the last write; the running spend is in memory.
+    pub spend: f64,
+    pub max_budget: Option<f64>,
+    pub budget_duration: Option<String>,
+    /// Unix seconds.
+    pub budget_reset_at: Option<i64>,
+    pub tpm_limit: Option<u64>,
+    pub rpm_limit: Option<u64>,
+    pub max_parallel_requests: Option<u32>,
+    pub metadata: Map<String, Value>,
+    pub user_id: Option<String>,
+    pub team_id: Option<String>,
+    pub blocked: bool,
+    /// Unix seconds.
+    pub expires: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl KeyRow {
+    /// A new key's record: no limits, all models, nothing spent.
+    pub fn new(key: &str, now: i64) -> KeyRow {
+        KeyRow {
+            token: super::hash_key(key),
+            key_name: super::abbreviate(key),
+            key_alias: None,
+            models: Vec::new(),
+            spend: 0.0,
+            max_budget: None,
+            budget_duration: None,
+            budget_reset_at: None,
+            tpm_limit: None,
+            rpm_limit: None,
+            max_parallel_requests: None,
+            metadata: Map::new(),
+            user_id: None,
+            team_id: None,
+            blocked: false,
+            expires: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS llmux_keys (
+        token TEXT PRIMARY KEY,
+        key_name TEXT NOT NULL,
+        key_alias TEXT UNIQUE,
+        models TEXT NOT NULL DEFAULT '[]',
+        spend REAL NOT NULL DEFAULT 0,
+        max_budget REAL,
+        budget_duration TEXT,
+        budget_reset_at INTEGER,
+        tpm_limit INTEGER,
+        rpm_limit INTEGER,
+        max_parallel_requests INTEGER,
+        metadata TEXT NOT NULL DEFAULT '{}',
+        user_id TEXT,
+        team_id TEXT,
+        blocked INTEGER NOT NULL DEFAULT 0,
+        expires INTEGER,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS llmux_spend_logs (
+        request_id TEXT PRIMARY KEY,
+        call_type TEXT NOT NULL,
+        api_key TEXT NOT NULL,
+        key_alias TEXT,
+        spend REAL NOT NULL,
+        prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        total_tokens INTEGER NOT NULL,
+        start_time INTEGER NOT NULL,
+        end_time INTEGER NOT NULL,
+        model TEXT NOT NULL,
+        model_id TEXT NOT NULL,
+        model_group TEXT NOT NULL,
+        custom_llm_provider TEXT NOT NULL,
+        user_id TEXT,
+        team_id TEXT
+    )",
+    "CREATE INDEX IF NOT EXISTS llmux_spend_logs_by_key ON llmux_spend_logs (api_key, start_time)",
+    "CREATE INDEX IF NOT EXISTS llmux_spend_logs_by_time ON llmux_spend_logs (start_time)",
+];
+
+const KEY_COLUMNS: &str = "token, key_name, key_alias, models, spend, max_budget, budget_duration, \
+     budget_reset_at, tpm_limit, rpm_limit, max_parallel_requests, metadata, user_id, team_id, \
+     blocked, expires, created_at, updated_at";
+
+/// What `/spend/logs` may filter by.
+#[derive(Debug, Default)]
+pub struct SpendQuery {
+    pub api_key: Option<String>,
+    pub user_id: Option<String>,
+    pub request_id: Option<String>,
+    /// Unix milliseconds, inclusive.
+    pub from_ms: Option<i64>,
+    /// Unix milliseconds, exclusive.
+    pub to_ms: Option<i64>,
+    pub limit: u32,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        if !url.starts_with("sqlite:") {
+            return Err(StoreError::Url(url.to_owned()));
+        }
+        let memory = url.contains(":memory:") || url.contains("mode=memory");
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .busy_timeout(Duration::from_secs(5));
+        let options = if memory {
+            options
+        } else {
+            options.journal_mode(SqliteJournalMode::Wal)
+        };
+        // An in-memory database lives as long as its one connection.
+        let pool = if memory {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            SqlitePoolOptions::new().max_connections(4)
+        };
+        let pool = pool.connect_with(options).await?;
+        for statement in SCHEMA {
+            sqlx::query(statement).execute(&pool).await?;
+        }
+        Ok(Store { pool })
+    }
+
+    pub async fn load(&self) -> Result<Vec<KeyRow>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM llmux_keys"))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(key_row).collect())
+    }
+
+    pub async fn insert(&self, k: &KeyRow) -> Result<(), StoreError> {
+        let sql = format!(
+            "INSERT INTO llmux_keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        );
+        bind_key(sqlx::query(&sql), k).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Writes a key's settings; not its spend or its next budget reset,
+    /// which only the spend writer writes, in turn.
+    pub async fn update(&self, k: &KeyRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE llmux_keys SET key_name = ?, key_alias = ?, models = ?, max_budget = ?, \
+             budget_duration = ?, tpm_limit = ?, rpm_limit = ?, max_parallel_requests = ?, \
+             metadata = ?, user_id = ?, team_id = ?, blocked = ?, expires = ?, updated_at = ? \
+             WHERE token = ?",
+        )
+        .bind(&k.key_name)
+        .bind(&k.key_alias)
+        .bind(Value::from(k.models.clone()).to_string())
+        .bind(k.max_budget)
+        .bind(&k.budget_duration)
+        .bind(k.tpm_limit.map(|n| n as i64))
+        .bind(k.rpm_limit.map(|n| n as i64))
+        .bind(k.max_parallel_requests.map(i64::from))
+        .bind(Value::Object(k.metadata.clone()).to_string())
+        .bind(&k.user_id)
+        .bind(&k.team_id)
+        .bind(k.blocked)
+        .bind(k.expires)
+        .bind(k.updated_at)
+        .bind(&k.token)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn delete(&self, tokens: &[String]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for t in tokens {
+            sqlx::query("DELETE FROM llmux_keys WHERE token = ?")
+                .bind(t)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Writes a batch the spend writer gathered, in one transaction.
+    pub(super) async fn write(&self, batch: &[super::spend::Event]) -> Result<(), StoreError> {
+        use super::spend::Event;
+        let mut tx = self.pool.begin().await?;
+        for ev in batch {
+            match ev {
+                Event::Spend { record: r, charge } => {
+                    sqlx::query(
+                        "INSERT OR IGNORE INTO llmux_spend_logs (request_id, call_type, api_key, \
+                         key_alias, spend, prompt_tokens, completion_tokens, total_tokens, \
+                         start_time, end_time, model, model_id, model_group, custom_llm_provider, \
+                         user_id, team_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(&r.request_id)
+                    .bind(r.call_type)
+                    .bind(&*r.api_key)
+                    .bind(&r.key_alias)
+                    .bind(r.spend)
+                    .bind(r.prompt_tokens as i64)
+                    .bind(r.completion_tokens as i64)
+                    .bind(r.total_tokens as i64)
+                    .bind(r.start_ms)
+                    .bind(r.end_ms)
+                    .bind(&r.model)
+                    .bind(&r.model_id)
+                    .bind(&r.model_group)
+                    .bind(&r.provider)
+                    .bind(&r.user_id)
+                    .bind(&r.team_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    if let (Some(token), true) = (charge, r.spend != 0.0) {
+                        sqlx::query("UPDATE llmux_keys SET spend = spend + ? WHERE token = ?")
+                            .bind(r.spend)
+                            .bind(token)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                Event::Budget {
+                    token,
+                    spend,
+                    reset_at,
+                } => {
+                    sqlx::query(
+                        "UPDATE llmux_keys SET spend = ?, budget_reset_at = ? WHERE token = ?",
+                    )
+                    .bind(spend)
+                    .bind(reset_at)
+                    .bind(token)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Event::Rekey {
+                    old,
+                    new,
+                    key_name,
+                    updated_at,
+                } => {
+                    sqlx::query(
+                        "UPDATE llmux_keys SET token = ?, key_name = ?, updated_at = ? WHERE token = ?",
+                    )
+                    .bind(new)
+                    .bind(key_name)
+                    .bind(updated_at)
+                    .bind(old)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Spend log rows, newest first.
+    pub async fn spend_logs(&self, q: &SpendQuery) -> Result<Vec<SpendRecord>, StoreError> {
+        let mut sql = String::from(
+            "SELECT request_id, call_type, api_key, key_alias, spend, prompt_tokens, \
+             completion_tokens, total_tokens, start_time, end_time, model, model_id, model_group, \
+             custom_llm_provider, user_id, team_id FROM llmux_spend_logs WHERE 1 = 1",
+        );
+        for (cond, on) in [
+            (" AND api_key = ?", q.api_key.is_some()),
+            (" AND user_id = ?", q.user_id.is_some()),
+            (" AND request_id = ?", q.request_id.is_some()),
+            (" AND start_time >= ?", q.from_ms.is_some()),
+            (" AND start_time < ?", q.to_ms.is_some()),
+        ] {
+            if on {
+                sql.push_str(cond);
+            }
+        }
+        sql.push_str(" ORDER BY start_time DESC, request_id DESC LIMIT ?");
+        let mut query = sqlx::query(&sql);
+        for s in [&q.api_key, &q.user_id, &q.request_id]
+            .into_iter()
+            .flatten()
+        {
+            query = query.bind(s);
+        }
+        for t in [q.from_ms, q.to_ms].into_iter().flatten() {
+            query = query.bind(t);
+        }
+        let rows = query.bind(q.limit as i64).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(spend_row).collect())
+    }
+}
+
+fn bind_key<'q>(
+    q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    k: &'q KeyRow,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    q.bind(&k.token)
+        .bind(&k.key_name)
+        .bind(&k.key_alias)
+        .bind(Value::from(k.models.clone()).to_string())
+        .bind(k.spend)
+        .bind(k.max_budget)
+        .bind(&k.budget_duration)
+        .bind(k.budget_reset_at)
+        .bind(k.tpm_limit.map(|n| n as i64))
+        .bind(k.rpm_limit.map(|n| n as i64))
+        .bind(k.max_parallel_requests.map(i64::from))
+        .bind(Value::Object(k.metadata.clone()).to_string())
+        .bind(&k.user_id)
+        .bind(&k.team_id)
+        .bind(k.blocked)
+        .bind(k.expires)
+        .bind(k.created_at)
+        .bind(k.updated_at)
+}
+
+fn key_row(r: &SqliteRow) -> KeyRow {
+    let text = |c: &str| r.try_get::<Option<String>, _>(c).ok().flatten();
+    let int = |c: &str| r.try_get::<Option<i64>, _>(c).ok().flatten();
+    let models = text("models")
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default();
+    let metadata = text("metadata")
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default();
+    KeyRow {
+        token: text("token").unwrap_or_default(),
+        key_name: text("key_name").unwrap_or_default(),
+        key_alias: text("key_alias"),
+        models,
+        spend: r.try_get::<f64, _>("spend").unwrap_or(0.0),
+        max_budget: r.try_get::<Option<f64>, _>("max_budget").ok().flatten(),
+        budget_duration: text("budget_duration"),
+        budget_reset_at: int("budget_reset_at"),
+        tpm_limit: int("tpm_limit").map(|n| n.max(0) as u64),
+        rpm_limit: int("rpm_limit").map(|n| n.max(0) as u64),
+        max_parallel_requests: int("max_parallel_requests")
+            .map(|n| n.clamp(0, u32::MAX as i64) as u32),
+        metadata,
+        user_id: text("user_id"),
+        team_id: text("team_id"),
+        blocked: int("blocked").unwrap_or(0) != 0,
+        expires: int("expires"),
+        created_at: int("created_at").unwrap_or(0),
+        updated_at: int("updated_at").unwrap_or(0),
+    }
+}
+
+fn spend_row(r: &SqliteRow) -> SpendRecord {
+    let text = |c: &str| r.try_get::<Option<String>, _>(c).ok().flatten();
+    let int = |c: &str| r.try_get::<Option<i64>, _>(c).ok().flatten().unwrap_or(0);
+    SpendRecord {
+        request_id: text("request_id").unwrap_or_default(),
+        call_type: match text("call_type").as_deref() {
+            Some("anthropic_messages") => "anthropic_messages",
+            _ => "acompletion",
+        },
+        api_key: text("api_key").unwrap_or_default().into(),
+        key_alias: text("key_alias"),
+        spend: r.try_get::<f64, _>("spend").unwrap_or(0.0),
+        prompt_tokens: int("prompt_tokens").max(0) as u64,
+        completion_tokens: int("completion_tokens").max(0) as u64,
+        total_tokens: int("total_tokens").max(0) as u64,
+        start_ms: int("start_time"),
+        end_ms: int("end_time"),
+        model: text("model").unwrap_or_default(),
+        model_id: text("model_id").unwrap_or_default(),
+        model_group: text("model_group").unwrap_or_default(),
+        provider: text("custom_llm_provider").unwrap_or_default(),
+        user_id: text("user_id"),
+        team_id: text("team_id"),
+    }
+}

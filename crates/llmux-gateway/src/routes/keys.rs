@@ -1,0 +1,428 @@
+//! LiteLLM's key and spend routes: `/key/generate`, `/key/update`,
+//! `/key/delete`, `/key/block`, `/key/unblock`, `/key/regenerate`,
+//! `/key/info`, `/key/list` and `/spend/logs`, with LiteLLM's request and
+//! answer shapes. All but `/key/info` on a key's own record take the
+//! master key.
+
+use super::AppState;
+use super::error::ErrorResponse;
+use crate::keys::store::SpendQuery;
+use crate::keys::{self, KeyRow, KeySettings, Keys, time};
+use axum::Json;
+use axum::extract::{Query, State};
+use llmux_core::ApiError;
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+type Answer = Result<Json<Value>, ErrorResponse>;
+
+/// The key registry, when the gateway has a database; else the error that
+/// says how to give it one.
+fn registry(app: &AppState) -> Result<&Arc<Keys>, ApiError> {
+    app.keys.as_ref().ok_or_else(no_database)
+}
+
+fn no_database() -> ApiError {
+    ApiError::bad_request(
+        "Virtual keys need a database: set general_settings.database_url \
+         (sqlite:///path/to/llmux.db) and a master_key.",
+    )
+}
+
+/// The master key, or a 401 (403 for a virtual key asking for another's
+/// business).
+fn require_master<'a>(
+    app: &'a AppState,
+    headers: &http::HeaderMap,
+) -> Result<&'a Arc<Keys>, ApiError> {
+    let Some(keys) = &app.keys else {
+        // Who asks is checked first: the answer says how the gateway is set.
+        if !crate::auth::authorized(app.master_key.as_ref(), headers) {
+            return Err(crate::auth::invalid_key());
+        }
+        return Err(no_database());
+    };
+    match keys.identify(app.master_key.as_ref(), headers)? {
+        keys::Identity::Master => Ok(keys),
+        keys::Identity::Key(_) => Err(ApiError::new(
+            403,
+            "Only the master key may manage keys and read spend logs.",
+        )),
+    }
+}
+
+fn body_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(ApiError::bad_request(
+            "The request body must be a JSON object.",
+        )),
+        Err(e) => Err(ApiError::bad_request(format!("Invalid JSON body: {e}"))),
+    }
+}
+
+/// A key as a request names it: the key itself (`sk-…`) or its hash.
+fn token_of(key: &str) -> String {
+    if key.starts_with("sk-") {
+        keys::hash_key(key)
+    } else {
+        key.to_owned()
+    }
+}
+
+/// A key's record as `/key/info` and the others answer it.
+fn info_json(keys: &Keys, s: &KeySettings) -> Value {
+    let (mut spend, mut reset_at) = keys
+        .get(&s.token)
+        .map(|e| e.spend())
+        .unwrap_or((s.spend, s.budget_reset_at));
+    // A period that has ended shows as reset, as the key's next request
+    // will find it.
+    if let (Some(at), Some(every)) = (reset_at, s.budget_seconds()) {
+        let now = time::now_secs();
+        if at <= now {
+            spend = 0.0;
+            reset_at = Some(if at.saturating_add(every) > now {
+                at.saturating_add(every)
+            } else {
+                now.saturating_add(every)
+            });
+        }
+    }
+    json!({
+        "token": s.token,
+        "key_name": s.key_name,
+        "key_alias": s.key_alias,
+        "spend": spend,
+        "max_budget": s.max_budget,
+        "budget_duration": s.budget_duration,
+        "budget_reset_at": reset_at.map(time::iso8601),
+        "expires": s.expires.map(time::iso8601),
+        "models": s.models,
+        "tpm_limit": s.tpm_limit,
+        "rpm_limit": s.rpm_limit,
+        "max_parallel_requests": s.max_parallel_requests,
+        "metadata": s.metadata,
+        "user_id": s.user_id,
+        "team_id": s.team_id,
+        "blocked": s.blocked,
+        "created_at": time::iso8601(s.created_at),
+        "updated_at": time::iso8601(s.updated_at),
+    })
+}
+
+/// `POST /key/generate`.
+pub async fn generate(State(app): State<Arc<AppState>>, req: axum::extract::Request) -> Answer {
+    let (parts, body) = req.into_parts();
+    let keys = require_master(&app, &parts.headers)?;
+    let body = body_object(&super::read_body(body, app.max_request_bytes).await?)?;
+    let key = match body.get("key") {
+        None | Some(Value::Null) => keys::new_key()?,
+        Some(Value::String(k)) if k.starts_with("sk-") && k.len() >= 8 => k.clone(),
+        Some(_) => {
+            return Err(ApiError::invalid_field(
+                "key",
+                "A key you choose must be a string starting with `sk-`, 8 characters or more.",
+            )
+            .into());
+        }
+    };
+    let now = time::now_secs();
+    let mut row = KeyRow::new(&key, now);
+    let mut budget = keys::edit::Budget {
+        spend: 0.0,
+        reset_at: None,
+        changed: false,
+    };
+    keys::edit::apply(&mut row, &mut budget, &body, now)?;
+    row.spend = budget.spend;
+    row.budget_reset_at = budget.reset_at;
+    let s = keys.insert(row).await?;
+    tracing::info!(key = %s.key_name, alias = ?s.key_alias, "key generated");
+    let mut out = info_json(keys, &s);
+    if let Some(o) = out.as_object_mut() {
+        o.insert("key".into(), Value::String(key));
+        o.insert("token_id".into(), Value::String(s.token.clone()));
+    }
+    Ok(Json(out))
+}
+
+/// The hash of the stored key a body's `key` names.
+fn named(keys: &Keys, body: &Map<String, Value>) -> Result<String, ApiError> {
+    let Some(k) = body.get("key").and_then(Value::as_str) else {
+        return Err(ApiError::invalid_field("key", "`key` is required."));
+    };
+    let token = token_of(k);
+    match keys.get(&token) {
+        Some(_) => Ok(token),
+        None => Err(keys::key_not_found()),
+    }
+}
+
+/// `POST /key/update`: the fields sent change; the others stay.
+pub async fn update(State(app): State<Arc<AppState>>, req: axum::extract::Request) -> Answer {
+    let (parts, body) = req.into_parts();
+    let keys = require_master(&app, &parts.headers)?;
+    let body = body_object(&super::read_body(body, app.max_request_bytes).await?)?;
+    let token = named(keys, &body)?;
+    let s = keys.update(token, body).await?;
+    Ok(Json(info_json(keys, &s)))
+}
+
+async fn set_blocked(
+    app: &AppState,
+    parts: &http::request::Parts,
+    body: axum::body::Body,
+    blocked: bool,
+) -> Answer {
+    let keys = require_master(app, &parts.headers)?;
+    let body = body_object(&super::read_body(body, app.max_request_bytes).await?)?;
+    let token = named(keys, &body)?;
+    let change = Map::from_iter([("blocked".to_owned(), Value::Bool(blocked))]);
+    let s = keys.update(token, change).await?;
+    Ok(Json(info_json(keys, &s)))
+}
+
+/// `POST /key/block`.
+pub async fn block(State(app): State<Arc<AppState>>, req: axum::extract::Request) -> Answer {
+    let (parts, body) = req.into_parts();
+    set_blocked(&app, &parts, body, true).await
+}
+
+/// `POST /key/unblock`.
+pub async fn unblock(State(app): State<Arc<AppState>>, req: axum::extract::Request) -> Answer {
+    let (parts, body) = req.into_parts();
+    set_blocked(&app, &parts, body, false).await
+}
+
+/// `POST /key/regenerate` (`{"key": …}`) and `POST /key/{key}/regenerate`:
+/// a new key with the old one's settings and spend; the old key stops
+/// working at once.
+pub async fn regenerate(State(app): State<Arc<AppState>>, req: axum::extract::Request) -> Answer {
+    let (parts, body) = req.into_parts();
+    let keys = require_master(&app, &parts.headers)?;
+    let body = body_object(&super::read_body(body, app.max_request_bytes).await?)?;
+    rekey(keys, named(keys, &body)?).await
+}
+
+/// `POST /key/{key}/regenerate`.
+pub async fn regenerate_path(
+    State(app): State<Arc<AppState>>,
+    axum::extract::Path(key): axum::extract::Path<String>,
+    headers: http::HeaderMap,
+) -> Answer {
+    let keys = require_master(&app, &headers)?;
+    let token = token_of(&key);
+    if keys.get(&token).is_none() {
+        return Err(keys::key_not_found().into());
+    }
+    rekey(keys, token).await
+}
+
+async fn rekey(keys: &Arc<Keys>, token: String) -> Answer {
+    let key = keys::new_key()?;
+    let s = keys.rekey(token, key.clone()).await?;
+    tracing::info!(new = %s.key_name, "key regenerated");
+    let mut out = info_json(keys, &s);
+    if let Some(o) = out.as_object_mut() {
+        o.insert("key".into(), Value::String(key));
+        o.insert("token_id".into(), Value::String(s.token.clone()));
+    }
+    Ok(Json(out))
+}
+
+/// `POST /key/delete`: `{"keys": [...]}` (keys or hashes) and/or
+/// `{"key_aliases": [...]}`. All must exist, or none is deleted.
+pub async fn delete(State(app): State<Arc<AppState>>, req: axum::extract::Request) -> Answer {
+    let (parts, body) = req.into_parts();
+    let keys = require_master(&app, &parts.headers)?;
+    let body = body_object(&super::read_body(body, app.max_request_bytes).await?)?;
+    let list = |field: &str| -> Result<Vec<String>, ApiError> {
+        match body.get(field) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned))
+                .collect::<Option<_>>()
+                .ok_or_else(|| {
+                    ApiError::invalid_field(field, format!("`{field}` must be a list of strings."))
+                }),
+            Some(_) => Err(ApiError::invalid_field(
+                field,
+                format!("`{field}` must be a list of strings."),
+            )),
+        }
+    };
+    let (named_keys, aliases) = (list("keys")?, list("key_aliases")?);
+    if named_keys.is_empty() && aliases.is_empty() {
+        return Err(
+            ApiError::bad_request("Name the keys to delete in `keys` or `key_aliases`.").into(),
+        );
+    }
+    let mut tokens = Vec::new();
+    let mut missing = 0;
+    for k in &named_keys {
+        let t = token_of(k);
+        if keys.get(&t).is_some() {
+            tokens.push(t);
+        } else {
+            missing += 1;
+        }
+    }
+    for a in &aliases {
+        match keys.by_alias(a) {
+            Some(s) => tokens.push(s.token.clone()),
+            None => missing += 1,
+        }
+    }
+    if missing > 0 {
+        return Err(ApiError::new(
+            404,
+            format!("{missing} of the keys named were not found; none was deleted."),
+        )
+        .into());
+    }
+    keys.delete(tokens).await?;
+    let mut deleted: Vec<String> = named_keys;
+    deleted.extend(aliases);
+    Ok(Json(json!({"deleted_keys": deleted})))
+}
+
+/// `GET /key/info?key=…`: any key's record for the master key; a virtual
+/// key's own (with or without `key`).
+pub async fn info(
+    State(app): State<Arc<AppState>>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: http::HeaderMap,
+) -> Answer {
+    let keys = registry(&app)?;
+    let caller = keys.identify(app.master_key.as_ref(), &headers)?;
+    let asked = q.get("key").map(|k| token_of(k));
+    let token = match (&caller, asked) {
+        (_, Some(t)) => t,
+        (keys::Identity::Key(e), None) => e.settings().token.clone(),
+        (keys::Identity::Master, None) => {
+            return Err(
+                ApiError::invalid_field("key", "Name the key: /key/info?key=sk-...").into(),
+            );
+        }
+    };
+    if let keys::Identity::Key(e) = &caller {
+        if e.settings().token != token {
+            return Err(ApiError::new(403, "A key may only read its own record.").into());
+        }
+    }
+    let s = keys
+        .get(&token)
+        .map(|e| e.settings())
+        .ok_or_else(keys::key_not_found)?;
+    Ok(Json(json!({
+        "key": q.get("key").cloned().unwrap_or_else(|| token.clone()),
+        "info": info_json(keys, &s),
+    })))
+}
+
+/// `GET /key/list`: the keys' hashes (or, with `return_full_object=true`,
+/// their records), a page at a time; `key_alias`, `user_id` and `team_id`
+/// filter.
+pub async fn list(
+    State(app): State<Arc<AppState>>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: http::HeaderMap,
+) -> Answer {
+    let keys = require_master(&app, &headers)?;
+    let number = |name: &str, default: usize, max: usize| -> Result<usize, ApiError> {
+        match q.get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| {
+                    ApiError::invalid_field(name, format!("`{name}` must be 1 to {max}."))
+                }),
+        }
+    };
+    let page = number("page", 1, usize::MAX)?;
+    let size = number("size", 10, 100)?;
+    let full = q.get("return_full_object").is_some_and(|v| v == "true");
+    let matches = |want: Option<&String>, have: &Option<String>| {
+        want.is_none_or(|w| have.as_ref() == Some(w))
+    };
+    let all: Vec<_> = keys
+        .all()
+        .into_iter()
+        .filter(|s| {
+            matches(q.get("key_alias"), &s.key_alias)
+                && matches(q.get("user_id"), &s.user_id)
+                && matches(q.get("team_id"), &s.team_id)
+        })
+        .collect();
+    let total = all.len();
+    let shown: Vec<Value> = all
+        .iter()
+        .skip((page - 1).saturating_mul(size))
+        .take(size)
+        .map(|s| {
+            if full {
+                info_json(keys, s)
+            } else {
+                Value::String(s.token.clone())
+            }
+        })
+        .collect();
+    Ok(Json(json!({
+        "keys": shown,
+        "total_count": total,
+        "current_page": page,
+        "total_pages": total.div_ceil(size),
+    })))
+}
+
+/// `GET /spend/logs`: requests answered, newest first, filtered by
+/// `api_key` (a key or its hash), `user_id`, `request_id`, and
+/// `start_date` / `end_date` (`YYYY-MM-DD`, both days included); at most
+/// `limit` (100; up to 1,000).
+pub async fn spend_logs(
+    State(app): State<Arc<AppState>>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: http::HeaderMap,
+) -> Answer {
+    let keys = require_master(&app, &headers)?;
+    let date = |name: &str| -> Result<Option<i64>, ApiError> {
+        q.get(name)
+            .map(|d| {
+                time::parse_date(d).ok_or_else(|| {
+                    ApiError::invalid_field(name, format!("`{name}` must be a date, YYYY-MM-DD."))
+                })
+            })
+            .transpose()
+    };
+    let limit = match q.get("limit") {
+        None => 100,
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| ApiError::invalid_field("limit", "`limit` must be 1 to 1000."))?,
+    };
+    let query = SpendQuery {
+        api_key: q.get("api_key").map(|k| token_of(k)),
+        user_id: q.get("user_id").cloned(),
+        request_id: q.get("request_id").cloned(),
+        from_ms: date("start_date")?.map(|s| s * 1000),
+        to_ms: date("end_date")?.map(|s| (s + 86_400) * 1000),
+        limit,
+    };
+    // What was answered a moment ago is in the log when this is read.
+    keys.flush(std::time::Duration::from_secs(2)).await;
+    let rows = keys
+        .store()
+        .spend_logs(&query)
+        .await
+        .map_err(keys::StoreError::into_api)?;
+    Ok(Json(Value::Array(
+        rows.iter().map(|r| r.to_json()).collect(),
+    )))
+}
