@@ -14,6 +14,8 @@ use tokio::sync::mpsc;
 const CAPACITY: usize = 16_384;
 /// Records written in one transaction at most.
 const BATCH: usize = 512;
+/// How long the writer waits after a record for others to join it.
+const LINGER: Duration = Duration::from_millis(20);
 
 /// One request answered, as `/spend/logs` lists it (LiteLLM's
 /// `LiteLLM_SpendLogs` row).
@@ -156,6 +158,9 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Event>, counts: Arc<Counts>
     let mut batch = Vec::with_capacity(BATCH);
     while let Some(ev) = rx.recv().await {
         batch.push(ev);
+        // What arrives meanwhile joins the same transaction: under load a
+        // batch a linger, not a transaction a request.
+        tokio::time::sleep(LINGER).await;
         while batch.len() < BATCH {
             match rx.try_recv() {
                 Ok(ev) => batch.push(ev),

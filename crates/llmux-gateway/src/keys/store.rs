@@ -169,7 +169,12 @@ impl Store {
         let options = if memory {
             options
         } else {
-            options.journal_mode(SqliteJournalMode::Wal)
+            // WAL with `synchronous = NORMAL`: a commit is not an fsync
+            // (the database stays sound; a power cut may lose the last
+            // moments of spend logs).
+            options
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
         };
         // An in-memory database lives as long as its one connection.
         let pool = if memory {
@@ -244,45 +249,29 @@ impl Store {
         Ok(())
     }
 
-    /// Writes a batch the spend writer gathered, in one transaction.
+    /// Writes a batch the spend writer gathered, in one transaction: the
+    /// log rows in multi-row inserts, and each key's charges summed into
+    /// one update, between the budget changes and re-keys they must come
+    /// before or after.
     pub(super) async fn write(&self, batch: &[super::spend::Event]) -> Result<(), StoreError> {
         use super::spend::Event;
         let mut tx = self.pool.begin().await?;
+        let mut rows: Vec<&SpendRecord> = Vec::new();
+        let mut charges: Vec<(&str, f64)> = Vec::new();
         for ev in batch {
-            match ev {
-                Event::Spend { record: r, charge } => {
-                    sqlx::query(
-                        "INSERT OR IGNORE INTO llmux_spend_logs (request_id, call_type, api_key, \
-                         key_alias, spend, prompt_tokens, completion_tokens, total_tokens, \
-                         start_time, end_time, model, model_id, model_group, custom_llm_provider, \
-                         user_id, team_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    )
-                    .bind(&r.request_id)
-                    .bind(r.call_type)
-                    .bind(&*r.api_key)
-                    .bind(&r.key_alias)
-                    .bind(r.spend)
-                    .bind(r.prompt_tokens as i64)
-                    .bind(r.completion_tokens as i64)
-                    .bind(r.total_tokens as i64)
-                    .bind(r.start_ms)
-                    .bind(r.end_ms)
-                    .bind(&r.model)
-                    .bind(&r.model_id)
-                    .bind(&r.model_group)
-                    .bind(&r.provider)
-                    .bind(&r.user_id)
-                    .bind(&r.team_id)
-                    .execute(&mut *tx)
-                    .await?;
-                    if let (Some(token), true) = (charge, r.spend != 0.0) {
-                        sqlx::query("UPDATE llmux_keys SET spend = spend + ? WHERE token = ?")
-                            .bind(r.spend)
-                            .bind(token)
-                            .execute(&mut *tx)
-                            .await?;
+            if let Event::Spend { record, charge } = ev {
+                rows.push(record);
+                if let (Some(token), true) = (charge, record.spend != 0.0) {
+                    match charges.iter_mut().find(|(t, _)| *t == token.as_str()) {
+                        Some((_, sum)) => *sum += record.spend,
+                        None => charges.push((token, record.spend)),
                     }
                 }
+                continue;
+            }
+            flush_charges(&mut tx, &mut charges).await?;
+            match ev {
+                Event::Spend { .. } => {}
                 Event::Budget {
                     token,
                     spend,
@@ -314,6 +303,19 @@ impl Store {
                     .await?;
                 }
             }
+        }
+        flush_charges(&mut tx, &mut charges).await?;
+        // Chunks of 32, 16, …, 1 rows: six statement shapes at most, each
+        // prepared once per connection.
+        let mut rest = &rows[..];
+        while !rest.is_empty() {
+            let n = [32, 16, 8, 4, 2, 1]
+                .into_iter()
+                .find(|n| *n <= rest.len())
+                .unwrap_or(1);
+            let (chunk, tail) = rest.split_at(n);
+            insert_logs(&mut tx, chunk).await?;
+            rest = tail;
         }
         tx.commit().await?;
         Ok(())
@@ -351,6 +353,56 @@ impl Store {
         let rows = query.bind(q.limit as i64).fetch_all(&self.pool).await?;
         Ok(rows.iter().map(spend_row).collect())
     }
+}
+
+const LOG_COLUMNS: &str = "request_id, call_type, api_key, key_alias, spend, prompt_tokens, \
+     completion_tokens, total_tokens, start_time, end_time, model, model_id, model_group, \
+     custom_llm_provider, user_id, team_id";
+
+async fn insert_logs(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    rows: &[&SpendRecord],
+) -> Result<(), StoreError> {
+    let one = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    let values = vec![one; rows.len()].join(", ");
+    let sql = format!("INSERT OR IGNORE INTO llmux_spend_logs ({LOG_COLUMNS}) VALUES {values}");
+    let mut q = sqlx::query(&sql);
+    for r in rows {
+        q = q
+            .bind(&r.request_id)
+            .bind(r.call_type)
+            .bind(&*r.api_key)
+            .bind(&r.key_alias)
+            .bind(r.spend)
+            .bind(r.prompt_tokens as i64)
+            .bind(r.completion_tokens as i64)
+            .bind(r.total_tokens as i64)
+            .bind(r.start_ms)
+            .bind(r.end_ms)
+            .bind(&r.model)
+            .bind(&r.model_id)
+            .bind(&r.model_group)
+            .bind(&r.provider)
+            .bind(&r.user_id)
+            .bind(&r.team_id);
+    }
+    q.execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Each key's summed charges, in one update a key.
+async fn flush_charges(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    charges: &mut Vec<(&str, f64)>,
+) -> Result<(), StoreError> {
+    for (token, sum) in charges.drain(..) {
+        sqlx::query("UPDATE llmux_keys SET spend = spend + ? WHERE token = ?")
+            .bind(sum)
+            .bind(token)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }
 
 fn bind_key<'q>(

@@ -402,3 +402,41 @@ async fn the_master_keys_spend_is_logged_and_charged_to_no_key() {
     assert_eq!(logs.len(), 1);
     assert_eq!(logs[0].spend, 3.0);
 }
+
+#[tokio::test]
+async fn a_batch_of_many_requests_is_logged_whole_and_charged_to_each_key() {
+    let keys = open("sqlite::memory:").await;
+    for k in ["sk-batch-a", "sk-batch-b"] {
+        keys.insert(row(k)).await.unwrap();
+    }
+    // 45 requests queued at once: written as chunks of 32, 8, 4 and 1 rows,
+    // with one budget change between them.
+    for i in 0..45 {
+        let key = if i % 3 == 0 {
+            "sk-batch-b"
+        } else {
+            "sk-batch-a"
+        };
+        let a = admit(&keys, key).unwrap();
+        keys.record_usage(&a, &deployment(), &usage(10), Some(0.5));
+        if i == 20 {
+            let e = keys.get(&hash_key("sk-batch-b")).unwrap();
+            keys.set_budget(&e, 100.0, None);
+        }
+    }
+    // a: 30 requests; b: 7 before the change (i = 0, 3, …, 18), 8 after.
+    assert_eq!(stored(&keys, "sk-batch-a").await.spend, 15.0);
+    assert_eq!(stored(&keys, "sk-batch-b").await.spend, 104.0);
+    assert_eq!(keys.get(&hash_key("sk-batch-b")).unwrap().spend().0, 104.0);
+    let logs = keys
+        .store()
+        .spend_logs(&SpendQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(logs.len(), 45);
+    let ids: std::collections::HashSet<_> = logs.iter().map(|r| r.request_id.clone()).collect();
+    assert_eq!(ids.len(), 45, "every request has its own id");
+}
