@@ -375,6 +375,22 @@ def test_keys_and_spend_survive_a_restart_and_are_stored_hashed(mock, tmp_path):
         assert len(rows) == 3
         master_rows = [r for r in rows if r["api_key"] != made["token"]]
         assert [r["spend"] for r in master_rows] == [pytest.approx(master_cost)]
+        r = admin(gw, "/key/regenerate", {"key": key, "max_budget": 7})
+        assert r.status_code == 200, r.text
+        new = r.json()["key"]
+        assert r.json()["max_budget"] == 7
+        chat(gw, new)
+        spent = info(gw, new)["spend"]
+    finally:
+        gw.proc.stop()
+
+    # The regenerated key is the one that works after a restart.
+    gw = start(mock, tmp_path, db, "gateway-keys-3")
+    try:
+        with pytest.raises(openai.AuthenticationError):
+            chat(gw, key)
+        assert info(gw, new)["spend"] == pytest.approx(spent)
+        assert chat(gw, new).http_response.status_code == 200
     finally:
         gw.proc.stop()
 

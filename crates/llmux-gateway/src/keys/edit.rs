@@ -6,14 +6,14 @@ use super::{KeyRow, time};
 use llmux_core::ApiError;
 use serde_json::{Map, Value};
 
-/// A key's spend and budget period as a body changes them: written apart
-/// from its other settings, in turn with the spend the writer adds.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// What a body sets of a key's spend and budget period (each `None` when
+/// it does not): written apart from its other settings, in turn with the
+/// spend the writer adds.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Budget {
-    pub spend: f64,
-    /// Unix seconds.
-    pub reset_at: Option<i64>,
-    pub changed: bool,
+    pub spend: Option<f64>,
+    /// The next reset, Unix seconds (`Some(None)`: no more resets).
+    pub reset_at: Option<Option<i64>>,
 }
 
 /// Fields LiteLLM's key routes take that llmux does not act on: refused
@@ -127,23 +127,17 @@ pub fn apply(
                 }
             }
             "max_budget" => row.max_budget = opt_f64(f, v)?,
-            "spend" => {
-                budget.spend = opt_f64(f, v)?.unwrap_or(0.0);
-                budget.changed = true;
-            }
-            "budget_duration" => {
-                match duration(f, v)? {
-                    Some((text, secs)) => {
-                        row.budget_duration = Some(text);
-                        budget.reset_at = Some(now + secs);
-                    }
-                    None => {
-                        row.budget_duration = None;
-                        budget.reset_at = None;
-                    }
+            "spend" => budget.spend = Some(opt_f64(f, v)?.unwrap_or(0.0)),
+            "budget_duration" => match duration(f, v)? {
+                Some((text, secs)) => {
+                    row.budget_duration = Some(text);
+                    budget.reset_at = Some(Some(now + secs));
                 }
-                budget.changed = true;
-            }
+                None => {
+                    row.budget_duration = None;
+                    budget.reset_at = Some(None);
+                }
+            },
             "duration" => row.expires = duration(f, v)?.map(|(_, secs)| now + secs),
             "tpm_limit" => row.tpm_limit = opt_u64(f, v)?,
             "rpm_limit" => row.rpm_limit = opt_u64(f, v)?,

@@ -40,7 +40,7 @@ impl KeyEntry {
     pub(super) fn count_tokens(&self, n: u64) {
         let mut w = lock(&self.window);
         w.roll(time::now_secs() / 60);
-        w.tokens += n;
+        w.tokens = w.tokens.saturating_add(n);
     }
 }
 
@@ -118,7 +118,7 @@ impl Admission {
                     };
                     sp.reset_at = Some(next);
                     keys.queue().push(spend::Event::Budget {
-                        token: entry.settings().token.clone(),
+                        id: s.id,
                         spend: 0.0,
                         reset_at: Some(next),
                     });

@@ -146,8 +146,18 @@ impl Keys {
     pub async fn open(url: &str, master: &Secret) -> Result<Arc<Keys>, StoreError> {
         let store = Store::open(url).await?;
         let rows = store.load().await?;
+        let master_hash = hash_key(master.expose());
         let by_hash = rows
             .into_iter()
+            .filter(|r| {
+                // The master key is checked first: this key's holder would
+                // have the master's rights.
+                let same = r.token == master_hash;
+                if same {
+                    tracing::warn!(key = %r.key_name, "a stored virtual key is the master key; not served");
+                }
+                !same
+            })
             .map(|r| (r.token.clone(), Arc::new(KeyEntry::new(r))))
             .collect();
         let spend = spend::Queue::start(store.clone());
@@ -155,7 +165,7 @@ impl Keys {
             by_hash: RwLock::new(by_hash),
             store,
             spend,
-            master_hash: hash_key(master.expose()).into(),
+            master_hash: master_hash.into(),
             id_prefix: getrandom::u32().unwrap_or(0),
             requests: std::sync::atomic::AtomicU64::new(0),
             changing: tokio::sync::Mutex::new(()),
@@ -299,7 +309,9 @@ impl Keys {
             if keys.get(&row.token).is_some() {
                 return Err(ApiError::invalid_field("key", "This key already exists."));
             }
-            keys.store
+            let mut row = row;
+            row.id = keys
+                .store
                 .insert(&row)
                 .await
                 .map_err(StoreError::into_api)?;
@@ -319,45 +331,65 @@ impl Keys {
         body: serde_json::Map<String, serde_json::Value>,
     ) -> Result<Arc<KeySettings>, ApiError> {
         self.change(move |keys| async move {
-            let entry = keys.get(&token).ok_or_else(key_not_found)?;
-            let mut row = KeySettings::clone(&entry.settings());
-            let (spend, reset_at) = entry.spend();
-            let mut budget = edit::Budget {
-                spend,
-                reset_at,
-                changed: false,
-            };
-            edit::apply(&mut row, &mut budget, &body, time::now_secs())?;
-            keys.check_free(&row, &token)?;
+            let (entry, row, budget) = keys.edited(&token, &body)?;
             keys.store
                 .update(&row)
                 .await
                 .map_err(StoreError::into_api)?;
             entry.replace(row);
-            if budget.changed {
-                keys.set_budget(&entry, budget.spend, budget.reset_at);
-            }
+            keys.set_budget(&entry, budget);
             Ok(entry.settings())
         })
         .await
     }
 
-    /// Sets a key's spend and next budget reset: in memory now, in the
-    /// database in turn with the spend queued before.
-    fn set_budget(&self, entry: &KeyEntry, spend: f64, reset_at: Option<i64>) {
+    /// Whether a `/key/update` body would be taken, without taking it.
+    pub fn check_update(
+        &self,
+        token: &str,
+        body: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), ApiError> {
+        self.edited(token, body).map(drop)
+    }
+
+    /// A key's settings as `body` changes them, checked.
+    fn edited(
+        &self,
+        token: &str,
+        body: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(Arc<KeyEntry>, KeyRow, edit::Budget), ApiError> {
+        let entry = self.get(token).ok_or_else(key_not_found)?;
+        let mut row = KeySettings::clone(&entry.settings());
+        let mut budget = edit::Budget::default();
+        edit::apply(&mut row, &mut budget, body, time::now_secs())?;
+        self.check_free(&row, token)?;
+        Ok((entry, row, budget))
+    }
+
+    /// Sets what `budget` sets of a key's spend and next reset: in memory
+    /// now, and in the database after the spend queued before, with the
+    /// values as they are then (a charge or a reset meanwhile kept).
+    fn set_budget(&self, entry: &KeyEntry, budget: edit::Budget) {
+        if budget == edit::Budget::default() {
+            return;
+        }
         let mut s = lock(&entry.spend);
-        s.spend = spend;
-        s.reset_at = reset_at;
+        if let Some(spend) = budget.spend {
+            s.spend = spend;
+        }
+        if let Some(reset_at) = budget.reset_at {
+            s.reset_at = reset_at;
+        }
         self.spend.push(spend::Event::Budget {
-            token: entry.settings().token.clone(),
-            spend,
-            reset_at,
+            id: entry.settings().id,
+            spend: s.spend,
+            reset_at: s.reset_at,
         });
     }
 
     /// A new key for an existing record: its settings, spend and running
-    /// counts carry over, and the old key stops at once. Spend queued under
-    /// the old hash follows the record.
+    /// counts carry over, and the old key stops at once. The database
+    /// first; spend queued for the record follows it by its id.
     pub async fn rekey(
         self: &Arc<Self>,
         old: String,
@@ -373,26 +405,13 @@ impl Keys {
             if keys.get(&row.token).is_some() {
                 return Err(ApiError::invalid_field("key", "This key already exists."));
             }
-            {
-                // Under the spend lock: an increment is charged to the old
-                // hash before the re-key is queued, or to the new after.
-                let _spend = lock(&entry.spend);
-                keys.spend.push(spend::Event::Rekey {
-                    old: old.clone(),
-                    new: row.token.clone(),
-                    key_name: row.key_name.clone(),
-                    updated_at: row.updated_at,
-                });
-                entry.replace(row);
-            }
-            {
-                let mut map = keys.map_mut();
-                map.remove(&old);
-                map.insert(entry.settings().token.clone(), entry.clone());
-            }
-            if !keys.spend.flush(std::time::Duration::from_secs(5)).await {
-                tracing::warn!("the new key is not written to the database yet");
-            }
+            keys.store.rekey(&row).await.map_err(StoreError::into_api)?;
+            let token = row.token.clone();
+            entry.replace(row);
+            let mut map = keys.map_mut();
+            map.remove(&old);
+            map.insert(token, entry.clone());
+            drop(map);
             Ok(entry.settings())
         })
         .await
@@ -401,15 +420,17 @@ impl Keys {
     /// Removes keys by hash, all or none: a hash not there is a 404.
     pub async fn delete(self: &Arc<Self>, hashes: Vec<String>) -> Result<(), ApiError> {
         self.change(move |keys| async move {
-            let missing = hashes.iter().filter(|h| keys.get(h).is_none()).count();
+            let found: Vec<Arc<KeyEntry>> = hashes.iter().filter_map(|h| keys.get(h)).collect();
+            let missing = hashes.len() - found.len();
             if missing > 0 {
                 return Err(ApiError::new(
                     404,
                     format!("{missing} of the keys named were not found; none was deleted."),
                 ));
             }
+            let ids: Vec<i64> = found.iter().map(|e| e.settings().id).collect();
             keys.store
-                .delete(&hashes)
+                .delete(&ids)
                 .await
                 .map_err(StoreError::into_api)?;
             let mut map = keys.map_mut();
@@ -439,14 +460,13 @@ impl Keys {
             return;
         };
         entry.count_tokens(record.total_tokens);
-        // Queued under the key's lock, and charged to the hash the record
-        // has now (a re-key may have moved it): the database sees
-        // increments, resets and re-keys in the order they happened.
+        // Queued under the key's lock: the database sees charges and
+        // spend set by a reset or an admin in the order they happened.
         let mut s = lock(&entry.spend);
         s.spend += record.spend;
         self.spend.push(spend::Event::Spend {
             record: Box::new(record),
-            charge: Some(entry.settings().token.clone()),
+            charge: Some(entry.settings().id),
         });
     }
 

@@ -70,26 +70,22 @@ impl SpendRecord {
 }
 
 pub enum Event {
-    /// A request answered: its log row, and the key (by hash) it is
+    /// A request answered: its log row, and the key record (by id) it is
     /// charged to, if it came with a virtual key.
     Spend {
         record: Box<SpendRecord>,
-        charge: Option<String>,
+        charge: Option<i64>,
     },
     /// A key's spend set (0 when its budget period ends) and its next
     /// reset.
     Budget {
-        token: String,
+        id: i64,
         spend: f64,
         reset_at: Option<i64>,
     },
-    /// A key's record moved to a new key's hash.
-    Rekey {
-        old: String,
-        new: String,
-        key_name: String,
-        updated_at: i64,
-    },
+    /// Answered once everything queued before it is written: true, or
+    /// false if that write failed.
+    Flush(tokio::sync::oneshot::Sender<bool>),
 }
 
 pub struct Queue {
@@ -99,8 +95,6 @@ pub struct Queue {
 
 #[derive(Default)]
 struct Counts {
-    queued: AtomicU64,
-    written: AtomicU64,
     dropped: AtomicU64,
 }
 
@@ -114,11 +108,8 @@ impl Queue {
     }
 
     pub fn push(&self, ev: Event) {
-        match self.tx.try_send(ev) {
-            Ok(()) => {
-                self.counts.queued.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => {
+        if let Err(e) = self.tx.try_send(ev) {
+            {
                 let n = self.counts.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                 if n == 1 || n % 1000 == 0 {
                     let why = match e {
@@ -141,46 +132,54 @@ impl Queue {
         self.counts.dropped.load(Ordering::Relaxed)
     }
 
-    /// Waits until everything queued so far has been handled (written, or
-    /// given up on and logged), or `wait` passes; false if it passed.
+    /// Waits until everything queued before this call is written, or
+    /// `wait` passes; false if it passed or the write failed.
     pub async fn flush(&self, wait: Duration) -> bool {
-        let target = self.counts.queued.load(Ordering::Relaxed);
-        let done = async {
-            while self.counts.written.load(Ordering::Relaxed) < target {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        };
-        tokio::time::timeout(wait, done).await.is_ok()
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let done =
+            async { self.tx.send(Event::Flush(tx)).await.is_ok() && rx.await.unwrap_or(false) };
+        tokio::time::timeout(wait, done).await.unwrap_or(false)
     }
 }
 
 async fn writer(store: Store, mut rx: mpsc::Receiver<Event>, counts: Arc<Counts>) {
     let mut batch = Vec::with_capacity(BATCH);
-    while let Some(ev) = rx.recv().await {
-        batch.push(ev);
-        // What arrives meanwhile joins the same transaction: under load a
-        // batch a linger, not a transaction a request.
-        tokio::time::sleep(LINGER).await;
-        while batch.len() < BATCH {
-            match rx.try_recv() {
-                Ok(ev) => batch.push(ev),
-                Err(_) => break,
+    let mut waiting = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        // What arrives within the linger joins the same transaction: under
+        // load a batch is full at once, with no wait.
+        let deadline = tokio::time::Instant::now() + LINGER;
+        while let Some(ev) = next.take() {
+            match ev {
+                Event::Flush(tx) => waiting.push(tx),
+                ev => batch.push(ev),
+            }
+            if batch.len() >= BATCH {
+                break;
+            }
+            if let Ok(Some(ev)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+                next = Some(ev);
             }
         }
-        let mut result = store.write(&batch).await;
-        if let Err(e) = &result {
-            tracing::warn!("writing spend failed, retrying once: {e}");
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            result = store.write(&batch).await;
+        let mut ok = true;
+        if !batch.is_empty() {
+            let mut result = store.write(&batch).await;
+            if let Err(e) = &result {
+                tracing::warn!("writing spend failed, retrying once: {e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                result = store.write(&batch).await;
+            }
+            if let Err(e) = result {
+                ok = false;
+                let n = batch.len() as u64;
+                counts.dropped.fetch_add(n, Ordering::Relaxed);
+                tracing::error!("{n} spend records not written to the database: {e}");
+            }
         }
-        if let Err(e) = result {
-            let n = batch.len() as u64;
-            counts.dropped.fetch_add(n, Ordering::Relaxed);
-            tracing::error!("{n} spend records not written to the database: {e}");
+        for tx in waiting.drain(..) {
+            let _ = tx.send(ok);
         }
-        counts
-            .written
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
         batch.clear();
     }
 }

@@ -40,6 +40,9 @@ impl StoreError {
 /// One virtual key's settings as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KeyRow {
+    /// The record's own id: stays when the key is regenerated, so spend
+    /// queued for it lands on it whatever its key is by then.
+    pub id: i64,
     /// The key's SHA-256, hex.
     pub token: String,
     /// `sk-...` and its last four characters.
@@ -70,6 +73,7 @@ impl KeyRow {
     /// A new key's record: no limits, all models, nothing spent.
     pub fn new(key: &str, now: i64) -> KeyRow {
         KeyRow {
+            id: 0,
             token: super::hash_key(key),
             key_name: super::abbreviate(key),
             key_alias: None,
@@ -94,7 +98,8 @@ impl KeyRow {
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS llmux_keys (
-        token TEXT PRIMARY KEY,
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        token TEXT NOT NULL UNIQUE,
         key_name TEXT NOT NULL,
         key_alias TEXT UNIQUE,
         models TEXT NOT NULL DEFAULT '[]',
@@ -135,7 +140,7 @@ const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS llmux_spend_logs_by_time ON llmux_spend_logs (start_time)",
 ];
 
-const KEY_COLUMNS: &str = "token, key_name, key_alias, models, spend, max_budget, budget_duration, \
+const KEY_COLUMNS: &str = "id, token, key_name, key_alias, models, spend, max_budget, budget_duration, \
      budget_reset_at, tpm_limit, rpm_limit, max_parallel_requests, metadata, user_id, team_id, \
      blocked, expires, created_at, updated_at";
 
@@ -200,12 +205,14 @@ impl Store {
         Ok(rows.iter().map(key_row).collect())
     }
 
-    pub async fn insert(&self, k: &KeyRow) -> Result<(), StoreError> {
+    /// Adds a key's record; returns the id the database gave it.
+    pub async fn insert(&self, k: &KeyRow) -> Result<i64, StoreError> {
         let sql = format!(
-            "INSERT INTO llmux_keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO llmux_keys ({KEY_COLUMNS}) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         );
-        bind_key(sqlx::query(&sql), k).execute(&self.pool).await?;
-        Ok(())
+        let done = bind_key(sqlx::query(&sql), k).execute(&self.pool).await?;
+        Ok(done.last_insert_rowid())
     }
 
     /// Writes a key's settings; not its spend or its next budget reset,
@@ -215,7 +222,7 @@ impl Store {
             "UPDATE llmux_keys SET key_name = ?, key_alias = ?, models = ?, max_budget = ?, \
              budget_duration = ?, tpm_limit = ?, rpm_limit = ?, max_parallel_requests = ?, \
              metadata = ?, user_id = ?, team_id = ?, blocked = ?, expires = ?, updated_at = ? \
-             WHERE token = ?",
+             WHERE id = ?",
         )
         .bind(&k.key_name)
         .bind(&k.key_alias)
@@ -231,16 +238,28 @@ impl Store {
         .bind(k.blocked)
         .bind(k.expires)
         .bind(k.updated_at)
-        .bind(&k.token)
+        .bind(k.id)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    pub async fn delete(&self, tokens: &[String]) -> Result<(), StoreError> {
+    /// Gives a record a new key (its hash and short name).
+    pub async fn rekey(&self, k: &KeyRow) -> Result<(), StoreError> {
+        sqlx::query("UPDATE llmux_keys SET token = ?, key_name = ?, updated_at = ? WHERE id = ?")
+            .bind(&k.token)
+            .bind(&k.key_name)
+            .bind(k.updated_at)
+            .bind(k.id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete(&self, ids: &[i64]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        for t in tokens {
-            sqlx::query("DELETE FROM llmux_keys WHERE token = ?")
+        for t in ids {
+            sqlx::query("DELETE FROM llmux_keys WHERE id = ?")
                 .bind(t)
                 .execute(&mut *tx)
                 .await?;
@@ -257,51 +276,31 @@ impl Store {
         use super::spend::Event;
         let mut tx = self.pool.begin().await?;
         let mut rows: Vec<&SpendRecord> = Vec::new();
-        let mut charges: Vec<(&str, f64)> = Vec::new();
+        let mut charges: Vec<(i64, f64)> = Vec::new();
         for ev in batch {
             if let Event::Spend { record, charge } = ev {
                 rows.push(record);
-                if let (Some(token), true) = (charge, record.spend != 0.0) {
-                    match charges.iter_mut().find(|(t, _)| *t == token.as_str()) {
+                if let (Some(id), true) = (*charge, record.spend != 0.0) {
+                    match charges.iter_mut().find(|(k, _)| *k == id) {
                         Some((_, sum)) => *sum += record.spend,
-                        None => charges.push((token, record.spend)),
+                        None => charges.push((id, record.spend)),
                     }
                 }
                 continue;
             }
             flush_charges(&mut tx, &mut charges).await?;
-            match ev {
-                Event::Spend { .. } => {}
-                Event::Budget {
-                    token,
-                    spend,
-                    reset_at,
-                } => {
-                    sqlx::query(
-                        "UPDATE llmux_keys SET spend = ?, budget_reset_at = ? WHERE token = ?",
-                    )
+            if let Event::Budget {
+                id,
+                spend,
+                reset_at,
+            } = ev
+            {
+                sqlx::query("UPDATE llmux_keys SET spend = ?, budget_reset_at = ? WHERE id = ?")
                     .bind(spend)
                     .bind(reset_at)
-                    .bind(token)
+                    .bind(id)
                     .execute(&mut *tx)
                     .await?;
-                }
-                Event::Rekey {
-                    old,
-                    new,
-                    key_name,
-                    updated_at,
-                } => {
-                    sqlx::query(
-                        "UPDATE llmux_keys SET token = ?, key_name = ?, updated_at = ? WHERE token = ?",
-                    )
-                    .bind(new)
-                    .bind(key_name)
-                    .bind(updated_at)
-                    .bind(old)
-                    .execute(&mut *tx)
-                    .await?;
-                }
             }
         }
         flush_charges(&mut tx, &mut charges).await?;
@@ -393,12 +392,12 @@ async fn insert_logs(
 /// Each key's summed charges, in one update a key.
 async fn flush_charges(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    charges: &mut Vec<(&str, f64)>,
+    charges: &mut Vec<(i64, f64)>,
 ) -> Result<(), StoreError> {
-    for (token, sum) in charges.drain(..) {
-        sqlx::query("UPDATE llmux_keys SET spend = spend + ? WHERE token = ?")
+    for (id, sum) in charges.drain(..) {
+        sqlx::query("UPDATE llmux_keys SET spend = spend + ? WHERE id = ?")
             .bind(sum)
-            .bind(token)
+            .bind(id)
             .execute(&mut **tx)
             .await?;
     }
@@ -409,7 +408,9 @@ fn bind_key<'q>(
     q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
     k: &'q KeyRow,
 ) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
-    q.bind(&k.token)
+    // A new record's id is the database's to give.
+    q.bind(Some(k.id).filter(|id| *id > 0))
+        .bind(&k.token)
         .bind(&k.key_name)
         .bind(&k.key_alias)
         .bind(Value::from(k.models.clone()).to_string())
@@ -439,6 +440,7 @@ fn key_row(r: &SqliteRow) -> KeyRow {
         .and_then(|s| serde_json::from_str(&s).ok())
         .unwrap_or_default();
     KeyRow {
+        id: int("id").unwrap_or(0),
         token: text("token").unwrap_or_default(),
         key_name: text("key_name").unwrap_or_default(),
         key_alias: text("key_alias"),

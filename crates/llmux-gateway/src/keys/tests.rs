@@ -421,7 +421,13 @@ async fn a_batch_of_many_requests_is_logged_whole_and_charged_to_each_key() {
         keys.record_usage(&a, &deployment(), &usage(10), Some(0.5));
         if i == 20 {
             let e = keys.get(&hash_key("sk-batch-b")).unwrap();
-            keys.set_budget(&e, 100.0, None);
+            keys.set_budget(
+                &e,
+                edit::Budget {
+                    spend: Some(100.0),
+                    reset_at: None,
+                },
+            );
         }
     }
     // a: 30 requests; b: 7 before the change (i = 0, 3, …, 18), 8 after.
@@ -439,4 +445,52 @@ async fn a_batch_of_many_requests_is_logged_whole_and_charged_to_each_key() {
     assert_eq!(logs.len(), 45);
     let ids: std::collections::HashSet<_> = logs.iter().map(|r| r.request_id.clone()).collect();
     assert_eq!(ids.len(), 45, "every request has its own id");
+}
+
+#[tokio::test]
+async fn a_new_budget_period_keeps_the_spend_and_a_set_spend_keeps_the_period() {
+    let keys = open("sqlite::memory:").await;
+    keys.insert(row("sk-period")).await.unwrap();
+    let entry = keys.get(&hash_key("sk-period")).unwrap();
+    let a = admit(&keys, "sk-period").unwrap();
+    keys.record_usage(&a, &deployment(), &usage(10), Some(0.75));
+    keys.update(
+        hash_key("sk-period"),
+        body(json!({"budget_duration": "1h", "max_budget": 2})),
+    )
+    .await
+    .unwrap();
+    let (spend, reset_at) = entry.spend();
+    assert_eq!(spend, 0.75, "the spend so far stays");
+    let due = reset_at.unwrap() - time::now_secs();
+    assert!((3590..=3600).contains(&due), "{due}");
+    keys.update(hash_key("sk-period"), body(json!({"spend": 0.1})))
+        .await
+        .unwrap();
+    assert_eq!(entry.spend(), (0.1, reset_at), "the period stays");
+    let on_disk = stored(&keys, "sk-period").await;
+    assert_eq!((on_disk.spend, on_disk.budget_reset_at), (0.1, reset_at));
+    assert_eq!(on_disk.max_budget, Some(2.0));
+    // No more resets.
+    keys.update(
+        hash_key("sk-period"),
+        body(json!({"budget_duration": null})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(entry.spend(), (0.1, None));
+    assert_eq!(stored(&keys, "sk-period").await.budget_reset_at, None);
+}
+
+#[tokio::test]
+async fn a_deleted_and_remade_key_starts_from_nothing() {
+    let keys = open("sqlite::memory:").await;
+    keys.insert(row("sk-again")).await.unwrap();
+    let a = admit(&keys, "sk-again").unwrap();
+    // Charged, still queued, when the key is deleted and made again.
+    keys.record_usage(&a, &deployment(), &usage(10), Some(5.0));
+    keys.delete(vec![hash_key("sk-again")]).await.unwrap();
+    keys.insert(row("sk-again")).await.unwrap();
+    assert_eq!(keys.get(&hash_key("sk-again")).unwrap().spend().0, 0.0);
+    assert_eq!(stored(&keys, "sk-again").await.spend, 0.0);
 }

@@ -51,7 +51,7 @@ async fn handle(
     let req = RawChatRequest::parse(body)?;
     let steer = dispatch::split_steering(app, &req)?;
     dispatch::note_model(app, model, &steer);
-    dispatch::allow(who, &steer)?;
+    dispatch::allow(app, who, &steer)?;
     let call = ChatCall {
         request: &req,
         typed: None,
@@ -70,7 +70,7 @@ async fn translated(
     let typed: ChatCompletionRequest = dispatch::read_typed(body, "chat completion request")?;
     let steer = dispatch::steering(app, &typed.model, &typed.extra)?;
     dispatch::note_model(app, model, &steer);
-    dispatch::allow(who, &steer)?;
+    dispatch::allow(app, who, &steer)?;
     let req = RawChatRequest::from_typed(&typed, body.len());
     let call = ChatCall {
         request: &req,

@@ -543,13 +543,15 @@ fn is_stream(resp: &Response) -> bool {
 /// Whether the request's key may use the model it names, and every model
 /// the request names as its fallbacks (else a key could reach any model
 /// through them).
-pub fn allow(who: Who<'_>, steer: &Steering<'_>) -> Result<(), ApiError> {
+pub fn allow(app: &AppState, who: Who<'_>, steer: &Steering<'_>) -> Result<(), ApiError> {
     let Some(a) = who else {
         return Ok(());
     };
     a.allows(steer.alias.unwrap_or(&steer.group.name), &steer.group.name)?;
     for f in steer.fallbacks.iter().flatten() {
-        a.allows(f, f)?;
+        // By the name given, or the model it stands for (an alias).
+        let group = app.router.group(f).map(|g| g.name.clone()).ok();
+        a.allows(f, group.as_deref().unwrap_or(f))?;
     }
     Ok(())
 }

@@ -130,14 +130,10 @@ pub async fn generate(State(app): State<Arc<AppState>>, req: axum::extract::Requ
     };
     let now = time::now_secs();
     let mut row = KeyRow::new(&key, now);
-    let mut budget = keys::edit::Budget {
-        spend: 0.0,
-        reset_at: None,
-        changed: false,
-    };
+    let mut budget = keys::edit::Budget::default();
     keys::edit::apply(&mut row, &mut budget, &body, now)?;
-    row.spend = budget.spend;
-    row.budget_reset_at = budget.reset_at;
+    row.spend = budget.spend.unwrap_or(0.0);
+    row.budget_reset_at = budget.reset_at.flatten();
     let s = keys.insert(row).await?;
     tracing::info!(key = %s.key_name, alias = ?s.key_alias, "key generated");
     let mut out = info_json(keys, &s);
@@ -202,27 +198,44 @@ pub async fn unblock(State(app): State<Arc<AppState>>, req: axum::extract::Reque
 pub async fn regenerate(State(app): State<Arc<AppState>>, req: axum::extract::Request) -> Answer {
     let (parts, body) = req.into_parts();
     let keys = require_master(&app, &parts.headers)?;
-    let body = body_object(&super::read_body(body, app.max_request_bytes).await?)?;
-    rekey(keys, named(keys, &body)?).await
+    let mut body = body_object(&super::read_body(body, app.max_request_bytes).await?)?;
+    let token = named(keys, &body)?;
+    body.remove("key");
+    rekey(keys, token, body).await
 }
 
 /// `POST /key/{key}/regenerate`.
 pub async fn regenerate_path(
     State(app): State<Arc<AppState>>,
     axum::extract::Path(key): axum::extract::Path<String>,
-    headers: http::HeaderMap,
+    req: axum::extract::Request,
 ) -> Answer {
-    let keys = require_master(&app, &headers)?;
+    let (parts, body) = req.into_parts();
+    let keys = require_master(&app, &parts.headers)?;
+    let bytes = super::read_body(body, app.max_request_bytes).await?;
+    let body = if bytes.iter().all(u8::is_ascii_whitespace) {
+        Map::new()
+    } else {
+        body_object(&bytes)?
+    };
     let token = token_of(&key);
     if keys.get(&token).is_none() {
         return Err(keys::key_not_found().into());
     }
-    rekey(keys, token).await
+    rekey(keys, token, body).await
 }
 
-async fn rekey(keys: &Arc<Keys>, token: String) -> Answer {
+/// A new key for the record, with the body's other fields (as
+/// `/key/update` takes them) applied to it, as LiteLLM's regenerate does.
+async fn rekey(keys: &Arc<Keys>, token: String, changes: Map<String, Value>) -> Answer {
+    // Checked before the key changes: an answer that refuses them must
+    // not have replaced the key it does not show.
+    keys.check_update(&token, &changes)?;
     let key = keys::new_key()?;
-    let s = keys.rekey(token, key.clone()).await?;
+    let mut s = keys.rekey(token, key.clone()).await?;
+    if !changes.is_empty() {
+        s = keys.update(s.token.clone(), changes).await?;
+    }
     tracing::info!(new = %s.key_name, "key regenerated");
     let mut out = info_json(keys, &s);
     if let Some(o) = out.as_object_mut() {

@@ -69,7 +69,7 @@ async fn handle(
         let req = parse_messages(body)?;
         let steer = dispatch::steering(app, &req.model, &req.extra)?;
         dispatch::note_model(app, model, &steer);
-        dispatch::allow(who, &steer)?;
+        dispatch::allow(app, who, &steer)?;
         let drop_params = steer.drop_params;
         let mut first = Some(req);
         return dispatch::with_retries(app, &steer, move |state| {
@@ -90,7 +90,7 @@ async fn handle(
     let req = RawChatRequest::parse(body)?;
     let steer = dispatch::split_steering(app, &req)?;
     dispatch::note_model(app, model, &steer);
-    dispatch::allow(who, &steer)?;
+    dispatch::allow(app, who, &steer)?;
     let drop_params = steer.drop_params;
     let req = &req;
     dispatch::with_retries(app, &steer, |state| async move {
