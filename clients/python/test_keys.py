@@ -5,6 +5,7 @@ the official openai and anthropic SDKs, their spend read at /key/info and
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import threading
 import time
@@ -15,6 +16,7 @@ import anthropic
 import httpx
 import openai
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import (
     ANTHROPIC_KEY,
@@ -417,3 +419,42 @@ def test_a_key_cannot_reach_other_models_through_request_fallbacks(keyed, mock):
             extra_body={"fallbacks": ["gpt-4o"]},
         )
     assert mock.requests_with(marker) == []
+
+
+def test_metrics_label_requests_tokens_and_spend_by_key_and_show_budgets(mock, tmp_path):
+    text = (
+        gateway_config(mock.base, MASTER_KEY).replace(
+            "litellm_settings:\n", 'litellm_settings:\n  callbacks: ["prometheus"]\n', 1
+        )
+        + f"  database_url: sqlite://{tmp_path / 'llmux.db'}\n"
+    )
+    gw = Gateway(
+        proc=serve_config("gateway-keys-metrics", text, tmp_path), master_key=MASTER_KEY, config_text=text
+    )
+    try:
+        made = generate(gw, key_alias="metered", team_id="t1", user_id="u1", max_budget=2)
+        cost = float(chat(gw, made["key"]).headers["x-litellm-response-cost"])
+        chat(gw, MASTER_KEY)
+        with gw.http() as h:
+            body = h.get("/metrics").text
+    finally:
+        gw.proc.stop()
+    samples = [s for f in text_string_to_metric_families(body) for s in f.samples]
+
+    def one(name: str, **labels: str) -> float:
+        found = [
+            s.value for s in samples if s.name == name and labels.items() <= s.labels.items()
+        ]
+        assert len(found) == 1, (name, labels, found)
+        return found[0]
+
+    mine = {"hashed_api_key": made["token"], "api_key_alias": "metered", "team": "t1", "user": "u1"}
+    assert one("litellm_proxy_total_requests_metric_total", **mine, status_code="200") == 1
+    assert one("litellm_spend_metric_total", **mine) == pytest.approx(cost)
+    assert one("litellm_total_tokens_metric_total", **mine) > 0
+    # The master key's requests carry no key labels (its hash is not shown).
+    assert one("litellm_proxy_total_requests_metric_total", hashed_api_key="", status_code="200") == 1
+    assert hashlib.sha256(MASTER_KEY.encode()).hexdigest() not in body
+    key = {"hashed_api_key": made["token"], "api_key_alias": "metered"}
+    assert one("litellm_api_key_max_budget_metric", **key) == 2
+    assert one("litellm_remaining_api_key_budget_metric", **key) == pytest.approx(2 - cost)

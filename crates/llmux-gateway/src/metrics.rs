@@ -34,6 +34,27 @@ const LATENCY_BUCKETS: &[f64] = &[
 
 const DEPLOYMENT: &[&str] = &["litellm_model_name", "model_id", "api_base", "api_provider"];
 
+/// Who a request came from, as LiteLLM labels it: a virtual key's hash,
+/// alias, team and user (all empty for the master key, whose hash is not
+/// shown).
+const KEY: &[&str] = &["hashed_api_key", "api_key_alias", "team", "user"];
+
+/// The key labels' values for a request.
+pub type KeyLabels<'a> = [&'a str; 4];
+
+/// The master key's, or no key's.
+pub const NO_KEY: KeyLabels<'static> = ["", "", "", ""];
+
+/// A virtual key's labels.
+pub fn key_labels(s: &crate::keys::KeySettings) -> KeyLabels<'_> {
+    [
+        &s.token,
+        s.key_alias.as_deref().unwrap_or(""),
+        s.team_id.as_deref().unwrap_or(""),
+        s.user_id.as_deref().unwrap_or(""),
+    ]
+}
+
 pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
@@ -52,6 +73,8 @@ pub struct Metrics {
     time_to_first_token: HistogramVec,
     fallbacks_ok: IntCounterVec,
     fallbacks_failed: IntCounterVec,
+    remaining_budget: prometheus::GaugeVec,
+    max_budget: prometheus::GaugeVec,
     /// Model names used as labels, at most `max_models`.
     models: RwLock<HashSet<String>>,
     max_models: usize,
@@ -62,6 +85,18 @@ fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntC
         .unwrap_or_else(|e| unreachable!("metric {name}: {e}"));
     let _ = registry.register(Box::new(c.clone()));
     c
+}
+
+/// The key labels, then `rest`.
+fn keyed(rest: &[&'static str]) -> Vec<&'static str> {
+    KEY.iter().chain(rest).copied().collect()
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> prometheus::GaugeVec {
+    let g = prometheus::GaugeVec::new(Opts::new(name, help), &["hashed_api_key", "api_key_alias"])
+        .unwrap_or_else(|e| unreachable!("metric {name}: {e}"));
+    let _ = registry.register(Box::new(g.clone()));
+    g
 }
 
 fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
@@ -87,7 +122,7 @@ impl Metrics {
         };
         let spend = CounterVec::new(
             Opts::new("litellm_spend_metric_total", "Spend in USD"),
-            &["model", "requested_model"],
+            &keyed(&["model", "requested_model"]),
         )
         .unwrap_or_else(|e| unreachable!("metric spend: {e}"));
         let _ = r.register(Box::new(spend.clone()));
@@ -105,13 +140,13 @@ impl Metrics {
                 &r,
                 "litellm_proxy_total_requests_metric_total",
                 "Requests to the proxy, by the model asked for and the status answered",
-                &["requested_model", "status_code"],
+                &keyed(&["requested_model", "status_code"]),
             ),
             failed_requests: counter(
                 &r,
                 "litellm_proxy_failed_requests_metric_total",
                 "Requests the proxy answered with an error",
-                &["requested_model", "exception_status"],
+                &keyed(&["requested_model", "exception_status"]),
             ),
             request_latency: histogram(
                 &r,
@@ -153,19 +188,19 @@ impl Metrics {
                 &r,
                 "litellm_input_tokens_metric_total",
                 "Prompt tokens",
-                &["model", "requested_model"],
+                &keyed(&["model", "requested_model"]),
             ),
             output_tokens: counter(
                 &r,
                 "litellm_output_tokens_metric_total",
                 "Completion tokens",
-                &["model", "requested_model"],
+                &keyed(&["model", "requested_model"]),
             ),
             total_tokens: counter(
                 &r,
                 "litellm_total_tokens_metric_total",
                 "Prompt and completion tokens",
-                &["model", "requested_model"],
+                &keyed(&["model", "requested_model"]),
             ),
             time_to_first_token: histogram(
                 &r,
@@ -184,6 +219,16 @@ impl Metrics {
                 "litellm_deployment_failed_fallbacks_total",
                 "Fallbacks that failed too",
                 &["requested_model", "fallback_model", "exception_status"],
+            ),
+            remaining_budget: gauge(
+                &r,
+                "litellm_remaining_api_key_budget_metric",
+                "A virtual key's budget left, USD (keys with a max_budget)",
+            ),
+            max_budget: gauge(
+                &r,
+                "litellm_api_key_max_budget_metric",
+                "A virtual key's max_budget, USD",
             ),
             spend,
             deployment_state,
@@ -233,14 +278,21 @@ impl Metrics {
 
     /// A request the proxy answered: its status, and for an answer (not a
     /// stream, whose end is not waited for) how long it took.
-    pub fn request(&self, requested_model: &str, status: u16, stream: bool, took: Duration) {
+    pub fn request(
+        &self,
+        requested_model: &str,
+        status: u16,
+        stream: bool,
+        took: Duration,
+        key: KeyLabels<'_>,
+    ) {
         let model = self.model_label(requested_model);
         let status = status_label(status);
-        self.requests.with_label_values(&[model, &status]).inc();
+        let [k0, k1, k2, k3] = key;
+        let labels = [k0, k1, k2, k3, model, &status];
+        self.requests.with_label_values(&labels).inc();
         if !status.starts_with('2') {
-            self.failed_requests
-                .with_label_values(&[model, &status])
-                .inc();
+            self.failed_requests.with_label_values(&labels).inc();
         } else if !stream {
             self.request_latency
                 .with_label_values(&[model])
@@ -308,10 +360,18 @@ impl Metrics {
     }
 
     /// Tokens and spend of an answer.
-    pub fn usage(&self, d: &DeploymentState, input: u64, output: u64, cost: Option<f64>) {
+    pub fn usage(
+        &self,
+        d: &DeploymentState,
+        input: u64,
+        output: u64,
+        cost: Option<f64>,
+        key: KeyLabels<'_>,
+    ) {
         let model = self.deployment_labels(d)[0].as_str();
         let requested = self.model_label(&d.deployment.model_name);
-        let labels = [model, requested];
+        let [k0, k1, k2, k3] = key;
+        let labels = [k0, k1, k2, k3, model, requested];
         self.input_tokens.with_label_values(&labels).inc_by(input);
         self.output_tokens.with_label_values(&labels).inc_by(output);
         self.total_tokens
@@ -323,7 +383,23 @@ impl Metrics {
     }
 
     /// The exposition text: every metric, the deployments' states read now.
-    pub fn render(&self, router: &Router) -> Vec<u8> {
+    pub fn render(&self, router: &Router, keys: Option<&crate::keys::Keys>) -> Vec<u8> {
+        // Keys' budgets as they are now; a deleted key's series goes.
+        self.remaining_budget.reset();
+        self.max_budget.reset();
+        for s in keys.map(|k| k.all()).unwrap_or_default() {
+            let Some(max) = s.max_budget else {
+                continue;
+            };
+            let spent = keys
+                .and_then(|k| k.get(&s.token))
+                .map_or(s.spend, |e| e.spend().0);
+            let labels = [s.token.as_str(), s.key_alias.as_deref().unwrap_or("")];
+            self.max_budget.with_label_values(&labels).set(max);
+            self.remaining_budget
+                .with_label_values(&labels)
+                .set(max - spent);
+        }
         for d in router.listed() {
             let [name, id, base, provider] = self.deployment_labels(d);
             let state = if router.resting(d) { 2 } else { 0 };
@@ -385,29 +461,41 @@ mod tests {
     fn client_chosen_names_are_capped() {
         let m = Metrics::with_model_cap(3);
         for i in 0..5 {
-            m.request(&format!("model-{i}"), 200, false, Duration::from_millis(1));
+            m.request(
+                &format!("model-{i}"),
+                200,
+                false,
+                Duration::from_millis(1),
+                NO_KEY,
+            );
         }
         // A name seen before the cap keeps its label; a long one never gets one.
-        m.request("model-0", 500, false, Duration::from_millis(1));
-        m.request(&"x".repeat(300), 200, false, Duration::from_millis(1));
+        m.request("model-0", 500, false, Duration::from_millis(1), NO_KEY);
+        m.request(
+            &"x".repeat(300),
+            200,
+            false,
+            Duration::from_millis(1),
+            NO_KEY,
+        );
         let t = text(&m);
         let line = |l: &str| t.lines().any(|x| x == l);
         assert!(
             line(
-                r#"litellm_proxy_total_requests_metric_total{requested_model="other",status_code="200"} 3"#
+                r#"litellm_proxy_total_requests_metric_total{api_key_alias="",hashed_api_key="",requested_model="other",status_code="200",team="",user=""} 3"#
             ),
             "{t}"
         );
         assert!(
             line(
-                r#"litellm_proxy_total_requests_metric_total{requested_model="model-2",status_code="200"} 1"#
+                r#"litellm_proxy_total_requests_metric_total{api_key_alias="",hashed_api_key="",requested_model="model-2",status_code="200",team="",user=""} 1"#
             ),
             "{t}"
         );
         assert!(!t.contains("model-3"), "{t}");
         assert!(
             line(
-                r#"litellm_proxy_failed_requests_metric_total{exception_status="500",requested_model="model-0"} 1"#
+                r#"litellm_proxy_failed_requests_metric_total{api_key_alias="",exception_status="500",hashed_api_key="",requested_model="model-0",team="",user=""} 1"#
             ),
             "{t}"
         );
@@ -425,7 +513,7 @@ mod tests {
         for i in 0..4 {
             let d = state(&format!("random-{i}"));
             m.call(&d, "w/*", Some(404), false, Duration::from_millis(1));
-            m.usage(&d, 1, 1, Some(0.5));
+            m.usage(&d, 1, 1, Some(0.5), NO_KEY);
         }
         let t = text(&m);
         assert!(!t.contains("random-2") && !t.contains("random-3"), "{t}");
@@ -433,12 +521,12 @@ mod tests {
         // The first name seen, the route's own, and one model fill the cap.
         assert!(
             t.contains(
-                r#"litellm_spend_metric_total{model="openai/random-0",requested_model="w/*"} 0.5"#
+                r#"litellm_spend_metric_total{api_key_alias="",hashed_api_key="",model="openai/random-0",requested_model="w/*",team="",user=""} 0.5"#
             ),
             "{t}"
         );
         assert!(
-            t.contains(r#"litellm_spend_metric_total{model="other",requested_model="w/*"} 1.5"#),
+            t.contains(r#"litellm_spend_metric_total{api_key_alias="",hashed_api_key="",model="other",requested_model="w/*",team="",user=""} 1.5"#),
             "{t}"
         );
     }
@@ -458,7 +546,7 @@ mod tests {
         let m = Metrics::new();
         let d = state("openai/gpt-4o");
         m.call(&d, "gpt-4o", None, true, Duration::from_millis(20));
-        m.request("gpt-4o", 200, true, Duration::from_millis(25));
+        m.request("gpt-4o", 200, true, Duration::from_millis(25), NO_KEY);
         let t = text(&m);
         assert!(
             t.contains("litellm_llm_api_time_to_first_token_metric_count"),

@@ -32,7 +32,7 @@ pub async fn chat_completions(
         },
         Err(e) => error_response(&e),
     };
-    dispatch::record_request(app, model.as_deref(), &resp, started);
+    dispatch::record_request(app, model.as_deref(), &resp, started, who.as_ref());
     resp
 }
 

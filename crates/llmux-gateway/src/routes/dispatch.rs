@@ -5,6 +5,7 @@
 
 use super::AppState;
 use crate::keys::Admission;
+use crate::metrics;
 use crate::router::{DeploymentState, GroupRef, ModelGroup, Tracked, Unavailable};
 use crate::transport::{UpstreamBody, UpstreamResponse, collect, upstream_error};
 use axum::body::Body;
@@ -521,14 +522,17 @@ pub fn record_request(
     model: Option<&str>,
     resp: &Response,
     started: Option<std::time::Instant>,
+    who: Who<'_>,
 ) {
     if let (Some(m), Some(started)) = (&app.metrics, started) {
         let status = resp.status().as_u16();
+        let key = who.and_then(|a| a.entry()).map(|e| e.settings());
         m.request(
             model.unwrap_or(""),
             status,
             is_stream(resp),
             started.elapsed(),
+            key.as_deref().map_or(metrics::NO_KEY, metrics::key_labels),
         );
     }
 }
@@ -571,7 +575,14 @@ pub fn record_usage(
         .filter(|c| c.is_finite() && *c >= 0.0)
         .or_else(|| state.prices.map(|p| p.cost(usage)));
     if let Some(m) = &app.metrics {
-        m.usage(state, usage.prompt_tokens, usage.completion_tokens, c);
+        let key = who.and_then(|a| a.entry()).map(|e| e.settings());
+        m.usage(
+            state,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            c,
+            key.as_deref().map_or(metrics::NO_KEY, metrics::key_labels),
+        );
     }
     if let (Some(keys), Some(a)) = (&app.keys, who) {
         keys.record_usage(a, &state.deployment, usage, c);

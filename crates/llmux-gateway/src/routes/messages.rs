@@ -52,7 +52,7 @@ pub async fn messages(
         },
         Err(e) => anthropic_error(&e),
     };
-    dispatch::record_request(app, model.as_deref(), &resp, started);
+    dispatch::record_request(app, model.as_deref(), &resp, started, who.as_ref());
     resp
 }
 

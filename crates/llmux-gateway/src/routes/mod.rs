@@ -178,7 +178,9 @@ async fn metrics(State(app): State<Arc<AppState>>, req: Request) -> Response {
     let Some(m) = &app.metrics else {
         return error::error_response(&ApiError::new(404, "Metrics are off."));
     };
-    let mut resp = Response::new(axum::body::Body::from(m.render(&app.router)));
+    let mut resp = Response::new(axum::body::Body::from(
+        m.render(&app.router, app.keys.as_deref()),
+    ));
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -210,7 +212,7 @@ where
         Ok(who) => who,
         Err(e) => {
             let resp = error::error_response(&e);
-            dispatch::record_request(&app, None, &resp, Some(std::time::Instant::now()));
+            dispatch::record_request(&app, None, &resp, Some(std::time::Instant::now()), None);
             return resp;
         }
     };
@@ -231,7 +233,7 @@ where
         Ok(who) => who,
         Err(e) => {
             let resp = messages::anthropic_error(&e);
-            dispatch::record_request(&app, None, &resp, Some(std::time::Instant::now()));
+            dispatch::record_request(&app, None, &resp, Some(std::time::Instant::now()), None);
             return resp;
         }
     };
