@@ -977,7 +977,8 @@ fn check_validates_a_config_and_prints_what_it_serves() {
             "model_list:\n  - model_name: fast\n    litellm_params: {{model: groq/llama3-70b, api_key: {UPSTREAM_KEY}}}\n\
              \x20 - model_name: local\n    litellm_params: {{model: openai/m, api_base: \"https://u:base-secret@h.example/v1?key=base-secret\"}}\n\
              \x20 - model_name: \"team/*\"\n    litellm_params: {{model: \"openai/*\", api_base: \"https://u:base-secret@w.example/v1\"}}\n\
-             router_settings: {{routing_strategy: latency-based-routing, redis_host: r.internal}}\n"
+             router_settings: {{routing_strategy: latency-based-routing, redis_host: r.internal}}\n\
+             general_settings: {{master_key: sk-m, database_url: \"sqlite:///var/lib/llmux/keys.db\"}}\n"
         ),
     )
     .unwrap();
@@ -997,6 +998,10 @@ fn check_validates_a_config_and_prints_what_it_serves() {
         "{stdout}"
     );
     assert!(!stdout.contains(UPSTREAM_KEY), "{stdout}");
+    assert!(
+        stdout.contains("virtual keys: on, kept in sqlite:///var/lib/llmux/keys.db"),
+        "{stdout}"
+    );
     // A base URL's credentials are not printed; the base is.
     assert!(
         !stdout.contains("base-secret")
