@@ -136,6 +136,9 @@ def test_a_key_made_with_the_master_key_serves_its_models_and_counts_its_spend(k
     rows = spend_logs(gw, api_key=key)
     assert len(rows) == 1
     row = rows[0]
+    # The answer names its row, as LiteLLM's x-litellm-call-id does.
+    assert raw.headers["x-litellm-call-id"] == row["request_id"]
+    assert spend_logs(gw, request_id=row["request_id"]) == [row]
     assert row["api_key"] == made["token"]
     assert row["spend"] == pytest.approx(cost, rel=1e-6)
     assert (row["prompt_tokens"], row["completion_tokens"], row["total_tokens"]) == (
@@ -159,8 +162,10 @@ def test_a_streamed_answer_counts_when_it_ends(keyed):
         stream_options={"include_usage": True},
     )
     usage = [c.usage for c in stream if c.usage][-1]
+    call_id = stream.response.headers["x-litellm-call-id"]
     rows = eventually(lambda: spend_logs(gw, api_key=key))
     assert [r["total_tokens"] for r in rows] == [usage.total_tokens]
+    assert rows[0]["request_id"] == call_id
     assert rows[0]["spend"] > 0
     assert info(gw, key)["spend"] == pytest.approx(rows[0]["spend"], rel=1e-6)
 

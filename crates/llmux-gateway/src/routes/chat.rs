@@ -156,5 +156,5 @@ pub async fn attempt(
     let (status, headers, body) = up.body().await?;
     let out = providers::chat_response(dep, call, status, &headers, body)?;
     let cost = dispatch::record_usage(app, &state, out.usage.as_ref(), who);
-    Ok(dispatch::json_response(out.into_body()?, &state, cost))
+    Ok(dispatch::json_response(out.into_body()?, &state, cost, who))
 }

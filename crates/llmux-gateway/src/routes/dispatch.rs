@@ -40,6 +40,15 @@ pub type Who<'a> = Option<&'a Arc<Admission>>;
 
 pub static MODEL_ID: HeaderName = HeaderName::from_static("x-litellm-model-id");
 pub static RESPONSE_COST: HeaderName = HeaderName::from_static("x-litellm-response-cost");
+pub static CALL_ID: HeaderName = HeaderName::from_static("x-litellm-call-id");
+
+/// LiteLLM's `x-litellm-call-id`: the `request_id` of the answer's row at
+/// `/spend/logs` (with virtual keys on).
+fn call_id(h: &mut http::HeaderMap, who: Who<'_>) {
+    if let Some(v) = who.and_then(|a| HeaderValue::from_str(&a.request_id).ok()) {
+        h.insert(CALL_ID.clone(), v);
+    }
+}
 
 /// What a request asks of the gateway: its model's group, LiteLLM's
 /// `drop_params`, `num_retries` and `fallbacks` (the request's, else the
@@ -599,15 +608,18 @@ pub fn record_usage(
     c
 }
 
-/// A JSON answer with the deployment id and, when known, the cost.
+/// A JSON answer with the deployment id, when known the cost, and with
+/// virtual keys the id its spend-log row has.
 pub fn json_response(
     body: impl Into<Body>,
     state: &DeploymentState,
     cost: Option<f64>,
+    who: Who<'_>,
 ) -> Response {
     let mut r = Response::new(body.into());
     let h = r.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    call_id(h, who);
     if let Some(v) = &state.id_header {
         h.insert(MODEL_ID.clone(), v.clone());
     }
@@ -841,6 +853,9 @@ pub fn stream_response(
     who: Option<Arc<Admission>>,
 ) -> Response {
     let id = state.id_header.clone();
+    let call = who
+        .as_ref()
+        .and_then(|a| HeaderValue::from_str(&a.request_id).ok());
     let relay = Relay {
         // The head is dropped here, so hyper can reuse its read buffer.
         upstream: upstream.resp.into_body(),
@@ -865,6 +880,9 @@ pub fn stream_response(
     );
     if let Some(id) = id {
         h.insert(MODEL_ID.clone(), id);
+    }
+    if let Some(call) = call {
+        h.insert(CALL_ID.clone(), call);
     }
     r
 }

@@ -186,7 +186,7 @@ async fn passthrough(
         .usage
         .to_openai();
     let cost = dispatch::record_usage(app, &state, Some(&usage), who);
-    Ok(dispatch::json_response(body, &state, cost))
+    Ok(dispatch::json_response(body, &state, cost, who))
 }
 
 /// Messages → canonical → the deployment's provider → canonical → Messages.
@@ -260,7 +260,7 @@ async fn translated(
     // and read back.
     let message = inbound::from_canonical(out.into_typed()?, &client_model);
     let body = serde_json::to_vec(&message).map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(dispatch::json_response(body, &state, cost))
+    Ok(dispatch::json_response(body, &state, cost, who))
 }
 
 /// `POST /v1/messages/count_tokens`: Claude counts for Claude deployments;
@@ -309,7 +309,7 @@ async fn count(
         })
         .await?;
         let (_, _, body) = up.body().await?;
-        return Ok(dispatch::json_response(body, &state, None));
+        return Ok(dispatch::json_response(body, &state, None, None));
     }
     let typed: MessagesRequest = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("Invalid count_tokens request: {e}")))?;

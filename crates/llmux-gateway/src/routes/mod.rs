@@ -359,7 +359,7 @@ fn cors(origin: HeaderValue, mut resp: Response) -> Response {
     h.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
         HeaderValue::from_static(
-            "x-litellm-model-id, x-litellm-response-cost, x-litellm-attempted-fallbacks, retry-after",
+            "x-litellm-model-id, x-litellm-response-cost, x-litellm-call-id, x-litellm-attempted-fallbacks, retry-after",
         ),
     );
     h.append(header::VARY, HeaderValue::from_static("origin"));
