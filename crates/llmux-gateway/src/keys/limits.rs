@@ -109,13 +109,7 @@ impl Admission {
             if let (Some(every), Some(at)) = (s.budget_seconds(), sp.reset_at) {
                 if at <= now {
                     sp.spend = 0.0;
-                    // The next reset a whole period on from the one due, or
-                    // from now if several were missed.
-                    let next = if at + every > now {
-                        at + every
-                    } else {
-                        now + every
-                    };
+                    let next = time::next_reset(at, every, now);
                     sp.reset_at = Some(next);
                     keys.queue().push(spend::Event::Budget {
                         id: s.id,

@@ -8,9 +8,9 @@
 //! a hash and a map lookup, never a query. Spend is counted in memory at
 //! once (a budget holds from the next request) and written by a background
 //! writer through a bounded queue ([`spend`]); whatever else changes a
-//! key's spend (a budget reset, an admin setting it, a new key for the same
-//! record) goes through the same queue, so the database applies them in
-//! the order they happened.
+//! key's spend (a budget reset, an admin setting it) goes through the same
+//! queue, so the database applies them in the order they happened. Spend
+//! is charged to a key's record by its id, which a regenerated key keeps.
 
 pub mod edit;
 mod limits;
@@ -71,10 +71,19 @@ impl KeyEntry {
         }
     }
 
-    /// The spend so far, and when the budget next resets.
+    /// The spend so far, and when the budget next resets, as the key's
+    /// next request will find them: a period that has ended shows as reset
+    /// (the request writes the reset).
     pub fn spend(&self) -> (f64, Option<i64>) {
-        let s = lock(&self.spend);
-        (s.spend, s.reset_at)
+        let (spend, reset_at) = {
+            let s = lock(&self.spend);
+            (s.spend, s.reset_at)
+        };
+        let now = time::now_secs();
+        match (reset_at, self.settings().budget_seconds()) {
+            (Some(at), Some(every)) if at <= now => (0.0, Some(time::next_reset(at, every, now))),
+            _ => (spend, reset_at),
+        }
     }
 }
 
@@ -95,15 +104,8 @@ pub fn hash_key(key: &str) -> String {
 /// A key's short form for lists and logs: `sk-...` and its last four
 /// characters, as LiteLLM's `key_name`.
 pub fn abbreviate(key: &str) -> String {
-    let tail: String = key
-        .chars()
-        .rev()
-        .take(4)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    format!("sk-...{tail}")
+    let start = key.char_indices().rev().nth(3).map_or(0, |(i, _)| i);
+    format!("sk-...{}", &key[start..])
 }
 
 /// A new key: `sk-` and 32 URL-safe characters from the system's random

@@ -126,12 +126,6 @@ impl Queue {
         }
     }
 
-    /// Records not written, ever (queue full, writer stopped, database
-    /// errors).
-    pub fn dropped(&self) -> u64 {
-        self.counts.dropped.load(Ordering::Relaxed)
-    }
-
     /// Waits until everything queued before this call is written, or
     /// `wait` passes; false if it passed or the write failed.
     pub async fn flush(&self, wait: Duration) -> bool {

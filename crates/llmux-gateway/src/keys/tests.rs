@@ -50,6 +50,8 @@ fn keys_are_hashed_as_litellm_hashes_them() {
         "88dc28d0f030c55ed4ab77ed8faf098196cb1c05df778539800c9f1243fe6b4b"
     );
     assert_eq!(abbreviate("sk-abcdefgh"), "sk-...efgh");
+    assert_eq!(abbreviate("abc"), "sk-...abc");
+    assert_eq!(abbreviate("sk-ééééé"), "sk-...éééé");
     let (a, b) = (new_key().unwrap(), new_key().unwrap());
     assert!(a.starts_with("sk-") && a.len() == 35, "{a}");
     assert_ne!(a, b);
@@ -147,6 +149,8 @@ async fn a_budget_stops_requests_once_spent_and_comes_back_when_it_resets() {
     let entry = keys.get(&hash_key("sk-budget")).unwrap();
     let due = time::now_secs() - 5;
     lock(&entry.spend).reset_at = Some(due);
+    // Read before any request: shown as the next request will find it.
+    assert_eq!(entry.spend(), (0.0, Some(due + 30 * 86_400)));
     assert!(admit(&keys, "sk-budget").is_ok());
     let (spend, next) = entry.spend();
     assert_eq!(spend, 0.0);

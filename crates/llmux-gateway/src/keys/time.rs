@@ -57,6 +57,17 @@ pub fn parse_duration(s: &str) -> Option<i64> {
 /// from now never overflows).
 pub const MAX_DURATION: i64 = 100 * 365 * 86_400;
 
+/// When a budget period that ended at `at` resets next, seen at `now`: a
+/// whole period on from `at`, or from `now` if several were missed.
+pub fn next_reset(at: i64, every: i64, now: i64) -> i64 {
+    let next = at.saturating_add(every);
+    if next > now {
+        next
+    } else {
+        now.saturating_add(every)
+    }
+}
+
 /// `YYYY-MM-DD` (or an ISO 8601 time starting so) → Unix seconds at that
 /// day's start, UTC.
 pub fn parse_date(s: &str) -> Option<i64> {

@@ -73,23 +73,9 @@ fn token_of(key: &str) -> String {
 
 /// A key's record as `/key/info` and the others answer it.
 fn info_json(keys: &Keys, s: &KeySettings) -> Value {
-    let (mut spend, mut reset_at) = keys
+    let (spend, reset_at) = keys
         .get(&s.token)
-        .map(|e| e.spend())
-        .unwrap_or((s.spend, s.budget_reset_at));
-    // A period that has ended shows as reset, as the key's next request
-    // will find it.
-    if let (Some(at), Some(every)) = (reset_at, s.budget_seconds()) {
-        let now = time::now_secs();
-        if at <= now {
-            spend = 0.0;
-            reset_at = Some(if at.saturating_add(every) > now {
-                at.saturating_add(every)
-            } else {
-                now.saturating_add(every)
-            });
-        }
-    }
+        .map_or((s.spend, s.budget_reset_at), |e| e.spend());
     json!({
         "token": s.token,
         "key_name": s.key_name,
