@@ -2,7 +2,8 @@
 # Runs every llmux test: formatting and lints, Rust unit and integration tests
 # (the real binary against `llmux mock`), and the conformance suites that drive
 # the running gateway with the official `openai` SDKs (Python, and Node making
-# Roo Code's exact requests). Installs what it needs on a fresh Debian machine.
+# Roo Code's exact requests), virtual keys on SQLite and on a private
+# PostgreSQL server. Installs what it needs on a fresh Debian machine.
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -30,6 +31,20 @@ fi
 have python3 || apt_install python3 python3-venv
 python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
 have npm || apt_install nodejs npm
+# PostgreSQL's server: the virtual-key tests start a private one on loopback.
+have_postgres() {
+    compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && return 0
+    have pg_config && [ -x "$(pg_config --bindir)/initdb" ]
+}
+if ! have_postgres; then
+    # The server's binaries only: no system cluster created and started.
+    apt_install postgresql-common
+    conf=/etc/postgresql-common/createcluster.conf
+    if [ -f "$conf" ]; then
+        sed -i 's/^#\?\s*create_main_cluster.*/create_main_cluster = false/' "$conf"
+    fi
+    apt_install postgresql
+fi
 
 say "cargo fmt --check"
 cargo fmt --all -- --check

@@ -396,3 +396,127 @@ def assert_no_secret(text: str) -> None:
     for s in SECRETS:
         assert s not in text, f"secret {s!r} leaked into a response body"
     assert MASTER_KEY not in text, "the master key leaked into a response body"
+
+
+# ---------------------------------------------------------------------------
+# PostgreSQL, for virtual keys shared by replicas: a private server started
+# from the installed binaries (test.sh installs them), password-protected,
+# on a free loopback port, gone when the session ends.
+
+PG_USER = "llmux"
+PG_PASSWORD = "pg-secret-password"
+
+
+@dataclass
+class Postgres:
+    bindir: Path
+    port: int
+    socket_dir: Path
+
+    def url(self, database: str) -> str:
+        return f"postgresql://{PG_USER}:{PG_PASSWORD}@127.0.0.1:{self.port}/{database}"
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        r = subprocess.run(
+            [str(self.bindir / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", PG_USER,
+             "-d", database, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql],
+            env={**child_env(), "PGPASSWORD": PG_PASSWORD}, capture_output=True, text=True,
+            timeout=30,
+        )
+        assert r.returncode == 0, r.stderr
+        return r.stdout.strip()
+
+    def new_database(self) -> str:
+        name = f"llmux_{uuid.uuid4().hex[:12]}"
+        self.psql(f"CREATE DATABASE {name}")
+        return name
+
+
+def _postgres_bindir() -> Path | None:
+    import glob
+    import re
+
+    def version(d: str) -> tuple[int, ...]:
+        m = re.search(r"/postgresql/([0-9.]+)/bin$", d)
+        return tuple(int(x) for x in m.group(1).split(".")) if m else (0,)
+
+    for d in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=version, reverse=True):
+        if os.access(Path(d) / "initdb", os.X_OK):
+            return Path(d)
+    try:
+        out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, timeout=10)
+        d = Path(out.stdout.strip())
+        return d if (d / "initdb").is_file() else None
+    except OSError:
+        return None
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    import atexit
+    import pwd
+    import shutil
+    import tempfile
+
+    bindir = _postgres_bindir()
+    if bindir is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed (test.sh installs it)", pytrace=False)
+        pytest.skip("PostgreSQL is not installed (apt install postgresql)")
+    # initdb refuses root: as root, the server runs as `postgres`, in a
+    # directory of its own under /tmp (pytest's temporary directory is
+    # root's alone).
+    as_pg: list[str] = []
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.fail("running as root, PostgreSQL needs a `postgres` user to run as", pytrace=False)
+        as_pg = ["runuser", "-u", "postgres", "--"]
+    env = {**child_env(), "LC_ALL": "C"}
+    root = Path(tempfile.mkdtemp(prefix="llmux-pg-", dir="/tmp"))
+    data = root / "data"
+    pg_ctl = [*as_pg, str(bindir / "pg_ctl"), "-D", str(data)]
+    started = False
+
+    def stop() -> None:
+        if started:
+            subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True, env=env, timeout=60)
+        shutil.rmtree(root, ignore_errors=True)
+
+    # Stopped even if the session ends without its teardown (a killed run
+    # leaves no server behind as long as Python exits).
+    atexit.register(stop)
+    try:
+        pwfile = root / "pw"
+        pwfile.write_text(PG_PASSWORD + "\n")
+        if as_pg:
+            shutil.chown(root, "postgres", "postgres")
+            shutil.chown(pwfile, "postgres", "postgres")
+        r = subprocess.run(
+            [*as_pg, str(bindir / "initdb"), "-D", str(data), "-U", PG_USER, "--auth=scram-sha-256",
+             f"--pwfile={pwfile}", "-E", "UTF8", "--no-sync"],
+            capture_output=True, text=True, env=env, timeout=120,
+        )
+        assert r.returncode == 0, r.stdout + r.stderr
+        # A free port may be taken before the server binds it: tried again
+        # on another.
+        for _ in range(3):
+            port = free_port()
+            opts = (f"-p {port} -c listen_addresses=127.0.0.1 -k {root} -c fsync=off "
+                    "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+            r = subprocess.run(
+                [*pg_ctl, "-l", str(root / "server.log"), "-w", "-t", "60", "-o", opts, "start"],
+                capture_output=True, text=True, env=env, timeout=90,
+            )
+            started = True
+            if r.returncode == 0:
+                break
+            subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True, env=env, timeout=60)
+        log = (root / "server.log").read_text(errors="replace") if (root / "server.log").exists() else ""
+        assert r.returncode == 0, r.stdout + r.stderr + log
+        yield Postgres(bindir=bindir, port=port, socket_dir=root)
+    finally:
+        stop()
+        atexit.unregister(stop)
+        started = False

@@ -1,12 +1,14 @@
 """Virtual keys, budgets, limits and spend, as a LiteLLM proxy admin and its
 users meet them: keys made at /key/generate with the master key, used with
 the official openai and anthropic SDKs, their spend read at /key/info and
-/spend/logs, the gateway restarted on the same SQLite file."""
+/spend/logs, the gateway restarted on the same SQLite file; the same on
+PostgreSQL, and replicas sharing one PostgreSQL database."""
 
 from __future__ import annotations
 
 import hashlib
 import sqlite3
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -22,26 +24,38 @@ from conftest import (
     ANTHROPIC_KEY,
     CLIENT_TIMEOUT_S,
     MASTER_KEY,
+    PG_PASSWORD,
     UPSTREAM_KEY,
     Gateway,
     Mock,
+    Postgres,
+    child_env,
     gateway_config,
+    llmux_bin,
     serve_config,
 )
 
 ADMIN = {"Authorization": f"Bearer {MASTER_KEY}"}
 
 
-def start(mock: Mock, tmp: Path, db: Path, name: str = "gateway-keys") -> Gateway:
-    text = gateway_config(mock.base, MASTER_KEY) + f"  database_url: sqlite://{db}\n"
+def start(mock: Mock, tmp: Path, db: Path | str, name: str = "gateway-keys") -> Gateway:
+    """A gateway with virtual keys in `db`: a SQLite file, or a database URL.
+    Keys are read again every 0.2 s, for what other replicas changed."""
+    url = db if isinstance(db, str) else f"sqlite://{db}"
+    text = gateway_config(mock.base, MASTER_KEY) + f"  database_url: {url}\n  key_sync_interval: 0.2\n"
     return Gateway(proc=serve_config(name, text, tmp), master_key=MASTER_KEY, config_text=text)
 
 
-@pytest.fixture(scope="module")
-def keyed(mock, tmp_path_factory) -> Iterator[tuple[Gateway, Path]]:
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def keyed(request, mock, tmp_path_factory) -> Iterator[tuple[Gateway, Path | str]]:
+    """The keyed gateway, on SQLite and on PostgreSQL."""
     tmp = tmp_path_factory.mktemp("keys")
-    db = tmp / "llmux.db"
-    gw = start(mock, tmp, db)
+    if request.param == "postgres":
+        pg = request.getfixturevalue("postgres")
+        db: Path | str = pg.url(pg.new_database())
+    else:
+        db = tmp / "llmux.db"
+    gw = start(mock, tmp, db, f"gateway-keys-{request.param}")
     try:
         yield gw, db
     finally:
@@ -463,3 +477,103 @@ def test_metrics_label_requests_tokens_and_spend_by_key_and_show_budgets(mock, t
     key = {"hashed_api_key": made["token"], "api_key_alias": "metered"}
     assert one("litellm_api_key_max_budget_metric", **key) == 2
     assert one("litellm_remaining_api_key_budget_metric", **key) == pytest.approx(2 - cost)
+
+
+def refused(gw: Gateway, key: str) -> int | None:
+    """The status a chat with `key` is refused with, or None if it is served."""
+    try:
+        chat(gw, key)
+        return None
+    except openai.APIStatusError as e:
+        return e.status_code
+
+
+def test_replicas_on_one_postgres_database_share_keys_changes_and_spend(mock, postgres: Postgres, tmp_path):
+    url = postgres.url(postgres.new_database())
+    one = start(mock, tmp_path, url, "replica-1")
+    two = start(mock, tmp_path, url, "replica-2")
+    try:
+        made = generate(one, models=["gpt-4o-mini"], key_alias="shared", max_budget=100)
+        key = made["key"]
+        # Made on one replica: the other's admin routes and clients find it
+        # at once.
+        assert info(two, key)["key_alias"] == "shared"
+        costs = [float(chat(gw, key).headers["x-litellm-response-cost"]) for gw in (two, one, two)]
+        total = sum(costs)
+        # Each replica's spend reaches the key's record, and each replica
+        # reads the others'.
+        for gw in (one, two):
+            assert eventually(lambda gw=gw: info(gw, key)["spend"] == pytest.approx(total)), info(gw, key)
+            assert eventually(lambda gw=gw: len(spend_logs(gw, api_key=key)) == 3)
+        database = url.rsplit("/", 1)[1]
+        stored = postgres.psql(f"SELECT spend FROM llmux_keys WHERE token = '{made['token']}'", database)
+        assert float(stored) == pytest.approx(total)
+
+        # Blocked on one: refused on the other within the sync interval.
+        assert admin(one, "/key/block", {"key": key}).status_code == 200
+        assert eventually(lambda: refused(two, key) == 401)
+        assert admin(two, "/key/unblock", {"key": key}).status_code == 200
+        assert eventually(lambda: refused(one, key) is None)
+
+        # Regenerated on two: the new key works on one at once, with the
+        # record's spend; the old one stops there.
+        r = admin(two, f"/key/{key}/regenerate", {})
+        assert r.status_code == 200, r.text
+        new = r.json()["key"]
+        assert chat(one, new).http_response.status_code == 200
+        assert eventually(lambda: refused(one, key) == 401)
+        assert info(one, new)["spend"] > total
+
+        # Deleted on one: gone on two.
+        r = admin(one, "/key/delete", {"keys": [new]})
+        assert r.status_code == 200, r.text
+        assert eventually(lambda: refused(two, new) == 401)
+
+        # A budget no replica spends alone but the two spend together
+        # stops the key on both.
+        cost = costs[0]
+        budget = generate(two, models=["gpt-4o-mini"], max_budget=cost * 1.5)["key"]
+        assert refused(one, budget) is None
+        assert refused(two, budget) is None
+        for gw in (one, two):
+            assert eventually(lambda gw=gw: refused(gw, budget) == 400)
+    finally:
+        one.proc.stop()
+        two.proc.stop()
+    for gw in (one, two):
+        log = gw.proc.log_path.read_text()
+        for secret in (PG_PASSWORD, key, new, budget, MASTER_KEY, UPSTREAM_KEY):
+            assert secret not in log, f"{secret!r} in {gw.proc.name}'s log"
+
+    # A replica started again finds both replicas' spend logs.
+    again = start(mock, tmp_path, url, "replica-3")
+    try:
+        rows = spend_logs(again, api_key=made["token"])
+        assert len(rows) >= 3
+    finally:
+        again.proc.stop()
+
+
+def test_a_postgres_database_is_shown_without_its_password_and_a_wrong_one_stops_the_start(
+    mock, postgres: Postgres, tmp_path
+):
+    db = postgres.new_database()
+    good = postgres.url(db)
+    config = tmp_path / "pg.yaml"
+    config.write_text(gateway_config(mock.base, MASTER_KEY) + f"  database_url: {good}\n")
+    out = subprocess.run([str(llmux_bin()), "check", str(config)], capture_output=True, text=True,
+                         env=child_env(), timeout=30)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"virtual keys: on, kept in postgresql://127.0.0.1:{postgres.port}/{db}" in out.stdout
+    assert PG_PASSWORD not in out.stdout + out.stderr
+
+    wrong = good.replace(PG_PASSWORD, "not-the-password-x")
+    config.write_text(gateway_config(mock.base, MASTER_KEY) + f"  database_url: {wrong}\n")
+    out = subprocess.run(
+        [str(llmux_bin()), "serve", "--config", str(config), "--host", "127.0.0.1", "--port", "0"],
+        capture_output=True, text=True, env=child_env(), timeout=60,
+    )
+    said = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert "general_settings.database_url" in said and "password" in said, said
+    assert "not-the-password-x" not in said

@@ -50,18 +50,24 @@ pub async fn serve(
     let workers = workers.max(1);
     let database_url = config.database_url.clone();
     let master_key = config.master_key.clone();
+    let key_sync = config.key_sync;
     let mut state = AppState::new(config, Transport::new()?).map_err(ServeError::Config)?;
     // The spend writer runs on this runtime, beside the signal handler.
     let keys = match (database_url, master_key) {
         (Some(url), Some(master)) => Some(
-            crate::keys::Keys::open(&url, &master)
+            crate::keys::Keys::open(url.expose(), &master)
                 .await
                 .map_err(|e| ServeError::Config(format!("general_settings.database_url: {e}")))?,
         ),
         _ => None,
     };
     if let Some(k) = &keys {
-        tracing::info!(keys = k.count(), "virtual keys loaded");
+        tracing::info!(
+            keys = k.count(),
+            database = k.store().backend().name(),
+            "virtual keys loaded"
+        );
+        k.sync_every(key_sync);
     }
     state.keys = keys.clone();
     let app = Gateway::new(Arc::new(state));

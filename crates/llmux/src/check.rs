@@ -26,8 +26,10 @@ pub fn run(path: Option<&Path>) -> ExitCode {
         }
     );
     if let Some(url) = &config.database_url {
-        // A SQLite URL (the only kind taken) holds no password.
-        println!("virtual keys: on, kept in {url} (made at /key/generate with the master key)");
+        println!(
+            "virtual keys: on, kept in {} (made at /key/generate with the master key)",
+            llmux_gateway::keys::store::redacted(url.expose())
+        );
     }
     println!(
         "settings: num_retries={} request_timeout={}s drop_params={} max_request_size={} MB \

@@ -60,6 +60,7 @@ pub fn from_env(env: &Env, catalog: &Catalog) -> Result<Config, ConfigError> {
         cooldowns: Default::default(),
         master_key,
         database_url,
+        key_sync: super::DEFAULT_KEY_SYNC,
         drop_params: false,
         num_retries: DEFAULT_NUM_RETRIES,
         request_timeout: DEFAULT_TIMEOUT,

@@ -189,6 +189,7 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
     let mut master_key = None;
     let mut master_key_unresolved = None;
     let mut database_url = None;
+    let mut key_sync = super::DEFAULT_KEY_SYNC;
     let mut max_request_mb = DEFAULT_MAX_REQUEST_MB;
     let mut fetch_image_urls = false;
     let mut fetch_image_urls_allow_private = false;
@@ -201,6 +202,14 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
                 _ => {}
             },
             "database_url" => database_url = resolve(v, &env, &path, &mut warnings)?,
+            "key_sync_interval" => {
+                key_sync = duration_value(v, &path)?;
+                if !(0.05..=86_400.0).contains(&key_sync.as_secs_f64()) {
+                    return Err(ConfigError::Invalid(format!(
+                        "{path} must be between 0.05 and 86400 seconds"
+                    )));
+                }
+            }
             "fetch_image_urls" => fetch_image_urls = bool_value(v, &path)?,
             "fetch_image_urls_allow_private" => {
                 fetch_image_urls_allow_private = bool_value(v, &path)?
@@ -327,6 +336,7 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
         wildcards,
         master_key,
         database_url,
+        key_sync,
         drop_params,
         num_retries,
         request_timeout,
@@ -671,6 +681,10 @@ environment_variables:
         assert_eq!(c.request_timeout, Duration::from_secs(120));
         assert_eq!(c.max_request_bytes, 5 * 1024 * 1024);
         assert_eq!(c.master_key.as_ref().unwrap().expose(), "sk-proxy");
+        assert_eq!(
+            c.database_url.as_ref().map(Secret::expose),
+            Some("postgres://x")
+        );
 
         let oa = &c.deployments[0];
         assert_eq!(oa.api_key.as_ref().unwrap().expose(), "sk-openai");
@@ -703,7 +717,6 @@ environment_variables:
         let w = c.warnings.join("\n");
         for key in [
             "litellm_settings.callbacks",
-            "general_settings.database_url",
             "router_settings.redis_host",
             "model_list[2].litellm_params.weird_param",
         ] {
@@ -1076,7 +1089,7 @@ litellm_settings:
         )
         .unwrap();
         assert_eq!(
-            c.database_url.as_deref(),
+            c.database_url.as_ref().map(Secret::expose),
             Some("sqlite:///var/lib/llmux.db")
         );
         assert!(!c.warnings.join("\n").contains("database_url"));
@@ -1087,7 +1100,10 @@ litellm_settings:
             &Env::fixed(&[("DATABASE_URL", "sqlite::memory:")]),
         )
         .unwrap();
-        assert_eq!(from_env.database_url.as_deref(), Some("sqlite::memory:"));
+        assert_eq!(
+            from_env.database_url.as_ref().map(Secret::expose),
+            Some("sqlite::memory:")
+        );
         // Keys without a master key to manage them: the start stops.
         let e = parse(
             "general_settings: {database_url: 'sqlite::memory:'}",
@@ -1097,16 +1113,43 @@ litellm_settings:
         .err()
         .unwrap();
         assert!(e.to_string().contains("master key"), "{e}");
-        // PostgreSQL is not there yet: said, without the URL (a password).
+        // PostgreSQL, as LiteLLM's configs name it, is taken.
         let pg = parse(
-            "general_settings: {master_key: sk-m, database_url: 'postgres://u:pw-secret@db/x'}",
+            "general_settings: {master_key: sk-m, database_url: 'postgresql://u:pw-secret@db/x'}",
             &cat,
             &none,
         )
         .unwrap();
-        assert_eq!(pg.database_url, None);
-        let w = pg.warnings.join("\n");
-        assert!(w.contains("only SQLite"), "{w}");
+        assert_eq!(
+            pg.database_url.as_ref().map(Secret::expose),
+            Some("postgresql://u:pw-secret@db/x")
+        );
+        assert_eq!(pg.key_sync, crate::config::DEFAULT_KEY_SYNC);
+        // Another database is said to be unsupported, without the URL (a
+        // password).
+        let my = parse(
+            "general_settings: {master_key: sk-m, database_url: 'mysql://u:pw-secret@db/x', \
+             key_sync_interval: 0.5}",
+            &cat,
+            &none,
+        )
+        .unwrap();
+        assert!(my.database_url.is_none());
+        // The URL, a secret, is not in the config's debug form.
+        assert!(!format!("{pg:?}").contains("pw-secret"));
+        for bad in ["0.001", "1e-10", "100000"] {
+            let e = parse(
+                &format!("general_settings: {{key_sync_interval: {bad}}}"),
+                &cat,
+                &none,
+            )
+            .err()
+            .unwrap();
+            assert!(e.to_string().contains("key_sync_interval"), "{e}");
+        }
+        assert_eq!(my.key_sync, Duration::from_millis(500));
+        let w = my.warnings.join("\n");
+        assert!(w.contains("only SQLite") && w.contains("PostgreSQL"), "{w}");
         assert!(!w.contains("pw-secret"), "{w}");
         assert_eq!(parse("", &cat, &none).unwrap().database_url, None);
     }

@@ -48,8 +48,12 @@ pub struct Config {
     pub master_key: Option<Secret>,
     /// Where virtual keys and spend logs are kept
     /// (`general_settings.database_url`, else `DATABASE_URL`): a SQLite
-    /// URL. None: no virtual keys.
-    pub database_url: Option<String>,
+    /// or PostgreSQL URL (a secret: it may hold a password). None: no
+    /// virtual keys.
+    pub database_url: Option<Secret>,
+    /// How often the keys are read again from the database, for what
+    /// other replicas changed (`general_settings.key_sync_interval`).
+    pub key_sync: Duration,
     pub drop_params: bool,
     pub num_retries: u32,
     pub request_timeout: Duration,
@@ -221,8 +225,11 @@ fn master_key_from_env(env: &Env) -> Option<Secret> {
         .map(Secret::new)
 }
 
+/// How often keys are read again from the database by default.
+pub const DEFAULT_KEY_SYNC: Duration = Duration::from_secs(5);
+
 /// The database for virtual keys: `general_settings.database_url`, else
-/// `DATABASE_URL`. SQLite only for now; another database is named as not
+/// `DATABASE_URL`: SQLite or PostgreSQL. Another database is named as not
 /// supported, and the gateway serves without virtual keys. Keys need the
 /// master key to be managed by.
 fn database_url(
@@ -230,7 +237,7 @@ fn database_url(
     env: &Env,
     has_master_key: bool,
     warnings: &mut Vec<String>,
-) -> Result<Option<String>, ConfigError> {
+) -> Result<Option<Secret>, ConfigError> {
     let (url, path) = match from_file {
         Some(u) => (u, "general_settings.database_url"),
         None => match env.get("DATABASE_URL") {
@@ -241,11 +248,12 @@ fn database_url(
     if url.trim().is_empty() {
         return Ok(None);
     }
-    if !url.starts_with("sqlite:") {
+    if crate::keys::store::Backend::of(&url).is_none() {
         // Not echoed: a database URL may carry a password.
         warnings.push(format!(
-            "{path}: only SQLite (sqlite:///path/to/llmux.db) is supported yet; \
-             virtual keys and spend logs are off"
+            "{path}: only SQLite (sqlite:///path/to/llmux.db) and PostgreSQL \
+             (postgresql://user:password@host:5432/db) are supported; virtual keys and spend \
+             logs are off"
         ));
         return Ok(None);
     }
@@ -264,5 +272,5 @@ fn database_url(
              set general_settings.master_key (or LLMUX_MASTER_KEY)"
         )));
     }
-    Ok(Some(url))
+    Ok(Some(Secret::new(url)))
 }

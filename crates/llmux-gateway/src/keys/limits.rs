@@ -13,6 +13,16 @@ use std::time::Duration;
 pub(super) struct Spend {
     pub spend: f64,
     pub reset_at: Option<i64>,
+    /// Charged here and not yet written: what a read of the database
+    /// lacks of this process's spend.
+    pub unwritten: f64,
+    /// Charged here and never to be written (the queue was full, the
+    /// write failed): counted by this process until the spend is next set
+    /// or reset.
+    pub lost: f64,
+    /// Spend set here (a reset, an admin) and not yet written: until it
+    /// is, the database's value is older than this one.
+    pub budgets_unwritten: u32,
 }
 
 /// A key's requests and tokens in the current minute (a fixed window, as
@@ -109,13 +119,16 @@ impl Admission {
             if let (Some(every), Some(at)) = (s.budget_seconds(), sp.reset_at) {
                 if at <= now {
                     sp.spend = 0.0;
+                    sp.lost = 0.0;
                     let next = time::next_reset(at, every, now);
                     sp.reset_at = Some(next);
-                    keys.queue().push(spend::Event::Budget {
-                        id: s.id,
-                        spend: 0.0,
+                    let queued = keys.queue().push(spend::Event::Budget {
+                        entry: entry.clone(),
+                        spend: Some(0.0),
                         reset_at: Some(next),
+                        if_reset_at: Some(at),
                     });
+                    sp.budgets_unwritten += u32::from(queued);
                 }
             }
             if let Some(max) = s.max_budget {

@@ -11,6 +11,12 @@
 //! key's spend (a budget reset, an admin setting it) goes through the same
 //! queue, so the database applies them in the order they happened. Spend
 //! is charged to a key's record by its id, which a regenerated key keeps.
+//!
+//! Replicas may share the database (PostgreSQL; or one SQLite file on one
+//! machine). Spend is written as increments; each process reads every key
+//! again on an interval ([`Keys::sync`], through the spend writer so its
+//! own unwritten charges are counted once), and looks a key it does not
+//! hold up on its first use. Rate limits are counted per process.
 
 pub mod edit;
 mod limits;
@@ -36,6 +42,8 @@ pub type KeySettings = KeyRow;
 /// One virtual key in memory: its settings, its spend and its limits'
 /// running counts.
 pub struct KeyEntry {
+    /// The record's id: kept when the key is regenerated.
+    id: i64,
     settings: RwLock<Arc<KeySettings>>,
     spend: Mutex<limits::Spend>,
     window: Mutex<limits::Window>,
@@ -47,12 +55,64 @@ impl KeyEntry {
         let spend = limits::Spend {
             spend: row.spend,
             reset_at: row.budget_reset_at,
+            unwritten: 0.0,
+            lost: 0.0,
+            budgets_unwritten: 0,
         };
         KeyEntry {
+            id: row.id,
             settings: RwLock::new(Arc::new(row)),
             spend: Mutex::new(spend),
             window: Mutex::new(limits::Window::default()),
             in_flight: std::sync::atomic::AtomicU32::new(0),
+        }
+    }
+
+    pub fn id(&self) -> i64 {
+        self.id
+    }
+
+    /// A charge the spend writer has written, or (`ok` false) lost.
+    pub(super) fn written(&self, charge: f64, ok: bool) {
+        let mut s = lock(&self.spend);
+        s.unwritten -= charge;
+        if s.unwritten.abs() < 1e-12 {
+            s.unwritten = 0.0;
+        }
+        if !ok {
+            s.lost += charge;
+        }
+    }
+
+    /// A spend set here that the writer has written (or given up on).
+    pub(super) fn budget_written(&self) {
+        let mut s = lock(&self.spend);
+        s.budgets_unwritten = s.budgets_unwritten.saturating_sub(1);
+    }
+
+    /// The key's spend as the database has it now, every replica's charges
+    /// in it, and what this process has charged and not written; unless a
+    /// spend set here is still on its way there. Only between two of the
+    /// spend writer's writes (`Event::Sync`): a charge is then either in
+    /// the row or still unwritten.
+    fn sync_spend(&self, row: &KeyRow) {
+        let mut s = lock(&self.spend);
+        if s.budgets_unwritten == 0 {
+            s.spend = row.spend + s.unwritten + s.lost;
+            s.reset_at = row.budget_reset_at;
+        }
+    }
+
+    /// The key's settings as stored, if they differ from these.
+    fn sync_settings(&self, row: KeyRow) {
+        let current = self.settings();
+        let same = KeyRow {
+            spend: current.spend,
+            budget_reset_at: current.budget_reset_at,
+            ..row.clone()
+        } == *current;
+        if !same {
+            self.replace(row);
         }
     }
 
@@ -135,12 +195,31 @@ pub struct Keys {
     spend: spend::Queue,
     /// The master key's hash: its requests' spend is logged under it.
     master_hash: Arc<str>,
-    /// Random per process, so request ids do not repeat across restarts.
-    id_prefix: u32,
+    /// Random per process (64 bits), so request ids do not repeat across
+    /// restarts and replicas.
+    id_prefix: u64,
     requests: std::sync::atomic::AtomicU64,
     /// One change of keys at a time: the database and the map agree.
     changing: tokio::sync::Mutex<()>,
+    /// Keys looked up in the database and not found there, until when:
+    /// a client repeating an unknown key costs one query a second.
+    misses: Mutex<HashMap<String, std::time::Instant>>,
+    /// Lookups of unknown keys waiting at once, at most.
+    lookups: tokio::sync::Semaphore,
+    /// Counts changes to the map: a key read from the database is put in
+    /// only if nothing changed the map while it was read.
+    generation: std::sync::atomic::AtomicU64,
 }
+
+/// How long a key not found in the database is answered 401 without
+/// asking it again.
+const MISS_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+/// Unknown keys remembered at most (then forgotten all at once).
+const MISSES_HELD: usize = 10_000;
+/// Lookups of unknown keys that may run at once; more wait their turn.
+const LOOKUPS: usize = 4;
+/// How long a request waits for its key to be looked up before a 503.
+const LOOKUP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Keys {
     /// Opens the database, creates its tables if new, loads every key and
@@ -168,10 +247,176 @@ impl Keys {
             store,
             spend,
             master_hash: master_hash.into(),
-            id_prefix: getrandom::u32().unwrap_or(0),
+            id_prefix: getrandom::u64().unwrap_or_else(|_| fallback_prefix()),
             requests: std::sync::atomic::AtomicU64::new(0),
             changing: tokio::sync::Mutex::new(()),
+            misses: Mutex::new(HashMap::new()),
+            lookups: tokio::sync::Semaphore::new(LOOKUPS),
+            generation: std::sync::atomic::AtomicU64::new(0),
         }))
+    }
+
+    /// Reads the database's keys every `every`, for what other replicas
+    /// changed: keys made, changed, regenerated or deleted there, and the
+    /// spend they charged. Stops when the registry is dropped.
+    pub fn sync_every(self: &Arc<Self>, every: std::time::Duration) {
+        let keys = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(keys) = keys.upgrade() else { break };
+                if let Err(e) = keys.sync().await {
+                    tracing::warn!("reading the keys from the database failed: {e}");
+                }
+            }
+        });
+    }
+
+    /// Makes the keys in memory what the database holds: settings, keys
+    /// added and removed, and spend (stored, plus what this process has
+    /// charged and not yet written). Runs between two of the spend
+    /// writer's writes, and not during a change made here.
+    pub async fn sync(self: &Arc<Self>) -> Result<(), StoreError> {
+        let _one = self.changing.lock().await;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let keys = self.clone();
+        let apply = Box::new(move |rows: Result<Vec<KeyRow>, StoreError>| {
+            let _ = tx.send(rows.map(|rows| keys.apply(rows)));
+        });
+        if !self.spend.send(spend::Event::Sync(apply)).await {
+            return Ok(());
+        }
+        rx.await.unwrap_or(Ok(()))
+    }
+
+    /// The map rebuilt from every stored key: entries kept (with their
+    /// running counts) by record id, whatever their key is now. Built
+    /// beside the map, which requests go on reading, and swapped in.
+    fn apply(&self, rows: Vec<KeyRow>) {
+        let mut by_id: HashMap<i64, Arc<KeyEntry>> =
+            self.map().values().map(|e| (e.id, e.clone())).collect();
+        let mut next = HashMap::with_capacity(rows.len());
+        for row in rows {
+            if *row.token == *self.master_hash {
+                continue;
+            }
+            let entry = match by_id.remove(&row.id) {
+                Some(e) => {
+                    e.sync_spend(&row);
+                    e.sync_settings(row);
+                    e
+                }
+                None => Arc::new(KeyEntry::new(row)),
+            };
+            next.insert(entry.settings().token.clone(), entry);
+        }
+        let mut map = self.map_mut();
+        *map = next;
+        self.changed();
+    }
+
+    /// Marks the map changed; called with its write lock held.
+    fn changed(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// A stored record put in the map under its key: the entry its id
+    /// already has (moved, if the key was regenerated elsewhere, its
+    /// settings updated and its spend left to the next sync), or a new one.
+    fn adopt(&self, map: &mut HashMap<String, Arc<KeyEntry>>, row: KeyRow) -> Arc<KeyEntry> {
+        let was = map
+            .iter()
+            .find(|(_, e)| e.id == row.id)
+            .map(|(t, e)| (t.clone(), e.clone()));
+        let entry = match was {
+            Some((old, e)) => {
+                map.remove(&old);
+                e.sync_settings(row);
+                e
+            }
+            None => Arc::new(KeyEntry::new(row)),
+        };
+        map.insert(entry.settings().token.clone(), entry.clone());
+        self.changed();
+        entry
+    }
+
+    /// A key this process does not hold, from the database: one another
+    /// replica made since the last sync. Not found is remembered a while;
+    /// a few lookups run at once, and a request waits at most
+    /// [`LOOKUP_WAIT`] for its own (then a 503, as for a database error).
+    async fn find(&self, hash: String) -> Result<Option<Arc<KeyEntry>>, ApiError> {
+        if *hash == *self.master_hash {
+            return Ok(None);
+        }
+        if lock(&self.misses)
+            .get(&hash)
+            .is_some_and(|until| std::time::Instant::now() < *until)
+        {
+            return Ok(None);
+        }
+        let deadline = tokio::time::Instant::now() + LOOKUP_WAIT;
+        let _turn = tokio::time::timeout_at(deadline, self.lookups.acquire())
+            .await
+            .map_err(|_| database_unavailable())?
+            .map_err(|_| database_unavailable())?;
+        // A change here while the row was read (a delete, a new key for
+        // the record) may have made it stale: then it is read again.
+        for _ in 0..3 {
+            let seen = self.generation.load(std::sync::atomic::Ordering::Acquire);
+            let row = match tokio::time::timeout_at(deadline, self.store.find(&hash)).await {
+                Ok(Ok(row)) => row,
+                Ok(Err(e)) => {
+                    tracing::warn!("looking a key up in the database failed: {e}");
+                    return Err(database_unavailable());
+                }
+                Err(_) => return Err(database_unavailable()),
+            };
+            let Some(row) = row else {
+                let mut misses = lock(&self.misses);
+                if misses.len() >= MISSES_HELD {
+                    misses.clear();
+                }
+                misses.insert(hash, std::time::Instant::now() + MISS_TTL);
+                return Ok(None);
+            };
+            let mut map = self.map_mut();
+            if self.generation.load(std::sync::atomic::Ordering::Acquire) == seen {
+                return Ok(Some(self.adopt(&mut map, row)));
+            }
+        }
+        Ok(self.get(&hash))
+    }
+
+    /// The key stored under `token` now, for a change or an admin's read:
+    /// the database asked (another replica may have made, changed or
+    /// deleted it), the map made to agree. A 404 if it is not there.
+    async fn fresh(&self, token: &str) -> Result<Arc<KeyEntry>, ApiError> {
+        match self.store.find(token).await.map_err(StoreError::into_api)? {
+            Some(row) if *row.token != *self.master_hash => {
+                let mut map = self.map_mut();
+                Ok(self.adopt(&mut map, row))
+            }
+            _ => {
+                let mut map = self.map_mut();
+                if map.remove(token).is_some() {
+                    self.changed();
+                }
+                Err(key_not_found())
+            }
+        }
+    }
+
+    /// A key's entry for the admin routes: held here, or stored (made by
+    /// another replica). A 404 if neither.
+    pub async fn lookup(&self, token: &str) -> Result<Arc<KeyEntry>, ApiError> {
+        match self.get(token) {
+            Some(e) => Ok(e),
+            None => self.fresh(token).await,
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -213,7 +458,9 @@ impl Keys {
 
     /// Who the request's key belongs to: the master, or a virtual key that
     /// is neither blocked nor expired. Errors are 401s.
-    pub fn identify(
+    /// A key not held here is looked up in the database (another
+    /// replica may have made it).
+    pub async fn identify(
         &self,
         master: Option<&Secret>,
         headers: &http::HeaderMap,
@@ -221,7 +468,12 @@ impl Keys {
         if auth::authorized(master, headers) {
             return Ok(Identity::Master);
         }
-        let entry = auth::presented_keys(headers).find_map(|k| self.get(&hash_key(k)));
+        let mut entry = auth::presented_keys(headers).find_map(|k| self.get(&hash_key(k)));
+        if entry.is_none() {
+            if let Some(k) = auth::presented_keys(headers).next() {
+                entry = self.find(hash_key(k)).await?;
+            }
+        }
         let Some(entry) = entry else {
             return Err(auth::invalid_key());
         };
@@ -246,13 +498,13 @@ impl Keys {
     /// A model request may start: its key identified, within its budget,
     /// its rpm and tpm, and its parallel requests. The admission holds a
     /// parallel slot until dropped (with the response, or the stream's end).
-    pub fn admit(
+    pub async fn admit(
         &self,
         master: Option<&Secret>,
         headers: &http::HeaderMap,
         call_type: &'static str,
     ) -> Result<Arc<Admission>, ApiError> {
-        match self.identify(master, headers)? {
+        match self.identify(master, headers).await? {
             Identity::Master => Ok(Arc::new(Admission::master(self, call_type))),
             Identity::Key(entry) => Admission::key(self, entry, call_type).map(Arc::new),
         }
@@ -263,7 +515,7 @@ impl Keys {
         let n = self
             .requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        format!("req_{:08x}{n:010x}", self.id_prefix)
+        format!("req_{:016x}{n:010x}", self.id_prefix)
     }
 
     /// Runs a change of keys one at a time, and to its end even if the
@@ -319,7 +571,9 @@ impl Keys {
                 .map_err(StoreError::into_api)?;
             let entry = Arc::new(KeyEntry::new(row));
             let s = entry.settings();
-            keys.map_mut().insert(s.token.clone(), entry);
+            let mut map = keys.map_mut();
+            map.insert(s.token.clone(), entry);
+            keys.changed();
             Ok(s)
         })
         .await
@@ -333,13 +587,24 @@ impl Keys {
         body: serde_json::Map<String, serde_json::Value>,
     ) -> Result<Arc<KeySettings>, ApiError> {
         self.change(move |keys| async move {
+            // From the record as stored: another replica's change since
+            // the last sync is kept, not written over.
+            keys.fresh(&token).await?;
             let (entry, row, budget) = keys.edited(&token, &body)?;
-            keys.store
+            let found = keys
+                .store
                 .update(&row)
                 .await
                 .map_err(StoreError::into_api)?;
-            entry.replace(row);
-            keys.set_budget(&entry, budget);
+            if !found {
+                return Err(keys.gone(&token));
+            }
+            {
+                let _map = keys.map_mut();
+                entry.replace(row);
+                keys.changed();
+            }
+            keys.set_budget(&entry, budget).await;
             Ok(entry.settings())
         })
         .await
@@ -369,24 +634,44 @@ impl Keys {
     }
 
     /// Sets what `budget` sets of a key's spend and next reset: in memory
-    /// now, and in the database after the spend queued before, with the
-    /// values as they are then (a charge or a reset meanwhile kept).
-    fn set_budget(&self, entry: &KeyEntry, budget: edit::Budget) {
+    /// now, and in the database after the spend queued before. Only the
+    /// spend given is written: other replicas' charges stay.
+    async fn set_budget(&self, entry: &Arc<KeyEntry>, budget: edit::Budget) {
         if budget == edit::Budget::default() {
             return;
         }
-        let mut s = lock(&entry.spend);
-        if let Some(spend) = budget.spend {
-            s.spend = spend;
+        let ev = {
+            let mut s = lock(&entry.spend);
+            if let Some(spend) = budget.spend {
+                s.spend = spend;
+                s.lost = 0.0;
+            }
+            if let Some(reset_at) = budget.reset_at {
+                s.reset_at = reset_at;
+            }
+            // Counted before it is queued: the writer may write it at once.
+            s.budgets_unwritten += 1;
+            spend::Event::Budget {
+                entry: entry.clone(),
+                spend: budget.spend,
+                reset_at: s.reset_at,
+                if_reset_at: None,
+            }
+        };
+        // Waited for room (an admin's change, not a request): the writer
+        // applies it after the charges queued before it.
+        if !self.spend.send(ev).await {
+            entry.budget_written();
         }
-        if let Some(reset_at) = budget.reset_at {
-            s.reset_at = reset_at;
+    }
+
+    /// A key found gone from the database in a change: out of the map too.
+    fn gone(&self, token: &str) -> ApiError {
+        let mut map = self.map_mut();
+        if map.remove(token).is_some() {
+            self.changed();
         }
-        self.spend.push(spend::Event::Budget {
-            id: entry.settings().id,
-            spend: s.spend,
-            reset_at: s.reset_at,
-        });
+        key_not_found()
     }
 
     /// A new key for an existing record: its settings, spend and running
@@ -398,7 +683,7 @@ impl Keys {
         new_key: String,
     ) -> Result<Arc<KeySettings>, ApiError> {
         self.change(move |keys| async move {
-            let entry = keys.get(&old).ok_or_else(key_not_found)?;
+            let entry = keys.fresh(&old).await?;
             let mut row = KeySettings::clone(&entry.settings());
             row.token = hash_key(&new_key);
             row.key_name = abbreviate(&new_key);
@@ -407,12 +692,15 @@ impl Keys {
             if keys.get(&row.token).is_some() {
                 return Err(ApiError::invalid_field("key", "This key already exists."));
             }
-            keys.store.rekey(&row).await.map_err(StoreError::into_api)?;
+            if !keys.store.rekey(&row).await.map_err(StoreError::into_api)? {
+                return Err(keys.gone(&old));
+            }
             let token = row.token.clone();
-            entry.replace(row);
             let mut map = keys.map_mut();
+            entry.replace(row);
             map.remove(&old);
             map.insert(token, entry.clone());
+            keys.changed();
             drop(map);
             Ok(entry.settings())
         })
@@ -439,6 +727,7 @@ impl Keys {
             for h in &hashes {
                 map.remove(h);
             }
+            keys.changed();
             Ok(())
         })
         .await
@@ -466,10 +755,18 @@ impl Keys {
         // spend set by a reset or an admin in the order they happened.
         let mut s = lock(&entry.spend);
         s.spend += record.spend;
-        self.spend.push(spend::Event::Spend {
+        // Unwritten until the writer says otherwise; a charge the queue
+        // had no room for is lost, counted here only.
+        let charge = record.spend;
+        s.unwritten += charge;
+        let queued = self.spend.push(spend::Event::Spend {
             record: Box::new(record),
-            charge: Some(entry.settings().id),
+            charge: Some(entry.clone()),
         });
+        if !queued {
+            s.unwritten -= charge;
+            s.lost += charge;
+        }
     }
 
     /// A request's usage and cost: counted against its key and queued for
@@ -515,6 +812,24 @@ impl Keys {
     pub async fn flush(&self, wait: std::time::Duration) -> bool {
         self.spend.flush(wait).await
     }
+}
+
+/// A 503 for a request whose key could not be looked up.
+fn database_unavailable() -> ApiError {
+    ApiError::new(
+        503,
+        "The key database did not answer in time; try again shortly.",
+    )
+    .with_retry_after(Some(std::time::Duration::from_secs(1)))
+}
+
+/// A request-id prefix without the system's randomness: the clock and the
+/// process id.
+fn fallback_prefix() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 32)
 }
 
 pub fn key_not_found() -> ApiError {

@@ -3,7 +3,8 @@
 //! one transaction. A full queue (the database far behind) is counted and
 //! logged, never waited on by a request.
 
-use super::store::Store;
+use super::KeyEntry;
+use super::store::{KeyRow, Store, StoreError};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -70,22 +71,30 @@ impl SpendRecord {
 }
 
 pub enum Event {
-    /// A request answered: its log row, and the key record (by id) it is
-    /// charged to, if it came with a virtual key.
+    /// A request answered: its log row, and the key it is charged to (by
+    /// its record's id, which a regenerated key keeps), if it came with a
+    /// virtual key.
     Spend {
         record: Box<SpendRecord>,
-        charge: Option<i64>,
+        charge: Option<Arc<KeyEntry>>,
     },
-    /// A key's spend set (0 when its budget period ends) and its next
-    /// reset.
+    /// A key's next reset, and its spend if set (0 when its budget period
+    /// ends). A reset is written only if the stored period is still the
+    /// one that ended (`if_reset_at`): another replica may have reset it
+    /// first.
     Budget {
-        id: i64,
-        spend: f64,
+        entry: Arc<KeyEntry>,
+        spend: Option<f64>,
         reset_at: Option<i64>,
+        if_reset_at: Option<i64>,
     },
     /// Answered once everything queued before it is written: true, or
     /// false if that write failed.
     Flush(tokio::sync::oneshot::Sender<bool>),
+    /// Reads every key and hands them to `apply`, between two writes: what
+    /// this process has charged is then either in the rows read or still
+    /// counted as unwritten, never both or neither.
+    Sync(Box<dyn FnOnce(Result<Vec<KeyRow>, StoreError>) + Send + Sync>),
 }
 
 pub struct Queue {
@@ -107,8 +116,13 @@ impl Queue {
         Queue { tx, counts }
     }
 
-    pub fn push(&self, ev: Event) {
-        if let Err(e) = self.tx.try_send(ev) {
+    /// Queues `ev`, or drops it (counted and logged) if the queue is full;
+    /// true if queued.
+    pub fn push(&self, ev: Event) -> bool {
+        let Err(e) = self.tx.try_send(ev) else {
+            return true;
+        };
+        {
             {
                 let n = self.counts.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                 if n == 1 || n % 1000 == 0 {
@@ -124,6 +138,13 @@ impl Queue {
                 }
             }
         }
+        false
+    }
+
+    /// Queues `ev`, waiting for room: for background work, never a
+    /// request.
+    pub async fn send(&self, ev: Event) -> bool {
+        self.tx.send(ev).await.is_ok()
     }
 
     /// Waits until everything queued before this call is written, or
@@ -144,9 +165,16 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Event>, counts: Arc<Counts>
         // What arrives within the linger joins the same transaction: under
         // load a batch is full at once, with no wait.
         let deadline = tokio::time::Instant::now() + LINGER;
+        let mut ok = true;
         while let Some(ev) = next.take() {
             match ev {
                 Event::Flush(tx) => waiting.push(tx),
+                Event::Sync(apply) => {
+                    // Whatever gathered so far is written first: the read
+                    // must see it.
+                    ok &= write(&store, &mut batch, &counts).await;
+                    apply(store.load().await);
+                }
                 ev => batch.push(ev),
             }
             if batch.len() >= BATCH {
@@ -156,24 +184,48 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Event>, counts: Arc<Counts>
                 next = Some(ev);
             }
         }
-        let mut ok = true;
-        if !batch.is_empty() {
-            let mut result = store.write(&batch).await;
-            if let Err(e) = &result {
-                tracing::warn!("writing spend failed, retrying once: {e}");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                result = store.write(&batch).await;
-            }
-            if let Err(e) = result {
-                ok = false;
-                let n = batch.len() as u64;
-                counts.dropped.fetch_add(n, Ordering::Relaxed);
-                tracing::error!("{n} spend records not written to the database: {e}");
-            }
-        }
+        ok &= write(&store, &mut batch, &counts).await;
         for tx in waiting.drain(..) {
             let _ = tx.send(ok);
         }
-        batch.clear();
     }
+}
+
+/// Writes a batch (tried three times) and empties it; false if it was
+/// lost. Written charges stop counting as the keys' unwritten spend; lost
+/// ones go on counting in this process's memory until the key's spend is
+/// next set or reset.
+async fn write(store: &Store, batch: &mut Vec<Event>, counts: &Counts) -> bool {
+    if batch.is_empty() {
+        return true;
+    }
+    // A transaction another replica's deadlocked or a database briefly
+    // away: tried three times, half a second and a second apart.
+    let mut result = store.write(batch).await;
+    for wait in [500, 1000] {
+        let Err(e) = &result else { break };
+        tracing::warn!("writing spend failed, trying again: {e}");
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        result = store.write(batch).await;
+    }
+    let ok = match result {
+        Ok(()) => true,
+        Err(e) => {
+            let n = batch.len() as u64;
+            counts.dropped.fetch_add(n, Ordering::Relaxed);
+            tracing::error!("{n} spend records not written to the database: {e}");
+            false
+        }
+    };
+    for ev in batch.drain(..) {
+        match ev {
+            Event::Spend {
+                record,
+                charge: Some(entry),
+            } => entry.written(record.spend, ok),
+            Event::Budget { entry, .. } => entry.budget_written(),
+            _ => {}
+        }
+    }
+    ok
 }

@@ -22,8 +22,22 @@ async fn open(url: &str) -> Arc<Keys> {
     Keys::open(url, &Secret::new(MASTER)).await.unwrap()
 }
 
-fn admit(keys: &Keys, key: &str) -> Result<Arc<Admission>, ApiError> {
+async fn admit(keys: &Keys, key: &str) -> Result<Arc<Admission>, ApiError> {
     keys.admit(Some(&Secret::new(MASTER)), &headers(key), "acompletion")
+        .await
+}
+
+/// A key's budget period as if it ended at `at`, here and (queued) in the
+/// database.
+async fn period_ends(keys: &Keys, entry: &Arc<KeyEntry>, at: i64) {
+    keys.set_budget(
+        entry,
+        edit::Budget {
+            spend: None,
+            reset_at: Some(Some(at)),
+        },
+    )
+    .await;
 }
 
 fn deployment() -> llmux_core::Deployment {
@@ -70,7 +84,7 @@ async fn a_key_is_stored_hashed_and_its_spend_survives_a_restart() {
         r.key_alias = Some("alice".into());
         r.models = vec!["gpt".into()];
         keys.insert(r).await.unwrap();
-        let a = admit(&keys, key).unwrap();
+        let a = admit(&keys, key).await.unwrap();
         keys.record_usage(&a, &deployment(), &usage(10), Some(0.25));
         keys.flush(std::time::Duration::from_secs(5)).await;
     }
@@ -115,14 +129,14 @@ async fn unknown_blocked_and_expired_keys_are_refused_the_master_passes() {
     for r in [blocked, expired, later] {
         keys.insert(r).await.unwrap();
     }
-    let err = |k: &str| admit(&keys, k).err().map(|e| (e.status, e.message));
-    assert_eq!(err("sk-nobody").unwrap().0, 401);
-    let (status, msg) = err("sk-blocked").unwrap();
+    let err = async |k: &str| admit(&keys, k).await.err().map(|e| (e.status, e.message));
+    assert_eq!(err("sk-nobody").await.unwrap().0, 401);
+    let (status, msg) = err("sk-blocked").await.unwrap();
     assert!(status == 401 && msg.contains("blocked"), "{msg}");
-    let (status, msg) = err("sk-expired").unwrap();
+    let (status, msg) = err("sk-expired").await.unwrap();
     assert!(status == 401 && msg.contains("Expired"), "{msg}");
-    assert!(admit(&keys, "sk-later").is_ok());
-    let master = admit(&keys, MASTER).unwrap();
+    assert!(admit(&keys, "sk-later").await.is_ok());
+    let master = admit(&keys, MASTER).await.unwrap();
     assert!(master.entry().is_none());
     assert_eq!(**master.token(), *hash_key(MASTER));
 }
@@ -135,12 +149,12 @@ async fn a_budget_stops_requests_once_spent_and_comes_back_when_it_resets() {
     r.budget_duration = Some("30d".into());
     r.budget_reset_at = Some(time::now_secs() + 30 * 86_400);
     keys.insert(r).await.unwrap();
-    let a = admit(&keys, "sk-budget").unwrap();
+    let a = admit(&keys, "sk-budget").await.unwrap();
     keys.record_usage(&a, &deployment(), &usage(10), Some(0.6));
     // Under budget: still let in; this one takes it over.
-    let b = admit(&keys, "sk-budget").unwrap();
+    let b = admit(&keys, "sk-budget").await.unwrap();
     keys.record_usage(&b, &deployment(), &usage(10), Some(0.6));
-    let e = admit(&keys, "sk-budget").err().unwrap();
+    let e = admit(&keys, "sk-budget").await.err().unwrap();
     assert_eq!(e.status, 400);
     assert_eq!(e.kind.as_str(), "budget_exceeded");
     assert!(e.message.contains("1.2"), "{}", e.message);
@@ -148,10 +162,10 @@ async fn a_budget_stops_requests_once_spent_and_comes_back_when_it_resets() {
     // The period ends: spend is 0 again, the next reset a period on.
     let entry = keys.get(&hash_key("sk-budget")).unwrap();
     let due = time::now_secs() - 5;
-    lock(&entry.spend).reset_at = Some(due);
+    period_ends(&keys, &entry, due).await;
     // Read before any request: shown as the next request will find it.
     assert_eq!(entry.spend(), (0.0, Some(due + 30 * 86_400)));
-    assert!(admit(&keys, "sk-budget").is_ok());
+    assert!(admit(&keys, "sk-budget").await.is_ok());
     let (spend, next) = entry.spend();
     assert_eq!(spend, 0.0);
     assert_eq!(next, Some(due + 30 * 86_400));
@@ -172,9 +186,9 @@ async fn rpm_tpm_and_parallel_limits_refuse_with_429_and_a_retry_after() {
     let mut r = row("sk-rpm");
     r.rpm_limit = Some(2);
     keys.insert(r).await.unwrap();
-    let _a = admit(&keys, "sk-rpm").unwrap();
-    let _b = admit(&keys, "sk-rpm").unwrap();
-    let e = admit(&keys, "sk-rpm").err().unwrap();
+    let _a = admit(&keys, "sk-rpm").await.unwrap();
+    let _b = admit(&keys, "sk-rpm").await.unwrap();
+    let e = admit(&keys, "sk-rpm").await.err().unwrap();
     assert_eq!(e.status, 429);
     assert!(!e.retryable, "a key's own limit is not the upstream's");
     let wait = e.retry_after.unwrap().as_secs();
@@ -183,24 +197,24 @@ async fn rpm_tpm_and_parallel_limits_refuse_with_429_and_a_retry_after() {
     let mut r = row("sk-tpm");
     r.tpm_limit = Some(100);
     keys.insert(r).await.unwrap();
-    let a = admit(&keys, "sk-tpm").unwrap();
+    let a = admit(&keys, "sk-tpm").await.unwrap();
     keys.record_usage(&a, &deployment(), &usage(100), None);
-    let e = admit(&keys, "sk-tpm").err().unwrap();
+    let e = admit(&keys, "sk-tpm").await.err().unwrap();
     assert_eq!(e.status, 429);
     assert!(e.message.contains("tpm_limit"), "{}", e.message);
 
     let mut r = row("sk-parallel");
     r.max_parallel_requests = Some(1);
     keys.insert(r).await.unwrap();
-    let first = admit(&keys, "sk-parallel").unwrap();
-    let e = admit(&keys, "sk-parallel").err().unwrap();
+    let first = admit(&keys, "sk-parallel").await.unwrap();
+    let e = admit(&keys, "sk-parallel").await.err().unwrap();
     assert_eq!(e.status, 429);
     assert!(e.message.contains("parallel"), "{}", e.message);
     // Its slot comes back with the request, and a refused one held none.
     drop(first);
-    let again = admit(&keys, "sk-parallel").unwrap();
+    let again = admit(&keys, "sk-parallel").await.unwrap();
     drop(again);
-    assert!(admit(&keys, "sk-parallel").is_ok());
+    assert!(admit(&keys, "sk-parallel").await.is_ok());
 }
 
 #[tokio::test]
@@ -209,7 +223,7 @@ async fn a_key_uses_only_its_models() {
     let mut r = row("sk-models");
     r.models = vec!["gpt".into(), "anthropic/*".into()];
     keys.insert(r).await.unwrap();
-    let a = admit(&keys, "sk-models").unwrap();
+    let a = admit(&keys, "sk-models").await.unwrap();
     assert!(a.allows("gpt", "gpt").is_ok());
     assert!(a.allows("anthropic/claude-x", "anthropic/*").is_ok());
     assert!(
@@ -226,6 +240,7 @@ async fn a_key_uses_only_its_models() {
     keys.insert(open_row).await.unwrap();
     assert!(
         admit(&keys, "sk-any")
+            .await
             .unwrap()
             .allows("claude", "claude")
             .is_ok()
@@ -246,7 +261,7 @@ async fn aliases_are_unique_and_updates_and_deletes_take_effect_at_once() {
     keys.update(hash_key("sk-aaaa"), body(json!({"blocked": true})))
         .await
         .unwrap();
-    assert_eq!(admit(&keys, "sk-aaaa").err().unwrap().status, 401);
+    assert_eq!(admit(&keys, "sk-aaaa").await.err().unwrap().status, 401);
     assert!(keys.store().load().await.unwrap()[0].blocked);
     // Another key may not take the alias by update either.
     keys.insert(row("sk-bbbb")).await.unwrap();
@@ -268,7 +283,7 @@ async fn aliases_are_unique_and_updates_and_deletes_take_effect_at_once() {
     keys.delete(vec![hash_key("sk-aaaa")]).await.unwrap();
     assert!(keys.get(&hash_key("sk-aaaa")).is_none());
     assert_eq!(keys.store().load().await.unwrap().len(), 1);
-    assert_eq!(admit(&keys, "sk-aaaa").err().unwrap().status, 401);
+    assert_eq!(admit(&keys, "sk-aaaa").await.err().unwrap().status, 401);
 }
 
 #[tokio::test]
@@ -306,13 +321,13 @@ async fn changing_a_key_keeps_its_spend_and_budget_period_in_memory_and_on_disk(
     r.budget_reset_at = Some(time::now_secs() + 86_400);
     keys.insert(r).await.unwrap();
     let entry = keys.get(&hash_key("sk-keep")).unwrap();
-    let a = admit(&keys, "sk-keep").unwrap();
+    let a = admit(&keys, "sk-keep").await.unwrap();
     keys.record_usage(&a, &deployment(), &usage(10), Some(1.5));
     // A period ended and was reset by a request (in memory, and queued).
     let due = time::now_secs() - 1;
-    lock(&entry.spend).reset_at = Some(due);
-    drop(admit(&keys, "sk-keep").unwrap());
-    let b = admit(&keys, "sk-keep").unwrap();
+    period_ends(&keys, &entry, due).await;
+    drop(admit(&keys, "sk-keep").await.unwrap());
+    let b = admit(&keys, "sk-keep").await.unwrap();
     keys.record_usage(&b, &deployment(), &usage(10), Some(0.5));
     let before = entry.spend();
     assert_eq!(before, (0.5, Some(due + 86_400)));
@@ -333,7 +348,7 @@ async fn changing_a_key_keeps_its_spend_and_budget_period_in_memory_and_on_disk(
     assert_eq!(on_disk.metadata["team"], "x");
 
     // Setting spend sets it, once, after what was queued before.
-    let c = admit(&keys, "sk-keep").unwrap();
+    let c = admit(&keys, "sk-keep").await.unwrap();
     keys.record_usage(&c, &deployment(), &usage(10), Some(0.25));
     keys.update(hash_key("sk-keep"), body(json!({"spend": 2.0})))
         .await
@@ -349,19 +364,19 @@ async fn a_regenerated_key_keeps_the_record_and_what_was_still_queued() {
     r.key_alias = Some("svc".into());
     r.max_budget = Some(5.0);
     keys.insert(r).await.unwrap();
-    let a = admit(&keys, "sk-old-key").unwrap();
+    let a = admit(&keys, "sk-old-key").await.unwrap();
     keys.record_usage(&a, &deployment(), &usage(10), Some(1.0));
     // A request in flight on the old key when it is replaced.
-    let in_flight = admit(&keys, "sk-old-key").unwrap();
+    let in_flight = admit(&keys, "sk-old-key").await.unwrap();
     let s = keys
         .rekey(hash_key("sk-old-key"), "sk-new-key".into())
         .await
         .unwrap();
     assert_eq!(s.token, hash_key("sk-new-key"));
     assert_eq!(s.key_alias.as_deref(), Some("svc"));
-    assert_eq!(admit(&keys, "sk-old-key").err().unwrap().status, 401);
+    assert_eq!(admit(&keys, "sk-old-key").await.err().unwrap().status, 401);
     keys.record_usage(&in_flight, &deployment(), &usage(10), Some(0.5));
-    let new = admit(&keys, "sk-new-key").unwrap();
+    let new = admit(&keys, "sk-new-key").await.unwrap();
     keys.record_usage(&new, &deployment(), &usage(10), Some(0.25));
     assert_eq!(keys.get(&hash_key("sk-new-key")).unwrap().spend().0, 1.75);
     let on_disk = stored(&keys, "sk-new-key").await;
@@ -391,7 +406,7 @@ async fn a_regenerated_key_keeps_the_record_and_what_was_still_queued() {
 async fn the_master_keys_spend_is_logged_and_charged_to_no_key() {
     let keys = open("sqlite::memory:").await;
     keys.insert(row("sk-other")).await.unwrap();
-    let m = admit(&keys, MASTER).unwrap();
+    let m = admit(&keys, MASTER).await.unwrap();
     keys.record_usage(&m, &deployment(), &usage(10), Some(3.0));
     assert_eq!(stored(&keys, "sk-other").await.spend, 0.0);
     let logs = keys
@@ -421,7 +436,7 @@ async fn a_batch_of_many_requests_is_logged_whole_and_charged_to_each_key() {
         } else {
             "sk-batch-a"
         };
-        let a = admit(&keys, key).unwrap();
+        let a = admit(&keys, key).await.unwrap();
         keys.record_usage(&a, &deployment(), &usage(10), Some(0.5));
         if i == 20 {
             let e = keys.get(&hash_key("sk-batch-b")).unwrap();
@@ -431,7 +446,8 @@ async fn a_batch_of_many_requests_is_logged_whole_and_charged_to_each_key() {
                     spend: Some(100.0),
                     reset_at: None,
                 },
-            );
+            )
+            .await;
         }
     }
     // a: 30 requests; b: 7 before the change (i = 0, 3, …, 18), 8 after.
@@ -456,7 +472,7 @@ async fn a_new_budget_period_keeps_the_spend_and_a_set_spend_keeps_the_period() 
     let keys = open("sqlite::memory:").await;
     keys.insert(row("sk-period")).await.unwrap();
     let entry = keys.get(&hash_key("sk-period")).unwrap();
-    let a = admit(&keys, "sk-period").unwrap();
+    let a = admit(&keys, "sk-period").await.unwrap();
     keys.record_usage(&a, &deployment(), &usage(10), Some(0.75));
     keys.update(
         hash_key("sk-period"),
@@ -490,11 +506,200 @@ async fn a_new_budget_period_keeps_the_spend_and_a_set_spend_keeps_the_period() 
 async fn a_deleted_and_remade_key_starts_from_nothing() {
     let keys = open("sqlite::memory:").await;
     keys.insert(row("sk-again")).await.unwrap();
-    let a = admit(&keys, "sk-again").unwrap();
+    let a = admit(&keys, "sk-again").await.unwrap();
     // Charged, still queued, when the key is deleted and made again.
     keys.record_usage(&a, &deployment(), &usage(10), Some(5.0));
     keys.delete(vec![hash_key("sk-again")]).await.unwrap();
     keys.insert(row("sk-again")).await.unwrap();
     assert_eq!(keys.get(&hash_key("sk-again")).unwrap().spend().0, 0.0);
     assert_eq!(stored(&keys, "sk-again").await.spend, 0.0);
+}
+
+/// Two gateways on one database file, as replicas on one PostgreSQL.
+async fn replicas(name: &str) -> (Arc<Keys>, Arc<Keys>) {
+    let dir = std::env::temp_dir().join(format!("llmux-replicas-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.db"));
+    let _ = std::fs::remove_file(&path);
+    let url = format!("sqlite://{}", path.display());
+    (open(&url).await, open(&url).await)
+}
+
+async fn settle(a: &Arc<Keys>, b: &Arc<Keys>) {
+    for k in [a, b] {
+        assert!(k.flush(std::time::Duration::from_secs(5)).await);
+    }
+    for k in [a, b] {
+        k.sync().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn replicas_on_one_database_share_keys_changes_and_spend() {
+    let (a, b) = replicas("share").await;
+    let mut r = row("sk-shared");
+    r.max_budget = Some(1.0);
+    a.insert(r).await.unwrap();
+
+    // Made on one, used on the other at once: looked up on its first use.
+    let on_b = admit(&b, "sk-shared").await.unwrap();
+    let on_a = admit(&a, "sk-shared").await.unwrap();
+    a.record_usage(&on_a, &deployment(), &usage(10), Some(0.4));
+    b.record_usage(&on_b, &deployment(), &usage(10), Some(0.5));
+    settle(&a, &b).await;
+    for k in [&a, &b] {
+        let e = k.get(&hash_key("sk-shared")).unwrap();
+        assert!((e.spend().0 - 0.9).abs() < 1e-9, "{}", e.spend().0);
+    }
+    assert!((stored(&a, "sk-shared").await.spend - 0.9).abs() < 1e-9);
+    // What b spends next takes the key over its budget on a too.
+    let c = admit(&b, "sk-shared").await.unwrap();
+    b.record_usage(&c, &deployment(), &usage(10), Some(0.2));
+    settle(&a, &b).await;
+    let e = admit(&a, "sk-shared").await.err().unwrap();
+    assert_eq!((e.status, e.kind.as_str()), (400, "budget_exceeded"));
+    a.update(hash_key("sk-shared"), body(json!({"max_budget": 5.0})))
+        .await
+        .unwrap();
+    settle(&a, &b).await;
+    assert!(admit(&b, "sk-shared").await.is_ok());
+
+    // Blocked on a: refused on b once it has read the keys again.
+    a.update(hash_key("sk-shared"), body(json!({"blocked": true})))
+        .await
+        .unwrap();
+    settle(&a, &b).await;
+    let e = admit(&b, "sk-shared").await.err().unwrap();
+    assert!(
+        e.status == 401 && e.message.contains("blocked"),
+        "{}",
+        e.message
+    );
+    a.update(hash_key("sk-shared"), body(json!({"blocked": false})))
+        .await
+        .unwrap();
+
+    // Regenerated on b: the old key stops on a, the new one works there,
+    // with the record's spend.
+    b.rekey(hash_key("sk-shared"), "sk-renewed".into())
+        .await
+        .unwrap();
+    settle(&a, &b).await;
+    assert_eq!(admit(&a, "sk-shared").await.err().unwrap().status, 401);
+    assert!(admit(&a, "sk-renewed").await.is_ok());
+    let e = a.get(&hash_key("sk-renewed")).unwrap();
+    assert!((e.spend().0 - 1.1).abs() < 1e-9, "{}", e.spend().0);
+
+    // Deleted on a: gone on b.
+    a.delete(vec![hash_key("sk-renewed")]).await.unwrap();
+    settle(&a, &b).await;
+    assert_eq!(admit(&b, "sk-renewed").await.err().unwrap().status, 401);
+    assert!(b.get(&hash_key("sk-renewed")).is_none());
+    assert_eq!((a.count(), b.count()), (0, 0));
+}
+
+#[tokio::test]
+async fn a_budget_period_is_reset_once_whichever_replica_comes_first() {
+    let (a, b) = replicas("reset").await;
+    let mut r = row("sk-period-shared");
+    r.max_budget = Some(10.0);
+    r.budget_duration = Some("1d".into());
+    r.budget_reset_at = Some(time::now_secs() + 86_400);
+    a.insert(r).await.unwrap();
+    let x = admit(&a, "sk-period-shared").await.unwrap();
+    a.record_usage(&x, &deployment(), &usage(10), Some(3.0));
+    settle(&a, &b).await;
+    // The period ends (on both, as they read it).
+    let due = time::now_secs() - 1;
+    period_ends(&a, &a.get(&hash_key("sk-period-shared")).unwrap(), due).await;
+    settle(&a, &b).await;
+    assert_eq!(stored(&b, "sk-period-shared").await.spend, 3.0);
+
+    // a resets it and charges; b, not having read that, resets it too:
+    // its reset finds the period already moved on and leaves a's charge.
+    let y = admit(&a, "sk-period-shared").await.unwrap();
+    a.record_usage(&y, &deployment(), &usage(10), Some(0.25));
+    assert!(a.flush(std::time::Duration::from_secs(5)).await);
+    let z = admit(&b, "sk-period-shared").await.unwrap();
+    b.record_usage(&z, &deployment(), &usage(10), Some(0.5));
+    settle(&a, &b).await;
+    let on_disk = stored(&a, "sk-period-shared").await;
+    assert_eq!(on_disk.spend, 0.75);
+    assert_eq!(on_disk.budget_reset_at, Some(due + 86_400));
+    for k in [&a, &b] {
+        let e = k.get(&hash_key("sk-period-shared")).unwrap();
+        assert_eq!(e.spend(), (0.75, Some(due + 86_400)));
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_key_is_looked_up_once_a_second_and_the_master_key_never() {
+    let (a, b) = replicas("unknown").await;
+    assert_eq!(admit(&b, "sk-nobody").await.err().unwrap().status, 401);
+    // Made on a just after b looked for it: b answers from what it
+    // remembers, without asking again, for a second.
+    a.insert(row("sk-nobody")).await.unwrap();
+    assert_eq!(admit(&b, "sk-nobody").await.err().unwrap().status, 401);
+    // Once the keys are read again, it is served.
+    b.sync().await.unwrap();
+    assert!(admit(&b, "sk-nobody").await.is_ok());
+    assert_eq!(
+        b.find(hash_key(MASTER)).await.unwrap().map(|e| e.id()),
+        None
+    );
+    assert!(!lock(&b.misses).contains_key(&hash_key(MASTER)));
+}
+
+#[tokio::test]
+async fn an_admin_on_one_replica_changes_a_key_made_on_another_from_its_stored_state() {
+    let (a, b) = replicas("admin").await;
+    a.insert(row("sk-elsewhere")).await.unwrap();
+    // b has not read the keys since: it finds the key for the admin.
+    let entry = b.lookup(&hash_key("sk-elsewhere")).await.unwrap();
+    assert_eq!(entry.settings().token, hash_key("sk-elsewhere"));
+    // a blocks it; b, not synced, changes its metadata: from the stored
+    // record, so the block stays.
+    a.update(hash_key("sk-elsewhere"), body(json!({"blocked": true})))
+        .await
+        .unwrap();
+    let s = b
+        .update(
+            hash_key("sk-elsewhere"),
+            body(json!({"metadata": {"t": 1}})),
+        )
+        .await
+        .unwrap();
+    assert!(s.blocked && s.metadata["t"] == 1);
+    assert!(stored(&a, "sk-elsewhere").await.blocked);
+    // Only a budget period changed on b: the spend a charged stays.
+    let x = admit(&a, "sk-elsewhere").await;
+    assert_eq!(x.err().unwrap().status, 401, "blocked");
+    a.update(hash_key("sk-elsewhere"), body(json!({"blocked": false})))
+        .await
+        .unwrap();
+    let x = admit(&a, "sk-elsewhere").await.unwrap();
+    a.record_usage(&x, &deployment(), &usage(10), Some(0.75));
+    assert!(a.flush(std::time::Duration::from_secs(5)).await);
+    b.update(
+        hash_key("sk-elsewhere"),
+        body(json!({"budget_duration": "30d"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(stored(&b, "sk-elsewhere").await.spend, 0.75);
+    // Deleted on a: b's change is a 404, and b lets the key go.
+    a.delete(vec![hash_key("sk-elsewhere")]).await.unwrap();
+    let e = b
+        .update(hash_key("sk-elsewhere"), body(json!({"blocked": true})))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(e.status, 404);
+    assert!(b.get(&hash_key("sk-elsewhere")).is_none());
+    let e = b
+        .rekey(hash_key("sk-elsewhere"), "sk-new-one".into())
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(e.status, 404);
 }

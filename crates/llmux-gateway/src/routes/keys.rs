@@ -32,7 +32,7 @@ fn no_database() -> ApiError {
 
 /// The master key, or a 401 (403 for a virtual key asking for another's
 /// business).
-fn require_master<'a>(
+async fn require_master<'a>(
     app: &'a AppState,
     headers: &http::HeaderMap,
 ) -> Result<&'a Arc<Keys>, ApiError> {
@@ -43,7 +43,7 @@ fn require_master<'a>(
         }
         return Err(no_database());
     };
-    match keys.identify(app.master_key.as_ref(), headers)? {
+    match keys.identify(app.master_key.as_ref(), headers).await? {
         keys::Identity::Master => Ok(keys),
         keys::Identity::Key(_) => Err(ApiError::new(
             403,
@@ -101,7 +101,7 @@ fn info_json(keys: &Keys, s: &KeySettings) -> Value {
 /// `POST /key/generate`.
 pub async fn generate(State(app): State<Arc<AppState>>, req: axum::extract::Request) -> Answer {
     let (parts, body) = req.into_parts();
-    let keys = require_master(&app, &parts.headers)?;
+    let keys = require_master(&app, &parts.headers).await?;
     let body = body_object(&super::read_body(body, app.max_request_bytes).await?)?;
     let key = match body.get("key") {
         None | Some(Value::Null) => keys::new_key()?,
@@ -130,24 +130,23 @@ pub async fn generate(State(app): State<Arc<AppState>>, req: axum::extract::Requ
     Ok(Json(out))
 }
 
-/// The hash of the stored key a body's `key` names.
-fn named(keys: &Keys, body: &Map<String, Value>) -> Result<String, ApiError> {
+/// The hash of the stored key a body's `key` names (held here, or made by
+/// another replica).
+async fn named(keys: &Keys, body: &Map<String, Value>) -> Result<String, ApiError> {
     let Some(k) = body.get("key").and_then(Value::as_str) else {
         return Err(ApiError::invalid_field("key", "`key` is required."));
     };
     let token = token_of(k);
-    match keys.get(&token) {
-        Some(_) => Ok(token),
-        None => Err(keys::key_not_found()),
-    }
+    keys.lookup(&token).await?;
+    Ok(token)
 }
 
 /// `POST /key/update`: the fields sent change; the others stay.
 pub async fn update(State(app): State<Arc<AppState>>, req: axum::extract::Request) -> Answer {
     let (parts, body) = req.into_parts();
-    let keys = require_master(&app, &parts.headers)?;
+    let keys = require_master(&app, &parts.headers).await?;
     let body = body_object(&super::read_body(body, app.max_request_bytes).await?)?;
-    let token = named(keys, &body)?;
+    let token = named(keys, &body).await?;
     let s = keys.update(token, body).await?;
     Ok(Json(info_json(keys, &s)))
 }
@@ -158,9 +157,9 @@ async fn set_blocked(
     body: axum::body::Body,
     blocked: bool,
 ) -> Answer {
-    let keys = require_master(app, &parts.headers)?;
+    let keys = require_master(app, &parts.headers).await?;
     let body = body_object(&super::read_body(body, app.max_request_bytes).await?)?;
-    let token = named(keys, &body)?;
+    let token = named(keys, &body).await?;
     let change = Map::from_iter([("blocked".to_owned(), Value::Bool(blocked))]);
     let s = keys.update(token, change).await?;
     Ok(Json(info_json(keys, &s)))
@@ -183,9 +182,9 @@ pub async fn unblock(State(app): State<Arc<AppState>>, req: axum::extract::Reque
 /// working at once.
 pub async fn regenerate(State(app): State<Arc<AppState>>, req: axum::extract::Request) -> Answer {
     let (parts, body) = req.into_parts();
-    let keys = require_master(&app, &parts.headers)?;
+    let keys = require_master(&app, &parts.headers).await?;
     let mut body = body_object(&super::read_body(body, app.max_request_bytes).await?)?;
-    let token = named(keys, &body)?;
+    let token = named(keys, &body).await?;
     body.remove("key");
     rekey(keys, token, body).await
 }
@@ -197,7 +196,7 @@ pub async fn regenerate_path(
     req: axum::extract::Request,
 ) -> Answer {
     let (parts, body) = req.into_parts();
-    let keys = require_master(&app, &parts.headers)?;
+    let keys = require_master(&app, &parts.headers).await?;
     let bytes = super::read_body(body, app.max_request_bytes).await?;
     let body = if bytes.iter().all(u8::is_ascii_whitespace) {
         Map::new()
@@ -205,9 +204,7 @@ pub async fn regenerate_path(
         body_object(&bytes)?
     };
     let token = token_of(&key);
-    if keys.get(&token).is_none() {
-        return Err(keys::key_not_found().into());
-    }
+    keys.lookup(&token).await?;
     rekey(keys, token, body).await
 }
 
@@ -235,7 +232,7 @@ async fn rekey(keys: &Arc<Keys>, token: String, changes: Map<String, Value>) -> 
 /// `{"key_aliases": [...]}`. All must exist, or none is deleted.
 pub async fn delete(State(app): State<Arc<AppState>>, req: axum::extract::Request) -> Answer {
     let (parts, body) = req.into_parts();
-    let keys = require_master(&app, &parts.headers)?;
+    let keys = require_master(&app, &parts.headers).await?;
     let body = body_object(&super::read_body(body, app.max_request_bytes).await?)?;
     let list = |field: &str| -> Result<Vec<String>, ApiError> {
         match body.get(field) {
@@ -263,11 +260,15 @@ pub async fn delete(State(app): State<Arc<AppState>>, req: axum::extract::Reques
     let mut missing = 0;
     for k in &named_keys {
         let t = token_of(k);
-        if keys.get(&t).is_some() {
-            tokens.push(t);
-        } else {
-            missing += 1;
+        match keys.lookup(&t).await {
+            Ok(_) => tokens.push(t),
+            Err(e) if e.status == 404 => missing += 1,
+            Err(e) => return Err(e.into()),
         }
+    }
+    if aliases.iter().any(|a| keys.by_alias(a).is_none()) {
+        // Made on another replica since the keys were last read, perhaps.
+        keys.sync().await.map_err(keys::StoreError::into_api)?;
     }
     for a in &aliases {
         match keys.by_alias(a) {
@@ -296,7 +297,7 @@ pub async fn info(
     headers: http::HeaderMap,
 ) -> Answer {
     let keys = registry(&app)?;
-    let caller = keys.identify(app.master_key.as_ref(), &headers)?;
+    let caller = keys.identify(app.master_key.as_ref(), &headers).await?;
     let asked = q.get("key").map(|k| token_of(k));
     let token = match (&caller, asked) {
         (_, Some(t)) => t,
@@ -312,10 +313,7 @@ pub async fn info(
             return Err(ApiError::new(403, "A key may only read its own record.").into());
         }
     }
-    let s = keys
-        .get(&token)
-        .map(|e| e.settings())
-        .ok_or_else(keys::key_not_found)?;
+    let s = keys.lookup(&token).await?.settings();
     Ok(Json(json!({
         "key": q.get("key").cloned().unwrap_or_else(|| token.clone()),
         "info": info_json(keys, &s),
@@ -330,7 +328,7 @@ pub async fn list(
     Query(q): Query<HashMap<String, String>>,
     headers: http::HeaderMap,
 ) -> Answer {
-    let keys = require_master(&app, &headers)?;
+    let keys = require_master(&app, &headers).await?;
     let number = |name: &str, default: usize, max: usize| -> Result<usize, ApiError> {
         match q.get(name) {
             None => Ok(default),
@@ -388,7 +386,7 @@ pub async fn spend_logs(
     Query(q): Query<HashMap<String, String>>,
     headers: http::HeaderMap,
 ) -> Answer {
-    let keys = require_master(&app, &headers)?;
+    let keys = require_master(&app, &headers).await?;
     let date = |name: &str| -> Result<Option<i64>, ApiError> {
         q.get(name)
             .map(|d| {

@@ -208,7 +208,7 @@ where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let who = match app.admit(req.headers(), "acompletion") {
+    let who = match app.admit(req.headers(), "acompletion").await {
         Ok(who) => who,
         Err(e) => {
             let resp = error::error_response(&e);
@@ -229,7 +229,7 @@ where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let who = match app.admit(req.headers(), "anthropic_messages") {
+    let who = match app.admit(req.headers(), "anthropic_messages").await {
         Ok(who) => who,
         Err(e) => {
             let resp = messages::anthropic_error(&e);
@@ -370,7 +370,7 @@ impl AppState {
     /// Lets a model request in: with virtual keys, its key checked against
     /// its limits (the admission holds its parallel slot); without, the
     /// master key if one is set.
-    fn admit(
+    async fn admit(
         &self,
         headers: &http::HeaderMap,
         call_type: &'static str,
@@ -378,6 +378,7 @@ impl AppState {
         match &self.keys {
             Some(keys) => keys
                 .admit(self.master_key.as_ref(), headers, call_type)
+                .await
                 .map(Some),
             None if auth::authorized(self.master_key.as_ref(), headers) => Ok(None),
             None => Err(auth::invalid_key()),
@@ -400,7 +401,7 @@ impl FromRequestParts<Arc<AppState>> for Authorized {
         app: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
         let who = match &app.keys {
-            Some(keys) => keys.identify(app.master_key.as_ref(), &parts.headers),
+            Some(keys) => keys.identify(app.master_key.as_ref(), &parts.headers).await,
             None if auth::authorized(app.master_key.as_ref(), &parts.headers) => {
                 Ok(crate::keys::Identity::Master)
             }
