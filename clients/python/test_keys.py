@@ -577,3 +577,89 @@ def test_a_postgres_database_is_shown_without_its_password_and_a_wrong_one_stops
     assert out.returncode != 0
     assert "general_settings.database_url" in said and "password" in said, said
     assert "not-the-password-x" not in said
+
+
+# LiteLLM's tables as its Prisma schema creates them (the columns the import
+# reads, and some it must pass over).
+LITELLM_TABLES = '''
+CREATE TABLE "LiteLLM_TeamTable" (
+    "team_id" TEXT NOT NULL PRIMARY KEY, "team_alias" TEXT, "models" TEXT[],
+    "max_budget" DOUBLE PRECISION, "tpm_limit" BIGINT, "rpm_limit" BIGINT,
+    "max_parallel_requests" INTEGER, "spend" DOUBLE PRECISION NOT NULL DEFAULT 0.0,
+    "blocked" BOOLEAN NOT NULL DEFAULT false, "metadata" JSONB NOT NULL DEFAULT '{}',
+    "model_max_budget" JSONB NOT NULL DEFAULT '{}');
+CREATE TABLE "LiteLLM_UserTable" (
+    "user_id" TEXT NOT NULL PRIMARY KEY, "max_budget" DOUBLE PRECISION,
+    "spend" DOUBLE PRECISION NOT NULL DEFAULT 0.0, "models" TEXT[],
+    "tpm_limit" BIGINT, "rpm_limit" BIGINT, "model_max_budget" JSONB NOT NULL DEFAULT '{}');
+CREATE TABLE "LiteLLM_VerificationToken" (
+    "token" TEXT NOT NULL PRIMARY KEY, "key_name" TEXT, "key_alias" TEXT,
+    "soft_budget_cooldown" BOOLEAN NOT NULL DEFAULT false,
+    "spend" DOUBLE PRECISION NOT NULL DEFAULT 0.0, "expires" TIMESTAMP(3), "models" TEXT[],
+    "aliases" JSONB NOT NULL DEFAULT '{}', "config" JSONB NOT NULL DEFAULT '{}',
+    "user_id" TEXT, "team_id" TEXT, "permissions" JSONB NOT NULL DEFAULT '{}',
+    "max_parallel_requests" INTEGER, "metadata" JSONB NOT NULL DEFAULT '{}', "blocked" BOOLEAN,
+    "tpm_limit" BIGINT, "rpm_limit" BIGINT, "max_budget" DOUBLE PRECISION,
+    "budget_duration" TEXT, "budget_reset_at" TIMESTAMP(3),
+    "allowed_cache_controls" TEXT[] DEFAULT ARRAY[]::TEXT[],
+    "allowed_routes" TEXT[] DEFAULT ARRAY[]::TEXT[],
+    "model_spend" JSONB NOT NULL DEFAULT '{}', "model_max_budget" JSONB NOT NULL DEFAULT '{}',
+    "budget_id" TEXT, "organization_id" TEXT, "object_permission_id" TEXT,
+    "created_at" TIMESTAMP(3) DEFAULT CURRENT_TIMESTAMP, "created_by" TEXT,
+    "updated_at" TIMESTAMP(3) DEFAULT CURRENT_TIMESTAMP, "updated_by" TEXT);
+'''
+
+
+def test_keys_a_litellm_proxy_made_in_its_postgres_database_go_on_working(mock, postgres: Postgres, tmp_path):
+    database = postgres.new_database()
+    sha = lambda k: hashlib.sha256(k.encode()).hexdigest()  # noqa: E731
+    plain, team_key, held = "sk-litellm-made-plain", "sk-litellm-made-team", "sk-litellm-made-held"
+    postgres.psql(LITELLM_TABLES, database)
+    postgres.psql(
+        "INSERT INTO \"LiteLLM_TeamTable\" (team_id, models) VALUES ('t-eng', ARRAY['gpt-4o-mini']);"
+        "INSERT INTO \"LiteLLM_TeamTable\" (team_id, models, max_budget) VALUES ('t-capped', ARRAY[]::TEXT[], 5);"
+        "INSERT INTO \"LiteLLM_VerificationToken\" (token, key_name, key_alias, spend, max_budget, models, "
+        f"  metadata, expires) VALUES ('{sha(plain)}', 'sk-...lain', 'from-litellm', 0.5, 0.50001, "
+        "  ARRAY['gpt-4o-mini', 'claude-sonnet-4'], '{\"owner\": \"ops\"}', now() + interval '30 days');"
+        f"INSERT INTO \"LiteLLM_VerificationToken\" (token, team_id, models) VALUES ('{sha(team_key)}', 't-eng', ARRAY[]::TEXT[]);"
+        f"INSERT INTO \"LiteLLM_VerificationToken\" (token, key_alias, team_id, models) "
+        f"  VALUES ('{sha(held)}', 'capped', 't-capped', ARRAY[]::TEXT[]);",
+        database,
+    )
+    gw = start(mock, tmp_path, postgres.url(database), "gateway-from-litellm")
+    try:
+        # Its spend came along: a little more, and its budget is spent.
+        assert chat(gw, plain).http_response.status_code == 200
+        assert eventually(lambda: refused(gw, plain) == 400)
+        i = info(gw, plain)
+        assert i["key_alias"] == "from-litellm" and i["metadata"]["owner"] == "ops"
+        assert i["models"] == ["gpt-4o-mini", "claude-sonnet-4"]
+        assert i["spend"] > 0.5
+        # A team's key keeps its team's models.
+        assert chat(gw, team_key).http_response.status_code == 200
+        with pytest.raises(openai.AuthenticationError):
+            chat(gw, team_key, model="gpt-4o")
+        # A key whose team has a budget llmux does not enforce is held,
+        # blocked, and says why.
+        assert refused(gw, held) == 401
+        why = info(gw, held)["metadata"]["llmux_import_held"]
+        assert why == ["its team's budget or limits (t-capped)"]
+        r = admin(gw, "/key/delete", {"key_aliases": ["capped"]})
+        assert r.status_code == 200, r.text
+    finally:
+        gw.proc.stop()
+    log = gw.proc.log_path.read_text()
+    assert "took the keys of LiteLLM's database" in log and "capped" in log
+    for secret in (plain, team_key, held, PG_PASSWORD):
+        assert secret not in log
+    # LiteLLM's own rows are left as they were.
+    assert postgres.psql('SELECT count(*) FROM "LiteLLM_VerificationToken"', database) == "3"
+
+    # Taken once: a key deleted since does not come back.
+    gw = start(mock, tmp_path, postgres.url(database), "gateway-from-litellm-2")
+    try:
+        assert refused(gw, held) == 401
+        assert admin(gw, "/key/info", key=held).status_code == 404
+        assert refused(gw, team_key) is None
+    finally:
+        gw.proc.stop()

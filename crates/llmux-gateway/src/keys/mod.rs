@@ -20,6 +20,7 @@
 
 pub mod edit;
 mod limits;
+pub mod litellm;
 pub mod spend;
 pub mod store;
 pub mod time;

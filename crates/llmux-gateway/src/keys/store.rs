@@ -189,6 +189,7 @@ const SCHEMA: &[&str] = &[
     )",
     "CREATE INDEX IF NOT EXISTS llmux_spend_logs_by_key ON llmux_spend_logs (api_key, start_time)",
     "CREATE INDEX IF NOT EXISTS llmux_spend_logs_by_time ON llmux_spend_logs (start_time)",
+    "CREATE TABLE IF NOT EXISTS llmux_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
 ];
 
 /// The same tables in PostgreSQL's types: 64-bit integers throughout, so
@@ -235,6 +236,7 @@ const PG_SCHEMA: &[&str] = &[
     )",
     "CREATE INDEX IF NOT EXISTS llmux_spend_logs_by_key ON llmux_spend_logs (api_key, start_time)",
     "CREATE INDEX IF NOT EXISTS llmux_spend_logs_by_time ON llmux_spend_logs (start_time)",
+    "CREATE TABLE IF NOT EXISTS llmux_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
 ];
 
 const KEY_COLUMNS: &str = "id, token, key_name, key_alias, models, spend, max_budget, budget_duration, \
@@ -330,8 +332,124 @@ impl Store {
         for statement in schema {
             sqlx::query(statement).execute(&mut *tx).await?;
         }
+        if self.backend == Backend::Postgres {
+            // Under the same lock: one replica takes LiteLLM's keys.
+            self.import_litellm(&mut tx).await?;
+        }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// LiteLLM's keys, if the database has LiteLLM's tables and they were
+    /// not taken before ([`super::litellm`]): stored beside any llmux
+    /// has (a key llmux has already is left as it is), once.
+    async fn import_litellm(&self, tx: &mut sqlx::Transaction<'_, Any>) -> Result<(), StoreError> {
+        use super::litellm;
+        let done = sqlx::query("SELECT value FROM llmux_meta WHERE name = 'litellm_import'")
+            .fetch_optional(&mut **tx)
+            .await?;
+        if done.is_some() || !self.has_table(tx, litellm::KEYS_TABLE).await? {
+            return Ok(());
+        }
+        let keys = self.json_rows(tx, litellm::KEYS_TABLE).await?;
+        let by_id = |rows: Vec<Map<String, Value>>, id: &str| {
+            rows.into_iter()
+                .filter_map(|r| Some((r.get(id)?.as_str()?.to_owned(), r)))
+                .collect::<std::collections::HashMap<_, _>>()
+        };
+        let teams = match self.has_table(tx, litellm::TEAMS_TABLE).await? {
+            true => by_id(self.json_rows(tx, litellm::TEAMS_TABLE).await?, "team_id"),
+            false => Default::default(),
+        };
+        let users = match self.has_table(tx, litellm::USERS_TABLE).await? {
+            true => by_id(self.json_rows(tx, litellm::USERS_TABLE).await?, "user_id"),
+            false => Default::default(),
+        };
+        let found = keys.len();
+        let aliases = sqlx::query("SELECT key_alias FROM llmux_keys WHERE key_alias IS NOT NULL")
+            .fetch_all(&mut **tx)
+            .await?
+            .iter()
+            .filter_map(|r| r.try_get::<String, _>("key_alias").ok())
+            .collect();
+        let imported = litellm::convert(keys, &teams, &users, aliases, super::time::now_secs());
+        let sql = format!(
+            "INSERT INTO llmux_keys ({INSERT_COLUMNS}) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (token) DO NOTHING"
+        );
+        let sql = self.sql(&sql);
+        let mut taken = 0;
+        for row in &imported.rows {
+            let done = bind_key(sqlx::query(&sql).persistent(NULLABLE_FLOAT), row)
+                .execute(&mut **tx)
+                .await?;
+            taken += done.rows_affected();
+        }
+        let summary = serde_json::json!({
+            "at": super::time::iso8601(super::time::now_secs()),
+            "found": found,
+            "imported": taken,
+            "held": imported.held.len(),
+            "skipped": imported.skipped,
+        });
+        sqlx::query(&self.sql("INSERT INTO llmux_meta (name, value) VALUES ('litellm_import', ?)"))
+            .bind(summary.to_string())
+            .execute(&mut **tx)
+            .await?;
+        tracing::info!(
+            found,
+            imported = taken,
+            held = imported.held.len(),
+            skipped = imported.skipped,
+            "took the keys of LiteLLM's database ({})",
+            litellm::KEYS_TABLE
+        );
+        for (name, why) in imported.held.iter().take(100) {
+            tracing::warn!(
+                key = %name,
+                "a LiteLLM key was taken blocked: LiteLLM also limited it by {}, which llmux does \
+                 not enforce; unblock it with /key/unblock to serve it without those limits",
+                why.join(", ")
+            );
+        }
+        if imported.held.len() > 100 {
+            tracing::warn!(
+                "… and {} more LiteLLM keys taken blocked",
+                imported.held.len() - 100
+            );
+        }
+        Ok(())
+    }
+
+    async fn has_table(
+        &self,
+        tx: &mut sqlx::Transaction<'_, Any>,
+        table: &str,
+    ) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT CAST(to_regclass($1) AS TEXT) AS t")
+            .bind(format!("\"{table}\""))
+            .fetch_one(&mut **tx)
+            .await?;
+        Ok(row.try_get::<Option<String>, _>("t")?.is_some())
+    }
+
+    /// A table's rows, each as a JSON object of whatever columns it has.
+    async fn json_rows(
+        &self,
+        tx: &mut sqlx::Transaction<'_, Any>,
+        table: &str,
+    ) -> Result<Vec<Map<String, Value>>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT CAST(row_to_json(t) AS TEXT) AS r FROM \"{table}\" t"
+        ))
+        .fetch_all(&mut **tx)
+        .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| r.try_get::<String, _>("r").ok())
+            .filter_map(|r| serde_json::from_str(&r).ok())
+            .collect())
     }
 
     pub async fn load(&self) -> Result<Vec<KeyRow>, StoreError> {

@@ -82,6 +82,43 @@ pub fn parse_date(s: &str) -> Option<i64> {
     Some(days_from_civil(y, m, d) * 86_400)
 }
 
+/// An ISO 8601 time (`2026-12-07T16:30:00`, with or without fractions of
+/// a second and a `Z` or `+00:00`; a space for the `T` as PostgreSQL
+/// writes it) → Unix seconds; a time without a zone is UTC.
+pub fn parse_timestamp(s: &str) -> Option<i64> {
+    let day = parse_date(s)?;
+    let rest = s.get(10..)?;
+    let rest = rest.strip_prefix(['T', ' ']).unwrap_or(rest);
+    if rest.is_empty() {
+        return Some(day);
+    }
+    let clock = rest.get(..8)?;
+    let mut parts = clock.split(':');
+    let h: i64 = parts.next()?.parse().ok()?;
+    let m: i64 = parts.next()?.parse().ok()?;
+    let sec: i64 = parts.next()?.parse().ok()?;
+    if h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    // A zone other than UTC: its offset taken off.
+    let zone = rest[8..].trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+    let offset = match zone {
+        "" | "Z" => 0,
+        z => {
+            let sign = match z.as_bytes()[0] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let digits: String = z[1..].chars().filter(char::is_ascii_digit).collect();
+            let zh: i64 = digits.get(..2)?.parse().ok()?;
+            let zm: i64 = digits.get(2..4).map_or(Some(0), |d| d.parse().ok())?;
+            sign * (zh * 3600 + zm * 60)
+        }
+    };
+    Some(day + h * 3600 + m * 60 + sec - offset)
+}
+
 // Howard Hinnant's algorithms for the proleptic Gregorian calendar.
 
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
@@ -125,6 +162,31 @@ mod tests {
         }
         assert_eq!(parse_date("2026-13-01"), None);
         assert_eq!(parse_date("yesterday"), None);
+    }
+
+    #[test]
+    fn reads_timestamps_as_postgresql_and_prisma_write_them() {
+        let t = 1_796_661_045;
+        for s in [
+            "2026-12-07T16:30:45",
+            "2026-12-07T16:30:45.123",
+            "2026-12-07 16:30:45.5",
+            "2026-12-07T16:30:45Z",
+            "2026-12-07T16:30:45.000+00:00",
+            "2026-12-07T18:30:45+02:00",
+            "2026-12-07T15:00:45-0130",
+        ] {
+            assert_eq!(parse_timestamp(s), Some(t), "{s}");
+        }
+        assert_eq!(parse_timestamp("2026-12-07"), Some(1_796_601_600));
+        for bad in [
+            "2026-12-07T25:00:00",
+            "2026-12-07Tnoon",
+            "2026-12-07T16:30:45 CET",
+            "",
+        ] {
+            assert_eq!(parse_timestamp(bad), None, "{bad}");
+        }
     }
 
     #[test]
