@@ -535,8 +535,11 @@ def test_replicas_on_one_postgres_database_share_keys_changes_and_spend(mock, po
         budget = generate(two, models=["gpt-4o-mini"], max_budget=cost * 1.5)["key"]
         assert refused(one, budget) is None
         assert refused(two, budget) is None
+        # Each replica spent one request's cost, under the budget; once
+        # each has read the other's, both refuse the key.
         for gw in (one, two):
-            assert eventually(lambda gw=gw: refused(gw, budget) == 400)
+            assert eventually(lambda gw=gw: info(gw, budget)["spend"] == pytest.approx(2 * cost))
+            assert refused(gw, budget) == 400
     finally:
         one.proc.stop()
         two.proc.stop()
@@ -614,6 +617,7 @@ def test_keys_a_litellm_proxy_made_in_its_postgres_database_go_on_working(mock, 
     database = postgres.new_database()
     sha = lambda k: hashlib.sha256(k.encode()).hexdigest()  # noqa: E731
     plain, team_key, held = "sk-litellm-made-plain", "sk-litellm-made-team", "sk-litellm-made-held"
+    litellm_master = "sk-litellm-old-master"
     postgres.psql(LITELLM_TABLES, database)
     postgres.psql(
         "INSERT INTO \"LiteLLM_TeamTable\" (team_id, models) VALUES ('t-eng', ARRAY['gpt-4o-mini']);"
@@ -623,7 +627,10 @@ def test_keys_a_litellm_proxy_made_in_its_postgres_database_go_on_working(mock, 
         "  ARRAY['gpt-4o-mini', 'claude-sonnet-4'], '{\"owner\": \"ops\"}', now() + interval '30 days');"
         f"INSERT INTO \"LiteLLM_VerificationToken\" (token, team_id, models) VALUES ('{sha(team_key)}', 't-eng', ARRAY[]::TEXT[]);"
         f"INSERT INTO \"LiteLLM_VerificationToken\" (token, key_alias, team_id, models) "
-        f"  VALUES ('{sha(held)}', 'capped', 't-capped', ARRAY[]::TEXT[]);",
+        f"  VALUES ('{sha(held)}', 'capped', 't-capped', ARRAY[]::TEXT[]);"
+        # LiteLLM keeps its own master key's hash as a key.
+        f"INSERT INTO \"LiteLLM_VerificationToken\" (token, user_id, models) "
+        f"  VALUES ('{sha(litellm_master)}', 'default_user_id', ARRAY[]::TEXT[]);",
         database,
     )
     gw = start(mock, tmp_path, postgres.url(database), "gateway-from-litellm")
@@ -644,16 +651,19 @@ def test_keys_a_litellm_proxy_made_in_its_postgres_database_go_on_working(mock, 
         assert refused(gw, held) == 401
         why = info(gw, held)["metadata"]["llmux_import_held"]
         assert why == ["its team's budget or limits (t-capped)"]
+        # LiteLLM's master key is not a key with every model here.
+        assert refused(gw, litellm_master) == 401
+        assert "admin" in info(gw, litellm_master)["metadata"]["llmux_import_held"][0]
         r = admin(gw, "/key/delete", {"key_aliases": ["capped"]})
         assert r.status_code == 200, r.text
     finally:
         gw.proc.stop()
     log = gw.proc.log_path.read_text()
     assert "took the keys of LiteLLM's database" in log and "capped" in log
-    for secret in (plain, team_key, held, PG_PASSWORD):
+    for secret in (plain, team_key, held, litellm_master, PG_PASSWORD):
         assert secret not in log
     # LiteLLM's own rows are left as they were.
-    assert postgres.psql('SELECT count(*) FROM "LiteLLM_VerificationToken"', database) == "3"
+    assert postgres.psql('SELECT count(*) FROM "LiteLLM_VerificationToken"', database) == "4"
 
     # Taken once: a key deleted since does not come back.
     gw = start(mock, tmp_path, postgres.url(database), "gateway-from-litellm-2")

@@ -16,10 +16,6 @@ pub(super) struct Spend {
     /// Charged here and not yet written: what a read of the database
     /// lacks of this process's spend.
     pub unwritten: f64,
-    /// Charged here and never to be written (the queue was full, the
-    /// write failed): counted by this process until the spend is next set
-    /// or reset.
-    pub lost: f64,
     /// Spend set here (a reset, an admin) and not yet written: until it
     /// is, the database's value is older than this one.
     pub budgets_unwritten: u32,
@@ -119,13 +115,12 @@ impl Admission {
             if let (Some(every), Some(at)) = (s.budget_seconds(), sp.reset_at) {
                 if at <= now {
                     sp.spend = 0.0;
-                    sp.lost = 0.0;
                     let next = time::next_reset(at, every, now);
                     sp.reset_at = Some(next);
                     let queued = keys.queue().push(spend::Event::Budget {
                         entry: entry.clone(),
                         spend: Some(0.0),
-                        reset_at: Some(next),
+                        reset_at: Some(Some(next)),
                         if_reset_at: Some(at),
                     });
                     sp.budgets_unwritten += u32::from(queued);

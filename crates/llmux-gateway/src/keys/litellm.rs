@@ -21,6 +21,7 @@ use std::collections::HashMap;
 pub const KEYS_TABLE: &str = "LiteLLM_VerificationToken";
 pub const TEAMS_TABLE: &str = "LiteLLM_TeamTable";
 pub const USERS_TABLE: &str = "LiteLLM_UserTable";
+pub const MEMBERSHIPS_TABLE: &str = "LiteLLM_TeamMembership";
 
 /// What the import made of LiteLLM's keys.
 #[derive(Debug, Default)]
@@ -33,20 +34,34 @@ pub struct Imported {
     pub skipped: usize,
 }
 
+/// The rows of LiteLLM's other tables a key's limits come from.
+#[derive(Debug, Default)]
+pub struct Related {
+    /// `LiteLLM_TeamTable` by `team_id`.
+    pub teams: HashMap<String, Map<String, Value>>,
+    /// `LiteLLM_UserTable` by `user_id`.
+    pub users: HashMap<String, Map<String, Value>>,
+    /// `LiteLLM_TeamMembership` by (`team_id`, `user_id`).
+    pub memberships: HashMap<(String, String), Map<String, Value>>,
+}
+
+/// LiteLLM's "no models" entry; in llmux a list of it matches no model.
+const NO_MODELS: &str = "no-default-models";
+
 /// LiteLLM's key rows (each `row_to_json` of a `LiteLLM_VerificationToken`
-/// row, whatever columns its version has) as llmux's, with their teams'
-/// and users' rows by id.
+/// row, whatever columns its version has) as llmux's, with the rows their
+/// limits come from.
 ///
 /// An alias already taken (by a key llmux has, or an earlier row) is kept
 /// in the key's metadata as `llmux_import_alias` instead: aliases are
 /// unique in llmux.
 pub fn convert(
     keys: Vec<Map<String, Value>>,
-    teams: &HashMap<String, Map<String, Value>>,
-    users: &HashMap<String, Map<String, Value>>,
+    related: &Related,
     mut taken_aliases: std::collections::HashSet<String>,
     now: i64,
 ) -> Imported {
+    let (teams, users) = (&related.teams, &related.users);
     let mut out = Imported::default();
     for k in keys {
         let Some(token) = text(&k, "token").filter(|t| is_hash(t)) else {
@@ -63,7 +78,17 @@ pub fn convert(
         row.spend = k.get("spend").and_then(Value::as_f64).unwrap_or(0.0);
         row.max_budget = k.get("max_budget").and_then(Value::as_f64);
         row.budget_duration = text(&k, "budget_duration").map(str::to_owned);
+        if row
+            .budget_duration
+            .as_deref()
+            .is_some_and(|d| time::parse_duration(d).is_none())
+        {
+            why.push("a budget period llmux cannot read".to_owned());
+        }
         row.budget_reset_at = text(&k, "budget_reset_at").and_then(time::parse_timestamp);
+        if text(&k, "budget_reset_at").is_some() && row.budget_reset_at.is_none() {
+            why.push("a budget reset time llmux cannot read".to_owned());
+        }
         if row.budget_duration.is_some() && row.budget_reset_at.is_none() {
             row.budget_reset_at = row
                 .budget_duration
@@ -91,6 +116,15 @@ pub fn convert(
         row.team_id = text(&k, "team_id").map(str::to_owned);
         row.blocked = k.get("blocked").and_then(Value::as_bool).unwrap_or(false);
         row.expires = text(&k, "expires").and_then(time::parse_timestamp);
+        if text(&k, "expires").is_some_and(|e| e != "infinity") && row.expires.is_none() {
+            why.push("an expiry llmux cannot read".to_owned());
+        }
+        if row.blocked {
+            row.metadata.insert(
+                "llmux_import_blocked".into(),
+                Value::from("blocked in LiteLLM"),
+            );
+        }
         row.created_at = text(&k, "created_at")
             .and_then(time::parse_timestamp)
             .unwrap_or(now);
@@ -120,20 +154,44 @@ pub fn convert(
                 why.push(what.to_owned());
             }
         }
-        if let Some(user) = row.user_id.as_deref().and_then(|u| users.get(u)) {
-            if !unlimited(user) {
-                why.push(format!(
-                    "its user's budget or limits ({})",
-                    row.user_id.as_deref().unwrap_or_default()
-                ));
-            }
+        if has_metadata_limits(&row.metadata) {
+            why.push("limits or tags in its metadata".to_owned());
         }
-        let team_models = match row.team_id.as_deref() {
-            None => None,
-            Some(id) => match teams.get(id) {
+        let user = row.user_id.as_deref().and_then(|u| users.get(u));
+        if let Some(user) = user {
+            let id = row.user_id.as_deref().unwrap_or_default();
+            if !unlimited(user) {
+                why.push(format!("its user's budget or limits ({id})"));
+            }
+            if matches!(
+                text(user, "user_role"),
+                Some("proxy_admin" | "proxy_admin_viewer")
+            ) || id == "default_user_id"
+            {
+                why.push("a LiteLLM admin's key (or LiteLLM's master key)".to_owned());
+            }
+        } else if row.user_id.as_deref() == Some("default_user_id") {
+            why.push("a LiteLLM admin's key (or LiteLLM's master key)".to_owned());
+        }
+        row.models = match row.team_id.clone() {
+            None => {
+                // Without a team, `all-team-models` is kept: it matches no
+                // model, as in LiteLLM. A user's models bound the key's.
+                match user.map(|u| strings(u, "models")) {
+                    Some(allowed) if !allowed.is_empty() => match bound(&models, &allowed) {
+                        Some(m) => m,
+                        None => {
+                            why.push("no model its user allows".to_owned());
+                            none_if_empty(models)
+                        }
+                    },
+                    _ => models,
+                }
+            }
+            Some(id) => match teams.get(&id) {
                 None => {
                     why.push(format!("a team not found ({id})"));
-                    None
+                    none_if_empty(models)
                 }
                 Some(team) => {
                     if team
@@ -142,42 +200,44 @@ pub fn convert(
                         .unwrap_or(false)
                     {
                         row.blocked = true;
+                        row.metadata.insert(
+                            "llmux_import_blocked".into(),
+                            Value::from(format!("its team ({id}) is blocked in LiteLLM")),
+                        );
                     }
                     if !unlimited(team) {
                         why.push(format!("its team's budget or limits ({id})"));
                     }
-                    Some(strings(team, "models"))
-                }
-            },
-        };
-        // A key may use its own models that its team allows: none listed
-        // (or `all-team-models`) is the team's.
-        row.models = match team_models {
-            Some(team) if !team.is_empty() && !team.iter().any(|m| m == "all-proxy-models") => {
-                let own: Vec<String> = models
-                    .iter()
-                    .filter(|m| *m != "all-team-models")
-                    .cloned()
-                    .collect();
-                if own.is_empty() {
-                    team
-                } else {
-                    let both: Vec<String> =
-                        own.iter().filter(|m| team.contains(m)).cloned().collect();
-                    if both.is_empty() {
-                        // Held, with its own list: an empty one would be
-                        // every model, were it unblocked.
-                        why.push("no model its team allows".to_owned());
-                        own
-                    } else {
-                        both
+                    if text(team, "organization_id").is_some() {
+                        why.push(format!("its team's organization ({id})"));
+                    }
+                    if let Some(m) = team.get("metadata").and_then(Value::as_object) {
+                        if has_metadata_limits(m) {
+                            why.push(format!("limits or tags in its team's metadata ({id})"));
+                        }
+                    }
+                    let member = row
+                        .user_id
+                        .clone()
+                        .and_then(|u| related.memberships.get(&(id.clone(), u)));
+                    if member.is_some_and(|m| text(m, "budget_id").is_some()) {
+                        why.push(format!("its budget as a member of its team ({id})"));
+                    }
+                    // The key's own models that its team allows; none of
+                    // its own (or `all-team-models`) is the team's.
+                    let own: Vec<String> = models
+                        .into_iter()
+                        .filter(|m| m != "all-team-models")
+                        .collect();
+                    match bound(&own, &strings(team, "models")) {
+                        Some(m) => m,
+                        None => {
+                            why.push("no model its team allows".to_owned());
+                            none_if_empty(own)
+                        }
                     }
                 }
-            }
-            _ => models
-                .into_iter()
-                .filter(|m| m != "all-team-models")
-                .collect(),
+            },
         };
         if !why.is_empty() {
             row.blocked = true;
@@ -193,6 +253,44 @@ pub fn convert(
         out.rows.push(row);
     }
     out
+}
+
+/// `own` models as a team's or user's list `allowed` bounds them: those
+/// of its own allowed (exactly named), or the whole list when it has none
+/// of its own; any, when the list is empty or has `all-proxy-models`.
+/// None if that leaves no model.
+fn bound(own: &[String], allowed: &[String]) -> Option<Vec<String>> {
+    if allowed.is_empty() || allowed.iter().any(|m| m == "all-proxy-models") {
+        return Some(own.to_vec());
+    }
+    let allowed: Vec<&String> = allowed.iter().filter(|m| *m != NO_MODELS).collect();
+    let both: Vec<String> = if own.is_empty() {
+        allowed.into_iter().cloned().collect()
+    } else {
+        own.iter()
+            .filter(|m| allowed.contains(m))
+            .cloned()
+            .collect()
+    };
+    (!both.is_empty()).then_some(both)
+}
+
+/// A held key's models: its own, or none at all (never the empty list,
+/// which would be every model were it unblocked).
+fn none_if_empty(models: Vec<String>) -> Vec<String> {
+    if models.is_empty() {
+        vec![NO_MODELS.to_owned()]
+    } else {
+        models
+    }
+}
+
+/// LiteLLM limits kept in metadata: rpm / tpm per model, and tags (whose
+/// budgets apply to the key's requests).
+fn has_metadata_limits(m: &Map<String, Value>) -> bool {
+    ["model_rpm_limit", "model_tpm_limit", "tags"]
+        .iter()
+        .any(|f| !empty(m.get(*f)))
 }
 
 fn is_hash(t: &str) -> bool {
@@ -283,10 +381,38 @@ mod tests {
                 obj(json!({"team_id": "t-off", "models": [], "blocked": true})),
             ),
         ]);
-        let users = HashMap::from([(
-            "u-capped".to_owned(),
-            obj(json!({"user_id": "u-capped", "max_budget": 5.0})),
+        let mut teams = teams;
+        teams.insert(
+            "t-org".to_owned(),
+            obj(json!({"team_id": "t-org", "organization_id": "o-1"})),
+        );
+        let users = HashMap::from([
+            (
+                "u-capped".to_owned(),
+                obj(json!({"user_id": "u-capped", "max_budget": 5.0})),
+            ),
+            (
+                "u-admin".to_owned(),
+                obj(json!({"user_id": "u-admin", "user_role": "proxy_admin"})),
+            ),
+            (
+                "u-narrow".to_owned(),
+                obj(json!({"user_id": "u-narrow", "models": ["claude"]})),
+            ),
+            (
+                "u-none".to_owned(),
+                obj(json!({"user_id": "u-none", "models": ["no-default-models"]})),
+            ),
+        ]);
+        let memberships = HashMap::from([(
+            ("t-open".to_owned(), "u-member".to_owned()),
+            obj(json!({"team_id": "t-open", "user_id": "u-member", "budget_id": "b-9"})),
         )]);
+        let related = Related {
+            teams,
+            users,
+            memberships,
+        };
         let keys = vec![
             obj(json!({
                 "token": hash("sk-plain"), "key_name": "sk-...lain", "key_alias": "alice",
@@ -312,8 +438,22 @@ mod tests {
             obj(json!({"token": hash("sk-same-alias"), "key_alias": "alice"})),
             obj(json!({"token": hash("sk-llmux-alias"), "key_alias": "bob"})),
         ];
+        let more = [
+            json!({"token": hash("sk-master"), "user_id": "default_user_id"}),
+            json!({"token": hash("sk-admin"), "user_id": "u-admin"}),
+            json!({"token": hash("sk-sentinel"), "models": ["all-team-models"]}),
+            json!({"token": hash("sk-user-narrow"), "user_id": "u-narrow"}),
+            json!({"token": hash("sk-user-none"), "user_id": "u-none", "models": []}),
+            json!({"token": hash("sk-member"), "team_id": "t-open", "user_id": "u-member"}),
+            json!({"token": hash("sk-org"), "team_id": "t-org"}),
+            json!({"token": hash("sk-tags"), "metadata": {"tags": ["prod"]}}),
+            json!({"token": hash("sk-forever"), "expires": "294276-12-31T23:59:59"}),
+            json!({"token": hash("sk-was-blocked"), "blocked": true}),
+        ];
+        let mut keys = keys;
+        keys.extend(more.into_iter().map(obj));
         let taken = std::collections::HashSet::from(["bob".to_owned()]);
-        let out = convert(keys, &teams, &users, taken, 1_000);
+        let out = convert(keys, &related, taken, 1_000);
         assert_eq!(out.skipped, 2);
         let by = |key: &str| out.rows.iter().find(|r| r.token == hash(key)).unwrap();
 
@@ -364,13 +504,47 @@ mod tests {
             let why = r.metadata["llmux_import_held"].as_array().unwrap();
             assert!(why.iter().any(|w| w == reason), "{key}: {why:?}");
         }
-        assert_eq!(out.held.len(), 5);
+        // What LiteLLM limits elsewhere: held too.
+        for (key, reason) in [
+            (
+                "sk-master",
+                "a LiteLLM admin's key (or LiteLLM's master key)",
+            ),
+            (
+                "sk-admin",
+                "a LiteLLM admin's key (or LiteLLM's master key)",
+            ),
+            ("sk-user-none", "no model its user allows"),
+            ("sk-member", "its budget as a member of its team (t-open)"),
+            ("sk-org", "its team's organization (t-org)"),
+            ("sk-tags", "limits or tags in its metadata"),
+            ("sk-forever", "an expiry llmux cannot read"),
+        ] {
+            let r = by(key);
+            assert!(r.blocked, "{key}");
+            let why = r.metadata["llmux_import_held"].as_array().unwrap();
+            assert!(why.iter().any(|w| w == reason), "{key}: {why:?}");
+        }
+        // A held key is never left with every model.
+        assert_eq!(by("sk-user-none").models, vec![NO_MODELS]);
+        assert_eq!(by("sk-lost-team").models, vec![NO_MODELS]);
+        // `all-team-models` without a team matches no model, as in LiteLLM.
+        assert_eq!(by("sk-sentinel").models, vec!["all-team-models"]);
+        assert!(!by("sk-sentinel").blocked);
+        // A user's models bound its keys'.
+        assert_eq!(by("sk-user-narrow").models, vec!["claude"]);
+        assert!(!by("sk-user-narrow").blocked);
+        // Blocked in LiteLLM: blocked, and said so, not held.
+        let was = by("sk-was-blocked");
+        assert!(was.blocked && was.metadata.get("llmux_import_held").is_none());
+        assert_eq!(was.metadata["llmux_import_blocked"], "blocked in LiteLLM");
+        assert_eq!(out.held.len(), 12);
         assert!(out.held.iter().any(|(name, _)| name == "pm"));
         // Aliases stay unique; a taken one is kept in the metadata.
         for (key, alias) in [("sk-same-alias", "alice"), ("sk-llmux-alias", "bob")] {
             assert_eq!(by(key).key_alias, None);
             assert_eq!(by(key).metadata["llmux_import_alias"], alias);
         }
-        assert_eq!(out.rows.len(), 11);
+        assert_eq!(out.rows.len(), 21);
     }
 }

@@ -57,7 +57,6 @@ impl KeyEntry {
             spend: row.spend,
             reset_at: row.budget_reset_at,
             unwritten: 0.0,
-            lost: 0.0,
             budgets_unwritten: 0,
         };
         KeyEntry {
@@ -73,15 +72,12 @@ impl KeyEntry {
         self.id
     }
 
-    /// A charge the spend writer has written, or (`ok` false) lost.
-    pub(super) fn written(&self, charge: f64, ok: bool) {
+    /// A charge the spend writer has written.
+    pub(super) fn written(&self, charge: f64) {
         let mut s = lock(&self.spend);
         s.unwritten -= charge;
         if s.unwritten.abs() < 1e-12 {
             s.unwritten = 0.0;
-        }
-        if !ok {
-            s.lost += charge;
         }
     }
 
@@ -99,7 +95,7 @@ impl KeyEntry {
     fn sync_spend(&self, row: &KeyRow) {
         let mut s = lock(&self.spend);
         if s.budgets_unwritten == 0 {
-            s.spend = row.spend + s.unwritten + s.lost;
+            s.spend = row.spend + s.unwritten;
             s.reset_at = row.budget_reset_at;
         }
     }
@@ -280,16 +276,23 @@ impl Keys {
     /// charged and not yet written). Runs between two of the spend
     /// writer's writes, and not during a change made here.
     pub async fn sync(self: &Arc<Self>) -> Result<(), StoreError> {
-        let _one = self.changing.lock().await;
-        let (tx, rx) = tokio::sync::oneshot::channel();
+        // In a task of its own: a caller that goes away (an admin's
+        // request) must not free the change lock while the writer still
+        // applies rows read before a change it would then let in.
         let keys = self.clone();
-        let apply = Box::new(move |rows: Result<Vec<KeyRow>, StoreError>| {
-            let _ = tx.send(rows.map(|rows| keys.apply(rows)));
+        let task = tokio::spawn(async move {
+            let _one = keys.changing.lock().await;
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let apply_to = keys.clone();
+            let apply = Box::new(move |rows: Result<Vec<KeyRow>, StoreError>| {
+                let _ = tx.send(rows.map(|rows| apply_to.apply(rows)));
+            });
+            if !keys.spend.send(spend::Event::Sync(apply)).await {
+                return Ok(());
+            }
+            rx.await.unwrap_or(Ok(()))
         });
-        if !self.spend.send(spend::Event::Sync(apply)).await {
-            return Ok(());
-        }
-        rx.await.unwrap_or(Ok(()))
+        task.await.unwrap_or(Ok(()))
     }
 
     /// The map rebuilt from every stored key: entries kept (with their
@@ -645,7 +648,6 @@ impl Keys {
             let mut s = lock(&entry.spend);
             if let Some(spend) = budget.spend {
                 s.spend = spend;
-                s.lost = 0.0;
             }
             if let Some(reset_at) = budget.reset_at {
                 s.reset_at = reset_at;
@@ -655,7 +657,7 @@ impl Keys {
             spend::Event::Budget {
                 entry: entry.clone(),
                 spend: budget.spend,
-                reset_at: s.reset_at,
+                reset_at: budget.reset_at,
                 if_reset_at: None,
             }
         };
@@ -756,18 +758,13 @@ impl Keys {
         // spend set by a reset or an admin in the order they happened.
         let mut s = lock(&entry.spend);
         s.spend += record.spend;
-        // Unwritten until the writer says otherwise; a charge the queue
-        // had no room for is lost, counted here only.
-        let charge = record.spend;
-        s.unwritten += charge;
-        let queued = self.spend.push(spend::Event::Spend {
+        // Unwritten until the writer says so; a charge the queue has no
+        // room for is still written, later, with the writer's next batch.
+        s.unwritten += record.spend;
+        self.spend.push(spend::Event::Spend {
             record: Box::new(record),
             charge: Some(entry.clone()),
         });
-        if !queued {
-            s.unwritten -= charge;
-            s.lost += charge;
-        }
     }
 
     /// A request's usage and cost: counted against its key and queued for

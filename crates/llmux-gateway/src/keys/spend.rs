@@ -78,14 +78,14 @@ pub enum Event {
         record: Box<SpendRecord>,
         charge: Option<Arc<KeyEntry>>,
     },
-    /// A key's next reset, and its spend if set (0 when its budget period
-    /// ends). A reset is written only if the stored period is still the
+    /// A key's spend and its next reset, each if set (spend 0 and the
+    /// next reset when its budget period ends). A reset is written only if the stored period is still the
     /// one that ended (`if_reset_at`): another replica may have reset it
     /// first.
     Budget {
         entry: Arc<KeyEntry>,
         spend: Option<f64>,
-        reset_at: Option<i64>,
+        reset_at: Option<Option<i64>>,
         if_reset_at: Option<i64>,
     },
     /// Answered once everything queued before it is written: true, or
@@ -105,6 +105,29 @@ pub struct Queue {
 #[derive(Default)]
 struct Counts {
     dropped: AtomicU64,
+    /// Charges not yet in the database whose requests' rows could not be
+    /// (a full queue, a failed write): summed by key, written with the
+    /// writer's next batch.
+    debt: std::sync::Mutex<Debt>,
+}
+
+/// Charges owed to keys' records, by record id.
+pub(super) type Debt = std::collections::HashMap<i64, (Arc<KeyEntry>, f64)>;
+
+impl Counts {
+    fn owe(&self, entry: &Arc<KeyEntry>, charge: f64) {
+        if charge == 0.0 {
+            return;
+        }
+        let mut debt = super::lock(&self.debt);
+        debt.entry(entry.id())
+            .or_insert_with(|| (entry.clone(), 0.0))
+            .1 += charge;
+    }
+
+    fn take_debt(&self) -> Debt {
+        std::mem::take(&mut *super::lock(&self.debt))
+    }
 }
 
 impl Queue {
@@ -122,21 +145,26 @@ impl Queue {
         let Err(e) = self.tx.try_send(ev) else {
             return true;
         };
+        let (why, ev) = match e {
+            mpsc::error::TrySendError::Full(ev) => ("the spend queue is full", ev),
+            mpsc::error::TrySendError::Closed(ev) => ("the spend writer stopped", ev),
+        };
+        // The row is lost; the charge is owed, and written with the next
+        // batch.
+        if let Event::Spend {
+            record,
+            charge: Some(entry),
+        } = &ev
         {
-            {
-                let n = self.counts.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                if n == 1 || n % 1000 == 0 {
-                    let why = match e {
-                        mpsc::error::TrySendError::Full(_) => "the spend queue is full",
-                        mpsc::error::TrySendError::Closed(_) => "the spend writer stopped",
-                    };
-                    tracing::error!(
-                        dropped = n,
-                        "{why}: spend records not written to the database \
-                         (budgets still count them in memory)"
-                    );
-                }
-            }
+            self.counts.owe(entry, record.spend);
+        }
+        let n = self.counts.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        if n == 1 || n % 1000 == 0 {
+            tracing::error!(
+                dropped = n,
+                "{why}: spend log rows not written to the database (the keys' charges are \
+                 kept, and written later)"
+            );
         }
         false
     }
@@ -191,38 +219,59 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Event>, counts: Arc<Counts>
     }
 }
 
-/// Writes a batch (tried three times) and empties it; false if it was
-/// lost. Written charges stop counting as the keys' unwritten spend; lost
-/// ones go on counting in this process's memory until the key's spend is
-/// next set or reset.
+/// Writes a batch, and the charges owed from before (tried three times),
+/// and empties it; false if it failed. Written charges stop counting as
+/// the keys' unwritten spend; a failed batch's rows are lost, its charges
+/// owed to the next.
 async fn write(store: &Store, batch: &mut Vec<Event>, counts: &Counts) -> bool {
-    if batch.is_empty() {
+    let debt = counts.take_debt();
+    if batch.is_empty() && debt.is_empty() {
         return true;
     }
+    let owed: Vec<(i64, f64)> = debt.iter().map(|(id, (_, sum))| (*id, *sum)).collect();
     // A transaction another replica's deadlocked or a database briefly
     // away: tried three times, half a second and a second apart.
-    let mut result = store.write(batch).await;
+    let mut result = store.write(batch, &owed).await;
     for wait in [500, 1000] {
         let Err(e) = &result else { break };
         tracing::warn!("writing spend failed, trying again: {e}");
         tokio::time::sleep(Duration::from_millis(wait)).await;
-        result = store.write(batch).await;
+        result = store.write(batch, &owed).await;
     }
     let ok = match result {
         Ok(()) => true,
         Err(e) => {
-            let n = batch.len() as u64;
+            let n = batch
+                .iter()
+                .filter(|ev| matches!(ev, Event::Spend { .. }))
+                .count() as u64;
             counts.dropped.fetch_add(n, Ordering::Relaxed);
-            tracing::error!("{n} spend records not written to the database: {e}");
+            tracing::error!(
+                "{n} spend log rows not written to the database (the keys' charges are kept, \
+                 and written later): {e}"
+            );
             false
         }
     };
+    for (entry, sum) in debt.into_values() {
+        if ok {
+            entry.written(sum);
+        } else {
+            counts.owe(&entry, sum);
+        }
+    }
     for ev in batch.drain(..) {
         match ev {
             Event::Spend {
                 record,
                 charge: Some(entry),
-            } => entry.written(record.spend, ok),
+            } => {
+                if ok {
+                    entry.written(record.spend);
+                } else {
+                    counts.owe(&entry, record.spend);
+                }
+            }
             Event::Budget { entry, .. } => entry.budget_written(),
             _ => {}
         }

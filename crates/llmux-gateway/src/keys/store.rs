@@ -333,8 +333,18 @@ impl Store {
             sqlx::query(statement).execute(&mut *tx).await?;
         }
         if self.backend == Backend::Postgres {
-            // Under the same lock: one replica takes LiteLLM's keys.
-            self.import_litellm(&mut tx).await?;
+            // Under the same lock: one replica takes LiteLLM's keys. In a
+            // savepoint: an import that fails (LiteLLM's tables unreadable
+            // to this role, say) is said and undone, and llmux starts
+            // without it, to try again at the next start.
+            let mut import = sqlx::Connection::begin(&mut *tx).await?;
+            match self.import_litellm(&mut import).await {
+                Ok(()) => import.commit().await?,
+                Err(e) => {
+                    import.rollback().await?;
+                    tracing::error!("taking LiteLLM's keys from this database failed: {e}");
+                }
+            }
         }
         tx.commit().await?;
         Ok(())
@@ -357,14 +367,25 @@ impl Store {
                 .filter_map(|r| Some((r.get(id)?.as_str()?.to_owned(), r)))
                 .collect::<std::collections::HashMap<_, _>>()
         };
-        let teams = match self.has_table(tx, litellm::TEAMS_TABLE).await? {
-            true => by_id(self.json_rows(tx, litellm::TEAMS_TABLE).await?, "team_id"),
-            false => Default::default(),
-        };
-        let users = match self.has_table(tx, litellm::USERS_TABLE).await? {
-            true => by_id(self.json_rows(tx, litellm::USERS_TABLE).await?, "user_id"),
-            false => Default::default(),
-        };
+        let mut related = litellm::Related::default();
+        if self.has_table(tx, litellm::TEAMS_TABLE).await? {
+            related.teams = by_id(self.json_rows(tx, litellm::TEAMS_TABLE).await?, "team_id");
+        }
+        if self.has_table(tx, litellm::USERS_TABLE).await? {
+            related.users = by_id(self.json_rows(tx, litellm::USERS_TABLE).await?, "user_id");
+        }
+        if self.has_table(tx, litellm::MEMBERSHIPS_TABLE).await? {
+            related.memberships = self
+                .json_rows(tx, litellm::MEMBERSHIPS_TABLE)
+                .await?
+                .into_iter()
+                .filter_map(|r| {
+                    let team = r.get("team_id")?.as_str()?.to_owned();
+                    let user = r.get("user_id")?.as_str()?.to_owned();
+                    Some(((team, user), r))
+                })
+                .collect();
+        }
         let found = keys.len();
         let aliases = sqlx::query("SELECT key_alias FROM llmux_keys WHERE key_alias IS NOT NULL")
             .fetch_all(&mut **tx)
@@ -372,7 +393,7 @@ impl Store {
             .iter()
             .filter_map(|r| r.try_get::<String, _>("key_alias").ok())
             .collect();
-        let imported = litellm::convert(keys, &teams, &users, aliases, super::time::now_secs());
+        let imported = litellm::convert(keys, &related, aliases, super::time::now_secs());
         let sql = format!(
             "INSERT INTO llmux_keys ({INSERT_COLUMNS}) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
@@ -544,22 +565,52 @@ impl Store {
         Ok(())
     }
 
-    /// Writes a batch the spend writer gathered, in one transaction: the
-    /// log rows in multi-row inserts, then the keys' changes in id order
-    /// (as every replica's writer takes their rows, so two cannot
-    /// deadlock), each key's own in the order they happened, its charges
-    /// between two budget changes summed into one update.
-    pub(super) async fn write(&self, batch: &[super::spend::Event]) -> Result<(), StoreError> {
+    /// Writes a batch the spend writer gathered, and charges `owed` from
+    /// before, in one transaction: the log rows in multi-row inserts,
+    /// then the keys' changes in id order (as every replica's writer takes
+    /// their rows, so two cannot deadlock), each key's own in the order
+    /// they happened, its charges between two budget changes summed into
+    /// one update. A request's charge counts only if its row went in: a
+    /// batch written again (a commit whose answer was lost) charges
+    /// nothing twice.
+    pub(super) async fn write(
+        &self,
+        batch: &[super::spend::Event],
+        owed: &[(i64, f64)],
+    ) -> Result<(), StoreError> {
         use super::spend::Event;
-        let mut rows: Vec<&SpendRecord> = Vec::new();
-        let mut ops: Vec<(i64, KeyOp)> = Vec::new();
+        let rows: Vec<&SpendRecord> = batch
+            .iter()
+            .filter_map(|ev| match ev {
+                Event::Spend { record, .. } => Some(&**record),
+                _ => None,
+            })
+            .collect();
+        let mut tx = self.pool.begin().await?;
+        // Chunks of 32, 16, …, 1 rows: six statement shapes at most, each
+        // prepared once per connection.
+        let mut inserted = std::collections::HashSet::new();
+        let mut rest = &rows[..];
+        while !rest.is_empty() {
+            let n = [32, 16, 8, 4, 2, 1]
+                .into_iter()
+                .find(|n| *n <= rest.len())
+                .unwrap_or(1);
+            let (chunk, tail) = rest.split_at(n);
+            inserted.extend(self.insert_logs(&mut tx, chunk).await?);
+            rest = tail;
+        }
+        let mut ops: Vec<(i64, KeyOp)> = owed
+            .iter()
+            .map(|(id, sum)| (*id, KeyOp::Charge(*sum)))
+            .collect();
         for ev in batch {
             match ev {
-                Event::Spend { record, charge } => {
-                    rows.push(record);
-                    if let (Some(entry), true) = (charge, record.spend != 0.0) {
-                        ops.push((entry.id(), KeyOp::Charge(record.spend)));
-                    }
+                Event::Spend {
+                    record,
+                    charge: Some(entry),
+                } if record.spend != 0.0 && inserted.contains(record.request_id.as_str()) => {
+                    ops.push((entry.id(), KeyOp::Charge(record.spend)))
                 }
                 Event::Budget {
                     entry,
@@ -574,24 +625,11 @@ impl Store {
                         if_reset_at: *if_reset_at,
                     },
                 )),
-                Event::Flush(_) | Event::Sync(_) => {}
+                _ => {}
             }
         }
         // Stable: each key's changes keep their order.
         ops.sort_by_key(|(id, _)| *id);
-        let mut tx = self.pool.begin().await?;
-        // Chunks of 32, 16, …, 1 rows: six statement shapes at most, each
-        // prepared once per connection.
-        let mut rest = &rows[..];
-        while !rest.is_empty() {
-            let n = [32, 16, 8, 4, 2, 1]
-                .into_iter()
-                .find(|n| *n <= rest.len())
-                .unwrap_or(1);
-            let (chunk, tail) = rest.split_at(n);
-            self.insert_logs(&mut tx, chunk).await?;
-            rest = tail;
-        }
         let mut i = 0;
         while i < ops.len() {
             let (id, op) = &ops[i];
@@ -627,7 +665,7 @@ impl Store {
         Ok(())
     }
 
-    /// A key's spend (if given) and next reset. A period's reset
+    /// A key's spend and next reset, each if given. A period's reset
     /// (`if_reset_at`) is made once, by whichever replica comes first:
     /// another's reset (and the charges after it) already there is left
     /// alone.
@@ -636,21 +674,30 @@ impl Store {
         tx: &mut sqlx::Transaction<'_, Any>,
         id: i64,
         spend: Option<f64>,
-        reset_at: Option<i64>,
+        reset_at: Option<Option<i64>>,
         if_reset_at: Option<i64>,
     ) -> Result<(), StoreError> {
-        let mut sql = String::from("UPDATE llmux_keys SET budget_reset_at = ?");
+        let mut sets = Vec::new();
         if spend.is_some() {
-            sql.push_str(", spend = ?");
+            sets.push("spend = ?");
         }
-        sql.push_str(" WHERE id = ?");
+        if reset_at.is_some() {
+            sets.push("budget_reset_at = ?");
+        }
+        if sets.is_empty() {
+            return Ok(());
+        }
+        let mut sql = format!("UPDATE llmux_keys SET {} WHERE id = ?", sets.join(", "));
         if if_reset_at.is_some() {
             sql.push_str(" AND budget_reset_at = ?");
         }
         let sql = self.sql(&sql);
-        let mut q = sqlx::query(&sql).bind(reset_at);
+        let mut q = sqlx::query(&sql);
         if let Some(spend) = spend {
             q = q.bind(spend);
+        }
+        if let Some(reset_at) = reset_at {
+            q = q.bind(reset_at);
         }
         q = q.bind(id);
         if let Some(was) = if_reset_at {
@@ -690,16 +737,17 @@ impl Store {
         Ok(rows.iter().map(spend_row).collect())
     }
 
+    /// The rows' request ids that went in (not one already there).
     async fn insert_logs(
         &self,
         tx: &mut sqlx::Transaction<'_, Any>,
         rows: &[&SpendRecord],
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<String>, StoreError> {
         let one = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
         let values = vec![one; rows.len()].join(", ");
         let sql = format!(
             "INSERT INTO llmux_spend_logs ({LOG_COLUMNS}) VALUES {values} \
-             ON CONFLICT DO NOTHING"
+             ON CONFLICT DO NOTHING RETURNING request_id"
         );
         let sql = self.sql(&sql);
         let mut q = sqlx::query(&sql);
@@ -722,8 +770,11 @@ impl Store {
                 .bind(&r.user_id)
                 .bind(&r.team_id);
         }
-        q.execute(&mut **tx).await?;
-        Ok(())
+        let done = q.fetch_all(&mut **tx).await?;
+        Ok(done
+            .iter()
+            .filter_map(|r| r.try_get::<String, _>("request_id").ok())
+            .collect())
     }
 }
 
@@ -732,7 +783,7 @@ enum KeyOp {
     Charge(f64),
     Set {
         spend: Option<f64>,
-        reset_at: Option<i64>,
+        reset_at: Option<Option<i64>>,
         if_reset_at: Option<i64>,
     },
 }

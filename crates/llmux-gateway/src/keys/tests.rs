@@ -637,7 +637,14 @@ async fn an_unknown_key_is_looked_up_once_a_second_and_the_master_key_never() {
     let (a, b) = replicas("unknown").await;
     assert_eq!(admit(&b, "sk-nobody").await.err().unwrap().status, 401);
     // Made on a just after b looked for it: b answers from what it
-    // remembers, without asking again, for a second.
+    // remembers, without asking again, while it remembers (a minute
+    // here, not to depend on the clock).
+    let miss = hash_key("sk-nobody");
+    assert!(lock(&b.misses).contains_key(&miss));
+    lock(&b.misses).insert(
+        miss,
+        std::time::Instant::now() + std::time::Duration::from_secs(60),
+    );
     a.insert(row("sk-nobody")).await.unwrap();
     assert_eq!(admit(&b, "sk-nobody").await.err().unwrap().status, 401);
     // Once the keys are read again, it is served.
@@ -687,6 +694,15 @@ async fn an_admin_on_one_replica_changes_a_key_made_on_another_from_its_stored_s
     .await
     .unwrap();
     assert_eq!(stored(&b, "sk-elsewhere").await.spend, 0.75);
+    // Only its spend set on a, whose copy of the period is older than b's
+    // change: the stored period stays b's.
+    let period = stored(&b, "sk-elsewhere").await.budget_reset_at;
+    assert!(period.is_some());
+    a.update(hash_key("sk-elsewhere"), body(json!({"spend": 0.5})))
+        .await
+        .unwrap();
+    let on_disk = stored(&a, "sk-elsewhere").await;
+    assert_eq!((on_disk.spend, on_disk.budget_reset_at), (0.5, period));
     // Deleted on a: b's change is a 404, and b lets the key go.
     a.delete(vec![hash_key("sk-elsewhere")]).await.unwrap();
     let e = b
@@ -702,4 +718,66 @@ async fn an_admin_on_one_replica_changes_a_key_made_on_another_from_its_stored_s
         .err()
         .unwrap();
     assert_eq!(e.status, 404);
+}
+
+#[tokio::test]
+async fn a_batch_written_twice_charges_once() {
+    let keys = open("sqlite::memory:").await;
+    keys.insert(row("sk-twice")).await.unwrap();
+    let entry = keys.get(&hash_key("sk-twice")).unwrap();
+    let a = admit(&keys, "sk-twice").await.unwrap();
+    let record = SpendRecord {
+        request_id: a.request_id.clone(),
+        call_type: "acompletion",
+        api_key: a.token().clone(),
+        key_alias: None,
+        spend: 0.5,
+        prompt_tokens: 1,
+        completion_tokens: 1,
+        total_tokens: 2,
+        start_ms: 0,
+        end_ms: 0,
+        model: "m".into(),
+        model_id: "d".into(),
+        model_group: "g".into(),
+        provider: "openai".into(),
+        user_id: None,
+        team_id: None,
+    };
+    let batch = vec![spend::Event::Spend {
+        record: Box::new(record),
+        charge: Some(entry.clone()),
+    }];
+    // As when a commit went through but its answer was lost: written again.
+    keys.store().write(&batch, &[]).await.unwrap();
+    keys.store().write(&batch, &[]).await.unwrap();
+    assert_eq!(stored(&keys, "sk-twice").await.spend, 0.5);
+}
+
+#[tokio::test]
+async fn charges_the_queue_had_no_room_for_are_written_with_the_next_batch() {
+    let keys = open("sqlite::memory:").await;
+    keys.insert(row("sk-flood")).await.unwrap();
+    let entry = keys.get(&hash_key("sk-flood")).unwrap();
+    // One thread: the writer cannot run while these are queued, so the
+    // queue fills and the last ones find no room.
+    let n = 16_384 + 10;
+    for _ in 0..n {
+        let a = admit(&keys, "sk-flood").await.unwrap();
+        keys.record_usage(&a, &deployment(), &usage(2), Some(0.25));
+    }
+    assert_eq!(entry.spend().0, 0.25 * n as f64);
+    let on_disk = stored(&keys, "sk-flood").await;
+    // Every charge is in the record; the rows that found no room are not.
+    assert_eq!(on_disk.spend, 0.25 * n as f64);
+    let logs = keys
+        .store()
+        .spend_logs(&SpendQuery {
+            limit: 100_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(logs.len(), 16_384);
+    assert_eq!(lock(&entry.spend).unwritten, 0.0);
 }
