@@ -429,8 +429,8 @@ impl Store {
         for (name, why) in imported.held.iter().take(100) {
             tracing::warn!(
                 key = %name,
-                "a LiteLLM key was taken blocked: LiteLLM also limited it by {}, which llmux does \
-                 not enforce; unblock it with /key/unblock to serve it without those limits",
+                "a LiteLLM key was taken blocked, for {}: served, it could do more than \
+                 LiteLLM let it; check it, and /key/unblock it to serve it so",
                 why.join(", ")
             );
         }
