@@ -416,6 +416,15 @@ def test_keys_and_spend_survive_a_restart_and_are_stored_hashed(mock, tmp_path):
         gw.proc.stop()
 
 
+def test_readiness_says_the_keys_database_answers(keyed, gateway):
+    gw, _ = keyed
+    with gw.http() as h:
+        r = h.get("/health/readiness")
+    assert r.status_code == 200 and r.json()["db"] == "connected", r.text
+    with gateway.http() as h:
+        assert h.get("/health/readiness").json()["db"] == "Not connected"
+
+
 def test_without_a_database_key_routes_say_how_to_get_one(gateway):
     with gateway.http() as h:
         r = h.post("/key/generate", headers=ADMIN, json={})

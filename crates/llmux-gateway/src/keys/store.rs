@@ -295,6 +295,12 @@ impl Store {
         self.backend
     }
 
+    /// Whether the database answers a trivial query within `wait`.
+    pub async fn ping(&self, wait: Duration) -> bool {
+        let q = sqlx::query("SELECT 1 AS one").fetch_one(&self.pool);
+        matches!(tokio::time::timeout(wait, q).await, Ok(Ok(_)))
+    }
+
     /// A statement in the backend's placeholders: SQLite's `?` as written,
     /// PostgreSQL's `$1`, `$2`, ….
     fn sql<'a>(&self, sql: &'a str) -> Cow<'a, str> {

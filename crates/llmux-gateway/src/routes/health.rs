@@ -22,11 +22,22 @@ pub async fn liveness() -> Response {
 }
 
 /// `/health/readiness`: the process can serve. Public, as LiteLLM's is
-/// (a probe sends no key); it tells nothing a caller could misuse.
+/// (a probe sends no key); it tells nothing a caller could misuse. `db`
+/// is the keys' database as LiteLLM reports its own: `connected` if it
+/// answers within a second, `disconnected` if not (keys held in memory
+/// are still served, so the process stays ready), `Not connected`
+/// without one.
 pub async fn readiness(State(app): State<Arc<AppState>>) -> Response {
+    let db = match &app.keys {
+        None => "Not connected",
+        Some(keys) => match keys.store().ping(std::time::Duration::from_secs(1)).await {
+            true => "connected",
+            false => "disconnected",
+        },
+    };
     Json(json!({
         "status": "healthy",
-        "db": "Not connected",
+        "db": db,
         "cache": null,
         "llmux_version": env!("CARGO_PKG_VERSION"),
         "models": app.model_count,
