@@ -203,6 +203,52 @@ def test_a_streamed_answer_counts_when_it_ends(keyed):
     assert info(gw, key)["spend"] == pytest.approx(sum(r["spend"] for r in rows), rel=1e-6)
 
 
+def test_a_stream_its_client_leaves_early_is_charged_an_estimate(keyed):
+    """A user pressing stop (Roo Code, Claude Code) before the upstream's
+    usage: the key is charged for the prompt and what it was sent, not
+    nothing."""
+    gw, _ = keyed
+    key = generate(gw, models=["gpt-4o-mini", "claude-sonnet-4"])["key"]
+    words = " ".join(f"w{i}" for i in range(60))
+    slow = f'<mock>{{"content": "{words}", "tokens_per_sec": 20}}</mock>'
+    prompt = "Refactor this module. " * 50 + slow
+    stream = gw.client(api_key=key).chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": prompt}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    seen = 0
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            seen += 1
+            if seen == 3:
+                break
+    stream.close()
+    rows = eventually(lambda: spend_logs(gw, api_key=key))
+    assert len(rows) == 1, rows
+    row = rows[0]
+    # About four bytes of the request a token: the prompt is ~1,200 bytes.
+    assert 250 <= row["prompt_tokens"] <= 500, row
+    assert 3 <= row["completion_tokens"] < 60, row
+    assert row["spend"] > 0
+    assert info(gw, key)["spend"] == pytest.approx(row["spend"], rel=1e-6)
+
+    # Claude Code's stream: the input tokens Claude gave at its start.
+    claude = anthropic.Anthropic(base_url=gw.base, api_key=key, timeout=CLIENT_TIMEOUT_S, max_retries=0)
+    with claude.messages.stream(
+        model="claude-sonnet-4", max_tokens=200, messages=[{"role": "user", "content": prompt}]
+    ) as s:
+        for i, _ in enumerate(s.text_stream):
+            if i == 2:
+                break
+    rows = eventually(lambda: len(spend_logs(gw, api_key=key)) == 2 and spend_logs(gw, api_key=key))
+    claude_row = rows[0]
+    assert claude_row["call_type"] == "anthropic_messages", claude_row
+    assert claude_row["prompt_tokens"] > 0 and claude_row["completion_tokens"] >= 3, claude_row
+    assert claude_row["spend"] > 0
+
+
 def test_over_budget_a_key_is_refused_until_its_budget_is_raised(keyed):
     gw, _ = keyed
     key = generate(gw, max_budget=0.0000001)["key"]

@@ -3,8 +3,8 @@
 //! once, and its models.
 
 use super::{KeyEntry, Keys, lock, spend, time};
-use llmux_core::ApiError;
 use llmux_core::types::ErrorKind;
+use llmux_core::{ApiError, Usage};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -61,6 +61,10 @@ pub struct Admission {
     pub request_id: String,
     /// `acompletion` or `anthropic_messages`, as LiteLLM's logs name them.
     pub call_type: &'static str,
+    /// About how many tokens the request's prompt is (virtual keys only):
+    /// what a stream its client leaves before the upstream's usage is
+    /// charged for.
+    prompt_estimate: std::sync::atomic::AtomicU64,
 }
 
 impl Drop for Admission {
@@ -79,6 +83,7 @@ impl Admission {
             started_ms: time::now_ms(),
             request_id: keys.request_id(),
             call_type,
+            prompt_estimate: Default::default(),
         }
     }
 
@@ -99,6 +104,7 @@ impl Admission {
             started_ms: time::now_ms(),
             request_id: keys.request_id(),
             call_type,
+            prompt_estimate: Default::default(),
         };
         if let Some(max) = s.max_parallel_requests {
             if parallel > max {
@@ -165,6 +171,33 @@ impl Admission {
         Ok(admission)
     }
 
+    /// Reads the request's body for its prompt's size, with a virtual key
+    /// (whose budget a stream left early is charged to).
+    pub fn estimate_prompt(&self, body: &[u8]) {
+        if self.entry.is_some() {
+            self.prompt_estimate
+                .store(prompt_tokens(body), Ordering::Relaxed);
+        }
+    }
+
+    /// What a stream its client left before the upstream said how much it
+    /// used is charged as: the usage the upstream gave (Claude's input
+    /// tokens, at the stream's start), else the prompt's estimate; and a
+    /// completion token for each event relayed, if that is more than the
+    /// upstream said. None without a virtual key.
+    pub fn left_early(&self, known: Option<&Usage>, events: u64) -> Option<Usage> {
+        self.entry.as_ref()?;
+        let mut u = known.cloned().unwrap_or_else(|| Usage {
+            prompt_tokens: self.prompt_estimate.load(Ordering::Relaxed),
+            ..Default::default()
+        });
+        // Claude's start says one output token: the events relayed since
+        // say more.
+        u.completion_tokens = u.completion_tokens.max(events);
+        u.total_tokens = u.prompt_tokens + u.completion_tokens;
+        Some(u)
+    }
+
     /// The virtual key, if the request has one (not the master key).
     pub fn entry(&self) -> Option<&Arc<KeyEntry>> {
         self.entry.as_ref()
@@ -210,6 +243,34 @@ impl super::KeySettings {
                         .is_some_and(|prefix| model.starts_with(prefix))
             })
     }
+}
+
+/// Inline data this long or longer (base64) is an image or a document,
+/// counted as [`INLINE_TOKENS`] rather than by its size.
+const INLINE_BYTES: usize = 1_024;
+const INLINE_TOKENS: u64 = 1_000;
+
+/// About how many tokens a request's prompt is: a token for every four
+/// bytes of its JSON, as text and code run, with inline data (a `data:`
+/// URL's base64, or a `"data"` string as Anthropic's and Gemini's images
+/// carry it) counted a flat [`INLINE_TOKENS`] each.
+pub fn prompt_tokens(body: &[u8]) -> u64 {
+    let mut inline_bytes = 0;
+    let mut inline = 0;
+    for marker in [&b";base64,"[..], &b"\"data\":\""[..]] {
+        let finder = memchr::memmem::Finder::new(marker);
+        let mut from = 0;
+        while let Some(i) = finder.find(&body[from..]) {
+            let start = from + i + marker.len();
+            let len = memchr::memchr(b'"', &body[start..]).unwrap_or(body.len() - start);
+            if len >= INLINE_BYTES {
+                inline_bytes += len;
+                inline += 1;
+            }
+            from = start + len;
+        }
+    }
+    ((body.len() - inline_bytes.min(body.len())) as u64).div_ceil(4) + inline * INLINE_TOKENS
 }
 
 pub fn model_denied(models: &[String], requested: &str) -> ApiError {

@@ -19,7 +19,7 @@
 //! hold up on its first use. Rate limits are counted per process.
 
 pub mod edit;
-mod limits;
+pub(crate) mod limits;
 pub mod litellm;
 pub mod spend;
 pub mod store;

@@ -781,3 +781,53 @@ async fn charges_the_queue_had_no_room_for_are_written_with_the_next_batch() {
     assert_eq!(logs.len(), 16_384);
     assert_eq!(lock(&entry.spend).unwritten, 0.0);
 }
+
+#[test]
+fn a_prompt_is_estimated_by_its_text_and_its_images_counted_flat() {
+    let text = format!(
+        r#"{{"messages":[{{"role":"user","content":"{}"}}]}}"#,
+        "a".repeat(3_957)
+    );
+    assert_eq!(limits::prompt_tokens(text.as_bytes()), 1_000);
+    // A 100 KB image, as a data URL and as Anthropic's base64 source: a
+    // thousand tokens each, not its size over four.
+    let b64 = "QUJD".repeat(25_000);
+    let openai = format!(
+        r#"{{"messages":[{{"role":"user","content":[{{"type":"image_url","image_url":{{"url":"data:image/png;base64,{b64}"}}}}]}}]}}"#
+    );
+    let n = limits::prompt_tokens(openai.as_bytes());
+    assert!((1_000..1_100).contains(&n), "{n}");
+    let anthropic = format!(
+        r#"{{"messages":[{{"role":"user","content":[{{"type":"image","source":{{"type":"base64","media_type":"image/png","data":"{b64}"}}}}]}}]}}"#
+    );
+    let n = limits::prompt_tokens(anthropic.as_bytes());
+    assert!((1_000..1_100).contains(&n), "{n}");
+    // Short `data` strings are text.
+    assert_eq!(limits::prompt_tokens(br#"{"data":"abcd"}"#), 4);
+}
+
+#[tokio::test]
+async fn a_stream_left_early_is_charged_an_estimate_only_with_a_virtual_key() {
+    let keys = open("sqlite::memory:").await;
+    keys.insert(row("sk-leaver")).await.unwrap();
+    let a = admit(&keys, "sk-leaver").await.unwrap();
+    a.estimate_prompt(&[b'x'; 400]);
+    let u = a.left_early(None, 7).unwrap();
+    assert_eq!(
+        (u.prompt_tokens, u.completion_tokens, u.total_tokens),
+        (100, 7, 107)
+    );
+    // What the upstream said is kept: Claude's input tokens at the start.
+    let known = llmux_core::Usage {
+        prompt_tokens: 42,
+        ..Default::default()
+    };
+    let u = a.left_early(Some(&known), 3).unwrap();
+    assert_eq!(
+        (u.prompt_tokens, u.completion_tokens, u.total_tokens),
+        (42, 3, 45)
+    );
+    let master = admit(&keys, MASTER).await.unwrap();
+    master.estimate_prompt(&[b'x'; 400]);
+    assert!(master.left_early(None, 7).is_none());
+}

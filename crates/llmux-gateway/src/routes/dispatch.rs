@@ -691,15 +691,24 @@ struct Relay {
     state: Arc<DeploymentState>,
     /// The key's admission: its parallel slot is held to the stream's end.
     who: Option<Arc<Admission>>,
+    /// Events the upstream's stream gave so far.
+    events_seen: u64,
 }
 
 impl Drop for Relay {
     fn drop(&mut self) {
-        // Whatever was used is accounted, even if the client left early.
+        // Whatever was used is accounted, even if the client left early:
+        // with a virtual key, a stream left before the upstream said its
+        // usage is charged an estimate of it (its budget is not a stop
+        // button away).
+        let estimate = match &self.who {
+            Some(who) if !self.done => who.left_early(self.translator.usage(), self.events_seen),
+            _ => None,
+        };
         record_usage(
             &self.app,
             &self.state,
-            self.translator.usage(),
+            estimate.as_ref().or(self.translator.usage()),
             self.who.as_ref(),
         );
     }
@@ -766,6 +775,7 @@ impl http_body::Body for Relay {
 impl Relay {
     /// SSE framing; an error or the end stops the stream.
     fn frame(&mut self) -> Bytes {
+        self.events_seen += self.events.len() as u64;
         for ev in &mut self.events {
             if let StreamEvent::Error(e) = ev {
                 if let Some(k) = &self.state.deployment.api_key {
@@ -869,6 +879,7 @@ pub fn stream_response(
         app,
         state,
         who,
+        events_seen: 0,
     };
     let mut r = Response::new(Body::new(relay));
     let h = r.headers_mut();

@@ -42,6 +42,11 @@ pub async fn messages(
 ) -> Response {
     let started = app.metrics.as_ref().map(|_| std::time::Instant::now());
     let mut model = None;
+    if let (Some(who), Ok(body)) = (&who, &body) {
+        // With a virtual key: the prompt's size, for a stream its client
+        // leaves early.
+        who.estimate_prompt(body);
+    }
     let resp = match body {
         Ok(body) => match handle(app, headers, &body, &mut model, who.as_ref()).await {
             Ok(r) => r,
