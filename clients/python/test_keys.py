@@ -728,3 +728,36 @@ def test_keys_a_litellm_proxy_made_in_its_postgres_database_go_on_working(mock, 
         assert refused(gw, team_key) is None
     finally:
         gw.proc.stop()
+
+
+def test_a_prisma_url_with_a_schema_finds_litellm_keys_there_and_keeps_llmux_tables_there(
+    mock, postgres: Postgres, tmp_path
+):
+    database = postgres.new_database()
+    key = "sk-in-a-schema"
+    sha = hashlib.sha256(key.encode()).hexdigest()
+    postgres.psql(
+        "CREATE SCHEMA team_a; SET search_path TO team_a;" + LITELLM_TABLES
+        + f"INSERT INTO \"LiteLLM_VerificationToken\" (token, models) VALUES ('{sha}', ARRAY['gpt-4o-mini']);",
+        database,
+    )
+    url = postgres.url(database) + "?schema=team_a&connection_limit=4&pool_timeout=20"
+    gw = start(mock, tmp_path, url, "gateway-schema")
+    try:
+        assert chat(gw, key).http_response.status_code == 200
+        assert refused(gw, key) is None
+    finally:
+        gw.proc.stop()
+    assert postgres.psql("SELECT to_regclass('team_a.llmux_keys') IS NOT NULL", database) == "t"
+    assert postgres.psql("SELECT to_regclass('public.llmux_keys') IS NULL", database) == "t"
+    log = gw.proc.log_path.read_text()
+    assert "unrecognized connect parameter" not in log and PG_PASSWORD not in log
+
+    # A schema that is not there yet is made, as Prisma makes it.
+    fresh = postgres.url(postgres.new_database()) + "?schema=fresh_one"
+    gw = start(mock, tmp_path, fresh, "gateway-schema-new")
+    try:
+        made = generate(gw, models=["gpt-4o-mini"])
+        assert chat(gw, made["key"]).http_response.status_code == 200
+    finally:
+        gw.proc.stop()

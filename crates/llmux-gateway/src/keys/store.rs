@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Executor, Row};
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The databases keys and spend may be kept in.
@@ -52,7 +53,7 @@ pub fn redacted(url: &str) -> String {
     if Backend::of(url) != Some(Backend::Postgres) {
         return url.to_owned();
     }
-    match sqlx::postgres::PgConnectOptions::from_str(url) {
+    match sqlx::postgres::PgConnectOptions::from_str(&prisma_params(url).0) {
         Ok(o) => format!(
             "postgresql://{}:{}/{}",
             o.get_host(),
@@ -260,6 +261,8 @@ pub struct SpendQuery {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// PostgreSQL: the schema the URL names (Prisma's `?schema=`).
+    schema: Option<String>,
 }
 
 /// Whether a statement binding an `Option<f64>` may be kept prepared:
@@ -278,15 +281,14 @@ impl Store {
         sqlx::any::install_default_drivers();
         let pool = match backend {
             Backend::Sqlite => open_sqlite(url).await?,
-            Backend::Postgres => {
-                AnyPoolOptions::new()
-                    .max_connections(8)
-                    .acquire_timeout(Duration::from_secs(10))
-                    .connect(url)
-                    .await?
-            }
+            Backend::Postgres => open_postgres(url).await?,
         };
-        let store = Store { pool, backend };
+        let schema = prisma_params(url).1.schema;
+        let store = Store {
+            pool,
+            backend,
+            schema,
+        };
         store.create_tables().await?;
         Ok(store)
     }
@@ -332,6 +334,22 @@ impl Store {
                     .bind(SCHEMA_LOCK)
                     .fetch_one(&mut *tx)
                     .await?;
+                if let Some(schema) = &self.schema {
+                    // Made if missing (as Prisma does), and only then: a
+                    // role without the right to create one may use it.
+                    let there = sqlx::query("SELECT 1 AS one FROM pg_namespace WHERE nspname = $1")
+                        .bind(schema)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if there.is_none() {
+                        let sql = format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema));
+                        sqlx::query(&sql).execute(&mut *tx).await?;
+                    }
+                    // This connection's search path was set before the
+                    // schema was there: set again.
+                    let sql = format!("SET LOCAL search_path TO {}", quote_ident(schema));
+                    sqlx::query(&sql).execute(&mut *tx).await?;
+                }
                 PG_SCHEMA
             }
         };
@@ -794,6 +812,73 @@ enum KeyOp {
     },
 }
 
+/// The parameters Prisma (LiteLLM's database client) takes in a URL that
+/// sqlx does not: `schema` (the tables' schema, created if missing),
+/// `connection_limit` (the pool's size), and ones that mean nothing here
+/// (`pool_timeout`, `socket_timeout`, `pgbouncer`, …), taken out rather
+/// than warned about.
+#[derive(Debug, Default, PartialEq)]
+struct Prisma {
+    schema: Option<String>,
+    connection_limit: Option<u32>,
+}
+
+fn prisma_params(url: &str) -> (String, Prisma) {
+    let mut prisma = Prisma::default();
+    let Ok(mut u) = reqwest::Url::parse(url) else {
+        return (url.to_owned(), prisma);
+    };
+    let mut kept = Vec::new();
+    for (k, v) in u.query_pairs() {
+        match &*k {
+            "schema" if !v.is_empty() => prisma.schema = Some(v.into_owned()),
+            "connection_limit" => prisma.connection_limit = v.parse().ok().filter(|n| *n > 0),
+            "pool_timeout"
+            | "socket_timeout"
+            | "connect_timeout"
+            | "pgbouncer"
+            | "statement_cache_size"
+            | "sslaccept"
+            | "sslidentity"
+            | "sslpassword" => {}
+            _ => kept.push((k.into_owned(), v.into_owned())),
+        }
+    }
+    if kept.is_empty() {
+        u.set_query(None);
+    } else {
+        u.query_pairs_mut().clear().extend_pairs(kept);
+    }
+    (u.to_string(), prisma)
+}
+
+/// `name` as a PostgreSQL identifier, quoted.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A PostgreSQL pool, on the URL's schema if it names one (Prisma's
+/// `?schema=`): LiteLLM's tables and llmux's are both looked for and made
+/// there.
+async fn open_postgres(url: &str) -> Result<AnyPool, StoreError> {
+    let (url, prisma) = prisma_params(url);
+    let mut options = AnyPoolOptions::new()
+        .max_connections(prisma.connection_limit.unwrap_or(8))
+        .acquire_timeout(Duration::from_secs(10));
+    if let Some(schema) = &prisma.schema {
+        let ident = quote_ident(schema);
+        let setup: Arc<str> = format!("SET search_path TO {ident}").into();
+        options = options.after_connect(move |conn, _| {
+            let setup = setup.clone();
+            Box::pin(async move {
+                conn.execute(&*setup).await?;
+                Ok(())
+            })
+        });
+    }
+    Ok(options.connect(&url).await?)
+}
+
 /// A SQLite pool: the file created if new, in WAL mode with
 /// `synchronous = NORMAL` (a commit is not an fsync: the database stays
 /// sound; a power cut may lose the last moments of spend logs). An
@@ -922,5 +1007,43 @@ fn spend_row(r: &AnyRow) -> SpendRecord {
         provider: text("custom_llm_provider").unwrap_or_default(),
         user_id: text("user_id"),
         team_id: text("team_id"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prisma_url_parameters_are_taken_out_and_read() {
+        let (url, p) = prisma_params(
+            "postgresql://u:p%40ss@db:5432/litellm?schema=team_a&connection_limit=5&pool_timeout=10&sslmode=require",
+        );
+        assert_eq!(url, "postgresql://u:p%40ss@db:5432/litellm?sslmode=require");
+        assert_eq!(
+            p,
+            Prisma {
+                schema: Some("team_a".into()),
+                connection_limit: Some(5),
+            }
+        );
+        let (url, p) = prisma_params("postgres://u:p@db/x?pgbouncer=true");
+        assert_eq!(
+            (url.as_str(), p),
+            ("postgres://u:p@db/x", Prisma::default())
+        );
+        assert_eq!(quote_ident(r#"a"b"#), r#""a""b""#);
+    }
+
+    #[test]
+    fn a_printed_url_has_no_user_or_password() {
+        assert_eq!(
+            redacted("postgresql://u:secret@db:6543/litellm?password=other&schema=s"),
+            "postgresql://db:6543/litellm"
+        );
+        assert_eq!(
+            redacted("sqlite:///var/lib/llmux.db"),
+            "sqlite:///var/lib/llmux.db"
+        );
     }
 }
