@@ -194,7 +194,7 @@ impl Admission {
         // Claude's start says one output token: the events relayed since
         // say more.
         u.completion_tokens = u.completion_tokens.max(events);
-        u.total_tokens = u.prompt_tokens + u.completion_tokens;
+        u.total_tokens = u.prompt_tokens.saturating_add(u.completion_tokens);
         Some(u)
     }
 
@@ -251,26 +251,66 @@ const INLINE_BYTES: usize = 1_024;
 const INLINE_TOKENS: u64 = 1_000;
 
 /// About how many tokens a request's prompt is: a token for every four
-/// bytes of its JSON, as text and code run, with inline data (a `data:`
-/// URL's base64, or a `"data"` string as Anthropic's and Gemini's images
-/// carry it) counted a flat [`INLINE_TOKENS`] each.
+/// bytes of its JSON, as text and code run, with inline data counted a
+/// flat [`INLINE_TOKENS`] each: a `data:` URL's base64, or a `"data"`
+/// string (Anthropic's and Gemini's images), when the run is base64 and
+/// nothing else (text dressed as an image is counted as text).
 pub fn prompt_tokens(body: &[u8]) -> u64 {
-    let mut inline_bytes = 0;
-    let mut inline = 0;
-    for marker in [&b";base64,"[..], &b"\"data\":\""[..]] {
-        let finder = memchr::memmem::Finder::new(marker);
-        let mut from = 0;
-        while let Some(i) = finder.find(&body[from..]) {
-            let start = from + i + marker.len();
-            let len = memchr::memchr(b'"', &body[start..]).unwrap_or(body.len() - start);
-            if len >= INLINE_BYTES {
-                inline_bytes += len;
-                inline += 1;
-            }
-            from = start + len;
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    // `;base64,` inside a string: the run to its closing quote.
+    let finder = memchr::memmem::Finder::new(b";base64,");
+    let mut from = 0;
+    while let Some(i) = finder.find(&body[from..]) {
+        let start = from + i + 8;
+        let end = memchr::memchr(b'"', &body[start..]).map_or(body.len(), |n| start + n);
+        runs.push((start, end));
+        from = end;
+    }
+    // `"data"`, a colon and a string, with or without spaces between.
+    let finder = memchr::memmem::Finder::new(b"\"data\"");
+    let mut from = 0;
+    while let Some(i) = finder.find(&body[from..]) {
+        let mut at = from + i + 6;
+        from = at;
+        while body.get(at).is_some_and(u8::is_ascii_whitespace) {
+            at += 1;
+        }
+        if body.get(at) != Some(&b':') {
+            continue;
+        }
+        at += 1;
+        while body.get(at).is_some_and(u8::is_ascii_whitespace) {
+            at += 1;
+        }
+        if body.get(at) != Some(&b'"') {
+            continue;
+        }
+        let start = at + 1;
+        let end = memchr::memchr(b'"', &body[start..]).map_or(body.len(), |n| start + n);
+        runs.push((start, end));
+        from = end;
+    }
+    // A run found by both markers is counted once.
+    runs.sort_unstable();
+    let (mut inline_bytes, mut inline, mut last_end) = (0usize, 0u64, 0usize);
+    for (start, end) in runs {
+        let start = start.max(last_end);
+        if end <= start {
+            continue;
+        }
+        let run = &body[start..end];
+        let base64 = run
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'\\'));
+        if run.len() >= INLINE_BYTES && base64 {
+            inline_bytes += run.len();
+            inline += 1;
+            last_end = end;
         }
     }
-    ((body.len() - inline_bytes.min(body.len())) as u64).div_ceil(4) + inline * INLINE_TOKENS
+    ((body.len() - inline_bytes.min(body.len())) as u64)
+        .div_ceil(4)
+        .saturating_add(inline.saturating_mul(INLINE_TOKENS))
 }
 
 pub fn model_denied(models: &[String], requested: &str) -> ApiError {

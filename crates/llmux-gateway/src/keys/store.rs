@@ -353,8 +353,24 @@ impl Store {
                 PG_SCHEMA
             }
         };
-        for statement in schema {
-            sqlx::query(statement).execute(&mut *tx).await?;
+        // Tables already there are left alone: a role allowed to use them
+        // but not to create any (PostgreSQL checks that even for `IF NOT
+        // EXISTS`) still starts.
+        let mut all_there = self.backend == Backend::Postgres;
+        for table in ["llmux_keys", "llmux_spend_logs", "llmux_meta"] {
+            if !all_there {
+                break;
+            }
+            let row = sqlx::query("SELECT CAST(to_regclass($1) AS TEXT) AS t")
+                .bind(table)
+                .fetch_one(&mut *tx)
+                .await?;
+            all_there = row.try_get::<Option<String>, _>("t")?.is_some();
+        }
+        if !all_there {
+            for statement in schema {
+                sqlx::query(statement).execute(&mut *tx).await?;
+            }
         }
         if self.backend == Backend::Postgres {
             // Under the same lock: one replica takes LiteLLM's keys. In a
@@ -821,6 +837,10 @@ enum KeyOp {
 struct Prisma {
     schema: Option<String>,
     connection_limit: Option<u32>,
+    /// `pgbouncer=true`: behind a transaction-mode pooler.
+    pgbouncer: bool,
+    /// Parameters taken out that llmux does not act on (names only).
+    dropped: Vec<String>,
 }
 
 fn prisma_params(url: &str) -> (String, Prisma) {
@@ -828,20 +848,32 @@ fn prisma_params(url: &str) -> (String, Prisma) {
     let Ok(mut u) = reqwest::Url::parse(url) else {
         return (url.to_owned(), prisma);
     };
-    let mut kept = Vec::new();
+    let mut kept: Vec<(String, String)> = Vec::new();
+    let mut strict = false;
     for (k, v) in u.query_pairs() {
         match &*k {
             "schema" if !v.is_empty() => prisma.schema = Some(v.into_owned()),
             "connection_limit" => prisma.connection_limit = v.parse().ok().filter(|n| *n > 0),
-            "pool_timeout"
-            | "socket_timeout"
-            | "connect_timeout"
-            | "pgbouncer"
-            | "statement_cache_size"
-            | "sslaccept"
-            | "sslidentity"
-            | "sslpassword" => {}
+            "pgbouncer" => prisma.pgbouncer = v == "true",
+            // Prisma's `strict`: the certificate is verified.
+            "sslaccept" => strict = v == "strict",
+            // Prisma's `sslcert` is the server's root certificate.
+            "sslcert" => kept.push(("sslrootcert".into(), v.into_owned())),
+            "pool_timeout" | "socket_timeout" | "connect_timeout" | "statement_cache_size" => {}
+            "sslidentity" | "sslpassword" => prisma.dropped.push(k.into_owned()),
             _ => kept.push((k.into_owned(), v.into_owned())),
+        }
+    }
+    if prisma.pgbouncer {
+        // No named prepared statements: a transaction-mode pooler may run
+        // the next one on another server connection.
+        kept.push(("statement-cache-capacity".into(), "0".into()));
+    }
+    if strict {
+        for (k, v) in &mut kept {
+            if k == "sslmode" && v == "require" {
+                *v = "verify-full".into();
+            }
         }
     }
     if kept.is_empty() {
@@ -862,6 +894,20 @@ fn quote_ident(name: &str) -> String {
 /// there.
 async fn open_postgres(url: &str) -> Result<AnyPool, StoreError> {
     let (url, prisma) = prisma_params(url);
+    if !prisma.dropped.is_empty() {
+        tracing::warn!(
+            "general_settings.database_url: {} not supported (a client certificate in a \
+             PKCS#12 file); use sslcert and sslkey as libpq names them",
+            prisma.dropped.join(", ")
+        );
+    }
+    if prisma.pgbouncer && prisma.schema.is_some() {
+        tracing::warn!(
+            "general_settings.database_url: a schema behind a transaction-mode pooler \
+             (pgbouncer=true) is not kept from one transaction to the next; connect directly, \
+             or keep the tables in the pooler's default schema"
+        );
+    }
     let mut options = AnyPoolOptions::new()
         .max_connections(prisma.connection_limit.unwrap_or(8))
         .acquire_timeout(Duration::from_secs(10));
@@ -1025,13 +1071,24 @@ mod tests {
             Prisma {
                 schema: Some("team_a".into()),
                 connection_limit: Some(5),
+                ..Prisma::default()
             }
         );
         let (url, p) = prisma_params("postgres://u:p@db/x?pgbouncer=true");
         assert_eq!(
-            (url.as_str(), p),
-            ("postgres://u:p@db/x", Prisma::default())
+            url.as_str(),
+            "postgres://u:p@db/x?statement-cache-capacity=0"
         );
+        assert!(p.pgbouncer);
+        // Prisma's TLS words, as sqlx reads them.
+        let (url, p) = prisma_params(
+            "postgres://u:p@db/x?sslmode=require&sslaccept=strict&sslcert=/ca.pem&sslidentity=id.p12",
+        );
+        assert_eq!(
+            url.as_str(),
+            "postgres://u:p@db/x?sslmode=verify-full&sslrootcert=%2Fca.pem"
+        );
+        assert_eq!(p.dropped, vec!["sslidentity"]);
         assert_eq!(quote_ident(r#"a"b"#), r#""a""b""#);
     }
 

@@ -802,8 +802,22 @@ fn a_prompt_is_estimated_by_its_text_and_its_images_counted_flat() {
     );
     let n = limits::prompt_tokens(anthropic.as_bytes());
     assert!((1_000..1_100).contains(&n), "{n}");
+    // With spaces, as some SDKs write JSON.
+    let spaced = anthropic.replace(r#""data":""#, r#""data" : ""#);
+    let n = limits::prompt_tokens(spaced.as_bytes());
+    assert!((1_000..1_100).contains(&n), "{n}");
     // Short `data` strings are text.
     assert_eq!(limits::prompt_tokens(br#"{"data":"abcd"}"#), 4);
+    // Text dressed as an image is text: no budget is dodged by it.
+    let dodge = format!(
+        r#"{{"messages":[{{"role":"user","content":"x;base64,{}"}}]}}"#,
+        "lorem ipsum ".repeat(10_000)
+    );
+    assert!(limits::prompt_tokens(dodge.as_bytes()) > 29_000);
+    // A data URL inside a `data` string is one image, not two.
+    let both = format!(r#"{{"data":"data:image/png;base64,{b64}"}}"#);
+    let n = limits::prompt_tokens(both.as_bytes());
+    assert!((1_000..1_100).contains(&n), "{n}");
 }
 
 #[tokio::test]
