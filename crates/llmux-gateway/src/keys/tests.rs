@@ -300,6 +300,17 @@ fn body(v: serde_json::Value) -> Map<String, serde_json::Value> {
     }
 }
 
+/// Every spend-log row, newest first.
+async fn all_logs(keys: &Keys) -> Vec<SpendRecord> {
+    keys.store()
+        .spend_logs(&SpendQuery {
+            limit: 100_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+}
+
 /// The key's row as the database has it once the writer caught up.
 async fn stored(keys: &Keys, key: &str) -> KeyRow {
     assert!(keys.flush(std::time::Duration::from_secs(5)).await);
@@ -454,14 +465,7 @@ async fn a_batch_of_many_requests_is_logged_whole_and_charged_to_each_key() {
     assert_eq!(stored(&keys, "sk-batch-a").await.spend, 15.0);
     assert_eq!(stored(&keys, "sk-batch-b").await.spend, 104.0);
     assert_eq!(keys.get(&hash_key("sk-batch-b")).unwrap().spend().0, 104.0);
-    let logs = keys
-        .store()
-        .spend_logs(&SpendQuery {
-            limit: 100,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let logs = all_logs(&keys).await;
     assert_eq!(logs.len(), 45);
     let ids: std::collections::HashSet<_> = logs.iter().map(|r| r.request_id.clone()).collect();
     assert_eq!(ids.len(), 45, "every request has its own id");
@@ -770,14 +774,7 @@ async fn charges_the_queue_had_no_room_for_are_written_with_the_next_batch() {
     let on_disk = stored(&keys, "sk-flood").await;
     // Every charge is in the record; the rows that found no room are not.
     assert_eq!(on_disk.spend, 0.25 * n as f64);
-    let logs = keys
-        .store()
-        .spend_logs(&SpendQuery {
-            limit: 100_000,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let logs = all_logs(&keys).await;
     assert_eq!(logs.len(), 16_384);
     assert_eq!(lock(&entry.spend).unwritten, 0.0);
 }
