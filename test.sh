@@ -3,7 +3,8 @@
 # (the real binary against `llmux mock`), and the conformance suites that drive
 # the running gateway with the official `openai` SDKs (Python, and Node making
 # Roo Code's exact requests), virtual keys on SQLite and on a private
-# PostgreSQL server. Installs what it needs on a fresh Debian machine.
+# PostgreSQL server, and replicas sharing rate limits in a private Redis.
+# Installs what it needs on a fresh Debian machine.
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -45,6 +46,8 @@ if ! have_postgres; then
     fi
     apt_install postgresql
 fi
+# Redis's server: the shared rate-limit tests start a private one on loopback.
+have redis-server || apt_install redis-server
 
 say "cargo fmt --check"
 cargo fmt --all -- --check

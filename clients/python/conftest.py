@@ -520,3 +520,101 @@ def postgres() -> Iterator[Postgres]:
         stop()
         atexit.unregister(stop)
         started = False
+
+
+# ---------------------------------------------------------------------------
+# Redis, where replicas count the virtual keys' rate limits together: a
+# private server from the installed binary (test.sh installs it),
+# password-protected, on a free loopback port, nothing saved to disk.
+
+REDIS_PASSWORD = "redis-secret-password"
+
+
+@dataclass
+class Redis:
+    binary: Path
+    port: int
+    root: Path
+    popen: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        """Starts the server (again, after `stop`) on its port, once it answers."""
+        log = open(self.root / "redis.log", "ab")
+        self.popen = subprocess.Popen(
+            [str(self.binary), "--port", str(self.port), "--bind", "127.0.0.1",
+             "--requirepass", REDIS_PASSWORD, "--save", "", "--appendonly", "no",
+             "--dir", str(self.root)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+        log.close()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                raise AssertionError((self.root / "redis.log").read_text(errors="replace"))
+            try:
+                if self.command("PING") == "+PONG":
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError("redis-server did not answer within 20 s")
+
+    def stop(self) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait(timeout=10)
+
+    def command(self, *args: str) -> str:
+        """One command (after AUTH): its reply's first line, or a bulk
+        string's value."""
+        def encode(parts: tuple[str, ...]) -> bytes:
+            out = f"*{len(parts)}\r\n".encode()
+            for p in parts:
+                b = p.encode()
+                out += f"${len(b)}\r\n".encode() + b + b"\r\n"
+            return out
+
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+            s.sendall(encode(("AUTH", REDIS_PASSWORD)) + encode(args))
+            data = b""
+
+            def complete() -> bool:
+                lines = data.split(b"\r\n")
+                if len(lines) < 3:
+                    return False
+                bulk = lines[1].startswith(b"$") and lines[1] != b"$-1"
+                return len(lines) >= (4 if bulk else 3)
+
+            while not complete():
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            lines = data.split(b"\r\n")
+            assert lines[0] == b"+OK", lines[0]
+            if lines[1].startswith(b"$") and lines[1] != b"$-1":
+                return lines[2].decode()
+            return lines[1].decode()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[Redis]:
+    import atexit
+    import shutil
+    import tempfile
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is not installed (test.sh installs it)", pytrace=False)
+        pytest.skip("redis-server is not installed (apt install redis-server)")
+    root = Path(tempfile.mkdtemp(prefix="llmux-redis-", dir="/tmp"))
+    server = Redis(binary=Path(binary), port=free_port(), root=root)
+    atexit.register(server.stop)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        atexit.unregister(server.stop)
+        shutil.rmtree(root, ignore_errors=True)

@@ -51,6 +51,7 @@ pub async fn serve(
     let database_url = config.database_url.clone();
     let master_key = config.master_key.clone();
     let key_sync = config.key_sync;
+    let redis = config.redis.clone();
     let mut state = AppState::new(config, Transport::new()?).map_err(ServeError::Config)?;
     // The spend writer runs on this runtime, beside the signal handler.
     let keys = match (database_url, master_key) {
@@ -68,6 +69,19 @@ pub async fn serve(
             "virtual keys loaded"
         );
         k.sync_every(key_sync);
+        if let Some(r) = &redis {
+            let shared = k
+                .share_limits(r)
+                .map_err(|e| ServeError::Config(format!("{}: {e}", r.from)))?;
+            // Not fatal: limits are counted here until Redis answers.
+            match shared.ping(std::time::Duration::from_secs(2)).await {
+                Ok(()) => tracing::info!(redis = %shared.place, "rate limits are counted in Redis"),
+                Err(e) => tracing::warn!(
+                    redis = %shared.place,
+                    "Redis did not answer ({e}); rate limits are counted per process until it does"
+                ),
+            }
+        }
     }
     state.keys = keys.clone();
     let app = Gateway::new(Arc::new(state));

@@ -31,6 +31,13 @@ pub fn run(path: Option<&Path>) -> ExitCode {
             llmux_gateway::keys::store::redacted(url.expose())
         );
     }
+    if let Some(r) = &config.redis {
+        println!(
+            "rate limits: counted across replicas in {} ({})",
+            r.redacted(),
+            r.from
+        );
+    }
     println!(
         "settings: num_retries={} request_timeout={}s drop_params={} max_request_size={} MB \
          routing_strategy={}",

@@ -977,7 +977,7 @@ fn check_validates_a_config_and_prints_what_it_serves() {
             "model_list:\n  - model_name: fast\n    litellm_params: {{model: groq/llama3-70b, api_key: {UPSTREAM_KEY}}}\n\
              \x20 - model_name: local\n    litellm_params: {{model: openai/m, api_base: \"https://u:base-secret@h.example/v1?key=base-secret\"}}\n\
              \x20 - model_name: \"team/*\"\n    litellm_params: {{model: \"openai/*\", api_base: \"https://u:base-secret@w.example/v1\"}}\n\
-             router_settings: {{routing_strategy: latency-based-routing, redis_host: r.internal}}\n\
+             router_settings: {{routing_strategy: latency-based-routing, redis_host: r.internal, redis_password: redis-secret-pw}}\n\
              general_settings: {{master_key: sk-m, database_url: \"sqlite:///var/lib/llmux/keys.db\"}}\n"
         ),
     )
@@ -994,9 +994,15 @@ fn check_validates_a_config_and_prints_what_it_serves() {
     );
     assert!(
         stdout.contains("routing_strategy=latency-based-routing")
-            && stdout.contains("router_settings.redis_host: not implemented"),
+            && stdout.contains("router_settings.redis_host: deployments' rpm/tpm"),
         "{stdout}"
     );
+    // The Redis it names counts the keys' limits; its password is not printed.
+    assert!(
+        stdout.contains("rate limits: counted across replicas in redis://r.internal:6379/0"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("redis-secret-pw"), "{stdout}");
     assert!(!stdout.contains(UPSTREAM_KEY), "{stdout}");
     assert!(
         stdout.contains("virtual keys: on, kept in sqlite:///var/lib/llmux/keys.db"),

@@ -61,6 +61,7 @@ pub fn from_env(env: &Env, catalog: &Catalog) -> Result<Config, ConfigError> {
         master_key,
         database_url,
         key_sync: super::DEFAULT_KEY_SYNC,
+        redis: None,
         drop_params: false,
         num_retries: DEFAULT_NUM_RETRIES,
         request_timeout: DEFAULT_TIMEOUT,

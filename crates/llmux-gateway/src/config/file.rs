@@ -132,6 +132,7 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
     let mut aliases = Vec::new();
     let mut routing_strategy = super::RoutingStrategy::default();
     let mut cooldowns = super::Cooldowns::default();
+    let mut router_redis = super::redis::Parts::default();
     for (k, v) in &section(&root, "router_settings")? {
         let path = format!("router_settings.{k}");
         match k.as_str() {
@@ -150,12 +151,19 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
             "num_retries" => num_retries = u64_value(v, &path)? as u32,
             "timeout" => request_timeout = duration_value(v, &path)?,
             "model_group_alias" => aliases = alias_map(v, &path)?,
+            "redis_host" => router_redis.host = resolve(v, &env, &path, &mut warnings)?,
+            "redis_port" => router_redis.port = resolve(v, &env, &path, &mut warnings)?,
+            "redis_password" => router_redis.password = resolve(v, &env, &path, &mut warnings)?,
+            "redis_username" => router_redis.username = resolve(v, &env, &path, &mut warnings)?,
+            "redis_url" => router_redis.url = resolve(v, &env, &path, &mut warnings)?,
             _ if read_fallbacks(k, v, &path)? => {}
             _ => warnings.push(format!("{path}: not implemented yet, ignored")),
         }
     }
     let mut prometheus = false;
     let mut metrics_auth = false;
+    let mut cache = None;
+    let mut cache_params = None;
     for (k, v) in &ls {
         let path = format!("litellm_settings.{k}");
         match k.as_str() {
@@ -177,6 +185,14 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
                 }
             }
             "require_auth_for_metrics_endpoint" => metrics_auth = bool_value(v, &path)?,
+            // Older configs write `cache: {type: redis, …}`.
+            "cache" => match v {
+                Value::Object(_) => cache = Some(v.clone()),
+                Value::Null => {}
+                _ if bool_value(v, &path)? => cache = Some(Value::Object(Map::new())),
+                _ => {}
+            },
+            "cache_params" => cache_params = Some(v.clone()),
             "num_retries" => num_retries = u64_value(v, &path)? as u32,
             "request_timeout" => request_timeout = duration_value(v, &path)?,
             _ if read_fallbacks(k, v, &path)? => {}
@@ -226,6 +242,14 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
     let master_key = master_key.or_else(|| super::master_key_from_env(&env));
     let database_url =
         super::database_url(database_url, &env, master_key.is_some(), &mut warnings)?;
+    let redis = redis(
+        cache,
+        cache_params,
+        router_redis,
+        database_url.is_some(),
+        &env,
+        &mut warnings,
+    )?;
     if prometheus && !metrics_auth && master_key.is_some() {
         // Open as LiteLLM's is; said, since every other route needs the key.
         warnings.push(
@@ -337,6 +361,7 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
         master_key,
         database_url,
         key_sync,
+        redis,
         drop_params,
         num_retries,
         request_timeout,
@@ -531,6 +556,114 @@ fn model_entry(
         p.model_info.entry(k).or_insert(v);
     }
     Ok(p)
+}
+
+/// The Redis the virtual keys' rate limits are counted in across
+/// replicas: `litellm_settings.cache_params` with `cache: true` (as
+/// LiteLLM's proxy counts its limits in its cache's Redis), else
+/// `router_settings.redis_*`. Response caching itself is not served.
+fn redis(
+    cache: Option<Value>,
+    cache_params: Option<Value>,
+    router: super::redis::Parts,
+    has_keys: bool,
+    env: &Env,
+    warnings: &mut Vec<String>,
+) -> Result<Option<super::RedisSettings>, ConfigError> {
+    let from_router = router.url.is_some() || router.host.is_some();
+    let mut chosen = None;
+    match (cache, cache_params) {
+        (None, Some(_)) => warnings.push(
+            "litellm_settings.cache_params: read only with litellm_settings.cache: true; ignored"
+                .to_owned(),
+        ),
+        (None, None) => {}
+        (Some(inline), params) => {
+            let mut p = match inline {
+                Value::Object(m) => m,
+                _ => Map::new(),
+            };
+            match params {
+                Some(Value::Object(m)) => p.extend(m),
+                None | Some(Value::Null) => {}
+                Some(_) => {
+                    return Err(ConfigError::Invalid(
+                        "litellm_settings.cache_params must be a mapping".into(),
+                    ));
+                }
+            }
+            let kind = p
+                .get("type")
+                .and_then(scalar)
+                .unwrap_or_else(|| "redis".into());
+            let cluster = ["redis_startup_nodes", "sentinel_nodes", "service_name"]
+                .into_iter()
+                .find(|k| p.get(*k).is_some_and(|v| !v.is_null()));
+            if kind != "redis" {
+                warnings.push(format!(
+                    "litellm_settings.cache: `{kind}` caching is not implemented yet, ignored"
+                ));
+            } else if let Some(k) = cluster {
+                warnings.push(format!(
+                    "litellm_settings.cache_params.{k}: Redis Cluster and Sentinel are not \
+                     implemented yet; rate limits are counted per process"
+                ));
+            } else {
+                let mut parts = super::redis::Parts::default();
+                for (k, v) in &p {
+                    let path = format!("litellm_settings.cache_params.{k}");
+                    let slot = match k.as_str() {
+                        "url" | "redis_url" => &mut parts.url,
+                        "host" => &mut parts.host,
+                        "port" => &mut parts.port,
+                        "username" => &mut parts.username,
+                        "password" => &mut parts.password,
+                        "ssl" => &mut parts.ssl,
+                        "db" => &mut parts.db,
+                        "namespace" => &mut parts.namespace,
+                        // The response cache's own settings (ttl, call
+                        // types, …): it is not served.
+                        _ => continue,
+                    };
+                    *slot = resolve(v, env, &path, warnings)?;
+                }
+                warnings.push(
+                    "litellm_settings.cache: response caching is not implemented yet; its Redis \
+                     counts the virtual keys' rate limits across replicas"
+                        .to_owned(),
+                );
+                chosen =
+                    super::redis::settings(parts, "litellm_settings.cache_params", env, warnings)?;
+            }
+        }
+    }
+    if from_router {
+        let theirs = super::redis::settings(router, "router_settings.redis_host", env, warnings)?;
+        match (&chosen, theirs) {
+            (None, Some(r)) => chosen = Some(r),
+            (Some(c), Some(r)) if c.redacted() != r.redacted() => warnings.push(format!(
+                "router_settings.redis_host: rate limits are counted in the Redis of \
+                 litellm_settings.cache_params ({}); {} is not used",
+                c.redacted(),
+                r.redacted()
+            )),
+            _ => {}
+        }
+        warnings.push(
+            "router_settings.redis_host: deployments' rpm/tpm and cooldowns are counted per \
+             process; the Redis counts the virtual keys' rate limits across replicas"
+                .to_owned(),
+        );
+    }
+    if chosen.is_some() && !has_keys {
+        warnings.push(format!(
+            "{}: Redis counts the virtual keys' rate limits, and there are none without \
+             general_settings.database_url; not used",
+            chosen.as_ref().map_or("redis", |c| c.from)
+        ));
+        return Ok(None);
+    }
+    Ok(chosen)
 }
 
 fn section(root: &Map<String, Value>, name: &str) -> Result<Map<String, Value>, ConfigError> {
@@ -1152,5 +1285,63 @@ litellm_settings:
         assert!(w.contains("only SQLite") && w.contains("PostgreSQL"), "{w}");
         assert!(!w.contains("pw-secret"), "{w}");
         assert_eq!(parse("", &cat, &none).unwrap().database_url, None);
+    }
+
+    #[test]
+    fn a_redis_is_read_as_litellm_names_it_for_the_keys_rate_limits() {
+        let cat = Catalog::builtin().unwrap();
+        let env = Env::fixed(&[("REDIS_PW", "pw-from-env")]);
+        let keys = "general_settings: {master_key: sk-m, database_url: 'sqlite:///tmp/k.db'}\n";
+        let read = |text: &str| {
+            let c = parse(&format!("{keys}{text}"), &cat, &env).unwrap();
+            (c.redis.map(|r| r.redacted()), c.warnings.join("\n"))
+        };
+        // LiteLLM's cache settings: the Redis is used; its response cache
+        // is said not to be.
+        let (r, w) = read(
+            "litellm_settings: {cache: true, cache_params: {type: redis, host: r1, port: 6380, \
+             password: os.environ/REDIS_PW, ttl: 60}}",
+        );
+        assert_eq!(r.as_deref(), Some("redis://r1:6380/0"));
+        assert!(w.contains("response caching is not implemented"), "{w}");
+        assert!(!w.contains("pw-from-env"), "{w}");
+        // The router's, when the cache names none.
+        let (r, w) = read("router_settings: {redis_host: r2, redis_password: x}");
+        assert_eq!(r.as_deref(), Some("redis://r2:6379/0"));
+        assert!(w.contains("deployments' rpm/tpm and cooldowns"), "{w}");
+        // Both, differing: the cache's, and the other named as unused.
+        let (r, w) = read(
+            "litellm_settings: {cache: true, cache_params: {host: r1}}\n\
+             router_settings: {redis_host: r2}",
+        );
+        assert_eq!(r.as_deref(), Some("redis://r1:6379/0"));
+        assert!(w.contains("redis://r2:6379/0 is not used"), "{w}");
+        // Not a Redis, Redis Cluster, cache_params alone, no keys: none,
+        // each said.
+        for (text, says) in [
+            (
+                "litellm_settings: {cache: true, cache_params: {type: s3}}",
+                "`s3` caching is not implemented",
+            ),
+            (
+                "litellm_settings: {cache: true, cache_params: {redis_startup_nodes: [{host: a}]}}",
+                "Cluster and Sentinel are not",
+            ),
+            (
+                "litellm_settings: {cache_params: {type: redis, host: r1}}",
+                "read only with litellm_settings.cache: true",
+            ),
+        ] {
+            let (r, w) = read(text);
+            assert_eq!(r, None, "{text}");
+            assert!(w.contains(says), "{text}: {w}");
+        }
+        let c = parse("router_settings: {redis_host: r2}", &cat, &env).unwrap();
+        assert!(c.redis.is_none());
+        assert!(
+            c.warnings.join("\n").contains("there are none without"),
+            "{:?}",
+            c.warnings
+        );
     }
 }

@@ -6,10 +6,12 @@ mod deployments;
 mod discover;
 pub mod env;
 mod file;
+pub mod redis;
 mod wildcard;
 
 pub use env::Env;
 pub use file::{load_file, parse};
+pub use redis::RedisSettings;
 pub use wildcard::Wildcards;
 
 use llmux_core::{Deployment, Secret};
@@ -54,6 +56,10 @@ pub struct Config {
     /// How often the keys are read again from the database, for what
     /// other replicas changed (`general_settings.key_sync_interval`).
     pub key_sync: Duration,
+    /// Where the virtual keys' rate limits are counted across replicas
+    /// (LiteLLM's `cache_params` or `router_settings.redis_*`). None: per
+    /// process.
+    pub redis: Option<RedisSettings>,
     pub drop_params: bool,
     pub num_retries: u32,
     pub request_timeout: Duration,

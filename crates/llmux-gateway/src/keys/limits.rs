@@ -2,6 +2,7 @@
 //! `budget_duration`), its requests and tokens a minute, its requests at
 //! once, and its models.
 
+use super::shared::{self, Shared, Verdict};
 use super::{KeyEntry, Keys, lock, spend, time};
 use llmux_core::types::ErrorKind;
 use llmux_core::{ApiError, Usage};
@@ -65,12 +66,22 @@ pub struct Admission {
     /// what a stream its client leaves before the upstream's usage is
     /// charged for.
     prompt_estimate: std::sync::atomic::AtomicU64,
+    /// The key's requests in flight here, this one counted, when it came.
+    parallel: u32,
+    /// Where this request is counted in flight in Redis (by its id),
+    /// taken out when this is dropped.
+    shared_slot: Option<(Arc<Shared>, Arc<str>)>,
 }
 
 impl Drop for Admission {
     fn drop(&mut self) {
         if let Some(e) = &self.entry {
             e.in_flight.fetch_sub(1, Ordering::Relaxed);
+            if let Some((shared, inflight)) = self.shared_slot.take() {
+                let id = std::mem::take(&mut self.request_id);
+                lock(&e.shared_held).remove(&id);
+                shared.release(inflight, id);
+            }
         }
     }
 }
@@ -84,10 +95,14 @@ impl Admission {
             request_id: keys.request_id(),
             call_type,
             prompt_estimate: Default::default(),
+            parallel: 0,
+            shared_slot: None,
         }
     }
 
-    /// Lets a request of `entry`'s in, or says which limit stops it.
+    /// A request of `entry`'s, within the key's budget (its limits are
+    /// checked next, here or in Redis), holding one of its parallel slots
+    /// here from now on.
     pub(super) fn key(
         keys: &Keys,
         entry: Arc<KeyEntry>,
@@ -105,17 +120,9 @@ impl Admission {
             request_id: keys.request_id(),
             call_type,
             prompt_estimate: Default::default(),
+            parallel,
+            shared_slot: None,
         };
-        if let Some(max) = s.max_parallel_requests {
-            if parallel > max {
-                return Err(rate_limited(
-                    format!(
-                        "Max parallel request limit reached: this key allows {max} requests at once."
-                    ),
-                    Duration::from_secs(1),
-                ));
-            }
-        }
         {
             let mut sp = lock(&entry.spend);
             if let (Some(every), Some(at)) = (s.budget_seconds(), sp.reset_at) {
@@ -142,33 +149,95 @@ impl Admission {
                 }
             }
         }
+        Ok(admission)
+    }
+
+    /// Whether the key has a rate limit (rpm, tpm or parallel).
+    pub(super) fn limited(&self) -> bool {
+        self.entry.as_ref().is_some_and(|e| {
+            let s = e.settings();
+            s.rpm_limit.is_some() || s.tpm_limit.is_some() || s.max_parallel_requests.is_some()
+        })
+    }
+
+    /// Checks the key's rate limits as this process counts them, and
+    /// counts the request if `count`.
+    pub(super) fn local_limits(&self, count: bool) -> Result<(), ApiError> {
+        let Some(entry) = &self.entry else {
+            return Ok(());
+        };
+        let s = entry.settings();
+        if let Some(max) = s.max_parallel_requests {
+            if self.parallel > max {
+                return Err(parallel_limited(max));
+            }
+        }
+        let now = time::now_secs();
         let mut w = lock(&entry.window);
         w.roll(now / 60);
-        let next_minute = Duration::from_secs((60 - now.rem_euclid(60)) as u64);
+        let next_minute = (60 - now.rem_euclid(60)) as u64;
         if let Some(rpm) = s.rpm_limit {
             if w.requests >= rpm {
-                return Err(rate_limited(
-                    format!(
-                        "Rate limit reached for this key: {rpm} requests a minute (rpm_limit)."
-                    ),
-                    next_minute,
-                ));
+                return Err(rpm_limited(rpm, next_minute));
             }
         }
         if let Some(tpm) = s.tpm_limit {
             if w.tokens >= tpm {
-                return Err(rate_limited(
-                    format!(
-                        "Rate limit reached for this key: {tpm} tokens a minute (tpm_limit); {} used.",
-                        w.tokens
-                    ),
-                    next_minute,
-                ));
+                return Err(tpm_limited(tpm, w.tokens, next_minute));
             }
         }
-        w.requests += 1;
-        drop(w);
-        Ok(admission)
+        if count {
+            w.requests += 1;
+        }
+        Ok(())
+    }
+
+    /// Checks and counts the key's rate limits in Redis, with every
+    /// replica's requests; here if Redis does not answer in time.
+    pub(super) async fn shared_limits(&mut self, shared: &Arc<Shared>) -> Result<(), ApiError> {
+        let Some(entry) = self.entry.clone() else {
+            return Ok(());
+        };
+        // This process's counts are a part of the shared ones: a request
+        // they stop is stopped without asking (a request let in here
+        // while Redis was away is in them only).
+        self.local_limits(false)?;
+        let s = entry.settings();
+        let counts = shared.counts(&s.token);
+        let inflight = shared::inflight(&counts);
+        let verdict = shared
+            .admit(
+                (&counts, &inflight),
+                &self.request_id,
+                s.rpm_limit,
+                s.tpm_limit,
+                s.max_parallel_requests,
+            )
+            .await;
+        match verdict {
+            None => self.local_limits(true),
+            Some(Verdict::Admit) => {
+                // Counted here too: the count Redis failing falls back to.
+                let mut w = lock(&entry.window);
+                w.roll(time::now_secs() / 60);
+                w.requests += 1;
+                drop(w);
+                if s.max_parallel_requests.is_some() {
+                    lock(&entry.shared_held).insert(self.request_id.clone(), inflight.clone());
+                    self.shared_slot = Some((shared.clone(), inflight));
+                }
+                Ok(())
+            }
+            Some(Verdict::Parallel(_)) => Err(parallel_limited(
+                s.max_parallel_requests.unwrap_or_default(),
+            )),
+            Some(Verdict::Requests(_, wait)) => {
+                Err(rpm_limited(s.rpm_limit.unwrap_or_default(), wait))
+            }
+            Some(Verdict::Tokens(used, wait)) => {
+                Err(tpm_limited(s.tpm_limit.unwrap_or_default(), used, wait))
+            }
+        }
     }
 
     /// Reads the request's body for its prompt's size, with a virtual key
@@ -322,6 +391,27 @@ pub fn model_denied(models: &[String], requested: &str) -> ApiError {
         ),
     )
     .with_kind(ErrorKind::Other("key_model_access_denied".into()))
+}
+
+fn parallel_limited(max: u32) -> ApiError {
+    rate_limited(
+        format!("Max parallel request limit reached: this key allows {max} requests at once."),
+        Duration::from_secs(1),
+    )
+}
+
+fn rpm_limited(rpm: u64, wait_secs: u64) -> ApiError {
+    rate_limited(
+        format!("Rate limit reached for this key: {rpm} requests a minute (rpm_limit)."),
+        Duration::from_secs(wait_secs.clamp(1, 60)),
+    )
+}
+
+fn tpm_limited(tpm: u64, used: u64, wait_secs: u64) -> ApiError {
+    rate_limited(
+        format!("Rate limit reached for this key: {tpm} tokens a minute (tpm_limit); {used} used."),
+        Duration::from_secs(wait_secs.clamp(1, 60)),
+    )
 }
 
 fn rate_limited(message: String, retry_after: Duration) -> ApiError {

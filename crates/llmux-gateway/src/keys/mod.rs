@@ -16,11 +16,13 @@
 //! machine). Spend is written as increments; each process reads every key
 //! again on an interval ([`Keys::sync`], through the spend writer so its
 //! own unwritten charges are counted once), and looks a key it does not
-//! hold up on its first use. Rate limits are counted per process.
+//! hold up on its first use. Rate limits are counted per process, or in
+//! Redis when one is configured ([`shared`]), so replicas share them.
 
 pub mod edit;
 pub(crate) mod limits;
 pub mod litellm;
+pub mod shared;
 pub mod spend;
 pub mod store;
 pub mod time;
@@ -49,6 +51,9 @@ pub struct KeyEntry {
     spend: Mutex<limits::Spend>,
     window: Mutex<limits::Window>,
     in_flight: std::sync::atomic::AtomicU32,
+    /// Of those, the requests counted in flight in Redis: request id, and
+    /// the name of the set they are in there.
+    shared_held: Mutex<HashMap<String, Arc<str>>>,
 }
 
 impl KeyEntry {
@@ -65,6 +70,7 @@ impl KeyEntry {
             spend: Mutex::new(spend),
             window: Mutex::new(limits::Window::default()),
             in_flight: std::sync::atomic::AtomicU32::new(0),
+            shared_held: Mutex::new(HashMap::new()),
         }
     }
 
@@ -206,6 +212,8 @@ pub struct Keys {
     /// Counts changes to the map: a key read from the database is put in
     /// only if nothing changed the map while it was read.
     generation: std::sync::atomic::AtomicU64,
+    /// Where rate limits are counted across replicas, if anywhere.
+    shared: std::sync::OnceLock<Arc<shared::Shared>>,
 }
 
 /// How long a key not found in the database is answered 401 without
@@ -250,7 +258,48 @@ impl Keys {
             misses: Mutex::new(HashMap::new()),
             lookups: tokio::sync::Semaphore::new(LOOKUPS),
             generation: std::sync::atomic::AtomicU64::new(0),
+            shared: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Counts the keys' rate limits in `redis` from now on, shared with
+    /// every replica that does, and says every [`shared::BEAT`] which
+    /// requests this one has in flight. Connects on first use.
+    pub fn share_limits(
+        self: &Arc<Self>,
+        redis: &crate::config::RedisSettings,
+    ) -> Result<Arc<shared::Shared>, String> {
+        let shared = Arc::new(shared::Shared::new(redis).map_err(|e| e.to_string())?);
+        if self.shared.set(shared.clone()).is_err() {
+            return Err("rate limits are already counted in Redis".to_owned());
+        }
+        let keys = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(shared::BEAT);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(keys) = keys.upgrade() else { break };
+                let Some(shared) = keys.shared.get().cloned() else {
+                    break;
+                };
+                // Each set named, with the requests this process holds in it.
+                let mut held: HashMap<Arc<str>, Vec<String>> = HashMap::new();
+                for e in keys.map().values() {
+                    for (id, set) in lock(&e.shared_held).iter() {
+                        held.entry(set.clone()).or_default().push(id.clone());
+                    }
+                }
+                drop(keys);
+                shared.beat(held.into_iter().collect()).await;
+            }
+        });
+        Ok(shared)
+    }
+
+    /// The Redis rate limits are counted in, if any.
+    pub fn shared(&self) -> Option<&Arc<shared::Shared>> {
+        self.shared.get()
     }
 
     /// Reads the database's keys every `every`, for what other replicas
@@ -510,7 +559,18 @@ impl Keys {
     ) -> Result<Arc<Admission>, ApiError> {
         match self.identify(master, headers).await? {
             Identity::Master => Ok(Arc::new(Admission::master(self, call_type))),
-            Identity::Key(entry) => Admission::key(self, entry, call_type).map(Arc::new),
+            Identity::Key(entry) => {
+                let mut admission = Admission::key(self, entry, call_type)?;
+                match self.shared.get() {
+                    Some(shared) if shared.up() && admission.limited() => {
+                        // Boxed: only requests with limits and Redis carry
+                        // its future.
+                        Box::pin(admission.shared_limits(shared)).await?
+                    }
+                    _ => admission.local_limits(true)?,
+                }
+                Ok(Arc::new(admission))
+            }
         }
     }
 
@@ -754,6 +814,12 @@ impl Keys {
             return;
         };
         entry.count_tokens(record.total_tokens);
+        if let Some(shared) = self.shared.get() {
+            let s = entry.settings();
+            if s.tpm_limit.is_some() && shared.up() {
+                shared.count_tokens(shared.counts(&s.token), record.total_tokens);
+            }
+        }
         // Queued under the key's lock: the database sees charges and
         // spend set by a reset or an admin in the order they happened.
         let mut s = lock(&entry.spend);

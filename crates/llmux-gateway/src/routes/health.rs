@@ -26,19 +26,38 @@ pub async fn liveness() -> Response {
 /// is the keys' database as LiteLLM reports its own: `connected` if it
 /// answers within a second, `disconnected` if not (keys held in memory
 /// are still served, so the process stays ready), `Not connected`
-/// without one.
+/// without one. `cache` is `redis` when the keys' rate limits are counted
+/// in Redis (LiteLLM names its cache so), and `redis` says whether it
+/// answers (if not, they are counted per process).
 pub async fn readiness(State(app): State<Arc<AppState>>) -> Response {
-    let db = match &app.keys {
-        None => "Not connected",
-        Some(keys) => match keys.store().ping(std::time::Duration::from_secs(1)).await {
-            true => "connected",
-            false => "disconnected",
+    // Both asked at once: a probe's answer within a second.
+    let wait = std::time::Duration::from_secs(1);
+    let shared = app.keys.as_ref().and_then(|k| k.shared());
+    let (db, redis) = tokio::join!(
+        async {
+            match &app.keys {
+                None => "Not connected",
+                Some(keys) => match keys.store().ping(wait).await {
+                    true => "connected",
+                    false => "disconnected",
+                },
+            }
         },
-    };
+        async {
+            match shared {
+                None => None,
+                Some(s) => Some(match s.ping(wait).await {
+                    Ok(()) => "connected",
+                    Err(_) => "disconnected",
+                }),
+            }
+        }
+    );
     Json(json!({
         "status": "healthy",
         "db": db,
-        "cache": null,
+        "cache": shared.map(|_| "redis"),
+        "redis": redis,
         "llmux_version": env!("CARGO_PKG_VERSION"),
         "models": app.model_count,
     }))

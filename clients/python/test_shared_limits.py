@@ -1,0 +1,212 @@
+"""Replicas counting a virtual key's rate limits together in Redis, as a
+LiteLLM admin configures it (`litellm_settings.cache` with `cache_params`,
+or `router_settings.redis_host`): requests a minute, tokens a minute and
+requests at once hold across every replica; when Redis is gone each replica
+counts alone, and together again once it is back."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from conftest import MASTER_KEY, REDIS_PASSWORD, UPSTREAM_KEY, Gateway, Mock, Redis, gateway_config, serve_config
+from test_keys import admin, away_from_a_minute_edge, chat, eventually, generate, refused
+
+
+def start(mock: Mock, tmp: Path, db: Path, redis: Redis, name: str, how: str) -> Gateway:
+    """A replica on the SQLite file `db`, counting limits in `redis`, named
+    the way `how` says: LiteLLM's cache settings or its router's."""
+    text = gateway_config(mock.base, MASTER_KEY) + f"  database_url: sqlite://{db}\n  key_sync_interval: 0.2\n"
+    if how == "cache_params":
+        text = text.replace(
+            "litellm_settings:\n",
+            "litellm_settings:\n  cache: true\n  cache_params:\n    type: redis\n"
+            f"    host: 127.0.0.1\n    port: {redis.port}\n    password: {REDIS_PASSWORD}\n"
+            "    ttl: 600\n",
+        )
+    else:
+        text += (
+            f"router_settings:\n  redis_host: 127.0.0.1\n  redis_port: {redis.port}\n"
+            f"  redis_password: {REDIS_PASSWORD}\n"
+        )
+    return Gateway(proc=serve_config(name, text, tmp), master_key=MASTER_KEY, config_text=text)
+
+
+@pytest.fixture(scope="module")
+def replicas(mock, redis_server, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("shared")
+    db = tmp / "llmux.db"
+    one = start(mock, tmp, db, redis_server, "shared-1", "cache_params")
+    # The second names the same Redis as LiteLLM's router settings do.
+    two = start(mock, tmp, db, redis_server, "shared-2", "router_settings")
+    try:
+        yield one, two
+    finally:
+        one.proc.stop()
+        two.proc.stop()
+    for gw in (one, two):
+        log = gw.proc.log_path.read_text()
+        for secret in (REDIS_PASSWORD, MASTER_KEY, UPSTREAM_KEY):
+            assert secret not in log, f"{secret!r} in {gw.proc.name}'s log"
+
+
+def test_a_keys_requests_a_minute_are_counted_across_replicas(replicas, redis_server):
+    one, two = replicas
+    away_from_a_minute_edge()
+    made = generate(one, rpm_limit=3)
+    key = made["key"]
+    for gw in (one, two, one):
+        assert chat(gw, key).http_response.status_code == 200
+    # Counted under the key's hash, never the key.
+    assert redis_server.command("HGET", f"llmux:limits:{{{made['token']}}}", "requests") == "3"
+    # Each replica has served at most two: alone, each would let a third in.
+    with pytest.raises(openai.RateLimitError) as e:
+        chat(two, key)
+    assert "rpm_limit" in e.value.body["message"]
+    assert 1 <= int(e.value.response.headers["retry-after"]) <= 60
+    assert refused(one, key) == 429
+
+
+def test_a_keys_tokens_a_minute_are_counted_across_replicas(replicas, redis_server):
+    one, two = replicas
+    away_from_a_minute_edge()
+    made = generate(one, tpm_limit=5)
+    key = made["key"]
+    r = chat(one, key)
+    used = r.parse().usage.total_tokens
+    assert used > 5
+    # The tokens are counted in Redis as the answer is sent; the other
+    # replica, which has served the key nothing, refuses it from then on.
+    counts = f"llmux:limits:{{{made['token']}}}"
+    assert eventually(lambda: redis_server.command("HGET", counts, "tokens") == str(used))
+    with pytest.raises(openai.RateLimitError) as e:
+        chat(two, key)
+    assert "tpm_limit" in e.value.body["message"]
+
+
+def test_a_stream_on_one_replica_holds_the_keys_only_slot_on_the_other(replicas):
+    one, two = replicas
+    key = generate(one, max_parallel_requests=1)["key"]
+    slow = {"role": "user", "content": 'Hi <mock>{"tokens_per_sec": 10, "content": "a b c d e f g h"}</mock>'}
+    opened = threading.Event()
+    finished: list[int] = []
+
+    def stream() -> None:
+        s = one.client(api_key=key).chat.completions.create(model="gpt-4o-mini", messages=[slow], stream=True)
+        for _ in s:
+            opened.set()
+        finished.append(1)
+
+    t = threading.Thread(target=stream)
+    t.start()
+    try:
+        assert opened.wait(10)
+        with pytest.raises(openai.RateLimitError) as e:
+            chat(two, key)
+        assert "parallel" in e.value.body["message"]
+    finally:
+        t.join(20)
+    assert finished == [1]
+    # Given back when the stream ends: the other replica serves the key.
+    assert eventually(lambda: refused(two, key) is None)
+
+
+def test_readiness_names_redis_and_says_it_answers(replicas):
+    one, _ = replicas
+    with httpx.Client(base_url=one.base, trust_env=False, timeout=10) as h:
+        body = h.get("/health/readiness").json()
+    assert body["cache"] == "redis" and body["redis"] == "connected", body
+
+
+def test_without_redis_each_replica_counts_alone_and_together_again_once_it_is_back(replicas, redis_server):
+    one, two = replicas
+    away_from_a_minute_edge()
+    key = generate(one, rpm_limit=2)["key"]
+    redis_server.stop()
+    try:
+        # Served without waiting on the missing Redis: each replica
+        # counts the key's requests itself, and still refuses past them.
+        started = time.monotonic()
+        for gw in (one, one):
+            assert chat(gw, key).http_response.status_code == 200
+        assert refused(one, key) == 429
+        assert chat(two, key).http_response.status_code == 200
+        assert time.monotonic() - started < 10
+        with httpx.Client(base_url=one.base, trust_env=False, timeout=10) as h:
+            body = h.get("/health/readiness").json()
+        assert body["status"] == "healthy" and body["redis"] == "disconnected", body
+    finally:
+        redis_server.start()
+
+    # Back: the counts are shared again (a new key, as the old one's
+    # requests this minute were counted apart).
+    def connected() -> bool:
+        with httpx.Client(base_url=two.base, trust_env=False, timeout=10) as h:
+            return h.get("/health/readiness").json()["redis"] == "connected"
+
+    assert eventually(connected, within=10)
+    # Redis is asked again a second after it last failed.
+    time.sleep(1.2)
+    away_from_a_minute_edge()
+    fresh = generate(one, rpm_limit=1)["key"]
+    assert chat(one, fresh).http_response.status_code == 200
+    assert refused(two, fresh) == 429
+
+
+def test_a_replica_that_stops_without_giving_its_slots_back_loses_them(mock, redis_server, tmp_path):
+    """A replica killed mid-stream never gives the key's slot back; the
+    others take it as free once it has not said it holds it for 30 s. A
+    live replica's long stream keeps its slot all the while."""
+    db = tmp_path / "llmux.db"
+    one = start(mock, tmp_path, db, redis_server, "stale-1", "cache_params")
+    two = start(mock, tmp_path, db, redis_server, "stale-2", "cache_params")
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+    try:
+        killed_key = generate(one, max_parallel_requests=1)["key"]
+        kept = generate(one, max_parallel_requests=1)
+        slow = {"role": "user", "content": 'Hi <mock>{"tokens_per_sec": 1, "content": "%s"}</mock>' % ("a " * 80)}
+
+        def stream(gw: Gateway, key: str, opened: threading.Event) -> None:
+            try:
+                s = gw.client(api_key=key).chat.completions.create(
+                    model="gpt-4o-mini", messages=[slow], stream=True
+                )
+                for _ in s:
+                    opened.set()
+                    if stop.is_set():
+                        s.close()
+                        break
+            except (openai.APIError, httpx.HTTPError):
+                pass  # the replica is killed under it
+
+        opened_kept, opened_killed = threading.Event(), threading.Event()
+        threads += [
+            threading.Thread(target=stream, args=(two, kept["key"], opened_kept)),
+            threading.Thread(target=stream, args=(one, killed_key, opened_killed)),
+        ]
+        for t in threads:
+            t.start()
+        assert opened_kept.wait(10) and opened_killed.wait(10)
+        one.proc.popen.kill()
+        one.proc.popen.wait(10)
+        killed_at = time.monotonic()
+        assert refused(two, killed_key) == 429
+        assert eventually(lambda: refused(two, killed_key) is None, within=45)
+        # Not before the dead replica's last word went stale.
+        assert time.monotonic() - killed_at > 15
+        # The live replica has said it still holds its stream, as long
+        # after it began: in the last 15 s.
+        inflight = f"llmux:limits:{{{kept['token']}}}:inflight"
+        assert redis_server.command("ZCOUNT", inflight, str(int(time.time()) - 15), "+inf") == ":1"
+    finally:
+        stop.set()
+        one.proc.stop()
+        two.proc.stop()
+        for t in threads:
+            t.join(20)

@@ -1,0 +1,403 @@
+//! A virtual key's rate limits counted in Redis, so that every replica
+//! counts against the same limit: its requests and tokens this minute
+//! (a fixed window by Redis's clock, as LiteLLM's limiter counts) and its
+//! requests in flight.
+//!
+//! Each key with a limit has a hash, `llmux:limits:{<key hash>}` (the
+//! minute, its requests, its tokens), and a sorted set beside it
+//! (`…:inflight`): each request in flight by its request id, scored by when
+//! its replica last said it holds it. A request is let in by one script,
+//! which drops entries silent for [`STALE`], checks and counts at once. A
+//! request's entry is removed when it ends; every [`BEAT`] its replica says
+//! again which it holds (only those still there), so a replica that stops
+//! without giving its requests back loses them within [`STALE`]. Only keys
+//! with a limit go to Redis, after the key's own counts here (which never
+//! exceed the shared ones) have let the request pass; a request waits at
+//! most [`WAIT`] for Redis. If Redis fails, limits are counted in this
+//! process, as without Redis, and one request a second tries Redis again.
+
+use crate::config::RedisSettings;
+use redis::aio::ConnectionManager;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+/// How long a request waits for Redis before it is counted here.
+const WAIT: Duration = Duration::from_millis(250);
+/// How long Redis is left alone after it failed (then one request tries).
+const DOWN_FOR: i64 = 1_000;
+/// How often a replica says which requests it has in flight.
+pub const BEAT: Duration = Duration::from_secs(10);
+/// A request its replica has not said it holds for this long is over.
+const STALE: u64 = 30;
+/// A key's counts are dropped this long after they were last touched.
+const TTL: u64 = 180;
+/// Warnings about Redis failing, at most one this often (ms).
+const WARN_EVERY: i64 = 30_000;
+
+/// Lets a request in, or says which limit stops it. KEYS: the key's
+/// counts, its requests in flight. ARGV: request id, rpm, tpm, parallel
+/// (-1: no limit), stale, ttl. Returns {0} to let in, else {limit (1
+/// parallel, 2 rpm, 3 tpm), count, seconds until it may pass}.
+const ADMIT: &str = r"
+local now = tonumber(redis.call('TIME')[1])
+local minute = math.floor(now / 60)
+local k, f, id = KEYS[1], KEYS[2], ARGV[1]
+local rpm, tpm, par = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local stale, ttl = tonumber(ARGV[5]), tonumber(ARGV[6])
+if tonumber(redis.call('HGET', k, 'minute') or -1) ~= minute then
+  redis.call('HSET', k, 'minute', minute, 'requests', 0, 'tokens', 0)
+  redis.call('EXPIRE', k, ttl)
+end
+local wait = 60 - now % 60
+if par >= 0 then
+  redis.call('ZREMRANGEBYSCORE', f, '-inf', now - stale)
+  local live = redis.call('ZCARD', f)
+  if live >= par then return {1, live, 1} end
+end
+local requests = tonumber(redis.call('HGET', k, 'requests') or 0)
+if rpm >= 0 and requests >= rpm then return {2, requests, wait} end
+local tokens = tonumber(redis.call('HGET', k, 'tokens') or 0)
+if tpm >= 0 and tokens >= tpm then return {3, tokens, wait} end
+redis.call('HINCRBY', k, 'requests', 1)
+redis.call('EXPIRE', k, ttl)
+if par >= 0 then
+  redis.call('ZADD', f, now, id)
+  redis.call('EXPIRE', f, ttl)
+end
+return {0, 0, 0}
+";
+
+/// Counts a finished request's tokens in this minute. ARGV: tokens, ttl.
+const TOKENS: &str = r"
+local now = tonumber(redis.call('TIME')[1])
+local minute = math.floor(now / 60)
+local k = KEYS[1]
+if tonumber(redis.call('HGET', k, 'minute') or -1) ~= minute then
+  redis.call('HSET', k, 'minute', minute, 'requests', 0, 'tokens', 0)
+end
+redis.call('HINCRBY', k, 'tokens', ARGV[1])
+redis.call('EXPIRE', k, ARGV[2])
+return 0
+";
+
+/// Says this replica still holds the requests named (those not already
+/// ended or dropped as stale: never added back). KEYS: a key's requests in
+/// flight. ARGV: request ids…, ttl.
+const BEAT_SCRIPT: &str = r"
+local now = tonumber(redis.call('TIME')[1])
+for i = 1, #ARGV - 1 do
+  redis.call('ZADD', KEYS[1], 'XX', now, ARGV[i])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[#ARGV])
+return 0
+";
+
+/// What Redis said of a request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Admit,
+    /// The key's requests in flight, on every replica.
+    Parallel(u64),
+    /// Its requests this minute; seconds to the next.
+    Requests(u64, u64),
+    /// Its tokens this minute; seconds to the next.
+    Tokens(u64, u64),
+}
+
+pub struct Shared {
+    /// Which of the process's clients this is (their connections are kept
+    /// per thread by it).
+    id: usize,
+    client: redis::Client,
+    config: redis::aio::ConnectionManagerConfig,
+    prefix: String,
+    admit: redis::Script,
+    tokens: redis::Script,
+    /// Unix ms until which Redis is not asked (it failed); 0 while it
+    /// answers.
+    down_until: AtomicI64,
+    warned_at: AtomicI64,
+    /// Where, for messages: no user or password.
+    pub place: String,
+}
+
+impl Shared {
+    /// A client for `settings`' Redis; it connects on first use, and again
+    /// whenever the connection is lost.
+    pub fn new(settings: &RedisSettings) -> redis::RedisResult<Shared> {
+        let client = redis::Client::open(settings.connection_info()?)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_secs(1)))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let prefix = match &settings.namespace {
+            Some(ns) => format!("{ns}:llmux:limits:"),
+            None => "llmux:limits:".to_owned(),
+        };
+        static IDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        Ok(Shared {
+            id: IDS.fetch_add(1, Ordering::Relaxed),
+            client,
+            config,
+            prefix,
+            admit: redis::Script::new(ADMIT),
+            tokens: redis::Script::new(TOKENS),
+            down_until: AtomicI64::new(0),
+            warned_at: AtomicI64::new(i64::MIN / 2),
+            place: settings.redacted(),
+        })
+    }
+
+    /// This thread's connection: each worker thread (a runtime of its
+    /// own) talks to Redis on its own connection, so a call and its answer
+    /// never wait on another thread. Made on first use, on this thread's
+    /// runtime; it connects again by itself whenever it is lost.
+    fn conn(&self) -> redis::RedisResult<ConnectionManager> {
+        thread_local! {
+            static CONNS: std::cell::RefCell<Vec<(usize, ConnectionManager)>> =
+                const { std::cell::RefCell::new(Vec::new()) };
+        }
+        CONNS.with_borrow_mut(|conns| {
+            if let Some((_, c)) = conns.iter().find(|(id, _)| *id == self.id) {
+                return Ok(c.clone());
+            }
+            let c =
+                ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())?;
+            conns.push((self.id, c.clone()));
+            Ok(c)
+        })
+    }
+
+    /// The name of a key's counts. Its requests in flight are beside
+    /// them ([`inflight`]), in one cluster slot: the key's hash is their
+    /// hash tag.
+    pub fn counts(&self, token: &str) -> String {
+        format!("{}{{{token}}}", self.prefix)
+    }
+
+    /// Whether to ask Redis now: yes while it answers; after it failed,
+    /// no for a second, then yes for one caller, whose answer decides.
+    pub fn up(&self) -> bool {
+        let until = self.down_until.load(Ordering::Relaxed);
+        if until == 0 {
+            return true;
+        }
+        let now = super::time::now_ms();
+        now >= until
+            && self
+                .down_until
+                .compare_exchange(until, now + DOWN_FOR, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    fn answered(&self) {
+        if self.down_until.load(Ordering::Relaxed) != 0 {
+            self.down_until.store(0, Ordering::Relaxed);
+        }
+    }
+
+    fn failed(&self, what: &str, e: &dyn std::fmt::Display) {
+        let now = super::time::now_ms();
+        self.down_until.store(now + DOWN_FOR, Ordering::Relaxed);
+        let last = self.warned_at.load(Ordering::Relaxed);
+        if now - last >= WARN_EVERY
+            && self
+                .warned_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                redis = %self.place,
+                "{what} in Redis failed ({e}); rate limits are counted per process until it answers"
+            );
+        }
+    }
+
+    /// Checks and counts request `id` of the key whose counts are
+    /// `counts` (and requests in flight `inflight`). None if Redis did not
+    /// answer in time (count it here); a request it may have let in
+    /// meanwhile is taken out again.
+    pub async fn admit(
+        self: &Arc<Self>,
+        (counts, inflight): (&str, &Arc<str>),
+        id: &str,
+        rpm: Option<u64>,
+        tpm: Option<u64>,
+        parallel: Option<u32>,
+    ) -> Option<Verdict> {
+        let limit = |n: Option<u64>| n.map_or(-1, |n| n.min(i64::MAX as u64) as i64);
+        // Until Redis has answered: a request it counted in flight and
+        // this one never learned of (the wait ran out, the client left)
+        // is removed.
+        let mut pending = Pending {
+            shared: self,
+            inflight,
+            id,
+            armed: parallel.is_some(),
+        };
+        let mut conn = match self.conn() {
+            Ok(c) => c,
+            Err(e) => {
+                self.failed("counting a request", &e);
+                return None;
+            }
+        };
+        let mut invocation = self.admit.key(counts);
+        invocation
+            .key(&**inflight)
+            .arg(id)
+            .arg(limit(rpm))
+            .arg(limit(tpm))
+            .arg(limit(parallel.map(u64::from)))
+            .arg(STALE)
+            .arg(TTL);
+        // A connection Redis dropped (it restarted) fails the call that
+        // finds it so, and is made again: that call is tried once more.
+        let call = async {
+            match invocation.invoke_async::<Vec<i64>>(&mut conn).await {
+                Err(e) if e.is_connection_dropped() || e.is_io_error() => {
+                    invocation.invoke_async::<Vec<i64>>(&mut conn).await
+                }
+                answer => answer,
+            }
+        };
+        let answer = match tokio::time::timeout(WAIT, call).await {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => {
+                self.failed("counting a request", &e);
+                return None;
+            }
+            Err(_) => {
+                self.failed("counting a request", &"no answer in 250 ms");
+                return None;
+            }
+        };
+        pending.armed = false;
+        self.answered();
+        let n = |i: usize| answer.get(i).copied().unwrap_or(0).max(0) as u64;
+        Some(match answer.first() {
+            Some(1) => Verdict::Parallel(n(1)),
+            Some(2) => Verdict::Requests(n(1), n(2)),
+            Some(3) => Verdict::Tokens(n(1), n(2)),
+            _ => Verdict::Admit,
+        })
+    }
+
+    /// Counts a finished request's tokens, in the background.
+    pub fn count_tokens(self: &Arc<Self>, counts: String, tokens: u64) {
+        if tokens == 0 {
+            return;
+        }
+        let shared = self.clone();
+        spawn(async move {
+            let r = match shared.conn() {
+                Ok(mut conn) => {
+                    shared
+                        .tokens
+                        .key(&counts)
+                        .arg(tokens.min(i64::MAX as u64))
+                        .arg(TTL)
+                        .invoke_async::<i64>(&mut conn)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            match r {
+                Ok(_) => shared.answered(),
+                Err(e) => shared.failed("counting tokens", &e),
+            }
+        });
+    }
+
+    /// Takes request `id` out of the key's requests in flight, in the
+    /// background (if this fails, it goes stale).
+    pub fn release(self: &Arc<Self>, inflight: Arc<str>, id: String) {
+        let shared = self.clone();
+        spawn(async move {
+            let mut cmd = redis::cmd("ZREM");
+            cmd.arg(&*inflight).arg(&id);
+            let r = match shared.conn() {
+                Ok(mut conn) => cmd.query_async::<i64>(&mut conn).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = r {
+                shared.failed("ending a request", &e);
+            }
+        });
+    }
+
+    /// Says which requests this replica still has in flight, for each key
+    /// (by its requests-in-flight name), so they do not go stale.
+    pub async fn beat(&self, held: Vec<(Arc<str>, Vec<String>)>) {
+        if held.is_empty() {
+            return;
+        }
+        let mut pipe = redis::pipe();
+        for (inflight, ids) in &held {
+            pipe.cmd("EVAL")
+                .arg(BEAT_SCRIPT)
+                .arg(1)
+                .arg(&**inflight)
+                .arg(ids)
+                .arg(TTL)
+                .ignore();
+        }
+        // Scripts run by body here: one call a beat, and Redis may have
+        // been restarted since (its cached scripts gone).
+        let mut conn = match self.conn() {
+            Ok(c) => c,
+            Err(e) => return self.failed("saying which requests are in flight", &e),
+        };
+        let r = tokio::time::timeout(Duration::from_secs(5), pipe.query_async::<()>(&mut conn));
+        match r.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => self.failed("saying which requests are in flight", &e),
+            Err(_) => self.failed("saying which requests are in flight", &"no answer in 5 s"),
+        }
+    }
+
+    /// Whether Redis answers within `wait`, and if not, why.
+    pub async fn ping(&self, wait: Duration) -> Result<(), String> {
+        let mut conn = self.conn().map_err(|e| e.to_string())?;
+        let cmd = redis::cmd("PING");
+        let ping = cmd.query_async::<String>(&mut conn);
+        match tokio::time::timeout(wait, ping).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer in {} ms", wait.as_millis())),
+        }
+    }
+}
+
+/// The name of the requests in flight beside the counts `counts`.
+pub fn inflight(counts: &str) -> Arc<str> {
+    format!("{counts}:inflight").into()
+}
+
+/// A request Redis may have counted in flight before this process knew
+/// it had: removed again unless disarmed.
+struct Pending<'a> {
+    shared: &'a Arc<Shared>,
+    inflight: &'a Arc<str>,
+    id: &'a str,
+    armed: bool,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.shared
+                .release(self.inflight.clone(), self.id.to_owned());
+        }
+    }
+}
+
+/// Runs `f` on the current runtime, if there is one (a drop outside one
+/// has nothing to run it on: the next beat says the right count).
+fn spawn<F: Future<Output = ()> + Send + 'static>(f: F) {
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(f);
+    }
+}
