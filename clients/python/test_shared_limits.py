@@ -2,7 +2,8 @@
 LiteLLM admin configures it (`litellm_settings.cache` with `cache_params`,
 or `router_settings.redis_host`): requests a minute, tokens a minute and
 requests at once hold across every replica; when Redis is gone each replica
-counts alone, and together again once it is back."""
+counts alone, and together again once it is back. Deployments' rpm and
+cooldowns hold across replicas too."""
 
 from __future__ import annotations
 
@@ -210,3 +211,88 @@ def test_a_replica_that_stops_without_giving_its_slots_back_loses_them(mock, red
         two.proc.stop()
         for t in threads:
             t.join(20)
+
+
+def router_config(mock: Mock, redis: Redis) -> str:
+    """Two models: `limited` (one deployment, 3 requests a minute) and
+    `pair` (a deployment that answers, and one whose upstream does not know
+    the path: the first request it gets cools it down)."""
+    return f"""model_list:
+  - model_name: limited
+    litellm_params: {{model: openai/gpt-4o-mini, api_base: "{mock.base}/v1", api_key: {UPSTREAM_KEY}, rpm: 3}}
+  - model_name: pair
+    litellm_params: {{model: openai/gpt-4o-mini, api_base: "{mock.base}/v1", api_key: {UPSTREAM_KEY}}}
+    model_info: {{id: pair-good}}
+  - model_name: pair
+    litellm_params: {{model: openai/gpt-4o-mini, api_base: "{mock.base}/broken/v1", api_key: {UPSTREAM_KEY}}}
+    model_info: {{id: pair-broken}}
+litellm_settings:
+  callbacks: ["prometheus"]
+router_settings:
+  redis_host: 127.0.0.1
+  redis_port: {redis.port}
+  redis_password: {REDIS_PASSWORD}
+  cooldown_time: 120
+"""
+
+
+def post(gw: Gateway, model: str) -> httpx.Response:
+    with httpx.Client(base_url=gw.base, trust_env=False, timeout=30) as h:
+        return h.post("/v1/chat/completions", json={"model": model, "messages": [{"role": "user", "content": "Hi"}]})
+
+
+def deployment_state(gw: Gateway, id: str) -> str | None:
+    with httpx.Client(base_url=gw.base, trust_env=False, timeout=10) as h:
+        text = h.get("/metrics").text
+    for line in text.splitlines():
+        if line.startswith("litellm_deployment_state{") and f'model_id="{id}"' in line:
+            return line.rsplit(" ", 1)[1]
+    return None
+
+
+@pytest.fixture
+def routers(mock, redis_server, tmp_path):
+    redis_server.command("FLUSHALL")
+    text = router_config(mock, redis_server)
+    one = Gateway(proc=serve_config("router-1", text, tmp_path), master_key=None, config_text=text)
+    two = Gateway(proc=serve_config("router-2", text, tmp_path), master_key=None, config_text=text)
+    try:
+        yield one, two
+    finally:
+        one.proc.stop()
+        two.proc.stop()
+
+
+def test_a_deployments_rpm_holds_across_replicas(routers):
+    one, two = routers
+    away_from_a_minute_edge()
+    assert [post(gw, "limited").status_code for gw in (one, one, two)] == [200, 200, 200]
+    # Once replicas have told each other (every second), each knows the
+    # deployment has served its 3 this minute: neither sends a fourth
+    # (alone, each has served fewer than 3).
+    time.sleep(2.5)
+    for gw in (two, one):
+        r = post(gw, "limited")
+        assert r.status_code == 429, r.text
+        assert 1 <= int(r.headers["retry-after"]) <= 60
+
+
+def test_a_deployment_one_replica_saw_failing_rests_on_the_other(routers):
+    one, two = routers
+    # Round robin sends one of two requests to the broken deployment: it
+    # fails (and is cooled down), the request is retried on the good one.
+    for _ in range(2):
+        r = post(one, "pair")
+        assert r.status_code == 200 and r.headers["x-litellm-model-id"] == "pair-good", r.text
+    assert deployment_state(one, "pair-broken") == "2"
+    # The other replica, which never called it, rests it too, and sends
+    # it nothing.
+    assert eventually(lambda: deployment_state(two, "pair-broken") == "2", within=5)
+    for _ in range(4):
+        assert post(two, "pair").headers["x-litellm-model-id"] == "pair-good"
+    with httpx.Client(base_url=two.base, trust_env=False, timeout=10) as h:
+        metrics = h.get("/metrics").text
+    assert not any(
+        line.startswith("litellm_deployment_failure_responses_total") and "pair-broken" in line
+        for line in metrics.splitlines()
+    ), metrics

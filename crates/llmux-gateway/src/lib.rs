@@ -9,6 +9,7 @@ pub mod images;
 pub mod keys;
 pub mod metrics;
 pub mod router;
+pub mod router_sync;
 pub mod routes;
 pub mod server;
 pub mod transport;

@@ -4,7 +4,9 @@
 //! counted in one-minute windows. A name the config does not list may be
 //! served by a wildcard route (`anthropic/*`): its group is built at its
 //! first request and kept, so its cooldowns and limits last like a named
-//! model's.
+//! model's. With Redis, replicas tell each other their counts and
+//! cooldowns every second ([`crate::router_sync`]); windows are calendar
+//! minutes so that theirs line up.
 
 use crate::config::{Cooldowns, RoutingStrategy, Wildcards};
 use llmux_core::{ApiError, Deployment, ProviderKind};
@@ -48,6 +50,9 @@ pub struct Router {
     /// with the same deployment.
     matched_turn: AtomicUsize,
     started: Instant,
+    /// Unix milliseconds at `started`: windows are calendar minutes, and
+    /// cooldowns are told to other replicas in Unix time.
+    started_unix_ms: u64,
 }
 
 pub struct ModelGroup {
@@ -184,6 +189,32 @@ struct Window {
     tokens: u64,
     /// Failures (counted for `allowed_fails`).
     fails: u64,
+    /// The other replicas' requests and tokens this minute, as last heard
+    /// (with Redis).
+    others_requests: u64,
+    others_tokens: u64,
+    /// Of this process's, those the other replicas have been told of.
+    told_requests: u64,
+    told_tokens: u64,
+}
+
+/// Unix milliseconds now. Tests start their routers on a minute's first
+/// millisecond, so that their windows never roll under them.
+fn start_unix_ms() -> u64 {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    if cfg!(test) { ms / 60_000 * 60_000 } else { ms }
+}
+
+/// One window's counts to tell the other replicas: the deployment (or
+/// wildcard entry) id, and what this process counted this minute and has
+/// not told yet.
+pub struct Told {
+    pub id: String,
+    window: Arc<Mutex<Window>>,
+    pub requests: u64,
+    pub tokens: u64,
 }
 
 /// Why no deployment could take a request right now.
@@ -251,6 +282,7 @@ impl Router {
             matched: RwLock::new(HashMap::new()),
             matched_turn: AtomicUsize::new(0),
             started: Instant::now(),
+            started_unix_ms: start_unix_ms(),
         }
     }
 
@@ -401,6 +433,109 @@ impl Router {
         self.started.elapsed().as_millis() as u64
     }
 
+    /// The calendar minute (Unix minutes) now.
+    pub fn minute(&self) -> u64 {
+        (self.started_unix_ms + self.now_ms()) / 60_000
+    }
+
+    /// Every rpm/tpm window once, with its id (a wildcard entry's is one,
+    /// shared by the models it serves).
+    fn windows(&self) -> Vec<(String, Arc<Mutex<Window>>)> {
+        let mut out: Vec<(String, Arc<Mutex<Window>>)> = Vec::new();
+        let listed = self.groups.values().flat_map(|g| g.deployments.iter());
+        for d in listed {
+            out.push((d.deployment.id.clone(), d.window.clone()));
+        }
+        for (id, w) in &self.entry_windows {
+            out.push((id.clone(), w.clone()));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out.dedup_by(|a, b| Arc::ptr_eq(&a.1, &b.1));
+        out
+    }
+
+    /// What this process has counted this `minute` and not yet told the
+    /// other replicas, for every window.
+    pub fn to_tell(&self, minute: u64) -> Vec<Told> {
+        self.windows()
+            .into_iter()
+            .map(|(id, window)| {
+                let (requests, tokens) = window.lock().map_or((0, 0), |mut w| {
+                    w.roll(minute);
+                    (
+                        w.requests.saturating_sub(w.told_requests),
+                        w.tokens.saturating_sub(w.told_tokens),
+                    )
+                });
+                Told {
+                    id,
+                    window,
+                    requests,
+                    tokens,
+                }
+            })
+            .collect()
+    }
+
+    /// The other replicas were told `told` and answered with every
+    /// replica's totals for that `minute` (requests, tokens, in turn).
+    pub fn told(&self, minute: u64, told: &[Told], totals: &[(u64, u64)]) {
+        for (t, &(requests, tokens)) in told.iter().zip(totals) {
+            let Ok(mut w) = t.window.lock() else { continue };
+            if w.minute != minute {
+                continue;
+            }
+            w.told_requests += t.requests;
+            w.told_tokens += t.tokens;
+            w.others_requests = requests.saturating_sub(w.told_requests);
+            w.others_tokens = tokens.saturating_sub(w.told_tokens);
+        }
+    }
+
+    /// Every deployment this process has, listed and matched (wildcards').
+    fn states(&self) -> Vec<Arc<DeploymentState>> {
+        let mut out: Vec<Arc<DeploymentState>> = self
+            .groups
+            .values()
+            .flat_map(|g| g.deployments.iter().cloned())
+            .collect();
+        if let Ok(m) = self.matched.read() {
+            out.extend(m.values().flat_map(|g| g.deployments.iter().cloned()));
+        }
+        out
+    }
+
+    /// The deployments cooling down now, by id, with until when (Unix ms).
+    pub fn cooling(&self) -> Vec<(String, u64)> {
+        let now = self.now_ms();
+        let mut out: Vec<(String, u64)> = self
+            .states()
+            .iter()
+            .filter_map(|d| {
+                let until = d.cooldown_until_ms.load(Ordering::Relaxed);
+                (until > now).then(|| (d.deployment.id.clone(), self.started_unix_ms + until))
+            })
+            .collect();
+        out.sort();
+        out.dedup_by(|a, b| a.0 == b.0);
+        out
+    }
+
+    /// Cooldowns other replicas began (id, until when in Unix ms): this
+    /// process rests those deployments as long.
+    pub fn cool_as_told(&self, cooling: &[(String, u64)]) {
+        if cooling.is_empty() {
+            return;
+        }
+        let until: HashMap<&str, u64> = cooling.iter().map(|(id, u)| (id.as_str(), *u)).collect();
+        for d in self.states() {
+            if let Some(&u) = until.get(d.deployment.id.as_str()) {
+                let rel = u.saturating_sub(self.started_unix_ms);
+                d.cooldown_until_ms.fetch_max(rel, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// The deployment for attempt `attempt` of a request: the next in turn
     /// that is neither cooling down nor at its limits, skipping `tried`
     /// when another is available.
@@ -412,7 +547,8 @@ impl Router {
         let n = group.deployments.len();
         let start = group.start();
         let now = self.now_ms();
-        let minute = now / 60_000;
+        let unix_now = self.started_unix_ms + now;
+        let minute = unix_now / 60_000;
         let mut fallback: Option<usize> = None;
         // The strategy's choice among those that may serve: the lowest
         // load, the first in turn among equals.
@@ -429,7 +565,7 @@ impl Router {
                     d.count_request(minute);
                     return Ok((i, d.clone()));
                 }
-                let load = d.load(self.strategy, now);
+                let load = d.load(self.strategy, now, minute);
                 if best.is_none_or(|(_, b)| load < b) {
                     best = Some((i, load));
                 }
@@ -444,7 +580,7 @@ impl Router {
             d.count_request(minute);
             return Ok((i, d.clone()));
         }
-        let into_minute = Duration::from_millis(now % 60_000);
+        let into_minute = Duration::from_millis(unix_now % 60_000);
         Err(Unavailable::RateLimited {
             retry_after: Duration::from_secs(60).saturating_sub(into_minute),
         })
@@ -461,8 +597,9 @@ impl Router {
         }
         let now = self.now_ms();
         if let Some(allowed) = c.allowed_fails {
+            let minute = self.minute();
             let fails = d.window.lock().map_or(u64::MAX, |mut w| {
-                w.roll(now / 60_000);
+                w.roll(minute);
                 w.fails += 1;
                 w.fails
             });
@@ -486,7 +623,7 @@ impl Router {
         if d.deployment.tpm.is_none() && self.strategy != RoutingStrategy::UsageBased {
             return;
         }
-        let minute = self.now_ms() / 60_000;
+        let minute = self.minute();
         if let Ok(mut w) = d.window.lock() {
             w.roll(minute);
             w.tokens += tokens;
@@ -617,14 +754,13 @@ impl DeploymentState {
 
     /// How loaded the deployment is, by the strategy's measure (lower
     /// serves first).
-    fn load(&self, strategy: RoutingStrategy, now_ms: u64) -> f64 {
-        let minute = now_ms / 60_000;
+    fn load(&self, strategy: RoutingStrategy, now_ms: u64, minute: u64) -> f64 {
         match strategy {
             RoutingStrategy::SimpleShuffle => 0.0,
             RoutingStrategy::LeastBusy => f64::from(self.in_flight.load(Ordering::Relaxed)),
             RoutingStrategy::UsageBased => self.window.lock().map_or(0.0, |mut w| {
                 w.roll(minute);
-                w.tokens as f64
+                (w.tokens + w.others_tokens) as f64
             }),
             RoutingStrategy::LatencyBased => self.latency_now(now_ms) as f64,
             RoutingStrategy::CostBased => self.cost,
@@ -640,7 +776,8 @@ impl DeploymentState {
             return true;
         };
         w.roll(minute);
-        d.rpm.is_none_or(|rpm| w.requests < rpm) && d.tpm.is_none_or(|tpm| w.tokens < tpm)
+        d.rpm.is_none_or(|rpm| w.requests + w.others_requests < rpm)
+            && d.tpm.is_none_or(|tpm| w.tokens + w.others_tokens < tpm)
     }
 
     fn count_request(&self, minute: u64) {
@@ -988,10 +1125,18 @@ mod strategy_tests {
         let a = &g.deployments[0];
         r.record_latency(a, Duration::from_secs(600));
         let now = r.now_ms();
-        assert_eq!(a.load(RoutingStrategy::LatencyBased, now), 600_000_000.0);
+        let minute = r.minute();
+        assert_eq!(
+            a.load(RoutingStrategy::LatencyBased, now, minute),
+            600_000_000.0
+        );
         // A minute on, it is unmeasured again, so it is tried again.
         assert_eq!(
-            a.load(RoutingStrategy::LatencyBased, now + LATENCY_KEPT_MS + 1),
+            a.load(
+                RoutingStrategy::LatencyBased,
+                now + LATENCY_KEPT_MS + 1,
+                minute
+            ),
             0.0
         );
     }
@@ -1129,5 +1274,90 @@ mod cooldown_tests {
         assert!(!resting(&r, "a"));
         fail(&r, "a");
         assert!(resting(&r, "a"));
+    }
+}
+
+#[cfg(test)]
+mod shared_tests {
+    use super::*;
+    use llmux_core::ProviderKind;
+
+    fn dep(id: &str, rpm: Option<u64>) -> Deployment {
+        Deployment {
+            id: id.into(),
+            rpm,
+            ..Deployment::new("g", ProviderKind::OpenAi, "m")
+        }
+    }
+
+    #[test]
+    fn a_deployments_rpm_counts_the_other_replicas_requests() {
+        let r = Router::new(vec![dep("a", Some(3))]);
+        let g = &*r.group("g").unwrap();
+        r.pick(g, &[]).unwrap();
+        // Told once: not told again.
+        let minute = r.minute();
+        let told = r.to_tell(minute);
+        assert_eq!(told[0].requests, 1);
+        r.told(minute, &told, &[(1, 0)]);
+        assert_eq!(r.to_tell(minute)[0].requests, 0);
+        // Two more elsewhere (Redis answers every replica's total): the
+        // limit of 3 is reached here.
+        let told = r.to_tell(minute);
+        r.told(minute, &told, &[(3, 0)]);
+        assert!(matches!(
+            r.pick(g, &[]),
+            Err(Unavailable::RateLimited { .. })
+        ));
+        // Counts a minute old are not this minute's.
+        let next = r.minute() + 1;
+        assert_eq!(r.to_tell(next)[0].requests, 0);
+    }
+
+    #[test]
+    fn usage_routing_weighs_every_replicas_tokens() {
+        let r = Router::new(vec![dep("a", None), dep("b", None)])
+            .with_strategy(RoutingStrategy::UsageBased);
+        let g = &*r.group("g").unwrap();
+        r.record_tokens(&g.deployments[0], 100);
+        // Elsewhere, "b" served far more.
+        let minute = r.minute();
+        let told = r.to_tell(minute);
+        let totals: Vec<(u64, u64)> = told
+            .iter()
+            .map(|t| {
+                let more = if t.id == "b" { 10_000 } else { 0 };
+                (t.requests, t.tokens + more)
+            })
+            .collect();
+        r.told(minute, &told, &totals);
+        for _ in 0..3 {
+            assert_eq!(r.pick(g, &[]).unwrap().1.deployment.id, "a");
+        }
+    }
+
+    #[test]
+    fn a_cooldown_begun_on_one_replica_rests_the_deployment_on_another() {
+        let one = Router::new(vec![dep("a", None), dep("b", None)]);
+        let two = Router::new(vec![dep("a", None), dep("b", None)]);
+        let g = &*one.group("g").unwrap();
+        let a = g
+            .deployments
+            .iter()
+            .find(|d| d.deployment.id == "a")
+            .unwrap();
+        assert!(one.cool_down(g, a));
+        let cooling = one.cooling();
+        assert_eq!(cooling.len(), 1);
+        assert_eq!(cooling[0].0, "a");
+        two.cool_as_told(&cooling);
+        let g2 = &*two.group("g").unwrap();
+        for _ in 0..4 {
+            assert_eq!(two.pick(g2, &[]).unwrap().1.deployment.id, "b");
+        }
+        // One already over is not taken.
+        let three = Router::new(vec![dep("a", None), dep("b", None)]);
+        three.cool_as_told(&[("a".into(), 1)]);
+        assert!(three.cooling().is_empty());
     }
 }

@@ -84,7 +84,13 @@ pub async fn serve(
         }
     }
     state.keys = keys.clone();
-    let app = Gateway::new(Arc::new(state));
+    let state = Arc::new(state);
+    if let Some(r) = &redis {
+        // Deployments' counts and cooldowns, with or without keys.
+        crate::router_sync::start(Arc::downgrade(&state), r)
+            .map_err(|e| ServeError::Config(format!("{}: {e}", r.from)))?;
+    }
+    let app = Gateway::new(state);
     let (balance, inboxes) = Balance::new(workers);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -33,7 +33,8 @@ pub fn run(path: Option<&Path>) -> ExitCode {
     }
     if let Some(r) = &config.redis {
         println!(
-            "rate limits: counted across replicas in {} ({})",
+            "shared across replicas: keys' rate limits, deployments' rpm/tpm and cooldowns, \
+             in {} ({})",
             r.redacted(),
             r.from
         );

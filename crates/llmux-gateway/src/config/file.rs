@@ -242,14 +242,7 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
     let master_key = master_key.or_else(|| super::master_key_from_env(&env));
     let database_url =
         super::database_url(database_url, &env, master_key.is_some(), &mut warnings)?;
-    let redis = redis(
-        cache,
-        cache_params,
-        router_redis,
-        database_url.is_some(),
-        &env,
-        &mut warnings,
-    )?;
+    let redis = redis(cache, cache_params, router_redis, &env, &mut warnings)?;
     if prometheus && !metrics_auth && master_key.is_some() {
         // Open as LiteLLM's is; said, since every other route needs the key.
         warnings.push(
@@ -558,15 +551,15 @@ fn model_entry(
     Ok(p)
 }
 
-/// The Redis the virtual keys' rate limits are counted in across
-/// replicas: `litellm_settings.cache_params` with `cache: true` (as
-/// LiteLLM's proxy counts its limits in its cache's Redis), else
-/// `router_settings.redis_*`. Response caching itself is not served.
+/// The Redis replicas share state in (the virtual keys' rate limits, the
+/// deployments' usage and cooldowns): `litellm_settings.cache_params` with
+/// `cache: true` (as LiteLLM's proxy counts its limits in its cache's
+/// Redis), else `router_settings.redis_*`. Response caching itself is not
+/// served.
 fn redis(
     cache: Option<Value>,
     cache_params: Option<Value>,
     router: super::redis::Parts,
-    has_keys: bool,
     env: &Env,
     warnings: &mut Vec<String>,
 ) -> Result<Option<super::RedisSettings>, ConfigError> {
@@ -629,7 +622,7 @@ fn redis(
                 }
                 warnings.push(
                     "litellm_settings.cache: response caching is not implemented yet; its Redis \
-                     counts the virtual keys' rate limits across replicas"
+                     is where replicas share rate limits, usage and cooldowns"
                         .to_owned(),
                 );
                 chosen =
@@ -649,19 +642,6 @@ fn redis(
             )),
             _ => {}
         }
-        warnings.push(
-            "router_settings.redis_host: deployments' rpm/tpm and cooldowns are counted per \
-             process; the Redis counts the virtual keys' rate limits across replicas"
-                .to_owned(),
-        );
-    }
-    if chosen.is_some() && !has_keys {
-        warnings.push(format!(
-            "{}: Redis counts the virtual keys' rate limits, and there are none without \
-             general_settings.database_url; not used",
-            chosen.as_ref().map_or("redis", |c| c.from)
-        ));
-        return Ok(None);
     }
     Ok(chosen)
 }
@@ -1308,7 +1288,7 @@ litellm_settings:
         // The router's, when the cache names none.
         let (r, w) = read("router_settings: {redis_host: r2, redis_password: x}");
         assert_eq!(r.as_deref(), Some("redis://r2:6379/0"));
-        assert!(w.contains("deployments' rpm/tpm and cooldowns"), "{w}");
+        assert!(!w.contains("router_settings.redis"), "{w}");
         // Both, differing: the cache's, and the other named as unused.
         let (r, w) = read(
             "litellm_settings: {cache: true, cache_params: {host: r1}}\n\
@@ -1336,12 +1316,11 @@ litellm_settings:
             assert_eq!(r, None, "{text}");
             assert!(w.contains(says), "{text}: {w}");
         }
+        // Without keys too: the deployments' counts and cooldowns are shared.
         let c = parse("router_settings: {redis_host: r2}", &cat, &env).unwrap();
-        assert!(c.redis.is_none());
-        assert!(
-            c.warnings.join("\n").contains("there are none without"),
-            "{:?}",
-            c.warnings
+        assert_eq!(
+            c.redis.map(|r| r.redacted()).as_deref(),
+            Some("redis://r2:6379/0")
         );
     }
 }

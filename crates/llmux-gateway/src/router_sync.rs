@@ -1,0 +1,142 @@
+//! Replicas sharing their deployments' state through Redis, as LiteLLM's
+//! router does with `router_settings.redis_host`: every [`EVERY`], each
+//! replica adds what it counted against its deployments' `rpm` / `tpm`
+//! this minute to one hash per minute and reads back every replica's
+//! totals (so a deployment's limit holds across replicas, and
+//! `usage-based-routing` sees all traffic), and adds the cooldowns it
+//! began to one hash, reading back the others' (so a deployment one
+//! replica saw failing rests on all). One script call a second; nothing
+//! on a request's path. If Redis fails, each replica goes on with its own
+//! counts, and tries again at the next tick.
+
+use crate::config::RedisSettings;
+use crate::routes::AppState;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+/// How often replicas tell each other.
+pub const EVERY: Duration = Duration::from_secs(1);
+/// Warnings about Redis failing, at most one this often.
+const WARN_EVERY: Duration = Duration::from_secs(30);
+
+/// KEYS: this minute's counts, the cooldowns. ARGV: now (Unix ms), the
+/// number of windows, then each window's id, requests and tokens to add;
+/// the number of cooldowns, then each one's id and until when. Returns
+/// {every replica's totals (requests, tokens in turn), the cooldowns still
+/// on (id, until in turn)}.
+const SYNC: &str = r"
+local u, c = KEYS[1], KEYS[2]
+local now = tonumber(ARGV[1])
+local i = 2
+local n = tonumber(ARGV[i]); i = i + 1
+local totals = {}
+for _ = 1, n do
+  local id, r, t = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  i = i + 3
+  totals[#totals + 1] = redis.call('HINCRBY', u, 'r:' .. id, r)
+  totals[#totals + 1] = redis.call('HINCRBY', u, 't:' .. id, t)
+end
+if n > 0 then redis.call('EXPIRE', u, 180) end
+local m = tonumber(ARGV[i]); i = i + 1
+for _ = 1, m do
+  local id, untl = ARGV[i], tonumber(ARGV[i + 1])
+  i = i + 2
+  if untl > tonumber(redis.call('HGET', c, id) or 0) then
+    redis.call('HSET', c, id, untl)
+  end
+end
+local cooling = {}
+local all = redis.call('HGETALL', c)
+for k = 1, #all, 2 do
+  if tonumber(all[k + 1]) > now then
+    cooling[#cooling + 1] = all[k]
+    cooling[#cooling + 1] = all[k + 1]
+  else
+    redis.call('HDEL', c, all[k])
+  end
+end
+return {totals, cooling}
+";
+
+/// Starts telling other replicas this gateway's deployments' counts and
+/// cooldowns through `redis`, and taking theirs, until `app` is dropped.
+pub fn start(app: Weak<AppState>, redis: &RedisSettings) -> redis::RedisResult<()> {
+    let client = redis::Client::open(redis.connection_info()?)?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(1)))
+        .set_response_timeout(Some(Duration::from_secs(2)))
+        .set_number_of_retries(1);
+    let mut conn = redis::aio::ConnectionManager::new_lazy_with_config(client, config)?;
+    // One slot in a cluster: the braces are the keys' hash tag.
+    let prefix = match &redis.namespace {
+        Some(ns) => format!("{ns}:{{llmux:router}}"),
+        None => "{llmux:router}".to_owned(),
+    };
+    let place = redis.redacted();
+    let script = redis::Script::new(SYNC);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut warned: Option<tokio::time::Instant> = None;
+        loop {
+            tick.tick().await;
+            let Some(app) = app.upgrade() else { break };
+            if let Err(e) = once(&app, &mut conn, &script, &prefix).await {
+                if warned.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
+                    warned = Some(tokio::time::Instant::now());
+                    tracing::warn!(
+                        redis = %place,
+                        "sharing deployments' counts and cooldowns through Redis failed ({e}); \
+                         each replica counts its own until it answers"
+                    );
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+async fn once(
+    app: &Arc<AppState>,
+    conn: &mut redis::aio::ConnectionManager,
+    script: &redis::Script,
+    prefix: &str,
+) -> Result<(), String> {
+    let router = &app.router;
+    let minute = router.minute();
+    let told = router.to_tell(minute);
+    let cooling = router.cooling();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut call = script.key(format!("{prefix}:usage:{minute}"));
+    call.key(format!("{prefix}:cooldowns"))
+        .arg(now_ms)
+        .arg(told.len());
+    for t in &told {
+        call.arg(&t.id).arg(t.requests).arg(t.tokens);
+    }
+    call.arg(cooling.len());
+    for (id, until) in &cooling {
+        call.arg(id).arg(*until);
+    }
+    let answer = tokio::time::timeout(
+        Duration::from_secs(5),
+        call.invoke_async::<(Vec<i64>, Vec<String>)>(conn),
+    )
+    .await
+    .map_err(|_| "no answer in 5 s".to_owned())?
+    .map_err(|e| e.to_string())?;
+    let (totals, others) = answer;
+    let totals: Vec<(u64, u64)> = totals
+        .chunks_exact(2)
+        .map(|p| (p[0].max(0) as u64, p[1].max(0) as u64))
+        .collect();
+    router.told(minute, &told, &totals);
+    let others: Vec<(String, u64)> = others
+        .chunks_exact(2)
+        .filter_map(|p| Some((p[0].clone(), p[1].parse().ok()?)))
+        .collect();
+    router.cool_as_told(&others);
+    Ok(())
+}
