@@ -51,8 +51,10 @@ pub struct Router {
     matched_turn: AtomicUsize,
     started: Instant,
     /// Unix milliseconds at `started`: windows are calendar minutes, and
-    /// cooldowns are told to other replicas in Unix time.
-    started_unix_ms: u64,
+    /// cooldowns are told to other replicas in Unix time. Set again from
+    /// the clock as replicas talk ([`Router::reanchor`]), so a clock step
+    /// does not leave this one in another minute than the others.
+    started_unix_ms: AtomicU64,
 }
 
 pub struct ModelGroup {
@@ -193,23 +195,24 @@ struct Window {
     /// (with Redis).
     others_requests: u64,
     others_tokens: u64,
-    /// Of this process's, those the other replicas have been told of.
-    told_requests: u64,
-    told_tokens: u64,
 }
 
-/// Unix milliseconds now. Tests start their routers on a minute's first
-/// millisecond, so that their windows never roll under them.
-fn start_unix_ms() -> u64 {
-    let ms = std::time::SystemTime::now()
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Unix milliseconds now. The unit tests start their routers on a
+/// minute's first millisecond, so that their windows never roll under
+/// them.
+fn start_unix_ms() -> u64 {
+    let ms = unix_ms();
     if cfg!(test) { ms / 60_000 * 60_000 } else { ms }
 }
 
 /// One window's counts to tell the other replicas: the deployment (or
-/// wildcard entry) id, and what this process counted this minute and has
-/// not told yet.
+/// wildcard entry) id, and what this process has counted this minute.
 pub struct Told {
     pub id: String,
     window: Arc<Mutex<Window>>,
@@ -282,7 +285,7 @@ impl Router {
             matched: RwLock::new(HashMap::new()),
             matched_turn: AtomicUsize::new(0),
             started: Instant::now(),
-            started_unix_ms: start_unix_ms(),
+            started_unix_ms: AtomicU64::new(start_unix_ms()),
         }
     }
 
@@ -433,39 +436,57 @@ impl Router {
         self.started.elapsed().as_millis() as u64
     }
 
-    /// The calendar minute (Unix minutes) now.
-    pub fn minute(&self) -> u64 {
-        (self.started_unix_ms + self.now_ms()) / 60_000
+    fn unix_now(&self) -> u64 {
+        self.started_unix_ms.load(Ordering::Relaxed) + self.now_ms()
     }
 
-    /// Every rpm/tpm window once, with its id (a wildcard entry's is one,
+    /// The calendar minute (Unix minutes) now.
+    pub fn minute(&self) -> u64 {
+        self.unix_now() / 60_000
+    }
+
+    /// Reads the clock again for the Unix time `started` was at.
+    pub fn reanchor(&self) {
+        let at = unix_ms().saturating_sub(self.now_ms());
+        self.started_unix_ms.store(at, Ordering::Relaxed);
+    }
+
+    /// Every window that counts (an `rpm` or `tpm` set, or every one
+    /// routing by usage) once, with its id (a wildcard entry's is one,
     /// shared by the models it serves).
     fn windows(&self) -> Vec<(String, Arc<Mutex<Window>>)> {
+        let usage = self.strategy == RoutingStrategy::UsageBased;
         let mut out: Vec<(String, Arc<Mutex<Window>>)> = Vec::new();
         let listed = self.groups.values().flat_map(|g| g.deployments.iter());
         for d in listed {
-            out.push((d.deployment.id.clone(), d.window.clone()));
+            if usage || d.deployment.rpm.is_some() || d.deployment.tpm.is_some() {
+                out.push((d.deployment.id.clone(), d.window.clone()));
+            }
         }
-        for (id, w) in &self.entry_windows {
-            out.push((id.clone(), w.clone()));
+        for (id, limited) in self.wildcards.entry_limits() {
+            if let (true, Some(w)) = (usage || limited, self.entry_windows.get(id)) {
+                out.push((id.to_owned(), w.clone()));
+            }
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out.dedup_by(|a, b| Arc::ptr_eq(&a.1, &b.1));
         out
     }
 
-    /// What this process has counted this `minute` and not yet told the
-    /// other replicas, for every window.
+    /// What this process has counted this `minute` in every window that
+    /// counts: told as it is (not as what changed), so telling it twice
+    /// counts it once.
     pub fn to_tell(&self, minute: u64) -> Vec<Told> {
         self.windows()
             .into_iter()
             .map(|(id, window)| {
                 let (requests, tokens) = window.lock().map_or((0, 0), |mut w| {
                     w.roll(minute);
-                    (
-                        w.requests.saturating_sub(w.told_requests),
-                        w.tokens.saturating_sub(w.told_tokens),
-                    )
+                    if w.minute == minute {
+                        (w.requests, w.tokens)
+                    } else {
+                        (0, 0)
+                    }
                 });
                 Told {
                     id,
@@ -485,53 +506,59 @@ impl Router {
             if w.minute != minute {
                 continue;
             }
-            w.told_requests += t.requests;
-            w.told_tokens += t.tokens;
-            w.others_requests = requests.saturating_sub(w.told_requests);
-            w.others_tokens = tokens.saturating_sub(w.told_tokens);
+            w.others_requests = requests.saturating_sub(t.requests);
+            w.others_tokens = tokens.saturating_sub(t.tokens);
         }
     }
 
-    /// Every deployment this process has, listed and matched (wildcards').
-    fn states(&self) -> Vec<Arc<DeploymentState>> {
-        let mut out: Vec<Arc<DeploymentState>> = self
-            .groups
-            .values()
-            .flat_map(|g| g.deployments.iter().cloned())
-            .collect();
+    /// Every deployment this process has, listed and matched (wildcards'),
+    /// with its model's name.
+    fn states(&self) -> Vec<(String, Arc<DeploymentState>)> {
+        let mut out: Vec<(String, Arc<DeploymentState>)> = Vec::new();
+        let mut add = |g: &ModelGroup| {
+            for d in &g.deployments {
+                out.push((g.name.clone(), d.clone()));
+            }
+        };
+        self.groups.values().for_each(&mut add);
         if let Ok(m) = self.matched.read() {
-            out.extend(m.values().flat_map(|g| g.deployments.iter().cloned()));
+            m.values().for_each(|g| add(g));
         }
         out
     }
 
-    /// The deployments cooling down now, by id, with until when (Unix ms).
+    /// The deployments cooling down now, each by its model and id
+    /// ([`cooldown_name`]), with until when (Unix ms).
     pub fn cooling(&self) -> Vec<(String, u64)> {
         let now = self.now_ms();
+        let start = self.started_unix_ms.load(Ordering::Relaxed);
         let mut out: Vec<(String, u64)> = self
             .states()
             .iter()
-            .filter_map(|d| {
+            .filter_map(|(group, d)| {
                 let until = d.cooldown_until_ms.load(Ordering::Relaxed);
-                (until > now).then(|| (d.deployment.id.clone(), self.started_unix_ms + until))
+                (until > now).then(|| (cooldown_name(group, &d.deployment.id), start + until))
             })
             .collect();
-        out.sort();
+        // The latest of each.
+        out.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
         out.dedup_by(|a, b| a.0 == b.0);
         out
     }
 
-    /// Cooldowns other replicas began (id, until when in Unix ms): this
-    /// process rests those deployments as long.
+    /// Cooldowns other replicas began (by [`cooldown_name`], until when in
+    /// Unix ms): this process rests those deployments of those models as
+    /// long.
     pub fn cool_as_told(&self, cooling: &[(String, u64)]) {
         if cooling.is_empty() {
             return;
         }
-        let until: HashMap<&str, u64> = cooling.iter().map(|(id, u)| (id.as_str(), *u)).collect();
-        for d in self.states() {
-            if let Some(&u) = until.get(d.deployment.id.as_str()) {
-                let rel = u.saturating_sub(self.started_unix_ms);
-                d.cooldown_until_ms.fetch_max(rel, Ordering::Relaxed);
+        let start = self.started_unix_ms.load(Ordering::Relaxed);
+        let until: HashMap<&str, u64> = cooling.iter().map(|(n, u)| (n.as_str(), *u)).collect();
+        for (group, d) in self.states() {
+            if let Some(&u) = until.get(cooldown_name(&group, &d.deployment.id).as_str()) {
+                d.cooldown_until_ms
+                    .fetch_max(u.saturating_sub(start), Ordering::Relaxed);
             }
         }
     }
@@ -547,7 +574,7 @@ impl Router {
         let n = group.deployments.len();
         let start = group.start();
         let now = self.now_ms();
-        let unix_now = self.started_unix_ms + now;
+        let unix_now = self.started_unix_ms.load(Ordering::Relaxed) + now;
         let minute = unix_now / 60_000;
         let mut fallback: Option<usize> = None;
         // The strategy's choice among those that may serve: the lowest
@@ -702,9 +729,18 @@ impl Router {
     }
 }
 
+/// A cooldown's name between replicas: the model it rests a deployment
+/// of, and the deployment's id (a wildcard entry's serves many models,
+/// each resting on its own).
+fn cooldown_name(model: &str, id: &str) -> String {
+    format!("{model}\u{0}{id}")
+}
+
 impl Window {
+    /// To `minute`, if it is later: counts of a minute past (a late
+    /// reader's) never wipe the current one's.
     fn roll(&mut self, minute: u64) {
-        if self.minute != minute {
+        if minute > self.minute {
             *self = Window {
                 minute,
                 ..Window::default()
@@ -1295,12 +1331,12 @@ mod shared_tests {
         let r = Router::new(vec![dep("a", Some(3))]);
         let g = &*r.group("g").unwrap();
         r.pick(g, &[]).unwrap();
-        // Told once: not told again.
+        // Told as it is, however often.
         let minute = r.minute();
         let told = r.to_tell(minute);
         assert_eq!(told[0].requests, 1);
         r.told(minute, &told, &[(1, 0)]);
-        assert_eq!(r.to_tell(minute)[0].requests, 0);
+        assert_eq!(r.to_tell(minute)[0].requests, 1);
         // Two more elsewhere (Redis answers every replica's total): the
         // limit of 3 is reached here.
         let told = r.to_tell(minute);
@@ -1349,15 +1385,16 @@ mod shared_tests {
         assert!(one.cool_down(g, a));
         let cooling = one.cooling();
         assert_eq!(cooling.len(), 1);
-        assert_eq!(cooling[0].0, "a");
+        assert_eq!(cooling[0].0, cooldown_name("g", "a"));
         two.cool_as_told(&cooling);
         let g2 = &*two.group("g").unwrap();
         for _ in 0..4 {
             assert_eq!(two.pick(g2, &[]).unwrap().1.deployment.id, "b");
         }
-        // One already over is not taken.
+        // One already over is not taken, nor one of another model's.
         let three = Router::new(vec![dep("a", None), dep("b", None)]);
-        three.cool_as_told(&[("a".into(), 1)]);
+        three.cool_as_told(&[(cooldown_name("g", "a"), 1)]);
+        three.cool_as_told(&[(cooldown_name("other", "b"), u64::MAX / 2)]);
         assert!(three.cooling().is_empty());
     }
 }

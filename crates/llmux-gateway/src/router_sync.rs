@@ -1,11 +1,11 @@
 //! Replicas sharing their deployments' state through Redis, as LiteLLM's
 //! router does with `router_settings.redis_host`: every [`EVERY`], each
-//! replica adds what it counted against its deployments' `rpm` / `tpm`
-//! this minute to one hash per minute and reads back every replica's
-//! totals (so a deployment's limit holds across replicas, and
-//! `usage-based-routing` sees all traffic), and adds the cooldowns it
+//! replica writes what it counted against its deployments' `rpm` / `tpm`
+//! this minute into one hash per minute (its own fields) and reads back
+//! every replica's totals (so a deployment's limit holds across replicas,
+//! and `usage-based-routing` sees all traffic), and adds the cooldowns it
 //! began to one hash, reading back the others' (so a deployment one
-//! replica saw failing rests on all). One script call a second; nothing
+//! replica saw failing rests on all, for that model). One script call a second; nothing
 //! on a request's path. If Redis fails, each replica goes on with its own
 //! counts, and tries again at the next tick.
 
@@ -19,30 +19,46 @@ pub const EVERY: Duration = Duration::from_secs(1);
 /// Warnings about Redis failing, at most one this often.
 const WARN_EVERY: Duration = Duration::from_secs(30);
 
-/// KEYS: this minute's counts, the cooldowns. ARGV: now (Unix ms), the
-/// number of windows, then each window's id, requests and tokens to add;
-/// the number of cooldowns, then each one's id and until when. Returns
-/// {every replica's totals (requests, tokens in turn), the cooldowns still
-/// on (id, until in turn)}.
+/// KEYS: this minute's counts, the cooldowns. ARGV: now (Unix ms), this
+/// replica (16 characters), the number of windows, then each window's id
+/// and this replica's requests and tokens in it this minute (all of them:
+/// set, not added, so a call repeated after a lost answer counts once);
+/// the number of cooldowns, then each one's name and until when. Returns
+/// {every replica's totals (requests, tokens in turn, by window), the
+/// cooldowns still on (name, until in turn)}.
 const SYNC: &str = r"
 local u, c = KEYS[1], KEYS[2]
-local now = tonumber(ARGV[1])
-local i = 2
+local now, rep = tonumber(ARGV[1]), ARGV[2]
+local i = 3
 local n = tonumber(ARGV[i]); i = i + 1
-local totals = {}
-for _ = 1, n do
-  local id, r, t = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+local ids = {}
+for j = 1, n do
+  local id = ARGV[i]
+  ids[j] = id
+  redis.call('HSET', u, 'r' .. rep .. id, ARGV[i + 1], 't' .. rep .. id, ARGV[i + 2])
   i = i + 3
-  totals[#totals + 1] = redis.call('HINCRBY', u, 'r:' .. id, r)
-  totals[#totals + 1] = redis.call('HINCRBY', u, 't:' .. id, t)
 end
-if n > 0 then redis.call('EXPIRE', u, 180) end
+local totals = {}
+if n > 0 then
+  redis.call('EXPIRE', u, 180)
+  local sums = {}
+  local all = redis.call('HGETALL', u)
+  for k = 1, #all, 2 do
+    local f = all[k]
+    local key = string.sub(f, 1, 1) .. string.sub(f, 18)
+    sums[key] = (sums[key] or 0) + tonumber(all[k + 1])
+  end
+  for j = 1, n do
+    totals[#totals + 1] = sums['r' .. ids[j]] or 0
+    totals[#totals + 1] = sums['t' .. ids[j]] or 0
+  end
+end
 local m = tonumber(ARGV[i]); i = i + 1
 for _ = 1, m do
-  local id, untl = ARGV[i], tonumber(ARGV[i + 1])
+  local name, untl = ARGV[i], ARGV[i + 1]
   i = i + 2
-  if untl > tonumber(redis.call('HGET', c, id) or 0) then
-    redis.call('HSET', c, id, untl)
+  if tonumber(untl) > tonumber(redis.call('HGET', c, name) or 0) then
+    redis.call('HSET', c, name, untl)
   end
 end
 local cooling = {}
@@ -74,6 +90,11 @@ pub fn start(app: Weak<AppState>, redis: &RedisSettings) -> redis::RedisResult<(
     };
     let place = redis.redacted();
     let script = redis::Script::new(SYNC);
+    // This process in the counts: 16 characters, random per start.
+    let replica = format!(
+        "{:016x}",
+        getrandom::u64().unwrap_or_else(|_| std::process::id().into())
+    );
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -81,7 +102,7 @@ pub fn start(app: Weak<AppState>, redis: &RedisSettings) -> redis::RedisResult<(
         loop {
             tick.tick().await;
             let Some(app) = app.upgrade() else { break };
-            if let Err(e) = once(&app, &mut conn, &script, &prefix).await {
+            if let Err(e) = once(&app, &mut conn, &script, &prefix, &replica).await {
                 if warned.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
                     warned = Some(tokio::time::Instant::now());
                     tracing::warn!(
@@ -101,8 +122,10 @@ async fn once(
     conn: &mut redis::aio::ConnectionManager,
     script: &redis::Script,
     prefix: &str,
+    replica: &str,
 ) -> Result<(), String> {
     let router = &app.router;
+    router.reanchor();
     let minute = router.minute();
     let told = router.to_tell(minute);
     let cooling = router.cooling();
@@ -112,6 +135,7 @@ async fn once(
     let mut call = script.key(format!("{prefix}:usage:{minute}"));
     call.key(format!("{prefix}:cooldowns"))
         .arg(now_ms)
+        .arg(replica)
         .arg(told.len());
     for t in &told {
         call.arg(&t.id).arg(t.requests).arg(t.tokens);

@@ -605,6 +605,16 @@ model_list:
         ),
         &[],
     );
+    // Windows are calendar minutes: the three requests do not straddle
+    // one's end.
+    let into = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        % 60.0;
+    if into > 55.0 {
+        tokio::time::sleep(Duration::from_secs_f64(60.5 - into)).await;
+    }
     let mut statuses = vec![];
     let mut retry_after = None;
     for _ in 0..3 {

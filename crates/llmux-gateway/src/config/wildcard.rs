@@ -143,6 +143,18 @@ impl Wildcards {
     }
 
     /// Each entry's id, the one every deployment it builds carries.
+    /// Each entry's id, and whether it sets an `rpm` or `tpm`.
+    pub fn entry_limits(&self) -> impl Iterator<Item = (&str, bool)> {
+        self.routes.iter().flat_map(|r| {
+            r.entries.iter().map(|e| {
+                (
+                    e.id.as_str(),
+                    e.params.rpm.is_some() || e.params.tpm.is_some(),
+                )
+            })
+        })
+    }
+
     pub fn entry_ids(&self) -> impl Iterator<Item = &str> {
         self.routes
             .iter()
