@@ -213,6 +213,42 @@ def test_a_replica_that_stops_without_giving_its_slots_back_loses_them(mock, red
             t.join(20)
 
 
+def test_a_replica_that_shuts_down_gives_its_slots_back(mock, redis_server, tmp_path):
+    """A replica stopped (SIGTERM) while a stream is open lets it finish,
+    then gives its slot back before it exits: another replica serves the
+    key at once, not 30 s later."""
+    db = tmp_path / "llmux.db"
+    one = start(mock, tmp_path, db, redis_server, "shutdown-1", "cache_params")
+    two = start(mock, tmp_path, db, redis_server, "shutdown-2", "cache_params")
+    try:
+        key = generate(one, max_parallel_requests=1)["key"]
+        slow = {"role": "user", "content": 'Hi <mock>{"tokens_per_sec": 4, "content": "a b c d e f g h"}</mock>'}
+        opened = threading.Event()
+        done: list[str] = []
+
+        def stream() -> None:
+            s = one.client(api_key=key).chat.completions.create(model="gpt-4o-mini", messages=[slow], stream=True)
+            text = ""
+            for chunk in s:
+                opened.set()
+                if chunk.choices and chunk.choices[0].delta.content:
+                    text += chunk.choices[0].delta.content
+            done.append(text)
+
+        t = threading.Thread(target=stream)
+        t.start()
+        assert opened.wait(10)
+        assert refused(two, key) == 429
+        one.proc.popen.terminate()
+        t.join(20)
+        assert done and "h" in done[0], "the open stream finished"
+        one.proc.popen.wait(20)
+        assert refused(two, key) is None
+    finally:
+        one.proc.stop()
+        two.proc.stop()
+
+
 def router_config(mock: Mock, redis: Redis) -> str:
     """Two models: `limited` (one deployment, 3 requests a minute) and
     `pair` (a deployment that answers, and one whose upstream does not know

@@ -830,7 +830,6 @@ environment_variables:
         let w = c.warnings.join("\n");
         for key in [
             "litellm_settings.callbacks",
-            "router_settings.redis_host",
             "model_list[2].litellm_params.weird_param",
         ] {
             assert!(w.contains(key), "no warning for {key}:\n{w}");
@@ -843,6 +842,12 @@ environment_variables:
         assert_eq!(
             c.routing_strategy,
             super::super::RoutingStrategy::UsageBased
+        );
+        // The router's Redis is read: replicas share usage through it.
+        assert!(!w.contains("router_settings.redis_host"), "{w}");
+        assert_eq!(
+            c.redis.as_ref().map(|r| r.redacted()).as_deref(),
+            Some("redis://redis.internal:6379/0")
         );
         let bedrock = &c.deployments[4];
         assert_eq!(bedrock.aws.as_ref().unwrap().region, "us-east-1");

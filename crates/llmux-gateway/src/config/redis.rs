@@ -137,6 +137,16 @@ pub(super) fn settings(
 impl RedisSettings {
     /// How the client connects.
     pub fn connection_info(&self) -> redis::RedisResult<redis::ConnectionInfo> {
+        // Small calls answered at once: no Nagle delay; and a connection
+        // whose peer went silent fails within seconds, not the kernel's
+        // quarter of an hour.
+        let tcp = redis::io::tcp::TcpSettings::default().set_nodelay(true);
+        #[cfg(target_os = "linux")]
+        let tcp = tcp.set_user_timeout(std::time::Duration::from_secs(5));
+        Ok(self.target_info()?.set_tcp_settings(tcp))
+    }
+
+    fn target_info(&self) -> redis::RedisResult<redis::ConnectionInfo> {
         use redis::IntoConnectionInfo;
         match &self.target {
             Target::Url(url) => url.expose().into_connection_info(),

@@ -269,7 +269,7 @@ impl Keys {
         self: &Arc<Self>,
         redis: &crate::config::RedisSettings,
     ) -> Result<Arc<shared::Shared>, String> {
-        let shared = Arc::new(shared::Shared::new(redis).map_err(|e| e.to_string())?);
+        let shared = shared::Shared::start(redis).map_err(|e| e.to_string())?;
         if self.shared.set(shared.clone()).is_err() {
             return Err("rate limits are already counted in Redis".to_owned());
         }
@@ -562,7 +562,9 @@ impl Keys {
             Identity::Key(entry) => {
                 let mut admission = Admission::key(self, entry, call_type)?;
                 match self.shared.get() {
-                    Some(shared) if shared.up() && admission.limited() => {
+                    // A probe of a Redis that failed is taken only by a
+                    // request that calls it.
+                    Some(shared) if admission.limited() && shared.up() => {
                         // Boxed: only requests with limits and Redis carry
                         // its future.
                         Box::pin(admission.shared_limits(shared)).await?
@@ -816,7 +818,7 @@ impl Keys {
         entry.count_tokens(record.total_tokens);
         if let Some(shared) = self.shared.get() {
             let s = entry.settings();
-            if s.tpm_limit.is_some() && shared.up() {
+            if s.tpm_limit.is_some() && record.total_tokens > 0 && shared.up() {
                 shared.count_tokens(shared.counts(&s.token), record.total_tokens);
             }
         }
@@ -874,6 +876,16 @@ impl Keys {
 
     /// Waits (up to `wait`) for queued spend to be written: at shutdown.
     pub async fn flush(&self, wait: std::time::Duration) -> bool {
+        if let Some(shared) = self.shared.get() {
+            // Requests still open (past the shutdown's grace) end here:
+            // the other replicas are not left counting them.
+            for e in self.map().values() {
+                for (id, set) in lock(&e.shared_held).drain() {
+                    shared.release(set, id);
+                }
+            }
+            shared.flush(wait).await;
+        }
         self.spend.flush(wait).await
     }
 }

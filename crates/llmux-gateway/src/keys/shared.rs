@@ -45,6 +45,8 @@ local minute = math.floor(now / 60)
 local k, f, id = KEYS[1], KEYS[2], ARGV[1]
 local rpm, tpm, par = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local stale, ttl = tonumber(ARGV[5]), tonumber(ARGV[6])
+-- Run again after a lost answer: already let in.
+if par >= 0 and redis.call('ZSCORE', f, id) then return {0, 0, 0} end
 if tonumber(redis.call('HGET', k, 'minute') or -1) ~= minute then
   redis.call('HSET', k, 'minute', minute, 'requests', 0, 'tokens', 0)
   redis.call('EXPIRE', k, ttl)
@@ -105,15 +107,31 @@ pub enum Verdict {
     Tokens(u64, u64),
 }
 
+/// Work done after a request, off its path: in order, batched, on the
+/// runtime that lives longest (so the last requests' are done at
+/// shutdown too).
+enum Job {
+    /// Takes a request id out of a key's requests in flight.
+    Release(Arc<str>, String),
+    /// Adds tokens to a key's counts.
+    Tokens(String, u64),
+    /// Says when every job before it is done.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Jobs waiting at most; past that, one is dropped (a release then goes
+/// stale by itself).
+const JOBS: usize = 65_536;
+
 pub struct Shared {
     /// Which of the process's clients this is (their connections are kept
     /// per thread by it).
     id: usize,
+    jobs: tokio::sync::mpsc::Sender<Job>,
     client: redis::Client,
     config: redis::aio::ConnectionManagerConfig,
     prefix: String,
     admit: redis::Script,
-    tokens: redis::Script,
     /// Unix ms until which Redis is not asked (it failed); 0 while it
     /// answers.
     down_until: AtomicI64,
@@ -123,9 +141,19 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// A client for `settings`' Redis; it connects on first use, and again
-    /// whenever the connection is lost.
-    pub fn new(settings: &RedisSettings) -> redis::RedisResult<Shared> {
+    /// A client for `settings`' Redis, its jobs run on the current runtime;
+    /// it connects on first use, and again whenever the connection is lost.
+    pub fn start(settings: &RedisSettings) -> redis::RedisResult<Arc<Shared>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(JOBS);
+        let shared = Arc::new(Shared::new(settings, tx)?);
+        tokio::spawn(run_jobs(Arc::downgrade(&shared), rx));
+        Ok(shared)
+    }
+
+    fn new(
+        settings: &RedisSettings,
+        jobs: tokio::sync::mpsc::Sender<Job>,
+    ) -> redis::RedisResult<Shared> {
         let client = redis::Client::open(settings.connection_info()?)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
@@ -139,11 +167,11 @@ impl Shared {
         static IDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         Ok(Shared {
             id: IDS.fetch_add(1, Ordering::Relaxed),
+            jobs,
             client,
             config,
             prefix,
             admit: redis::Script::new(ADMIT),
-            tokens: redis::Script::new(TOKENS),
             down_until: AtomicI64::new(0),
             warned_at: AtomicI64::new(i64::MIN / 2),
             place: settings.redacted(),
@@ -155,10 +183,6 @@ impl Shared {
     /// never wait on another thread. Made on first use, on this thread's
     /// runtime; it connects again by itself whenever it is lost.
     fn conn(&self) -> redis::RedisResult<ConnectionManager> {
-        thread_local! {
-            static CONNS: std::cell::RefCell<Vec<(usize, ConnectionManager)>> =
-                const { std::cell::RefCell::new(Vec::new()) };
-        }
         CONNS.with_borrow_mut(|conns| {
             if let Some((_, c)) = conns.iter().find(|(id, _)| *id == self.id) {
                 return Ok(c.clone());
@@ -168,6 +192,13 @@ impl Shared {
             conns.push((self.id, c.clone()));
             Ok(c)
         })
+    }
+
+    /// Drops this thread's connection, so the next call makes a new one: a
+    /// connection that timed out or failed may never recover by itself
+    /// (a silent peer, a failed AUTH kept as its error).
+    fn reset_conn(&self) {
+        CONNS.with_borrow_mut(|conns| conns.retain(|(id, _)| *id != self.id));
     }
 
     /// The name of a key's counts. Its requests in flight are beside
@@ -199,6 +230,7 @@ impl Shared {
     }
 
     fn failed(&self, what: &str, e: &dyn std::fmt::Display) {
+        self.reset_conn();
         let now = super::time::now_ms();
         self.down_until.store(now + DOWN_FOR, Ordering::Relaxed);
         let last = self.warned_at.load(Ordering::Relaxed);
@@ -286,46 +318,27 @@ impl Shared {
     }
 
     /// Counts a finished request's tokens, in the background.
-    pub fn count_tokens(self: &Arc<Self>, counts: String, tokens: u64) {
-        if tokens == 0 {
-            return;
+    pub fn count_tokens(&self, counts: String, tokens: u64) {
+        if tokens > 0 {
+            let _ = self.jobs.try_send(Job::Tokens(counts, tokens));
         }
-        let shared = self.clone();
-        spawn(async move {
-            let r = match shared.conn() {
-                Ok(mut conn) => {
-                    shared
-                        .tokens
-                        .key(&counts)
-                        .arg(tokens.min(i64::MAX as u64))
-                        .arg(TTL)
-                        .invoke_async::<i64>(&mut conn)
-                        .await
-                }
-                Err(e) => Err(e),
-            };
-            match r {
-                Ok(_) => shared.answered(),
-                Err(e) => shared.failed("counting tokens", &e),
-            }
-        });
     }
 
     /// Takes request `id` out of the key's requests in flight, in the
-    /// background (if this fails, it goes stale).
-    pub fn release(self: &Arc<Self>, inflight: Arc<str>, id: String) {
-        let shared = self.clone();
-        spawn(async move {
-            let mut cmd = redis::cmd("ZREM");
-            cmd.arg(&*inflight).arg(&id);
-            let r = match shared.conn() {
-                Ok(mut conn) => cmd.query_async::<i64>(&mut conn).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = r {
-                shared.failed("ending a request", &e);
-            }
-        });
+    /// background (if this is lost, it goes stale).
+    pub fn release(&self, inflight: Arc<str>, id: String) {
+        let _ = self.jobs.try_send(Job::Release(inflight, id));
+    }
+
+    /// Waits (up to `wait`) for the jobs queued so far to be done: at
+    /// shutdown, so the other replicas are not left counting this one's
+    /// last requests.
+    pub async fn flush(&self, wait: Duration) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let queued = tokio::time::timeout(wait, self.jobs.send(Job::Flush(tx))).await;
+        if matches!(queued, Ok(Ok(()))) {
+            let _ = tokio::time::timeout(wait, rx).await;
+        }
     }
 
     /// Says which requests this replica still has in flight, for each key
@@ -371,6 +384,12 @@ impl Shared {
     }
 }
 
+thread_local! {
+    /// Each client's connection on this thread, by the client's id.
+    static CONNS: std::cell::RefCell<Vec<(usize, ConnectionManager)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// The name of the requests in flight beside the counts `counts`.
 pub fn inflight(counts: &str) -> Arc<str> {
     format!("{counts}:inflight").into()
@@ -394,10 +413,58 @@ impl Drop for Pending<'_> {
     }
 }
 
-/// Runs `f` on the current runtime, if there is one (a drop outside one
-/// has nothing to run it on: the next beat says the right count).
-fn spawn<F: Future<Output = ()> + Send + 'static>(f: F) {
-    if let Ok(rt) = tokio::runtime::Handle::try_current() {
-        rt.spawn(f);
+/// Runs the jobs queued, a batch (what is waiting, up to 512) a round
+/// trip, until the client is dropped.
+async fn run_jobs(shared: std::sync::Weak<Shared>, mut rx: tokio::sync::mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(512);
+    while rx.recv_many(&mut batch, 512).await > 0 {
+        let Some(shared) = shared.upgrade() else {
+            break;
+        };
+        let mut pipe = redis::pipe();
+        let mut calls = 0;
+        let mut flushed = Vec::new();
+        for job in batch.drain(..) {
+            match job {
+                Job::Release(inflight, id) => {
+                    pipe.cmd("ZREM").arg(&*inflight).arg(id).ignore();
+                    calls += 1;
+                }
+                Job::Tokens(counts, tokens) => {
+                    pipe.cmd("EVAL")
+                        .arg(TOKENS)
+                        .arg(1)
+                        .arg(counts)
+                        .arg(tokens.min(i64::MAX as u64))
+                        .arg(TTL)
+                        .ignore();
+                    calls += 1;
+                }
+                Job::Flush(done) => flushed.push(done),
+            }
+        }
+        if calls > 0 {
+            let r = match shared.conn() {
+                Ok(mut conn) => {
+                    match tokio::time::timeout(
+                        Duration::from_secs(5),
+                        pipe.query_async::<()>(&mut conn),
+                    )
+                    .await
+                    {
+                        Ok(r) => r.map_err(|e| e.to_string()),
+                        Err(_) => Err("no answer in 5 s".to_owned()),
+                    }
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            match r {
+                Ok(()) => shared.answered(),
+                Err(e) => shared.failed("counting tokens and ending requests", &e),
+            }
+        }
+        for done in flushed {
+            let _ = done.send(());
+        }
     }
 }
