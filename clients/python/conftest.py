@@ -522,6 +522,47 @@ def postgres() -> Iterator[Postgres]:
         started = False
 
 
+class SlowStream:
+    """A chat stream of `words` at `per_sec` tokens a second, read in a thread
+    of its own with `key`: `opened` once its first chunk is read, `text` once
+    it has ended (None if it broke: a gateway killed under it), `end()` to
+    close it early and wait for the thread."""
+
+    def __init__(self, gw: "Gateway", key: str, words: str, per_sec: float) -> None:
+        import threading
+
+        self.opened = threading.Event()
+        self.text: str | None = None
+        self._stop = threading.Event()
+        content = 'Hi <mock>{"tokens_per_sec": %s, "content": "%s"}</mock>' % (per_sec, words)
+        self._thread = threading.Thread(target=self._read, args=(gw, key, content))
+        self._thread.start()
+
+    def _read(self, gw: "Gateway", key: str, content: str) -> None:
+        try:
+            s = gw.client(api_key=key).chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": content}], stream=True
+            )
+            text = ""
+            for chunk in s:
+                self.opened.set()
+                if chunk.choices and chunk.choices[0].delta.content:
+                    text += chunk.choices[0].delta.content
+                if self._stop.is_set():
+                    s.close()
+                    break
+            self.text = text
+        except (openai.APIError, httpx.HTTPError):
+            pass
+
+    def join(self, timeout: float = 20) -> None:
+        self._thread.join(timeout)
+
+    def end(self) -> None:
+        self._stop.set()
+        self.join()
+
+
 # ---------------------------------------------------------------------------
 # Redis, where replicas count the virtual keys' rate limits together: a
 # private server from the installed binary (test.sh installs it),

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import subprocess
-import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -29,6 +28,7 @@ from conftest import (
     Gateway,
     Mock,
     Postgres,
+    SlowStream,
     child_env,
     gateway_config,
     llmux_bin,
@@ -283,26 +283,13 @@ def test_rate_limits_answer_429_with_retry_after(keyed):
 def test_a_stream_holds_its_parallel_slot_until_it_ends(keyed):
     gw, _ = keyed
     key = generate(gw, max_parallel_requests=1)["key"]
-    slow = {"role": "user", "content": 'Hi <mock>{"tokens_per_sec": 10, "content": "a b c d e f g h"}</mock>'}
-    opened = threading.Event()
-    finished: list[int] = []
-
-    def stream() -> None:
-        s = gw.client(api_key=key).chat.completions.create(
-            model="gpt-4o-mini", messages=[slow], stream=True
-        )
-        for _ in s:
-            opened.set()
-        finished.append(1)
-
-    t = threading.Thread(target=stream)
-    t.start()
-    assert opened.wait(10)
+    stream = SlowStream(gw, key, "a b c d e f g h", 10)
+    assert stream.opened.wait(10)
     with pytest.raises(openai.RateLimitError) as e:
         chat(gw, key)
     assert "parallel" in e.value.body["message"]
-    t.join(20)
-    assert finished == [1]
+    stream.join()
+    assert stream.text is not None
 
     def free() -> bool:
         try:

@@ -7,7 +7,6 @@ cooldowns hold across replicas too."""
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
@@ -15,8 +14,18 @@ import httpx
 import openai
 import pytest
 
-from conftest import MASTER_KEY, REDIS_PASSWORD, UPSTREAM_KEY, Gateway, Mock, Redis, gateway_config, serve_config
-from test_keys import admin, away_from_a_minute_edge, chat, eventually, generate, refused
+from conftest import (
+    MASTER_KEY,
+    REDIS_PASSWORD,
+    UPSTREAM_KEY,
+    Gateway,
+    Mock,
+    Redis,
+    SlowStream,
+    gateway_config,
+    serve_config,
+)
+from test_keys import away_from_a_minute_edge, chat, eventually, generate, refused
 
 
 def start(mock: Mock, tmp: Path, db: Path, redis: Redis, name: str, how: str) -> Gateway:
@@ -93,26 +102,15 @@ def test_a_keys_tokens_a_minute_are_counted_across_replicas(replicas, redis_serv
 def test_a_stream_on_one_replica_holds_the_keys_only_slot_on_the_other(replicas):
     one, two = replicas
     key = generate(one, max_parallel_requests=1)["key"]
-    slow = {"role": "user", "content": 'Hi <mock>{"tokens_per_sec": 10, "content": "a b c d e f g h"}</mock>'}
-    opened = threading.Event()
-    finished: list[int] = []
-
-    def stream() -> None:
-        s = one.client(api_key=key).chat.completions.create(model="gpt-4o-mini", messages=[slow], stream=True)
-        for _ in s:
-            opened.set()
-        finished.append(1)
-
-    t = threading.Thread(target=stream)
-    t.start()
+    stream = SlowStream(one, key, "a b c d e f g h", 10)
     try:
-        assert opened.wait(10)
+        assert stream.opened.wait(10)
         with pytest.raises(openai.RateLimitError) as e:
             chat(two, key)
         assert "parallel" in e.value.body["message"]
     finally:
-        t.join(20)
-    assert finished == [1]
+        stream.join()
+    assert stream.text is not None
     # Given back when the stream ends: the other replica serves the key.
     assert eventually(lambda: refused(two, key) is None)
 
@@ -166,34 +164,13 @@ def test_a_replica_that_stops_without_giving_its_slots_back_loses_them(mock, red
     db = tmp_path / "llmux.db"
     one = start(mock, tmp_path, db, redis_server, "stale-1", "cache_params")
     two = start(mock, tmp_path, db, redis_server, "stale-2", "cache_params")
-    stop = threading.Event()
-    threads: list[threading.Thread] = []
+    streams: list[SlowStream] = []
     try:
         killed_key = generate(one, max_parallel_requests=1)["key"]
         kept = generate(one, max_parallel_requests=1)
-        slow = {"role": "user", "content": 'Hi <mock>{"tokens_per_sec": 1, "content": "%s"}</mock>' % ("a " * 80)}
-
-        def stream(gw: Gateway, key: str, opened: threading.Event) -> None:
-            try:
-                s = gw.client(api_key=key).chat.completions.create(
-                    model="gpt-4o-mini", messages=[slow], stream=True
-                )
-                for _ in s:
-                    opened.set()
-                    if stop.is_set():
-                        s.close()
-                        break
-            except (openai.APIError, httpx.HTTPError):
-                pass  # the replica is killed under it
-
-        opened_kept, opened_killed = threading.Event(), threading.Event()
-        threads += [
-            threading.Thread(target=stream, args=(two, kept["key"], opened_kept)),
-            threading.Thread(target=stream, args=(one, killed_key, opened_killed)),
-        ]
-        for t in threads:
-            t.start()
-        assert opened_kept.wait(10) and opened_killed.wait(10)
+        # 80 tokens at one a second: open all through the test.
+        streams += [SlowStream(two, kept["key"], "a " * 80, 1), SlowStream(one, killed_key, "a " * 80, 1)]
+        assert all(s.opened.wait(10) for s in streams)
         one.proc.popen.kill()
         one.proc.popen.wait(10)
         killed_at = time.monotonic()
@@ -206,11 +183,10 @@ def test_a_replica_that_stops_without_giving_its_slots_back_loses_them(mock, red
         inflight = f"llmux:limits:{{{kept['token']}}}:inflight"
         assert redis_server.command("ZCOUNT", inflight, str(int(time.time()) - 15), "+inf") == ":1"
     finally:
-        stop.set()
         one.proc.stop()
         two.proc.stop()
-        for t in threads:
-            t.join(20)
+        for s in streams:
+            s.end()
 
 
 def test_a_replica_that_shuts_down_gives_its_slots_back(mock, redis_server, tmp_path):
@@ -222,26 +198,12 @@ def test_a_replica_that_shuts_down_gives_its_slots_back(mock, redis_server, tmp_
     two = start(mock, tmp_path, db, redis_server, "shutdown-2", "cache_params")
     try:
         key = generate(one, max_parallel_requests=1)["key"]
-        slow = {"role": "user", "content": 'Hi <mock>{"tokens_per_sec": 4, "content": "a b c d e f g h"}</mock>'}
-        opened = threading.Event()
-        done: list[str] = []
-
-        def stream() -> None:
-            s = one.client(api_key=key).chat.completions.create(model="gpt-4o-mini", messages=[slow], stream=True)
-            text = ""
-            for chunk in s:
-                opened.set()
-                if chunk.choices and chunk.choices[0].delta.content:
-                    text += chunk.choices[0].delta.content
-            done.append(text)
-
-        t = threading.Thread(target=stream)
-        t.start()
-        assert opened.wait(10)
+        stream = SlowStream(one, key, "a b c d e f g h", 4)
+        assert stream.opened.wait(10)
         assert refused(two, key) == 429
         one.proc.popen.terminate()
-        t.join(20)
-        assert done and "h" in done[0], "the open stream finished"
+        stream.join()
+        assert stream.text and "h" in stream.text, "the open stream finished"
         one.proc.popen.wait(20)
         assert refused(two, key) is None
     finally:

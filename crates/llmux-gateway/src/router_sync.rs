@@ -77,17 +77,10 @@ return {totals, cooling}
 /// Starts telling other replicas this gateway's deployments' counts and
 /// cooldowns through `redis`, and taking theirs, until `app` is dropped.
 pub fn start(app: Weak<AppState>, redis: &RedisSettings) -> redis::RedisResult<()> {
-    let client = redis::Client::open(redis.connection_info()?)?;
-    let config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(1)))
-        .set_response_timeout(Some(Duration::from_secs(2)))
-        .set_number_of_retries(1);
-    let mut conn = redis::aio::ConnectionManager::new_lazy_with_config(client, config)?;
+    let client = redis.client()?;
+    let mut conn = Some(client.connect()?);
     // One slot in a cluster: the braces are the keys' hash tag.
-    let prefix = match &redis.namespace {
-        Some(ns) => format!("{ns}:{{llmux:router}}"),
-        None => "{llmux:router}".to_owned(),
-    };
+    let prefix = redis.key("{llmux:router}");
     let place = redis.redacted();
     let script = redis::Script::new(SYNC);
     // This process in the counts: 16 characters, random per start.
@@ -102,7 +95,19 @@ pub fn start(app: Weak<AppState>, redis: &RedisSettings) -> redis::RedisResult<(
         loop {
             tick.tick().await;
             let Some(app) = app.upgrade() else { break };
-            if let Err(e) = once(&app, &mut conn, &script, &prefix, &replica).await {
+            let done = match conn.take().map_or_else(|| client.connect(), Ok) {
+                Ok(mut c) => {
+                    let done = once(&app, &mut c, &script, &prefix, &replica).await;
+                    // A connection that failed may never recover: made
+                    // anew at the next tick.
+                    if done.is_ok() {
+                        conn = Some(c);
+                    }
+                    done
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = done {
                 if warned.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
                     warned = Some(tokio::time::Instant::now());
                     tracing::warn!(

@@ -11,7 +11,7 @@ mod wildcard;
 
 pub use env::Env;
 pub use file::{load_file, parse};
-pub use redis::RedisSettings;
+pub use redis::{RedisClient, RedisSettings};
 pub use wildcard::Wildcards;
 
 use llmux_core::{Deployment, Secret};

@@ -34,6 +34,22 @@ pub enum Target {
     },
 }
 
+/// A Redis client and how its connections behave.
+pub struct RedisClient {
+    client: redis::Client,
+    config: redis::aio::ConnectionManagerConfig,
+}
+
+impl RedisClient {
+    /// A new connection, made on its first call, on the current runtime.
+    pub fn connect(&self) -> redis::RedisResult<redis::aio::ConnectionManager> {
+        redis::aio::ConnectionManager::new_lazy_with_config(
+            self.client.clone(),
+            self.config.clone(),
+        )
+    }
+}
+
 /// The fields one setting gave, already read from `os.environ/`.
 #[derive(Default)]
 pub(super) struct Parts {
@@ -177,6 +193,30 @@ impl RedisSettings {
                 }
                 Ok(addr.into_connection_info()?.set_redis_settings(settings))
             }
+        }
+    }
+
+    /// A client for it. Its connections are made on first use and again
+    /// after a lost one; one that failed or timed out is for its owner to
+    /// drop and make anew ([`RedisClient::connect`]), as it may never
+    /// recover by itself (a silent peer, a failed AUTH kept as its error).
+    pub fn client(&self) -> redis::RedisResult<RedisClient> {
+        Ok(RedisClient {
+            client: redis::Client::open(self.connection_info()?)?,
+            config: redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(std::time::Duration::from_secs(1)))
+                .set_response_timeout(Some(std::time::Duration::from_secs(2)))
+                .set_number_of_retries(1)
+                .set_max_delay(std::time::Duration::from_millis(500)),
+        })
+    }
+
+    /// A name for llmux's `name` in this Redis: after the `namespace`, if
+    /// one is set.
+    pub fn key(&self, name: &str) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{ns}:{name}"),
+            None => name.to_owned(),
         }
     }
 

@@ -128,8 +128,7 @@ pub struct Shared {
     /// per thread by it).
     id: usize,
     jobs: tokio::sync::mpsc::Sender<Job>,
-    client: redis::Client,
-    config: redis::aio::ConnectionManagerConfig,
+    client: crate::config::RedisClient,
     prefix: String,
     admit: redis::Script,
     /// Unix ms until which Redis is not asked (it failed); 0 while it
@@ -154,22 +153,13 @@ impl Shared {
         settings: &RedisSettings,
         jobs: tokio::sync::mpsc::Sender<Job>,
     ) -> redis::RedisResult<Shared> {
-        let client = redis::Client::open(settings.connection_info()?)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_secs(1)))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let prefix = match &settings.namespace {
-            Some(ns) => format!("{ns}:llmux:limits:"),
-            None => "llmux:limits:".to_owned(),
-        };
+        let client = settings.client()?;
+        let prefix = settings.key("llmux:limits:");
         static IDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         Ok(Shared {
             id: IDS.fetch_add(1, Ordering::Relaxed),
             jobs,
             client,
-            config,
             prefix,
             admit: redis::Script::new(ADMIT),
             down_until: AtomicI64::new(0),
@@ -187,8 +177,7 @@ impl Shared {
             if let Some((_, c)) = conns.iter().find(|(id, _)| *id == self.id) {
                 return Ok(c.clone());
             }
-            let c =
-                ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())?;
+            let c = self.client.connect()?;
             conns.push((self.id, c.clone()));
             Ok(c)
         })
