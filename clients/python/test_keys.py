@@ -280,6 +280,62 @@ def test_rate_limits_answer_429_with_retry_after(keyed):
     assert "rpm_limit" in e.value.body["message"]
 
 
+def test_limits_per_model_hold_each_model_apart_through_both_apis(keyed):
+    gw, _ = keyed
+    away_from_a_minute_edge()
+    made = generate(gw, model_rpm_limit={"gpt-4o-mini": 2}, model_tpm_limit={"claude-sonnet-4": 5})
+    # Kept in the key's metadata, as LiteLLM keeps them, and echoed.
+    assert made["model_rpm_limit"] == {"gpt-4o-mini": 2}
+    key = made["key"]
+    assert info(gw, key)["metadata"]["model_tpm_limit"] == {"claude-sonnet-4": 5}
+    chat(gw, key)
+    chat(gw, key)
+    with pytest.raises(openai.RateLimitError) as e:
+        chat(gw, key)
+    assert "gpt-4o-mini" in e.value.body["message"] and "model_rpm_limit" in e.value.body["message"]
+    assert 1 <= int(e.value.response.headers["retry-after"]) <= 60
+    # Another model is not limited by it.
+    for _ in range(3):
+        assert chat(gw, key, model="gpt-4o").http_response.status_code == 200
+    # Tokens a minute on Claude, through the Messages API: the first answer
+    # uses more than 5, and the next is refused in Anthropic's shape.
+    claude = anthropic.Anthropic(base_url=gw.base, api_key=key, max_retries=0)
+    ask = dict(model="claude-sonnet-4", max_tokens=5, messages=[{"role": "user", "content": "Hi"}])
+    claude.messages.create(**ask)
+
+    def refused_on_claude() -> bool:
+        try:
+            claude.messages.create(**ask)
+            return False
+        except anthropic.RateLimitError as e:
+            assert e.body["error"]["type"] == "rate_limit_error", e.body
+            assert "model_tpm_limit" in e.body["error"]["message"]
+            return True
+
+    assert eventually(refused_on_claude)
+    # Taken out at /key/update: the model is served again.
+    r = admin(gw, "/key/update", {"key": key, "model_rpm_limit": None})
+    assert r.status_code == 200, r.text
+    assert "model_rpm_limit" not in r.json()["metadata"]
+    assert chat(gw, key).http_response.status_code == 200
+
+
+def test_a_keys_limit_on_a_model_holds_on_the_fallbacks_it_names(keyed):
+    gw, _ = keyed
+    away_from_a_minute_edge()
+    key = generate(gw, model_rpm_limit={"gpt-4o": 1})["key"]
+    # The model asked for is down: its fallback answers, and is counted.
+    r = chat(gw, key, model="dead-upstream", extra_body={"fallbacks": ["gpt-4o"]})
+    assert r.http_response.status_code == 200
+    with pytest.raises(openai.RateLimitError) as e:
+        chat(gw, key, model="gpt-4o")
+    assert "gpt-4o" in e.value.body["message"]
+    # Over its limit, the fallback is passed by, and the answer says why.
+    with pytest.raises(openai.RateLimitError) as e:
+        chat(gw, key, model="dead-upstream", extra_body={"fallbacks": ["gpt-4o"]})
+    assert "model_rpm_limit" in e.value.body["message"]
+
+
 def test_a_stream_holds_its_parallel_slot_until_it_ends(keyed):
     gw, _ = keyed
     key = generate(gw, max_parallel_requests=1)["key"]
@@ -362,6 +418,8 @@ def test_keys_are_refused_bad_settings_and_admin_routes(keyed):
         ({"models": "gpt-4o"}, "models"),
         ({"key": "not-sk"}, "key"),
         ({"model_max_budget": {"gpt-4o": 1}}, "model_max_budget"),
+        ({"model_rpm_limit": {"gpt-4o": "2"}}, "model_rpm_limit"),
+        ({"metadata": {"model_tpm_limit": [5]}}, "model_tpm_limit"),
         ({"key": MASTER_KEY}, "key"),
         ({"rpm_limit": 2**63}, "rpm_limit"),
         ({"duration": "36501d"}, "duration"),
@@ -659,6 +717,7 @@ def test_keys_a_litellm_proxy_made_in_its_postgres_database_go_on_working(mock, 
     database = postgres.new_database()
     sha = lambda k: hashlib.sha256(k.encode()).hexdigest()  # noqa: E731
     plain, team_key, held = "sk-litellm-made-plain", "sk-litellm-made-team", "sk-litellm-made-held"
+    per_model = "sk-litellm-made-per-model"
     litellm_master = "sk-litellm-old-master"
     postgres.psql(LITELLM_TABLES, database)
     postgres.psql(
@@ -670,6 +729,9 @@ def test_keys_a_litellm_proxy_made_in_its_postgres_database_go_on_working(mock, 
         f"INSERT INTO \"LiteLLM_VerificationToken\" (token, team_id, models) VALUES ('{sha(team_key)}', 't-eng', ARRAY[]::TEXT[]);"
         f"INSERT INTO \"LiteLLM_VerificationToken\" (token, key_alias, team_id, models) "
         f"  VALUES ('{sha(held)}', 'capped', 't-capped', ARRAY[]::TEXT[]);"
+        # LiteLLM keeps a key's limits per model in its metadata.
+        f"INSERT INTO \"LiteLLM_VerificationToken\" (token, models, metadata) VALUES ('{sha(per_model)}', "
+        "  ARRAY[]::TEXT[], '{\"model_rpm_limit\": {\"gpt-4o-mini\": 1}}');"
         # LiteLLM keeps its own master key's hash as a key.
         f"INSERT INTO \"LiteLLM_VerificationToken\" (token, user_id, models) "
         f"  VALUES ('{sha(litellm_master)}', 'default_user_id', ARRAY[]::TEXT[]);",
@@ -688,6 +750,11 @@ def test_keys_a_litellm_proxy_made_in_its_postgres_database_go_on_working(mock, 
         assert chat(gw, team_key).http_response.status_code == 200
         with pytest.raises(openai.AuthenticationError):
             chat(gw, team_key, model="gpt-4o")
+        # A key with a limit on a model keeps it.
+        away_from_a_minute_edge()
+        assert chat(gw, per_model).http_response.status_code == 200
+        assert refused(gw, per_model) == 429
+        assert chat(gw, per_model, model="gpt-4o").http_response.status_code == 200
         # A key whose team has a budget llmux does not enforce is held,
         # blocked, and says why.
         assert refused(gw, held) == 401
@@ -702,10 +769,10 @@ def test_keys_a_litellm_proxy_made_in_its_postgres_database_go_on_working(mock, 
         gw.proc.stop()
     log = gw.proc.log_path.read_text()
     assert "took the keys of LiteLLM's database" in log and "capped" in log
-    for secret in (plain, team_key, held, litellm_master, PG_PASSWORD):
+    for secret in (plain, team_key, held, per_model, litellm_master, PG_PASSWORD):
         assert secret not in log
     # LiteLLM's own rows are left as they were.
-    assert postgres.psql('SELECT count(*) FROM "LiteLLM_VerificationToken"', database) == "4"
+    assert postgres.psql('SELECT count(*) FROM "LiteLLM_VerificationToken"', database) == "5"
 
     # Taken once: a key deleted since does not come back.
     gw = start(mock, tmp_path, postgres.url(database), "gateway-from-litellm-2")

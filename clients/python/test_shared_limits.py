@@ -99,6 +99,27 @@ def test_a_keys_tokens_a_minute_are_counted_across_replicas(replicas, redis_serv
     assert "tpm_limit" in e.value.body["message"]
 
 
+def test_a_keys_limits_on_a_model_are_counted_across_replicas(replicas, redis_server):
+    one, two = replicas
+    away_from_a_minute_edge()
+    made = generate(one, model_rpm_limit={"gpt-4o-mini": 3}, model_tpm_limit={"gpt-4o": 5})
+    key = made["key"]
+    for gw in (one, two, one):
+        assert chat(gw, key).http_response.status_code == 200
+    counts = f"llmux:limits:{{{made['token']}}}:model:gpt-4o-mini"
+    assert redis_server.command("HGET", counts, "requests") == "3"
+    with pytest.raises(openai.RateLimitError) as e:
+        chat(two, key)
+    assert "model_rpm_limit" in e.value.body["message"]
+    # Tokens on gpt-4o: used on one replica, refused on the other.
+    used = chat(one, key, model="gpt-4o").parse().usage.total_tokens
+    tokens = f"llmux:limits:{{{made['token']}}}:model:gpt-4o"
+    assert eventually(lambda: redis_server.command("HGET", tokens, "tokens") == str(used))
+    with pytest.raises(openai.RateLimitError) as e:
+        chat(two, key, model="gpt-4o")
+    assert "model_tpm_limit" in e.value.body["message"]
+
+
 def test_a_stream_on_one_replica_holds_the_keys_only_slot_on_the_other(replicas):
     one, two = replicas
     key = generate(one, max_parallel_requests=1)["key"]

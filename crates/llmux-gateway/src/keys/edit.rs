@@ -2,6 +2,7 @@
 //! field as LiteLLM names them. A field llmux does not act on is refused
 //! when set, so a limit a client asked for is never silently absent.
 
+use super::limits::{MODEL_RPM, MODEL_TPM};
 use super::{KeyRow, time};
 use llmux_core::ApiError;
 use serde_json::{Map, Value};
@@ -101,6 +102,12 @@ pub fn apply(
     body: &Map<String, Value>,
     now: i64,
 ) -> Result<(), ApiError> {
+    // Limits per model live in the metadata, as LiteLLM keeps them: a new
+    // `metadata` that does not name them keeps the key's.
+    let kept: Vec<(&str, Value)> = [MODEL_RPM, MODEL_TPM]
+        .into_iter()
+        .filter_map(|f| Some((f, row.metadata.get(f)?.clone())))
+        .collect();
     for (field, v) in body {
         let f = field.as_str();
         match f {
@@ -150,8 +157,15 @@ pub fn apply(
                     Value::Null => Map::new(),
                     Value::Object(m) => m.clone(),
                     _ => return Err(ApiError::invalid_field(f, "`metadata` must be an object.")),
+                };
+                for (name, limits) in &kept {
+                    if !row.metadata.contains_key(*name) {
+                        row.metadata.insert((*name).to_owned(), limits.clone());
+                    }
                 }
             }
+            // Set after the rest: over what `metadata` says of them.
+            MODEL_RPM | MODEL_TPM => {}
             "blocked" => {
                 row.blocked = match v {
                     Value::Null => false,
@@ -167,6 +181,54 @@ pub fn apply(
             _ => unsupported(f, v)?,
         }
     }
+    // Checked where the body sets them: a key's own, kept, are not in the
+    // way of blocking it (or any other change).
+    let in_metadata = body.get("metadata").and_then(Value::as_object);
+    for name in [MODEL_RPM, MODEL_TPM] {
+        let top = body.get(name);
+        if let Some(v) = top {
+            row.metadata.insert(name.to_owned(), v.clone());
+        }
+        if top.is_some() || in_metadata.is_some_and(|m| m.contains_key(name)) {
+            check_model_limits(&mut row.metadata, name)?;
+        }
+    }
     row.updated_at = now;
     Ok(())
+}
+
+/// A key's limit per model in `metadata` (`model_rpm_limit` or
+/// `model_tpm_limit`): a map of model name to a whole number, or nothing
+/// (null or `{}`, then taken out). Anything else is refused: a limit the
+/// gateway could not read would not hold.
+pub fn check_model_limits(metadata: &mut Map<String, Value>, field: &str) -> Result<(), ApiError> {
+    let refuse = || {
+        ApiError::invalid_field(
+            field,
+            format!(
+                "`{field}` must map model names to whole numbers, 0 to 2^63 - 1, \
+                 as {{\"gpt-4o\": 10}}."
+            ),
+        )
+    };
+    match metadata.get(field) {
+        None => Ok(()),
+        Some(Value::Null) => {
+            metadata.remove(field);
+            Ok(())
+        }
+        Some(Value::Object(m)) if m.is_empty() => {
+            metadata.remove(field);
+            Ok(())
+        }
+        Some(Value::Object(m)) => {
+            let whole = |n: &Value| n.as_u64().is_some_and(|n| i64::try_from(n).is_ok());
+            if m.values().all(whole) {
+                Ok(())
+            } else {
+                Err(refuse())
+            }
+        }
+        Some(_) => Err(refuse()),
+    }
 }

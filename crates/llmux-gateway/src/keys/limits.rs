@@ -1,6 +1,7 @@
 //! What a virtual key may spend and send: its budget (reset every
-//! `budget_duration`), its requests and tokens a minute, its requests at
-//! once, and its models.
+//! `budget_duration`), its requests and tokens a minute (on the whole, and
+//! on a model: LiteLLM's `model_rpm_limit` and `model_tpm_limit`), its
+//! requests at once, and its models.
 
 use super::shared::{self, Shared, Verdict};
 use super::{KeyEntry, Keys, lock, spend, time};
@@ -49,7 +50,57 @@ impl KeyEntry {
         w.roll(time::now_secs() / 60);
         w.tokens = w.tokens.saturating_add(n);
     }
+
+    /// Counts `n` tokens against the key's limits on `model`.
+    pub(super) fn count_model_tokens(&self, model: &str, n: u64) {
+        let mut windows = lock(&self.model_windows);
+        if let Some(w) = windows.get_mut(model) {
+            w.roll(time::now_secs() / 60);
+            w.tokens = w.tokens.saturating_add(n);
+        }
+    }
+
+    /// Checks the key's limits on `model` as this process counts them,
+    /// and counts the request if `count`.
+    fn model_window(&self, model: &ModelLimits, count: bool) -> Result<(), ApiError> {
+        let now = time::now_secs();
+        let mut windows = lock(&self.model_windows);
+        // One window per model the key limits: as many as its settings name.
+        let w = match windows.get_mut(&*model.name) {
+            Some(w) => w,
+            None => windows.entry(model.name.clone()).or_default(),
+        };
+        w.roll(now / 60);
+        let next_minute = (60 - now.rem_euclid(60)) as u64;
+        if let Some(rpm) = model.rpm {
+            if w.requests >= rpm {
+                return Err(model_rpm_limited(&model.name, rpm, next_minute));
+            }
+        }
+        if let Some(tpm) = model.tpm {
+            if w.tokens >= tpm {
+                return Err(model_tpm_limited(&model.name, tpm, w.tokens, next_minute));
+            }
+        }
+        if count {
+            w.requests += 1;
+        }
+        Ok(())
+    }
 }
+
+/// A key's limits on one model: the name they are set under in its
+/// `model_rpm_limit` / `model_tpm_limit`, and each limit set there.
+pub(super) struct ModelLimits {
+    pub name: Arc<str>,
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
+}
+
+/// Where LiteLLM keeps a key's limits per model: in its metadata, each a
+/// map of model name to a whole number.
+pub const MODEL_RPM: &str = "model_rpm_limit";
+pub const MODEL_TPM: &str = "model_tpm_limit";
 
 /// A request let in: whose it is, when it started, and (for a virtual key)
 /// one of the key's parallel slots, given back when this is dropped.
@@ -71,6 +122,9 @@ pub struct Admission {
     /// Where this request is counted in flight in Redis (by its id),
     /// taken out when this is dropped.
     shared_slot: Option<(Arc<Shared>, Arc<str>)>,
+    /// The model whose limits (the key's `model_rpm_limit` or
+    /// `model_tpm_limit`) let this request in: its tokens count there too.
+    model_counted: std::sync::Mutex<Vec<Arc<str>>>,
 }
 
 impl Drop for Admission {
@@ -97,6 +151,7 @@ impl Admission {
             prompt_estimate: Default::default(),
             parallel: 0,
             shared_slot: None,
+            model_counted: Default::default(),
         }
     }
 
@@ -122,6 +177,7 @@ impl Admission {
             prompt_estimate: Default::default(),
             parallel,
             shared_slot: None,
+            model_counted: Default::default(),
         };
         {
             let mut sp = lock(&entry.spend);
@@ -289,6 +345,103 @@ impl Admission {
         }
         Err(model_denied(&s.models, requested))
     }
+
+    /// Whether the key has limits on the model the request names
+    /// (`requested`, served by the group `group`): then
+    /// [`Admission::model_limits`] checks them.
+    pub fn model_limited(&self, requested: &str, group: &str) -> bool {
+        self.entry
+            .as_ref()
+            .is_some_and(|e| e.settings().model_limits(requested, group).next().is_some())
+    }
+
+    /// Checks and counts the key's limits on the model the request names:
+    /// those set under the name it used and those set under its group's
+    /// (an alias's and its model's both hold). In Redis with every
+    /// replica's requests when it is given and answers, else here. The
+    /// request's tokens count against them from then on (a fallback's
+    /// check, passed, takes them over). A request its model's limits
+    /// refuse has still been counted against the key's own rpm (as in
+    /// LiteLLM).
+    pub async fn model_limits(
+        &self,
+        shared: Option<&Arc<Shared>>,
+        requested: &str,
+        group: &str,
+    ) -> Result<(), ApiError> {
+        let Some(entry) = &self.entry else {
+            return Ok(());
+        };
+        let s = entry.settings();
+        let limits: Vec<ModelLimits> = s.model_limits(requested, group).collect();
+        // This process's counts are a part of the shared ones: what they
+        // refuse is refused without asking.
+        for model in &limits {
+            entry.model_window(model, false)?;
+        }
+        for model in &limits {
+            self.model_admit(entry, &s.token, shared, model).await?;
+        }
+        *lock(&self.model_counted) = limits.into_iter().map(|m| m.name).collect();
+        Ok(())
+    }
+
+    /// Checks and counts one of the key's limits on a model.
+    async fn model_admit(
+        &self,
+        entry: &KeyEntry,
+        token: &str,
+        shared: Option<&Arc<Shared>>,
+        model: &ModelLimits,
+    ) -> Result<(), ApiError> {
+        let verdict = match shared.filter(|sh| sh.up()) {
+            Some(shared) => {
+                let counts = shared.model_counts(token, &model.name);
+                let inflight = shared::inflight(&counts);
+                shared
+                    .admit(
+                        (&counts, &inflight),
+                        &self.request_id,
+                        model.rpm,
+                        model.tpm,
+                        None,
+                    )
+                    .await
+            }
+            None => None,
+        };
+        match verdict {
+            // No Redis, or it did not answer: counted here alone.
+            None => entry.model_window(model, true),
+            Some(Verdict::Requests(_, wait)) => Err(model_rpm_limited(
+                &model.name,
+                model.rpm.unwrap_or_default(),
+                wait,
+            )),
+            Some(Verdict::Tokens(used, wait)) => Err(model_tpm_limited(
+                &model.name,
+                model.tpm.unwrap_or_default(),
+                used,
+                wait,
+            )),
+            // Let in: counted here too, the count Redis failing falls
+            // back to (no parallel limit was asked of it).
+            Some(Verdict::Admit | Verdict::Parallel(_)) => {
+                let mut windows = lock(&entry.model_windows);
+                if let Some(w) = windows.get_mut(&*model.name) {
+                    w.roll(time::now_secs() / 60);
+                    w.requests += 1;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The models (names the key's limits are set under) this request's
+    /// tokens also count against.
+    pub fn model_counted(&self) -> Vec<Arc<str>> {
+        lock(&self.model_counted).clone()
+    }
 }
 
 impl super::KeySettings {
@@ -297,6 +450,44 @@ impl super::KeySettings {
         self.budget_duration
             .as_deref()
             .and_then(time::parse_duration)
+    }
+
+    /// The key's limit in `field` (`model_rpm_limit` or `model_tpm_limit`)
+    /// on `model`, if it sets one. Checked where it is set; a value written
+    /// past those checks (by hand in the database) is read as a number if
+    /// it can be, as LiteLLM would.
+    fn model_limit(&self, field: &str, model: &str) -> Option<u64> {
+        let v = self.metadata.get(field)?.get(model)?;
+        v.as_u64()
+            .or_else(|| v.as_f64().filter(|n| *n >= 0.0).map(|n| n as u64))
+            .or_else(|| v.as_str().and_then(|t| t.trim().parse().ok()))
+    }
+
+    /// Whether the key limits the tokens a minute of `model` (a name its
+    /// limits are set under).
+    pub(super) fn limits_model_tokens(&self, model: &str) -> bool {
+        self.model_limit(MODEL_TPM, model).is_some()
+    }
+
+    /// The key's limits on the model a request names (`requested`, served
+    /// by the group `group`): those set under the name the request used,
+    /// and those under its group's when that is another.
+    pub(super) fn model_limits<'a>(
+        &'a self,
+        requested: &'a str,
+        group: &'a str,
+    ) -> impl Iterator<Item = ModelLimits> + 'a {
+        let any = self.metadata.contains_key(MODEL_RPM) || self.metadata.contains_key(MODEL_TPM);
+        let names = std::iter::once(requested).chain((group != requested).then_some(group));
+        names.filter(move |_| any).filter_map(|name| {
+            let rpm = self.model_limit(MODEL_RPM, name);
+            let tpm = self.model_limit(MODEL_TPM, name);
+            (rpm.is_some() || tpm.is_some()).then(|| ModelLimits {
+                name: name.into(),
+                rpm,
+                tpm,
+            })
+        })
     }
 
     /// Whether `model` is one of the key's: any model when its list is
@@ -410,6 +601,26 @@ fn rpm_limited(rpm: u64, wait_secs: u64) -> ApiError {
 fn tpm_limited(tpm: u64, used: u64, wait_secs: u64) -> ApiError {
     rate_limited(
         format!("Rate limit reached for this key: {tpm} tokens a minute (tpm_limit); {used} used."),
+        Duration::from_secs(wait_secs.clamp(1, 60)),
+    )
+}
+
+fn model_rpm_limited(model: &str, rpm: u64, wait_secs: u64) -> ApiError {
+    rate_limited(
+        format!(
+            "Rate limit reached for this key on model {model}: {rpm} requests a minute \
+             (model_rpm_limit)."
+        ),
+        Duration::from_secs(wait_secs.clamp(1, 60)),
+    )
+}
+
+fn model_tpm_limited(model: &str, tpm: u64, used: u64, wait_secs: u64) -> ApiError {
+    rate_limited(
+        format!(
+            "Rate limit reached for this key on model {model}: {tpm} tokens a minute \
+             (model_tpm_limit); {used} used."
+        ),
         Duration::from_secs(wait_secs.clamp(1, 60)),
     )
 }

@@ -12,6 +12,7 @@
 //! (`llmux_import_held`) and the log: serving it would give it more than
 //! LiteLLM did; an admin unblocks it knowingly.
 
+use super::limits::{MODEL_RPM, MODEL_TPM};
 use super::store::KeyRow;
 use super::time;
 use serde_json::{Map, Value};
@@ -154,8 +155,15 @@ pub fn convert(
                 why.push(what.to_owned());
             }
         }
-        if has_metadata_limits(&row.metadata) {
-            why.push("limits or tags in its metadata".to_owned());
+        // Its limits per model are enforced as LiteLLM sets them, when
+        // they read as LiteLLM writes them.
+        for field in [MODEL_RPM, MODEL_TPM] {
+            if super::edit::check_model_limits(&mut row.metadata, field).is_err() {
+                why.push(format!("a `{field}` llmux cannot read"));
+            }
+        }
+        if !empty(row.metadata.get("tags")) {
+            why.push("tags in its metadata (with budgets of their own)".to_owned());
         }
         let user = row.user_id.as_deref().and_then(|u| users.get(u));
         if let Some(user) = user {
@@ -285,8 +293,8 @@ fn none_if_empty(models: Vec<String>) -> Vec<String> {
     }
 }
 
-/// LiteLLM limits kept in metadata: rpm / tpm per model, and tags (whose
-/// budgets apply to the key's requests).
+/// LiteLLM limits kept in a team's metadata: rpm / tpm per model, and tags
+/// (whose budgets apply to the team's requests).
 fn has_metadata_limits(m: &Map<String, Value>) -> bool {
     ["model_rpm_limit", "model_tpm_limit", "tags"]
         .iter()
@@ -447,6 +455,10 @@ mod tests {
             json!({"token": hash("sk-member"), "team_id": "t-open", "user_id": "u-member"}),
             json!({"token": hash("sk-org"), "team_id": "t-org"}),
             json!({"token": hash("sk-tags"), "metadata": {"tags": ["prod"]}}),
+            json!({"token": hash("sk-model-limits"),
+                   "metadata": {"model_rpm_limit": {"gpt-4o": 2}, "model_tpm_limit": {}}}),
+            json!({"token": hash("sk-bad-model-rpm"),
+                   "metadata": {"model_rpm_limit": {"gpt-4o": "two"}}}),
             json!({"token": hash("sk-forever"), "expires": "294276-12-31T23:59:59"}),
             json!({"token": hash("sk-was-blocked"), "blocked": true}),
         ];
@@ -510,7 +522,11 @@ mod tests {
             ("sk-user-none", "no model its user allows"),
             ("sk-member", "its budget as a member of its team (t-open)"),
             ("sk-org", "its team's organization (t-org)"),
-            ("sk-tags", "limits or tags in its metadata"),
+            (
+                "sk-tags",
+                "tags in its metadata (with budgets of their own)",
+            ),
+            ("sk-bad-model-rpm", "a `model_rpm_limit` llmux cannot read"),
             ("sk-forever", "an expiry llmux cannot read"),
         ] {
             let r = by(key);
@@ -531,13 +547,18 @@ mod tests {
         let was = by("sk-was-blocked");
         assert!(was.blocked && was.metadata.get("llmux_import_held").is_none());
         assert_eq!(was.metadata["llmux_import_blocked"], "blocked in LiteLLM");
-        assert_eq!(out.held.len(), 12);
+        // Limits per model are enforced: taken as they are.
+        let limited = by("sk-model-limits");
+        assert!(!limited.blocked);
+        assert_eq!(limited.metadata["model_rpm_limit"], json!({"gpt-4o": 2}));
+        assert!(limited.metadata.get("model_tpm_limit").is_none());
+        assert_eq!(out.held.len(), 13);
         assert!(out.held.iter().any(|(name, _)| name == "pm"));
         // Aliases stay unique; a taken one is kept in the metadata.
         for (key, alias) in [("sk-same-alias", "alice"), ("sk-llmux-alias", "bob")] {
             assert_eq!(by(key).key_alias, None);
             assert_eq!(by(key).metadata["llmux_import_alias"], alias);
         }
-        assert_eq!(out.rows.len(), 21);
+        assert_eq!(out.rows.len(), 23);
     }
 }

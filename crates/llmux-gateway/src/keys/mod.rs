@@ -50,6 +50,9 @@ pub struct KeyEntry {
     settings: RwLock<Arc<KeySettings>>,
     spend: Mutex<limits::Spend>,
     window: Mutex<limits::Window>,
+    /// The same, for each model the key limits (`model_rpm_limit`,
+    /// `model_tpm_limit`), by the name the limit is set under.
+    model_windows: Mutex<HashMap<Arc<str>, limits::Window>>,
     in_flight: std::sync::atomic::AtomicU32,
     /// Of those, the requests counted in flight in Redis: request id, and
     /// the name of the set they are in there.
@@ -69,6 +72,7 @@ impl KeyEntry {
             settings: RwLock::new(Arc::new(row)),
             spend: Mutex::new(spend),
             window: Mutex::new(limits::Window::default()),
+            model_windows: Mutex::new(HashMap::new()),
             in_flight: std::sync::atomic::AtomicU32::new(0),
             shared_held: Mutex::new(HashMap::new()),
         }
@@ -816,10 +820,19 @@ impl Keys {
             return;
         };
         entry.count_tokens(record.total_tokens);
+        let models = admission.model_counted();
+        for model in &models {
+            entry.count_model_tokens(model, record.total_tokens);
+        }
         if let Some(shared) = self.shared.get() {
             let s = entry.settings();
-            if s.tpm_limit.is_some() && record.total_tokens > 0 && shared.up() {
-                shared.count_tokens(shared.counts(&s.token), record.total_tokens);
+            if record.total_tokens > 0 && shared.up() {
+                if s.tpm_limit.is_some() {
+                    shared.count_tokens(shared.counts(&s.token), record.total_tokens);
+                }
+                for model in models.iter().filter(|m| s.limits_model_tokens(m)) {
+                    shared.count_tokens(shared.model_counts(&s.token, model), record.total_tokens);
+                }
             }
         }
         // Queued under the key's lock: the database sees charges and

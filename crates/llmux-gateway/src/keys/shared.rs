@@ -4,7 +4,8 @@
 //! requests in flight.
 //!
 //! Each key with a limit has a hash, `llmux:limits:{<key hash>}` (the
-//! minute, its requests, its tokens), and a sorted set beside it
+//! minute, its requests, its tokens), one more for each model it limits
+//! (`…:model:<name>`, the same counts), and a sorted set beside it
 //! (`…:inflight`): each request in flight by its request id, scored by when
 //! its replica last said it holds it. A request is let in by one script,
 //! which drops entries silent for [`STALE`], checks and counts at once. A
@@ -195,6 +196,12 @@ impl Shared {
     /// hash tag.
     pub fn counts(&self, token: &str) -> String {
         format!("{}{{{token}}}", self.prefix)
+    }
+
+    /// The name of a key's counts on one model (its `model_rpm_limit`,
+    /// `model_tpm_limit`), in the key's cluster slot.
+    pub fn model_counts(&self, token: &str, model: &str) -> String {
+        format!("{}{{{token}}}:model:{model}", self.prefix)
     }
 
     /// Whether to ask Redis now: yes while it answers; after it failed,

@@ -217,6 +217,183 @@ async fn rpm_tpm_and_parallel_limits_refuse_with_429_and_a_retry_after() {
     assert!(admit(&keys, "sk-parallel").await.is_ok());
 }
 
+/// A request of `key`'s for `requested` (an alias of `group`, or the
+/// group's own name) through its key's limits on that model.
+async fn model_request(
+    keys: &Keys,
+    key: &str,
+    requested: &str,
+    group: &str,
+) -> Result<Arc<Admission>, ApiError> {
+    let a = admit(keys, key).await?;
+    a.model_limits(None, requested, group).await?;
+    Ok(a)
+}
+
+#[tokio::test]
+async fn limits_per_model_count_each_model_apart_by_the_name_they_are_set_under() {
+    let into_minute = time::now_secs().rem_euclid(60);
+    if into_minute > 55 {
+        tokio::time::sleep(std::time::Duration::from_secs((61 - into_minute) as u64)).await;
+    }
+    let keys = open("sqlite::memory:").await;
+    let mut r = row("sk-per-model");
+    r.rpm_limit = Some(100);
+    let mut body = Map::new();
+    body.insert("model_rpm_limit".into(), json!({"gpt": 2, "fast": 1}));
+    body.insert("model_tpm_limit".into(), json!({"claude": 100}));
+    edit::apply(
+        &mut r,
+        &mut edit::Budget::default(),
+        &body,
+        time::now_secs(),
+    )
+    .unwrap();
+    assert_eq!(r.metadata["model_rpm_limit"], json!({"gpt": 2, "fast": 1}));
+    keys.insert(r).await.unwrap();
+
+    // Two requests a minute for `gpt`, by its name or an alias of it.
+    let a = model_request(&keys, "sk-per-model", "gpt", "gpt")
+        .await
+        .unwrap();
+    assert!(a.model_limited("gpt", "gpt") && !a.model_limited("other", "other"));
+    model_request(&keys, "sk-per-model", "alias-of-gpt", "gpt")
+        .await
+        .unwrap();
+    let e = model_request(&keys, "sk-per-model", "gpt", "gpt")
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(e.status, 429);
+    assert!(!e.retryable);
+    assert!(
+        e.message.contains("model gpt") && e.message.contains("model_rpm_limit"),
+        "{}",
+        e.message
+    );
+    assert!((1..=60).contains(&e.retry_after.unwrap().as_secs()));
+    // An alias's limits and its model's both hold.
+    let mut r = row("sk-alias-limits");
+    r.metadata = serde_json::from_value(json!({
+        "model_rpm_limit": {"fast": 1}, "model_tpm_limit": {"gpt": 100}
+    }))
+    .unwrap();
+    keys.insert(r).await.unwrap();
+    let f = model_request(&keys, "sk-alias-limits", "fast", "gpt")
+        .await
+        .unwrap();
+    let both: Vec<Arc<str>> = vec!["fast".into(), "gpt".into()];
+    assert_eq!(f.model_counted(), both);
+    let e = model_request(&keys, "sk-alias-limits", "fast", "gpt")
+        .await
+        .err()
+        .unwrap();
+    assert!(e.message.contains("model fast"), "{}", e.message);
+    // The model's tokens, counted by a request for its alias, hold on
+    // both names.
+    keys.record_usage(&f, &deployment(), &usage(100), None);
+    let e = model_request(&keys, "sk-alias-limits", "gpt", "gpt")
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        e.message.contains("model gpt") && e.message.contains("model_tpm_limit"),
+        "{}",
+        e.message
+    );
+    // Other models are not limited.
+    for _ in 0..5 {
+        model_request(&keys, "sk-per-model", "other", "other")
+            .await
+            .unwrap();
+    }
+
+    // Tokens count against the model the request was let in on.
+    let c = model_request(&keys, "sk-per-model", "claude", "claude")
+        .await
+        .unwrap();
+    assert_eq!(c.model_counted(), vec![Arc::<str>::from("claude")]);
+    keys.record_usage(&c, &deployment(), &usage(60), None);
+    model_request(&keys, "sk-per-model", "claude", "claude")
+        .await
+        .unwrap();
+    keys.record_usage(&c, &deployment(), &usage(60), None);
+    let e = model_request(&keys, "sk-per-model", "claude", "claude")
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(e.status, 429);
+    assert!(
+        e.message.contains("model_tpm_limit") && e.message.contains("120 used"),
+        "{}",
+        e.message
+    );
+    // A request on another model counts no tokens there.
+    let o = model_request(&keys, "sk-per-model", "other", "other")
+        .await
+        .unwrap();
+    assert!(o.model_counted().is_empty());
+}
+
+#[test]
+fn limits_per_model_are_checked_kept_and_taken_out_as_set() {
+    let now = time::now_secs();
+    let set = |r: &mut KeyRow, body: serde_json::Value| {
+        let serde_json::Value::Object(body) = body else {
+            unreachable!()
+        };
+        edit::apply(r, &mut edit::Budget::default(), &body, now)
+    };
+    let mut r = row("sk-edit");
+    set(&mut r, json!({"model_rpm_limit": {"gpt": 3}})).unwrap();
+    // A new metadata that does not name them keeps them.
+    set(&mut r, json!({"metadata": {"team": "x"}})).unwrap();
+    assert_eq!(r.metadata["model_rpm_limit"], json!({"gpt": 3}));
+    assert_eq!(r.metadata["team"], "x");
+    // Named in it, or at the top (which wins), they are what is named.
+    set(&mut r, json!({"metadata": {"model_rpm_limit": {"gpt": 4}}})).unwrap();
+    assert_eq!(r.metadata["model_rpm_limit"], json!({"gpt": 4}));
+    set(
+        &mut r,
+        json!({"metadata": {"model_rpm_limit": {"gpt": 4}}, "model_rpm_limit": {"gpt": 5}}),
+    )
+    .unwrap();
+    assert_eq!(r.metadata["model_rpm_limit"], json!({"gpt": 5}));
+    // A null metadata keeps them too; null inside it takes them out.
+    set(&mut r, json!({"metadata": null})).unwrap();
+    assert_eq!(r.metadata["model_rpm_limit"], json!({"gpt": 5}));
+    set(&mut r, json!({"metadata": {"model_rpm_limit": null}})).unwrap();
+    assert!(r.metadata.get("model_rpm_limit").is_none());
+    set(&mut r, json!({"model_rpm_limit": {"gpt": 5}})).unwrap();
+    // Null or empty takes them out.
+    set(&mut r, json!({"model_rpm_limit": null})).unwrap();
+    assert!(r.metadata.get("model_rpm_limit").is_none());
+    set(&mut r, json!({"model_tpm_limit": {}})).unwrap();
+    assert!(r.metadata.get("model_tpm_limit").is_none());
+    // What would not hold is refused, wherever it is set.
+    for body in [
+        json!({"model_rpm_limit": {"gpt": "two"}}),
+        json!({"model_rpm_limit": {"gpt": -1}}),
+        json!({"model_rpm_limit": {"gpt": 1.5}}),
+        json!({"model_rpm_limit": [2]}),
+        json!({"metadata": {"model_rpm_limit": 2}}),
+    ] {
+        let e = set(&mut row("sk-bad"), body.clone()).err().unwrap();
+        assert_eq!(
+            (e.status, e.param.as_deref()),
+            (400, Some("model_rpm_limit")),
+            "{body}"
+        );
+    }
+    let e = set(
+        &mut row("sk-bad"),
+        json!({"model_tpm_limit": {"gpt": 2u64.pow(63)}}),
+    )
+    .err()
+    .unwrap();
+    assert_eq!(e.param.as_deref(), Some("model_tpm_limit"));
+}
+
 #[tokio::test]
 async fn a_key_uses_only_its_models() {
     let keys = open("sqlite::memory:").await;

@@ -54,9 +54,11 @@ async fn handle(
         return Box::pin(translated(app, body, model, who)).await;
     }
     let req = RawChatRequest::parse(body)?;
-    let steer = dispatch::split_steering(app, &req)?;
+    let steer = dispatch::split_steering(app, &req, who)?;
     dispatch::note_model(app, model, &steer);
-    dispatch::allow(app, who, &steer)?;
+    if let Some(check) = dispatch::allow(app, &steer)? {
+        check.await?;
+    }
     let call = ChatCall {
         request: &req,
         typed: None,
@@ -73,9 +75,11 @@ async fn translated(
     who: Who<'_>,
 ) -> Result<Response, ApiError> {
     let typed: ChatCompletionRequest = dispatch::read_typed(body, "chat completion request")?;
-    let steer = dispatch::steering(app, &typed.model, &typed.extra)?;
+    let steer = dispatch::steering(app, &typed.model, &typed.extra, who)?;
     dispatch::note_model(app, model, &steer);
-    dispatch::allow(app, who, &steer)?;
+    if let Some(check) = dispatch::allow(app, &steer)? {
+        check.await?;
+    }
     let req = RawChatRequest::from_typed(&typed, body.len());
     let call = ChatCall {
         request: &req,

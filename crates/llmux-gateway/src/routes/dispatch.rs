@@ -61,6 +61,9 @@ pub struct Steering<'a> {
     pub num_retries: u32,
     /// The model names the request names as its fallbacks, if it does.
     pub fallbacks: Option<Vec<String>>,
+    /// The request's virtual key, if it has one: its limits on a model
+    /// hold on the fallbacks too.
+    pub key: Who<'a>,
 }
 
 /// Runs `attempt` on a deployment of the request's group, and again on the
@@ -110,6 +113,18 @@ where
         // (or an alias of it).
         if group.name == steer.group.name {
             continue;
+        }
+        // The key's limits on the fallback's model hold as on the model
+        // asked for: one it is over is passed by, and said so if no
+        // other answers.
+        if let Some(check) = steer
+            .key
+            .and_then(|a| model_limits(app, a, name, &group.name))
+        {
+            if let Err(e) = check.await {
+                last = e;
+                continue;
+            }
         }
         tracing::warn!(
             model = %steer.group.name,
@@ -357,6 +372,7 @@ pub fn steering<'a>(
     app: &'a AppState,
     model: &str,
     extra: &serde_json::Map<String, serde_json::Value>,
+    key: Who<'a>,
 ) -> Result<Steering<'a>, ApiError> {
     fn field<T: serde::de::DeserializeOwned>(
         extra: &serde_json::Map<String, serde_json::Value>,
@@ -380,6 +396,7 @@ pub fn steering<'a>(
         drop_params,
         num_retries,
         fallbacks: field(extra, "fallbacks")?,
+        key,
     })
 }
 
@@ -387,6 +404,7 @@ pub fn steering<'a>(
 pub fn split_steering<'a>(
     app: &'a AppState,
     req: &RawChatRequest<'_>,
+    key: Who<'a>,
 ) -> Result<Steering<'a>, ApiError> {
     let group = group_of(app, req.model())?;
     let (drop_params, num_retries) =
@@ -397,6 +415,7 @@ pub fn split_steering<'a>(
         drop_params,
         num_retries,
         fallbacks: req.get_as("fallbacks")?,
+        key,
     })
 }
 
@@ -553,20 +572,45 @@ fn is_stream(resp: &Response) -> bool {
         .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
 }
 
+/// A check still to make before a request goes upstream, which only some
+/// requests have: boxed, so that the others' futures do not carry its room.
+pub type Check<'a> = Pin<Box<dyn Future<Output = Result<(), ApiError>> + Send + 'a>>;
+
 /// Whether the request's key may use the model it names, and every model
 /// the request names as its fallbacks (else a key could reach any model
-/// through them).
-pub fn allow(app: &AppState, who: Who<'_>, steer: &Steering<'_>) -> Result<(), ApiError> {
-    let Some(a) = who else {
-        return Ok(());
+/// through them). If the key limits the model it names
+/// (`model_rpm_limit`, `model_tpm_limit`), the check of those limits, to
+/// be awaited before the request goes on.
+pub fn allow<'a>(
+    app: &'a AppState,
+    steer: &'a Steering<'_>,
+) -> Result<Option<Check<'a>>, ApiError> {
+    let Some(a) = steer.key else {
+        return Ok(None);
     };
-    a.allows(steer.alias.unwrap_or(&steer.group.name), &steer.group.name)?;
+    let requested = steer.alias.unwrap_or(&steer.group.name);
+    a.allows(requested, &steer.group.name)?;
     for f in steer.fallbacks.iter().flatten() {
         // By the name given, or the model it stands for (an alias).
         let group = app.router.group(f).map(|g| g.name.clone()).ok();
         a.allows(f, group.as_deref().unwrap_or(f))?;
     }
-    Ok(())
+    Ok(model_limits(app, a, requested, &steer.group.name))
+}
+
+/// The check of a key's limits on the model `requested` (served by
+/// `group`), if it sets any there.
+fn model_limits<'a>(
+    app: &'a AppState,
+    a: &'a Admission,
+    requested: &'a str,
+    group: &'a str,
+) -> Option<Check<'a>> {
+    if !a.model_limited(requested, group) {
+        return None;
+    }
+    let shared = app.keys.as_ref().and_then(|k| k.shared());
+    Some(Box::pin(a.model_limits(shared, requested, group)))
 }
 
 /// Usage → tpm window, cost, metrics, the key's spend, log line. No I/O

@@ -126,6 +126,11 @@ pub async fn generate(State(app): State<Arc<AppState>>, req: axum::extract::Requ
     if let Some(o) = out.as_object_mut() {
         o.insert("key".into(), Value::String(key));
         o.insert("token_id".into(), Value::String(s.token.clone()));
+        // As LiteLLM's answer echoes them (they are kept in the metadata).
+        for field in [keys::limits::MODEL_RPM, keys::limits::MODEL_TPM] {
+            let v = s.metadata.get(field).cloned().unwrap_or(Value::Null);
+            o.insert(field.into(), v);
+        }
     }
     Ok(Json(out))
 }

@@ -71,31 +71,17 @@ async fn handle(
     // A model none of whose deployments is Claude's is only ever
     // translated: its request is read once, typed, and never split.
     if dispatch::translated_only(app, body, |p| p == ProviderKind::Anthropic) {
-        let req = parse_messages(body)?;
-        let steer = dispatch::steering(app, &req.model, &req.extra)?;
-        dispatch::note_model(app, model, &steer);
-        dispatch::allow(app, who, &steer)?;
-        let drop_params = steer.drop_params;
-        let mut first = Some(req);
-        return dispatch::with_retries(app, &steer, move |state| {
-            let req = first.take();
-            async move {
-                // A retry reads the body again rather than every request
-                // keeping a copy of it for one.
-                let req = match req {
-                    Some(r) => r,
-                    None => parse_messages(body)?,
-                };
-                Box::pin(translated(app, state, req, body.len(), drop_params, who)).await
-            }
-        })
-        .await;
+        // Boxed: the typed request would otherwise take room in every
+        // Messages request's future.
+        return Box::pin(only_translated(app, body, model, who)).await;
     }
 
     let req = RawChatRequest::parse(body)?;
-    let steer = dispatch::split_steering(app, &req)?;
+    let steer = dispatch::split_steering(app, &req, who)?;
     dispatch::note_model(app, model, &steer);
-    dispatch::allow(app, who, &steer)?;
+    if let Some(check) = dispatch::allow(app, &steer)? {
+        check.await?;
+    }
     let drop_params = steer.drop_params;
     let req = &req;
     dispatch::with_retries(app, &steer, |state| async move {
@@ -109,6 +95,37 @@ async fn handle(
         // upstream call, and unboxed every pass-through request's future
         // would be that large too.
         Box::pin(translated(app, state, parsed, body.len(), drop_params, who)).await
+    })
+    .await
+}
+
+/// A request for a model none of whose deployments is Claude's: read
+/// once, typed, and never split.
+async fn only_translated(
+    app: &Arc<AppState>,
+    body: &Bytes,
+    model: &mut Option<String>,
+    who: Who<'_>,
+) -> Result<Response, ApiError> {
+    let req = parse_messages(body)?;
+    let steer = dispatch::steering(app, &req.model, &req.extra, who)?;
+    dispatch::note_model(app, model, &steer);
+    if let Some(check) = dispatch::allow(app, &steer)? {
+        check.await?;
+    }
+    let drop_params = steer.drop_params;
+    let mut first = Some(req);
+    dispatch::with_retries(app, &steer, move |state| {
+        let req = first.take();
+        async move {
+            // A retry reads the body again rather than every request
+            // keeping a copy of it for one.
+            let req = match req {
+                Some(r) => r,
+                None => parse_messages(body)?,
+            };
+            Box::pin(translated(app, state, req, body.len(), drop_params, who)).await
+        }
     })
     .await
 }

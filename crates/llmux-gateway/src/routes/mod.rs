@@ -473,7 +473,7 @@ mod tests {
     /// hold thousands of them. A heavy branch that only some requests take
     /// (a token exchange, fetching images, translating a Messages request)
     /// belongs in a box of its own, not in every request's future. Boxed,
-    /// the futures are 3,544 and 3,688 bytes in a debug build (64 and 72 of
+    /// the futures are 3,552 and 3,688 bytes in a debug build (64 and 72 of
     /// them the virtual key's admission, carried to each attempt; 3,480
     /// and 3,616 without); unboxed, the token exchange alone made the chat
     /// one 3,832, the translation the Messages one 5,488, and all of them
