@@ -268,6 +268,38 @@ def test_over_budget_a_key_is_refused_until_its_budget_is_raised(keyed):
     assert chat(gw, key).http_response.status_code == 200
 
 
+def test_a_budget_on_a_model_stops_that_model_only(keyed):
+    gw, _ = keyed
+    made = generate(
+        gw,
+        model_max_budget={
+            "gpt-4o-mini": {"budget_limit": "0.0000001", "time_period": "1d"},
+            "claude-sonnet-4": {"max_budget": 0.0000001},
+        },
+    )
+    key = made["key"]
+    assert made["model_max_budget"]["claude-sonnet-4"] == {"max_budget": 0.0000001}
+    chat(gw, key)  # under budget when it starts
+    with pytest.raises(openai.BadRequestError) as e:
+        chat(gw, key)
+    assert e.value.body["type"] == "budget_exceeded"
+    assert "gpt-4o-mini" in e.value.body["message"] and "model_max_budget" in e.value.body["message"]
+    # Other models go on; the Messages API refuses a spent one in Anthropic's shape.
+    assert chat(gw, key, model="gpt-4o").http_response.status_code == 200
+    claude = anthropic.Anthropic(base_url=gw.base, api_key=key, max_retries=0)
+    ask = dict(model="claude-sonnet-4", max_tokens=5, messages=[{"role": "user", "content": "Hi"}])
+    claude.messages.create(**ask)
+    with pytest.raises(anthropic.BadRequestError) as e:
+        claude.messages.create(**ask)
+    assert "claude-sonnet-4" in e.value.body["error"]["message"]
+    i = info(gw, key)
+    assert i["model_spend"]["gpt-4o-mini"] > 0 and i["spend"] > i["model_spend"]["gpt-4o-mini"]
+    # Raised: served again.
+    r = admin(gw, "/key/update", {"key": key, "model_max_budget": {"gpt-4o-mini": {"max_budget": 10}}})
+    assert r.status_code == 200, r.text
+    assert chat(gw, key).http_response.status_code == 200
+
+
 def test_rate_limits_answer_429_with_retry_after(keyed):
     gw, _ = keyed
     away_from_a_minute_edge()
@@ -418,6 +450,7 @@ def test_keys_are_refused_bad_settings_and_admin_routes(keyed):
         ({"models": "gpt-4o"}, "models"),
         ({"key": "not-sk"}, "key"),
         ({"model_max_budget": {"gpt-4o": 1}}, "model_max_budget"),
+        ({"model_max_budget": {"openai/*": {"max_budget": 1}}}, "model_max_budget"),
         ({"model_rpm_limit": {"gpt-4o": "2"}}, "model_rpm_limit"),
         ({"metadata": {"model_tpm_limit": [5]}}, "model_tpm_limit"),
         ({"key": MASTER_KEY}, "key"),
@@ -640,12 +673,22 @@ def test_replicas_on_one_postgres_database_share_keys_changes_and_spend(mock, po
         for gw in (one, two):
             assert eventually(lambda gw=gw: info(gw, budget)["spend"] == pytest.approx(2 * cost))
             assert refused(gw, budget) == 400
+
+        # The same for a budget on a model: read from the spend log.
+        per_model = generate(one, model_max_budget={"gpt-4o-mini": {"max_budget": cost * 1.5}})["key"]
+        assert refused(one, per_model) is None
+        assert refused(two, per_model) is None
+        for gw in (one, two):
+            spent = lambda gw=gw: info(gw, per_model)["model_spend"]["gpt-4o-mini"]  # noqa: E731
+            assert eventually(lambda: spent() == pytest.approx(2 * cost)), spent()
+            assert refused(gw, per_model) == 400
+            assert chat(gw, per_model, model="gpt-4o").http_response.status_code == 200
     finally:
         one.proc.stop()
         two.proc.stop()
     for gw in (one, two):
         log = gw.proc.log_path.read_text()
-        for secret in (PG_PASSWORD, key, new, budget, MASTER_KEY, UPSTREAM_KEY):
+        for secret in (PG_PASSWORD, key, new, budget, per_model, MASTER_KEY, UPSTREAM_KEY):
             assert secret not in log, f"{secret!r} in {gw.proc.name}'s log"
 
     # A replica started again finds both replicas' spend logs.

@@ -3,7 +3,11 @@
 //! when set, so a limit a client asked for is never silently absent.
 
 use super::limits::{MODEL_RPM, MODEL_TPM};
+use super::model_budget::{self, MODEL_BUDGET};
 use super::{KeyRow, time};
+
+/// What a key sets per model, kept in its metadata.
+const PER_MODEL: [&str; 3] = [MODEL_RPM, MODEL_TPM, MODEL_BUDGET];
 use llmux_core::ApiError;
 use serde_json::{Map, Value};
 
@@ -102,9 +106,9 @@ pub fn apply(
     body: &Map<String, Value>,
     now: i64,
 ) -> Result<(), ApiError> {
-    // Limits per model live in the metadata, as LiteLLM keeps them: a new
-    // `metadata` that does not name them keeps the key's.
-    let kept: Vec<(&str, Value)> = [MODEL_RPM, MODEL_TPM]
+    // Limits and budgets per model live in the metadata (as LiteLLM keeps
+    // its limits): a new `metadata` that does not name them keeps the key's.
+    let kept: Vec<(&str, Value)> = PER_MODEL
         .into_iter()
         .filter_map(|f| Some((f, row.metadata.get(f)?.clone())))
         .collect();
@@ -165,7 +169,7 @@ pub fn apply(
                 }
             }
             // Set after the rest: over what `metadata` says of them.
-            MODEL_RPM | MODEL_TPM => {}
+            MODEL_RPM | MODEL_TPM | MODEL_BUDGET => {}
             "blocked" => {
                 row.blocked = match v {
                     Value::Null => false,
@@ -184,13 +188,17 @@ pub fn apply(
     // Checked where the body sets them: a key's own, kept, are not in the
     // way of blocking it (or any other change).
     let in_metadata = body.get("metadata").and_then(Value::as_object);
-    for name in [MODEL_RPM, MODEL_TPM] {
+    for name in PER_MODEL {
         let top = body.get(name);
         if let Some(v) = top {
             row.metadata.insert(name.to_owned(), v.clone());
         }
         if top.is_some() || in_metadata.is_some_and(|m| m.contains_key(name)) {
-            check_model_limits(&mut row.metadata, name)?;
+            if name == MODEL_BUDGET {
+                model_budget::check(&mut row.metadata)?;
+            } else {
+                check_model_limits(&mut row.metadata, name)?;
+            }
         }
     }
     row.updated_at = now;

@@ -347,15 +347,17 @@ impl Admission {
     }
 
     /// Whether the key has limits on the model the request names
-    /// (`requested`, served by the group `group`): then
-    /// [`Admission::model_limits`] checks them.
+    /// (`requested`, served by the group `group`), or a budget on the
+    /// model: then [`Admission::model_limits`] checks them.
     pub fn model_limited(&self, requested: &str, group: &str) -> bool {
-        self.entry
-            .as_ref()
-            .is_some_and(|e| e.settings().model_limits(requested, group).next().is_some())
+        self.entry.as_ref().is_some_and(|e| {
+            let s = e.settings();
+            s.model_limits(requested, group).next().is_some() || s.model_budget(group).is_some()
+        })
     }
 
-    /// Checks and counts the key's limits on the model the request names:
+    /// Checks the key's budget on the model (`group`; `model_max_budget`),
+    /// then checks and counts its limits on the model the request names:
     /// those set under the name it used and those set under its group's
     /// (an alias's and its model's both hold). In Redis with every
     /// replica's requests when it is given and answers, else here. The
@@ -373,6 +375,8 @@ impl Admission {
             return Ok(());
         };
         let s = entry.settings();
+        // Its budget on the model first, as its own budget comes first.
+        entry.within_model_budget(&s, group)?;
         let limits: Vec<ModelLimits> = s.model_limits(requested, group).collect();
         // This process's counts are a part of the shared ones: what they
         // refuse is refused without asking.

@@ -13,6 +13,7 @@
 //! LiteLLM did; an admin unblocks it knowingly.
 
 use super::limits::{MODEL_RPM, MODEL_TPM};
+use super::model_budget::MODEL_BUDGET;
 use super::store::KeyRow;
 use super::time;
 use serde_json::{Map, Value};
@@ -145,8 +146,14 @@ pub fn convert(
                 why.push(what.to_owned());
             }
         }
+        // Its budgets per model, when they read as LiteLLM writes them.
+        if let Some(v) = k.get(MODEL_BUDGET).filter(|v| !empty(Some(v))) {
+            row.metadata.insert(MODEL_BUDGET.into(), v.clone());
+            if super::model_budget::check(&mut row.metadata).is_err() {
+                why.push(format!("a `{MODEL_BUDGET}` llmux cannot read"));
+            }
+        }
         for (field, what) in [
-            ("model_max_budget", "budgets per model"),
             ("budget_limits", "budgets per model"),
             ("allowed_routes", "allowed routes"),
             ("policies", "policies"),
@@ -507,7 +514,6 @@ mod tests {
         for (key, reason) in [
             ("sk-team-budget", "its team's budget or limits (t-budget)"),
             ("sk-user", "its user's budget or limits (u-capped)"),
-            ("sk-per-model", "budgets per model"),
             ("sk-per-model", "a budget from LiteLLM's budget table"),
             ("sk-lost-team", "a team not found (t-gone)"),
             // What LiteLLM limits elsewhere: held too.
@@ -547,6 +553,11 @@ mod tests {
         let was = by("sk-was-blocked");
         assert!(was.blocked && was.metadata.get("llmux_import_held").is_none());
         assert_eq!(was.metadata["llmux_import_blocked"], "blocked in LiteLLM");
+        // Budgets per model are enforced: taken into the metadata.
+        assert_eq!(
+            by("sk-per-model").metadata["model_max_budget"],
+            json!({"gpt-4o": {"max_budget": 1}})
+        );
         // Limits per model are enforced: taken as they are.
         let limited = by("sk-model-limits");
         assert!(!limited.blocked);

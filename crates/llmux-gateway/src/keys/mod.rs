@@ -22,6 +22,7 @@
 pub mod edit;
 pub(crate) mod limits;
 pub mod litellm;
+pub mod model_budget;
 pub mod shared;
 pub mod spend;
 pub mod store;
@@ -53,6 +54,8 @@ pub struct KeyEntry {
     /// The same, for each model the key limits (`model_rpm_limit`,
     /// `model_tpm_limit`), by the name the limit is set under.
     model_windows: Mutex<HashMap<Arc<str>, limits::Window>>,
+    /// Its spend this period on each model it budgets (`model_max_budget`).
+    model_spend: Mutex<HashMap<Arc<str>, model_budget::ModelSpend>>,
     in_flight: std::sync::atomic::AtomicU32,
     /// Of those, the requests counted in flight in Redis: request id, and
     /// the name of the set they are in there.
@@ -73,6 +76,7 @@ impl KeyEntry {
             spend: Mutex::new(spend),
             window: Mutex::new(limits::Window::default()),
             model_windows: Mutex::new(HashMap::new()),
+            model_spend: Mutex::new(HashMap::new()),
             in_flight: std::sync::atomic::AtomicU32::new(0),
             shared_held: Mutex::new(HashMap::new()),
         }
@@ -251,7 +255,7 @@ impl Keys {
             .map(|r| (r.token.clone(), Arc::new(KeyEntry::new(r))))
             .collect();
         let spend = spend::Queue::start(store.clone());
-        Ok(Arc::new(Keys {
+        let keys = Arc::new(Keys {
             by_hash: RwLock::new(by_hash),
             store,
             spend,
@@ -263,7 +267,9 @@ impl Keys {
             lookups: tokio::sync::Semaphore::new(LOOKUPS),
             generation: std::sync::atomic::AtomicU64::new(0),
             shared: std::sync::OnceLock::new(),
-        }))
+        });
+        keys.read_model_spend().await?;
+        Ok(keys)
     }
 
     /// Counts the keys' rate limits in `redis` from now on, shared with
@@ -345,7 +351,38 @@ impl Keys {
             }
             rx.await.unwrap_or(Ok(()))
         });
-        task.await.unwrap_or(Ok(()))
+        task.await.unwrap_or(Ok(()))?;
+        self.read_model_spend().await
+    }
+
+    /// Each key's spend this period on each model it budgets, as the
+    /// spend log has it: every replica's written charges (and a process's
+    /// before it restarted), taken where they are more than this process
+    /// counted.
+    pub async fn read_model_spend(&self) -> Result<(), StoreError> {
+        let now = time::now_secs();
+        let wanted: Vec<(Arc<KeyEntry>, String, String, i64)> = self
+            .map()
+            .values()
+            .flat_map(|e| {
+                let s = e.settings();
+                s.model_budgets()
+                    .into_iter()
+                    .map(|(model, b)| {
+                        let period = b.period_start(s.created_at, now);
+                        (e.clone(), s.token.clone(), model, period)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for (entry, token, model, period) in wanted {
+            let logged = self
+                .store
+                .model_spend(&token, &model, period.saturating_mul(1000))
+                .await?;
+            entry.logged_model_spend(&model, period, logged);
+        }
+        Ok(())
     }
 
     /// The map rebuilt from every stored key: entries kept (with their
@@ -824,8 +861,11 @@ impl Keys {
         for model in &models {
             entry.count_model_tokens(model, record.total_tokens);
         }
+        let s = entry.settings();
+        if let Some(budget) = s.model_budget(&record.model_group) {
+            entry.charge_model(&record.model_group, &budget, s.created_at, record.spend);
+        }
         if let Some(shared) = self.shared.get() {
-            let s = entry.settings();
             if record.total_tokens > 0 && shared.up() {
                 if s.tpm_limit.is_some() {
                     shared.count_tokens(shared.counts(&s.token), record.total_tokens);

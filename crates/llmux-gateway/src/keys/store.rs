@@ -699,6 +699,27 @@ impl Store {
         Ok(())
     }
 
+    /// What the key `token` spent on the model `model_group` from
+    /// `from_ms` (Unix milliseconds) on, by the spend log.
+    pub async fn model_spend(
+        &self,
+        token: &str,
+        model_group: &str,
+        from_ms: i64,
+    ) -> Result<f64, StoreError> {
+        let sql = self.sql(
+            "SELECT COALESCE(SUM(spend), 0.0) AS spent FROM llmux_spend_logs \
+             WHERE api_key = ? AND model_group = ? AND start_time >= ?",
+        );
+        let row = sqlx::query(&sql)
+            .bind(token)
+            .bind(model_group)
+            .bind(from_ms)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<f64, _>("spent")?)
+    }
+
     /// Spend log rows, newest first.
     pub async fn spend_logs(&self, q: &SpendQuery) -> Result<Vec<SpendRecord>, StoreError> {
         let mut sql = format!("SELECT {LOG_COLUMNS} FROM llmux_spend_logs WHERE 1 = 1");

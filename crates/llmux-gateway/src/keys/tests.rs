@@ -335,6 +335,100 @@ async fn limits_per_model_count_each_model_apart_by_the_name_they_are_set_under(
     assert!(o.model_counted().is_empty());
 }
 
+#[tokio::test]
+async fn a_budget_on_a_model_stops_that_model_and_is_read_again_after_a_restart() {
+    let dir = std::env::temp_dir().join(format!("llmux-model-budget-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("keys.db").display());
+    let keys = open(&url).await;
+    let mut r = row("sk-model-budget");
+    let mut body = Map::new();
+    body.insert(
+        "model_max_budget".into(),
+        json!({"gpt": {"budget_limit": "1.0", "time_period": "30d"}}),
+    );
+    edit::apply(
+        &mut r,
+        &mut edit::Budget::default(),
+        &body,
+        time::now_secs(),
+    )
+    .unwrap();
+    keys.insert(r).await.unwrap();
+    let a = model_request(&keys, "sk-model-budget", "gpt", "gpt")
+        .await
+        .unwrap();
+    keys.record_usage(&a, &deployment(), &usage(10), Some(0.6));
+    // Through an alias, the model's budget.
+    let b = model_request(&keys, "sk-model-budget", "alias-of-gpt", "gpt")
+        .await
+        .unwrap();
+    keys.record_usage(&b, &deployment(), &usage(10), Some(0.6));
+    let e = model_request(&keys, "sk-model-budget", "gpt", "gpt")
+        .await
+        .err()
+        .unwrap();
+    assert_eq!((e.status, e.kind.as_str()), (400, "budget_exceeded"));
+    assert!(
+        e.message.contains("model gpt") && e.message.contains("Max budget: 1"),
+        "{}",
+        e.message
+    );
+    // Another model is not budgeted; the key's own budget is not spent.
+    model_request(&keys, "sk-model-budget", "claude", "claude")
+        .await
+        .unwrap();
+
+    // After a restart the spend log says what was spent this period.
+    keys.flush(std::time::Duration::from_secs(5)).await;
+    drop(keys);
+    let keys = open(&url).await;
+    let e = model_request(&keys, "sk-model-budget", "gpt", "gpt")
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(e.kind.as_str(), "budget_exceeded");
+    // Raised, it serves again.
+    let token = hash_key("sk-model-budget");
+    let mut body = Map::new();
+    body.insert("model_max_budget".into(), json!({"gpt": {"max_budget": 5}}));
+    keys.update(token, body).await.unwrap();
+    model_request(&keys, "sk-model-budget", "gpt", "gpt")
+        .await
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_models_spend_counts_in_its_period_only() {
+    let now = time::now_secs();
+    let mut r = row("sk-periods");
+    // Made 10.5 days ago, a budget a day: this period began half a day ago.
+    r.created_at = now - 10 * 86_400 - 43_200;
+    r.metadata = serde_json::from_value(
+        json!({"model_max_budget": {"gpt": {"max_budget": 1, "budget_duration": "1d"}}}),
+    )
+    .unwrap();
+    let entry = KeyEntry::new(r);
+    let s = entry.settings();
+    let b = s.model_budget("gpt").unwrap();
+    let period = b.period_start(s.created_at, now);
+    assert_eq!(period, now - 43_200);
+    // What the log holds for an earlier period is not taken.
+    entry.logged_model_spend("gpt", period - 86_400, 5.0);
+    entry.charge_model("gpt", &b, s.created_at, 0.25);
+    assert_eq!(entry.model_spent("gpt", &b, s.created_at), 0.25);
+    // The log's larger sum for this period is (other replicas' charges).
+    entry.logged_model_spend("gpt", period, 0.75);
+    assert_eq!(entry.model_spent("gpt", &b, s.created_at), 0.75);
+    entry.logged_model_spend("gpt", period, 0.5);
+    assert_eq!(entry.model_spent("gpt", &b, s.created_at), 0.75);
+    assert!(entry.within_model_budget(&s, "gpt").is_ok());
+    entry.charge_model("gpt", &b, s.created_at, 0.25);
+    assert!(entry.within_model_budget(&s, "gpt").is_err());
+}
+
 #[test]
 fn limits_per_model_are_checked_kept_and_taken_out_as_set() {
     let now = time::now_secs();

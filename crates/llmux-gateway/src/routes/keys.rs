@@ -73,9 +73,21 @@ fn token_of(key: &str) -> String {
 
 /// A key's record as `/key/info` and the others answer it.
 fn info_json(keys: &Keys, s: &KeySettings) -> Value {
-    let (spend, reset_at) = keys
-        .get(&s.token)
+    let entry = keys.get(&s.token);
+    let (spend, reset_at) = entry
+        .as_ref()
         .map_or((s.spend, s.budget_reset_at), |e| e.spend());
+    // LiteLLM's `model_spend`: this period's, for each model budgeted.
+    let model_spend: serde_json::Map<String, Value> = s
+        .model_budgets()
+        .into_iter()
+        .map(|(model, b)| {
+            let spent = entry
+                .as_ref()
+                .map_or(0.0, |e| e.model_spent(&model, &b, s.created_at));
+            (model, json!(spent))
+        })
+        .collect();
     json!({
         "token": s.token,
         "key_name": s.key_name,
@@ -89,6 +101,8 @@ fn info_json(keys: &Keys, s: &KeySettings) -> Value {
         "tpm_limit": s.tpm_limit,
         "rpm_limit": s.rpm_limit,
         "max_parallel_requests": s.max_parallel_requests,
+        "model_max_budget": s.metadata.get(keys::model_budget::MODEL_BUDGET).cloned().unwrap_or_else(|| json!({})),
+        "model_spend": model_spend,
         "metadata": s.metadata,
         "user_id": s.user_id,
         "team_id": s.team_id,
