@@ -43,6 +43,7 @@ def start(mock: Mock, tmp: Path, db: Path | str, name: str = "gateway-keys") -> 
     Keys are read again every 0.2 s, for what other replicas changed."""
     url = db if isinstance(db, str) else f"sqlite://{db}"
     text = gateway_config(mock.base, MASTER_KEY) + f"  database_url: {url}\n  key_sync_interval: 0.2\n"
+    text += "router_settings:\n  model_group_alias:\n    mini: gpt-4o-mini\n"
     return Gateway(proc=serve_config(name, text, tmp), master_key=MASTER_KEY, config_text=text)
 
 
@@ -279,11 +280,13 @@ def test_a_budget_on_a_model_stops_that_model_only(keyed):
     )
     key = made["key"]
     assert made["model_max_budget"]["claude-sonnet-4"] == {"max_budget": 0.0000001}
-    chat(gw, key)  # under budget when it starts
+    chat(gw, key, model="mini")  # under budget when it starts; through an alias of it
     with pytest.raises(openai.BadRequestError) as e:
         chat(gw, key)
     assert e.value.body["type"] == "budget_exceeded"
     assert "gpt-4o-mini" in e.value.body["message"] and "model_max_budget" in e.value.body["message"]
+    with pytest.raises(openai.BadRequestError):
+        chat(gw, key, model="mini")
     # Other models go on; the Messages API refuses a spent one in Anthropic's shape.
     assert chat(gw, key, model="gpt-4o").http_response.status_code == 200
     claude = anthropic.Anthropic(base_url=gw.base, api_key=key, max_retries=0)
@@ -451,6 +454,7 @@ def test_keys_are_refused_bad_settings_and_admin_routes(keyed):
         ({"key": "not-sk"}, "key"),
         ({"model_max_budget": {"gpt-4o": 1}}, "model_max_budget"),
         ({"model_max_budget": {"openai/*": {"max_budget": 1}}}, "model_max_budget"),
+        ({"model_max_budget": {"mini": {"max_budget": 1}}}, "model_max_budget"),
         ({"model_rpm_limit": {"gpt-4o": "2"}}, "model_rpm_limit"),
         ({"metadata": {"model_tpm_limit": [5]}}, "model_tpm_limit"),
         ({"key": MASTER_KEY}, "key"),

@@ -149,9 +149,9 @@ pub fn convert(
         // Its budgets per model, when they read as LiteLLM writes them.
         if let Some(v) = k.get(MODEL_BUDGET).filter(|v| !empty(Some(v))) {
             row.metadata.insert(MODEL_BUDGET.into(), v.clone());
-            if super::model_budget::check(&mut row.metadata).is_err() {
-                why.push(format!("a `{MODEL_BUDGET}` llmux cannot read"));
-            }
+        }
+        if super::model_budget::check(&mut row.metadata).is_err() {
+            why.push(format!("a `{MODEL_BUDGET}` llmux cannot read"));
         }
         for (field, what) in [
             ("budget_limits", "budgets per model"),

@@ -268,7 +268,7 @@ impl Keys {
             generation: std::sync::atomic::AtomicU64::new(0),
             shared: std::sync::OnceLock::new(),
         });
-        keys.read_model_spend().await?;
+        keys.read_model_spend().await;
         Ok(keys)
     }
 
@@ -326,6 +326,9 @@ impl Keys {
                 if let Err(e) = keys.sync().await {
                     tracing::warn!("reading the keys from the database failed: {e}");
                 }
+                // Then the spend per model budgeted (one query a budget),
+                // which no other change waits on.
+                keys.read_model_spend().await;
             }
         });
     }
@@ -351,15 +354,15 @@ impl Keys {
             }
             rx.await.unwrap_or(Ok(()))
         });
-        task.await.unwrap_or(Ok(()))?;
-        self.read_model_spend().await
+        task.await.unwrap_or(Ok(()))
     }
 
     /// Each key's spend this period on each model it budgets, as the
     /// spend log has it: every replica's written charges (and a process's
     /// before it restarted), taken where they are more than this process
-    /// counted.
-    pub async fn read_model_spend(&self) -> Result<(), StoreError> {
+    /// counted. A query that fails is logged and the rest go on: those
+    /// budgets count this process's charges until the next read.
+    pub async fn read_model_spend(&self) {
         let now = time::now_secs();
         let wanted: Vec<(Arc<KeyEntry>, String, String, i64)> = self
             .map()
@@ -375,14 +378,20 @@ impl Keys {
                     .collect::<Vec<_>>()
             })
             .collect();
+        let mut failed = None;
         for (entry, token, model, period) in wanted {
-            let logged = self
+            let read = self
                 .store
                 .model_spend(&token, &model, period.saturating_mul(1000))
-                .await?;
-            entry.logged_model_spend(&model, period, logged);
+                .await;
+            match read {
+                Ok(logged) => entry.logged_model_spend(&model, period, logged),
+                Err(e) => failed = Some(e),
+            }
         }
-        Ok(())
+        if let Some(e) = failed {
+            tracing::warn!("reading spend per model from the spend log failed: {e}");
+        }
     }
 
     /// The map rebuilt from every stored key: entries kept (with their

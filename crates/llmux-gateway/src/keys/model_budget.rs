@@ -120,18 +120,26 @@ impl KeyEntry {
 
     /// The spend the log holds for `model` in the period that began at
     /// `period`: taken if it is more than this process counted (other
-    /// replicas' charges, or charges from before a restart).
+    /// replicas' charges, or charges from before a restart). A read of a
+    /// period that is no longer the key's current one (it ended while the
+    /// log was read, or the budget's duration changed) is dropped.
     pub(super) fn logged_model_spend(&self, model: &str, period: i64, logged: f64) {
-        let mut spends = lock(&self.model_spend);
-        let s = spends.entry(Arc::from(model)).or_default();
-        if s.period != period {
-            if period < s.period {
-                return;
-            }
-            *s = ModelSpend { period, spend: 0.0 };
+        let s = self.settings();
+        let Some(budget) = s.model_budget(model) else {
+            return;
+        };
+        if budget.period_start(s.created_at, time::now_secs()) != period {
+            return;
         }
-        if logged > s.spend {
-            s.spend = logged;
+        let mut spends = lock(&self.model_spend);
+        let spent = spends.entry(Arc::from(model)).or_default();
+        if spent.period != period {
+            // Counted here under another period: one that ended, or one
+            // the budget's old duration made.
+            *spent = ModelSpend { period, spend: 0.0 };
+        }
+        if logged > spent.spend {
+            spent.spend = logged;
         }
     }
 

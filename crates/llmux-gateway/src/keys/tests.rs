@@ -427,6 +427,22 @@ fn a_models_spend_counts_in_its_period_only() {
     assert!(entry.within_model_budget(&s, "gpt").is_ok());
     entry.charge_model("gpt", &b, s.created_at, 0.25);
     assert!(entry.within_model_budget(&s, "gpt").is_err());
+
+    // Its duration changed to 30 days: the period is the key's first
+    // (it began at its making), and the log's sum for it is taken over
+    // what was counted under the old one.
+    let mut longer = KeySettings::clone(&s);
+    longer.metadata = serde_json::from_value(
+        json!({"model_max_budget": {"gpt": {"max_budget": 1, "budget_duration": "30d"}}}),
+    )
+    .unwrap();
+    entry.replace(longer);
+    let s = entry.settings();
+    let b = s.model_budget("gpt").unwrap();
+    assert_eq!(b.period_start(s.created_at, now), s.created_at);
+    assert_eq!(entry.model_spent("gpt", &b, s.created_at), 0.0);
+    entry.logged_model_spend("gpt", s.created_at, 0.4);
+    assert_eq!(entry.model_spent("gpt", &b, s.created_at), 0.4);
 }
 
 #[test]

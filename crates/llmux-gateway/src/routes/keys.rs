@@ -131,6 +131,7 @@ pub async fn generate(State(app): State<Arc<AppState>>, req: axum::extract::Requ
     let now = time::now_secs();
     let mut row = KeyRow::new(&key, now);
     let mut budget = keys::edit::Budget::default();
+    budgets_name_models(&app, &body)?;
     keys::edit::apply(&mut row, &mut budget, &body, now)?;
     row.spend = budget.spend.unwrap_or(0.0);
     row.budget_reset_at = budget.reset_at.flatten();
@@ -166,8 +167,42 @@ pub async fn update(State(app): State<Arc<AppState>>, req: axum::extract::Reques
     let keys = require_master(&app, &parts.headers).await?;
     let body = body_object(&super::read_body(body, app.max_request_bytes).await?)?;
     let token = named(keys, &body).await?;
+    budgets_name_models(&app, &body)?;
     let s = keys.update(token, body).await?;
     Ok(Json(info_json(keys, &s)))
+}
+
+/// Refuses a budget per model (`model_max_budget`, at the top of a body or
+/// in its `metadata`) set under an alias: spend is counted by the model an
+/// alias stands for, so a budget under the alias would never hold.
+fn budgets_name_models(app: &AppState, body: &Map<String, Value>) -> Result<(), ApiError> {
+    let field = keys::model_budget::MODEL_BUDGET;
+    let sets = [
+        body.get(field),
+        body.get("metadata").and_then(|m| m.get(field)),
+    ];
+    for name in sets
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+        .flat_map(|m| m.keys())
+    {
+        if app.router.alias(name).is_some() {
+            let model = app
+                .router
+                .group(name)
+                .map(|g| g.name.clone())
+                .unwrap_or_default();
+            return Err(ApiError::invalid_field(
+                field,
+                format!(
+                    "`{name}` is an alias of `{model}`: a budget per model names the model as \
+                     model_list does (a request through the alias counts toward it)."
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 async fn set_blocked(
