@@ -471,6 +471,37 @@ def test_keys_are_refused_bad_settings_and_admin_routes(keyed):
     generate(gw, aliases={}, config={}, tags=None, send_invite_email=False)
 
 
+def test_spend_logs_for_a_date_range_are_summed_by_day_as_litellm_sums_them(keyed):
+    gw, _ = keyed
+    made = generate(gw, user_id="u-summed")
+    key = made["key"]
+    costs = {"gpt-4o-mini": 0.0, "gpt-4o": 0.0}
+    for model in ("gpt-4o-mini", "gpt-4o-mini", "gpt-4o"):
+        costs[model] += float(chat(gw, key, model=model).headers["x-litellm-response-cost"])
+    total = sum(costs.values())
+    today = time.gmtime()
+    yesterday = time.gmtime(time.time() - 86_400)
+    day = lambda t: time.strftime("%Y-%m-%d", t)  # noqa: E731
+    summary = spend_logs(gw, api_key=key, start_date=day(yesterday), end_date=day(today))
+    # A row a day, the empty one too (unless the test ran across midnight).
+    assert [d["startTime"] for d in summary] == [day(yesterday), day(today)]
+    spent = summary[1] if summary[1]["spend"] else summary[0]
+    assert spent["spend"] == pytest.approx(total)
+    assert spent[made["token"]] == pytest.approx(total)
+    assert spent["users"] == {"u-summed": pytest.approx(total)}
+    assert spent["models"] == {m: pytest.approx(c) for m, c in costs.items()}
+    # `summarize=false` gives the rows.
+    rows = spend_logs(gw, api_key=key, start_date=day(yesterday), end_date=day(today), summarize="false")
+    assert len(rows) == 3 and all(r["api_key"] == made["token"] for r in rows)
+    for params, field in [
+        ({"start_date": day(today), "end_date": day(yesterday)}, "end_date"),
+        ({"start_date": "2000-01-01", "end_date": "2030-01-01"}, "end_date"),
+        ({"start_date": day(today), "end_date": day(today), "summarize": "maybe"}, "summarize"),
+    ]:
+        r = admin(gw, "/spend/logs", **params)
+        assert r.status_code == 400 and r.json()["error"]["param"] == field, r.text
+
+
 def test_an_expired_key_is_refused(keyed):
     gw, _ = keyed
     key = generate(gw, duration="1s")["key"]

@@ -200,6 +200,50 @@ const KEY_COLUMNS: &str = "id, token, key_name, key_alias, models, spend, max_bu
      budget_reset_at, tpm_limit, rpm_limit, max_parallel_requests, metadata, user_id, team_id, \
      blocked, expires, created_at, updated_at";
 
+/// One key's spend on one model for one user in one UTC day.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DaySpend {
+    /// Days since 1970-01-01.
+    pub day: i64,
+    pub api_key: String,
+    pub user_id: Option<String>,
+    pub model: String,
+    pub spend: f64,
+}
+
+/// The `WHERE` of a spend log query for `q`'s filters.
+fn spend_filter(sql: &mut String, q: &SpendQuery) {
+    sql.push_str(" WHERE 1 = 1");
+    for (cond, on) in [
+        (" AND api_key = ?", q.api_key.is_some()),
+        (" AND user_id = ?", q.user_id.is_some()),
+        (" AND request_id = ?", q.request_id.is_some()),
+        (" AND start_time >= ?", q.from_ms.is_some()),
+        (" AND start_time < ?", q.to_ms.is_some()),
+    ] {
+        if on {
+            sql.push_str(cond);
+        }
+    }
+}
+
+/// `q`'s filters bound in [`spend_filter`]'s order.
+fn bind_spend_filter<'q>(
+    mut query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    q: &'q SpendQuery,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+    for s in [&q.api_key, &q.user_id, &q.request_id]
+        .into_iter()
+        .flatten()
+    {
+        query = query.bind(s);
+    }
+    for t in [q.from_ms, q.to_ms].into_iter().flatten() {
+        query = query.bind(t);
+    }
+    query
+}
+
 /// What `/spend/logs` may filter by.
 #[derive(Debug, Default)]
 pub struct SpendQuery {
@@ -722,32 +766,39 @@ impl Store {
 
     /// Spend log rows, newest first.
     pub async fn spend_logs(&self, q: &SpendQuery) -> Result<Vec<SpendRecord>, StoreError> {
-        let mut sql = format!("SELECT {LOG_COLUMNS} FROM llmux_spend_logs WHERE 1 = 1");
-        for (cond, on) in [
-            (" AND api_key = ?", q.api_key.is_some()),
-            (" AND user_id = ?", q.user_id.is_some()),
-            (" AND request_id = ?", q.request_id.is_some()),
-            (" AND start_time >= ?", q.from_ms.is_some()),
-            (" AND start_time < ?", q.to_ms.is_some()),
-        ] {
-            if on {
-                sql.push_str(cond);
-            }
-        }
+        let mut sql = format!("SELECT {LOG_COLUMNS} FROM llmux_spend_logs");
+        spend_filter(&mut sql, q);
         sql.push_str(" ORDER BY start_time DESC, request_id DESC LIMIT ?");
         let sql = self.sql(&sql);
-        let mut query = sqlx::query(&sql);
-        for s in [&q.api_key, &q.user_id, &q.request_id]
-            .into_iter()
-            .flatten()
-        {
-            query = query.bind(s);
-        }
-        for t in [q.from_ms, q.to_ms].into_iter().flatten() {
-            query = query.bind(t);
-        }
+        let query = bind_spend_filter(sqlx::query(&sql), q);
         let rows = query.bind(q.limit as i64).fetch_all(&self.pool).await?;
         Ok(rows.iter().map(spend_row).collect())
+    }
+
+    /// The spend of the rows `q` picks, summed by UTC day, key, user and
+    /// model (`q.limit` is not used).
+    pub async fn spend_by_day(&self, q: &SpendQuery) -> Result<Vec<DaySpend>, StoreError> {
+        // Whole days since the epoch: integer division on both databases.
+        let mut sql = "SELECT start_time / 86400000 AS day, api_key, user_id, model, \
+             SUM(spend) AS spent FROM llmux_spend_logs"
+            .to_owned();
+        spend_filter(&mut sql, q);
+        sql.push_str(" GROUP BY start_time / 86400000, api_key, user_id, model");
+        let sql = self.sql(&sql);
+        let rows = bind_spend_filter(sqlx::query(&sql), q)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DaySpend {
+                    day: r.try_get::<i64, _>("day")?,
+                    api_key: r.try_get::<String, _>("api_key")?,
+                    user_id: r.try_get::<Option<String>, _>("user_id")?,
+                    model: r.try_get::<String, _>("model")?,
+                    spend: r.try_get::<Option<f64>, _>("spent")?.unwrap_or(0.0),
+                })
+            })
+            .collect()
     }
 
     /// The rows' request ids that went in (not one already there).

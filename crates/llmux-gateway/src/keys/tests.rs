@@ -1129,3 +1129,68 @@ async fn a_stream_left_early_is_charged_an_estimate_only_with_a_virtual_key() {
     master.estimate_prompt(&[b'x'; 400]);
     assert!(master.left_early(None, 7).is_none());
 }
+
+#[tokio::test]
+async fn spend_is_summed_by_utc_day_key_user_and_model() {
+    let keys = open("sqlite::memory:").await;
+    let day = 86_400_000;
+    let log = |id: &str, key: &str, user: Option<&str>, model: &str, at: i64, spend: f64| {
+        spend::Event::Spend {
+            record: Box::new(SpendRecord {
+                request_id: id.into(),
+                call_type: "acompletion",
+                api_key: key.into(),
+                key_alias: None,
+                spend,
+                prompt_tokens: 1,
+                completion_tokens: 1,
+                total_tokens: 2,
+                start_ms: at,
+                end_ms: at,
+                model: model.into(),
+                model_id: "d".into(),
+                model_group: model.into(),
+                provider: "openai".into(),
+                user_id: user.map(str::to_owned),
+                team_id: None,
+            }),
+            charge: None,
+        }
+    };
+    let batch = vec![
+        // Day 20,000's last millisecond and the next day's first.
+        log("r1", "k1", Some("u"), "a", 20_001 * day - 1, 1.0),
+        log("r2", "k1", Some("u"), "a", 20_001 * day, 2.0),
+        log("r3", "k1", Some("u"), "a", 20_001 * day + 5, 4.0),
+        log("r4", "k1", None, "b", 20_001 * day + 6, 8.0),
+        log("r5", "k2", Some("u"), "a", 20_001 * day + 7, 16.0),
+    ];
+    keys.store().write(&batch, &[]).await.unwrap();
+    let mut q = SpendQuery {
+        from_ms: Some(20_000 * day),
+        to_ms: Some(20_002 * day),
+        ..Default::default()
+    };
+    let mut got = keys.store().spend_by_day(&q).await.unwrap();
+    got.sort_by(|a, b| (a.day, &a.api_key, &a.model).cmp(&(b.day, &b.api_key, &b.model)));
+    let row = |day: i64, key: &str, user: Option<&str>, model: &str, spend: f64| store::DaySpend {
+        day,
+        api_key: key.into(),
+        user_id: user.map(str::to_owned),
+        model: model.into(),
+        spend,
+    };
+    assert_eq!(
+        got,
+        vec![
+            row(20_000, "k1", Some("u"), "a", 1.0),
+            row(20_001, "k1", Some("u"), "a", 6.0),
+            row(20_001, "k1", None, "b", 8.0),
+            row(20_001, "k2", Some("u"), "a", 16.0),
+        ]
+    );
+    // The same filters as the rows: one key, and the range's end excluded.
+    q.api_key = Some("k2".into());
+    q.to_ms = Some(20_001 * day + 7);
+    assert!(keys.store().spend_by_day(&q).await.unwrap().is_empty());
+}

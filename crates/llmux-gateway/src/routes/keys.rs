@@ -468,6 +468,23 @@ pub async fn spend_logs(
     };
     // What was answered a moment ago is in the log when this is read.
     keys.flush(std::time::Duration::from_secs(2)).await;
+    // A date range is summed by day, as LiteLLM answers it, unless
+    // `summarize=false` asks for its rows.
+    let summarize = match q.get("summarize").map(|v| v.to_ascii_lowercase()) {
+        None => true,
+        Some(v) if v == "true" || v == "1" => true,
+        Some(v) if v == "false" || v == "0" => false,
+        Some(_) => {
+            return Err(
+                ApiError::invalid_field("summarize", "`summarize` must be true or false.").into(),
+            );
+        }
+    };
+    if let (true, Some(from), Some(to)) = (summarize, query.from_ms, query.to_ms) {
+        return Ok(Json(Value::Array(
+            spend_by_day(keys, &query, from, to).await?,
+        )));
+    }
     let rows = keys
         .store()
         .spend_logs(&query)
@@ -476,4 +493,73 @@ pub async fn spend_logs(
     Ok(Json(Value::Array(
         rows.iter().map(|r| r.to_json()).collect(),
     )))
+}
+
+/// The most days a summary covers.
+const MAX_SUMMARY_DAYS: i64 = 3_660;
+
+/// `/spend/logs` for a date range, summed: a row for every day from
+/// `start_date` to `end_date` (both whole UTC days), each with its
+/// `spend`, the spend of each key (by hash) under its own name, and
+/// `users` and `models` maps, as LiteLLM's summary has them.
+async fn spend_by_day(
+    keys: &Keys,
+    query: &SpendQuery,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<Value>, ApiError> {
+    let (first, end) = (from_ms.div_euclid(86_400_000), to_ms.div_euclid(86_400_000));
+    if end - first > MAX_SUMMARY_DAYS {
+        return Err(ApiError::invalid_field(
+            "end_date",
+            format!(
+                "A summary covers at most {MAX_SUMMARY_DAYS} days; ask for rows with `summarize=false`, or a shorter range."
+            ),
+        ));
+    }
+    if end <= first {
+        return Err(ApiError::invalid_field(
+            "end_date",
+            "`end_date` must not be before `start_date`.",
+        ));
+    }
+    let rows = keys
+        .store()
+        .spend_by_day(query)
+        .await
+        .map_err(keys::StoreError::into_api)?;
+    let mut days: Vec<Map<String, Value>> = (first..end)
+        .map(|day| {
+            let date: String = time::iso8601(day * 86_400).chars().take(10).collect();
+            Map::from_iter([
+                ("startTime".to_owned(), Value::String(date)),
+                ("spend".to_owned(), json!(0.0)),
+                ("users".to_owned(), json!({})),
+                ("models".to_owned(), json!({})),
+            ])
+        })
+        .collect();
+    let add = |m: &mut Map<String, Value>, name: &str, spend: f64| {
+        let was = m.get(name).and_then(Value::as_f64).unwrap_or(0.0);
+        m.insert(name.to_owned(), json!(was + spend));
+    };
+    for r in rows {
+        let Some(day) = usize::try_from(r.day - first)
+            .ok()
+            .and_then(|i| days.get_mut(i))
+        else {
+            continue;
+        };
+        add(day, "spend", r.spend);
+        add(day, &r.api_key, r.spend);
+        for (map, name) in [
+            ("users", r.user_id.as_deref().unwrap_or_default()),
+            ("models", &r.model),
+        ] {
+            if let Some(Value::Object(m)) = day.get_mut(map) {
+                add(m, name, r.spend);
+            }
+        }
+    }
+    Ok(days.into_iter().map(Value::Object).collect())
 }
