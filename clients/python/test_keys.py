@@ -355,6 +355,63 @@ def test_limits_per_model_hold_each_model_apart_through_both_apis(keyed):
     assert chat(gw, key).http_response.status_code == 200
 
 
+def test_answers_carry_the_keys_spend_budget_and_what_is_left_of_its_limits(keyed):
+    """LiteLLM's headers: the key's spend, budget and limits, OpenAI's
+    x-ratelimit-* for its own rpm / tpm, and what is left on a model it
+    limits, on a JSON answer and on a stream."""
+    gw, _ = keyed
+    away_from_a_minute_edge()
+    made = generate(
+        gw,
+        max_budget=10,
+        rpm_limit=5,
+        tpm_limit=100_000,
+        model_rpm_limit={"gpt-4o-mini": 3},
+        model_tpm_limit={"gpt-4o-mini": 1_000},
+    )
+    key = made["key"]
+    first = chat(gw, key)
+    h = first.headers
+    assert h["x-litellm-key-max-budget"] == "10.0"
+    assert h["x-litellm-key-rpm-limit"] == h["x-ratelimit-limit-requests"] == "5"
+    assert h["x-litellm-key-tpm-limit"] == h["x-ratelimit-limit-tokens"] == "100000"
+    # This request counted; its tokens not known when it was let in.
+    assert h["x-ratelimit-remaining-requests"] == "4"
+    assert h["x-ratelimit-remaining-tokens"] == "100000"
+    assert h["x-litellm-key-remaining-requests-gpt-4o-mini"] == "2"
+    assert h["x-litellm-key-remaining-tokens-gpt-4o-mini"] == "1000"
+    # The JSON answer's own cost is in the spend it reports.
+    assert float(h["x-litellm-key-spend"]) == pytest.approx(float(h["x-litellm-response-cost"]))
+    assert float(h["x-litellm-key-spend"]) == pytest.approx(info(gw, key)["spend"])
+    used = first.parse().usage.total_tokens
+
+    # A stream carries them too, with the first answer's tokens counted.
+    with gw.client(api_key=key).chat.completions.with_streaming_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}], stream=True
+    ) as r:
+        h = r.headers
+        assert h["x-ratelimit-remaining-requests"] == "3"
+        assert h["x-ratelimit-remaining-tokens"] == str(100_000 - used)
+        assert h["x-litellm-key-remaining-requests-gpt-4o-mini"] == "1"
+        assert h["x-litellm-key-remaining-tokens-gpt-4o-mini"] == str(1_000 - used)
+        assert float(h["x-litellm-key-spend"]) > 0
+        for _ in r.iter_lines():
+            pass
+    # Another model: the key's own limits go on counting, the model's are not there.
+    h = chat(gw, key, model="gpt-4o").headers
+    assert h["x-ratelimit-remaining-requests"] == "2"
+    assert not any(n.startswith("x-litellm-key-remaining-") for n in h)
+
+    # A key without limits or budget says its spend only; the master key none of it.
+    plain = generate(gw)["key"]
+    h = chat(gw, plain).headers
+    assert float(h["x-litellm-key-spend"]) > 0
+    assert not any(n.startswith(("x-ratelimit-", "x-litellm-key-")) and n != "x-litellm-key-spend" for n in h)
+    h = chat(gw, MASTER_KEY).headers
+    assert h["x-litellm-call-id"].startswith("req_")
+    assert not any(n.startswith(("x-ratelimit-", "x-litellm-key-")) for n in h)
+
+
 def test_a_keys_limit_on_a_model_holds_on_the_fallbacks_it_names(keyed):
     gw, _ = keyed
     away_from_a_minute_edge()

@@ -82,6 +82,17 @@ def test_a_keys_requests_a_minute_are_counted_across_replicas(replicas, redis_se
     assert refused(one, key) == 429
 
 
+def test_what_is_left_of_a_keys_limits_is_said_as_every_replica_counted_it(replicas):
+    one, two = replicas
+    away_from_a_minute_edge()
+    key = generate(one, rpm_limit=10, model_rpm_limit={"gpt-4o-mini": 4})["key"]
+    left = [
+        (h["x-ratelimit-remaining-requests"], h["x-litellm-key-remaining-requests-gpt-4o-mini"])
+        for h in (chat(gw, key).headers for gw in (one, two, one))
+    ]
+    assert left == [("9", "3"), ("8", "2"), ("7", "1")]
+
+
 def test_a_keys_tokens_a_minute_are_counted_across_replicas(replicas, redis_server):
     one, two = replicas
     away_from_a_minute_edge()

@@ -61,8 +61,9 @@ impl KeyEntry {
     }
 
     /// Checks the key's limits on `model` as this process counts them,
-    /// and counts the request if `count`.
-    fn model_window(&self, model: &ModelLimits, count: bool) -> Result<(), ApiError> {
+    /// and counts the request if `count`: its requests and tokens on the
+    /// model this minute.
+    fn model_window(&self, model: &ModelLimits, count: bool) -> Result<Counted, ApiError> {
         let now = time::now_secs();
         let mut windows = lock(&self.model_windows);
         // One window per model the key limits: as many as its settings name.
@@ -85,8 +86,19 @@ impl KeyEntry {
         if count {
             w.requests += 1;
         }
-        Ok(())
+        Ok(Counted {
+            requests: w.requests,
+            tokens: w.tokens,
+        })
     }
+}
+
+/// A key's requests (a request let in counted) and tokens in this minute,
+/// on the whole or on a model, as they were when a request was let in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counted {
+    pub requests: u64,
+    pub tokens: u64,
 }
 
 /// A key's limits on one model: the name they are set under in its
@@ -122,9 +134,13 @@ pub struct Admission {
     /// Where this request is counted in flight in Redis (by its id),
     /// taken out when this is dropped.
     shared_slot: Option<(Arc<Shared>, Arc<str>)>,
-    /// The model whose limits (the key's `model_rpm_limit` or
-    /// `model_tpm_limit`) let this request in: its tokens count there too.
-    model_counted: std::sync::Mutex<Vec<Arc<str>>>,
+    /// The key's requests and tokens this minute, as its rate limits
+    /// counted them when they let this request in (none without limits).
+    pub(super) counted: Option<Counted>,
+    /// The models whose limits (the key's `model_rpm_limit` or
+    /// `model_tpm_limit`) let this request in, with their limits and
+    /// counts then: its tokens count there too.
+    pub(super) model_counted: std::sync::Mutex<Vec<(ModelLimits, Counted)>>,
 }
 
 impl Drop for Admission {
@@ -151,6 +167,7 @@ impl Admission {
             prompt_estimate: Default::default(),
             parallel: 0,
             shared_slot: None,
+            counted: None,
             model_counted: Default::default(),
         }
     }
@@ -177,6 +194,7 @@ impl Admission {
             prompt_estimate: Default::default(),
             parallel,
             shared_slot: None,
+            counted: None,
             model_counted: Default::default(),
         };
         {
@@ -218,7 +236,7 @@ impl Admission {
 
     /// Checks the key's rate limits as this process counts them, and
     /// counts the request if `count`.
-    pub(super) fn local_limits(&self, count: bool) -> Result<(), ApiError> {
+    pub(super) fn local_limits(&mut self, count: bool) -> Result<(), ApiError> {
         let Some(entry) = &self.entry else {
             return Ok(());
         };
@@ -244,6 +262,10 @@ impl Admission {
         }
         if count {
             w.requests += 1;
+            self.counted = Some(Counted {
+                requests: w.requests,
+                tokens: w.tokens,
+            });
         }
         Ok(())
     }
@@ -272,12 +294,13 @@ impl Admission {
             .await;
         match verdict {
             None => self.local_limits(true),
-            Some(Verdict::Admit) => {
+            Some(Verdict::Admit(requests, tokens)) => {
                 // Counted here too: the count Redis failing falls back to.
                 let mut w = lock(&entry.window);
                 w.roll(time::now_secs() / 60);
                 w.requests += 1;
                 drop(w);
+                self.counted = Some(Counted { requests, tokens });
                 if s.max_parallel_requests.is_some() {
                     lock(&entry.shared_held).insert(self.request_id.clone(), inflight.clone());
                     self.shared_slot = Some((shared.clone(), inflight));
@@ -383,10 +406,12 @@ impl Admission {
         for model in &limits {
             entry.model_window(model, false)?;
         }
-        for model in &limits {
-            self.model_admit(entry, &s.token, shared, model).await?;
+        let mut counted = Vec::with_capacity(limits.len());
+        for model in limits {
+            let c = self.model_admit(entry, &s.token, shared, &model).await?;
+            counted.push((model, c));
         }
-        *lock(&self.model_counted) = limits.into_iter().map(|m| m.name).collect();
+        *lock(&self.model_counted) = counted;
         Ok(())
     }
 
@@ -397,7 +422,7 @@ impl Admission {
         token: &str,
         shared: Option<&Arc<Shared>>,
         model: &ModelLimits,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Counted, ApiError> {
         let verdict = match shared.filter(|sh| sh.up()) {
             Some(shared) => {
                 let counts = shared.model_counts(token, &model.name);
@@ -430,21 +455,26 @@ impl Admission {
             )),
             // Let in: counted here too, the count Redis failing falls
             // back to (no parallel limit was asked of it).
-            Some(Verdict::Admit | Verdict::Parallel(_)) => {
+            Some(Verdict::Admit(requests, tokens)) => {
                 let mut windows = lock(&entry.model_windows);
                 if let Some(w) = windows.get_mut(&*model.name) {
                     w.roll(time::now_secs() / 60);
                     w.requests += 1;
                 }
-                Ok(())
+                Ok(Counted { requests, tokens })
             }
+            // Not asked of it (no parallel limit on a model).
+            Some(Verdict::Parallel(_)) => Ok(Counted::default()),
         }
     }
 
     /// The models (names the key's limits are set under) this request's
     /// tokens also count against.
     pub fn model_counted(&self) -> Vec<Arc<str>> {
-        lock(&self.model_counted).clone()
+        lock(&self.model_counted)
+            .iter()
+            .map(|(m, _)| m.name.clone())
+            .collect()
     }
 }
 

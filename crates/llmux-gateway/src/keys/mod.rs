@@ -20,6 +20,7 @@
 //! Redis when one is configured ([`shared`]), so replicas share them.
 
 pub mod edit;
+mod headers;
 pub(crate) mod limits;
 pub mod litellm;
 pub mod model_budget;

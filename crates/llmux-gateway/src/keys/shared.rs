@@ -38,8 +38,9 @@ const WARN_EVERY: i64 = 30_000;
 
 /// Lets a request in, or says which limit stops it. KEYS: the key's
 /// counts, its requests in flight. ARGV: request id, rpm, tpm, parallel
-/// (-1: no limit), stale, ttl. Returns {0} to let in, else {limit (1
-/// parallel, 2 rpm, 3 tpm), count, seconds until it may pass}.
+/// (-1: no limit), stale, ttl. Returns {0, requests, tokens} to let in
+/// (this minute's, the request counted), else {limit (1 parallel, 2 rpm,
+/// 3 tpm), count, seconds until it may pass}.
 const ADMIT: &str = r"
 local now = tonumber(redis.call('TIME')[1])
 local minute = math.floor(now / 60)
@@ -47,7 +48,10 @@ local k, f, id = KEYS[1], KEYS[2], ARGV[1]
 local rpm, tpm, par = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local stale, ttl = tonumber(ARGV[5]), tonumber(ARGV[6])
 -- Run again after a lost answer: already let in.
-if par >= 0 and redis.call('ZSCORE', f, id) then return {0, 0, 0} end
+if par >= 0 and redis.call('ZSCORE', f, id) then
+  return {0, tonumber(redis.call('HGET', k, 'requests') or 0),
+    tonumber(redis.call('HGET', k, 'tokens') or 0)}
+end
 if tonumber(redis.call('HGET', k, 'minute') or -1) ~= minute then
   redis.call('HSET', k, 'minute', minute, 'requests', 0, 'tokens', 0)
   redis.call('EXPIRE', k, ttl)
@@ -62,13 +66,13 @@ local requests = tonumber(redis.call('HGET', k, 'requests') or 0)
 if rpm >= 0 and requests >= rpm then return {2, requests, wait} end
 local tokens = tonumber(redis.call('HGET', k, 'tokens') or 0)
 if tpm >= 0 and tokens >= tpm then return {3, tokens, wait} end
-redis.call('HINCRBY', k, 'requests', 1)
+requests = redis.call('HINCRBY', k, 'requests', 1)
 redis.call('EXPIRE', k, ttl)
 if par >= 0 then
   redis.call('ZADD', f, now, id)
   redis.call('EXPIRE', f, ttl)
 end
-return {0, 0, 0}
+return {0, requests, tokens}
 ";
 
 /// Counts a finished request's tokens in this minute. ARGV: tokens, ttl.
@@ -99,7 +103,9 @@ return 0
 /// What Redis said of a request.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {
-    Admit,
+    /// Let in: the key's requests this minute (this one counted) and its
+    /// tokens.
+    Admit(u64, u64),
     /// The key's requests in flight, on every replica.
     Parallel(u64),
     /// Its requests this minute; seconds to the next.
@@ -309,7 +315,7 @@ impl Shared {
             Some(1) => Verdict::Parallel(n(1)),
             Some(2) => Verdict::Requests(n(1), n(2)),
             Some(3) => Verdict::Tokens(n(1), n(2)),
-            _ => Verdict::Admit,
+            _ => Verdict::Admit(n(1), n(2)),
         })
     }
 

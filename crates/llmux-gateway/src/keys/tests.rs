@@ -284,6 +284,15 @@ async fn limits_per_model_count_each_model_apart_by_the_name_they_are_set_under(
         .unwrap();
     let both: Vec<Arc<str>> = vec!["fast".into(), "gpt".into()];
     assert_eq!(f.model_counted(), both);
+    // Its answer says what is left under each name its limits are set
+    // under, and of those limits only.
+    let mut h = http::HeaderMap::new();
+    f.key_headers(&mut h);
+    assert_eq!(h["x-litellm-key-remaining-requests-fast"], "0");
+    assert_eq!(h["x-litellm-key-remaining-tokens-gpt"], "100");
+    assert!(!h.contains_key("x-litellm-key-remaining-tokens-fast"));
+    assert!(!h.contains_key("x-litellm-key-remaining-requests-gpt"));
+    assert!(!h.contains_key("x-ratelimit-remaining-requests"));
     let e = model_request(&keys, "sk-alias-limits", "fast", "gpt")
         .await
         .err()

@@ -42,12 +42,17 @@ pub static MODEL_ID: HeaderName = HeaderName::from_static("x-litellm-model-id");
 pub static RESPONSE_COST: HeaderName = HeaderName::from_static("x-litellm-response-cost");
 pub static CALL_ID: HeaderName = HeaderName::from_static("x-litellm-call-id");
 
-/// LiteLLM's `x-litellm-call-id`: the `request_id` of the answer's row at
-/// `/spend/logs` (with virtual keys on).
-fn call_id(h: &mut http::HeaderMap, who: Who<'_>) {
-    if let Some(v) = who.and_then(|a| HeaderValue::from_str(&a.request_id).ok()) {
+/// With virtual keys on, LiteLLM's `x-litellm-call-id` (the `request_id`
+/// of the answer's row at `/spend/logs`) and, for a virtual key, its
+/// spend, budget and limits ([`Admission::key_headers`]).
+fn key_headers(h: &mut http::HeaderMap, who: Who<'_>) {
+    let Some(a) = who else {
+        return;
+    };
+    if let Ok(v) = HeaderValue::from_str(&a.request_id) {
         h.insert(CALL_ID.clone(), v);
     }
+    a.key_headers(h);
 }
 
 /// What a request asks of the gateway: its model's group, LiteLLM's
@@ -663,7 +668,7 @@ pub fn json_response(
     let mut r = Response::new(body.into());
     let h = r.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    call_id(h, who);
+    key_headers(h, who);
     if let Some(v) = &state.id_header {
         h.insert(MODEL_ID.clone(), v.clone());
     }
@@ -907,9 +912,8 @@ pub fn stream_response(
     who: Option<Arc<Admission>>,
 ) -> Response {
     let id = state.id_header.clone();
-    let call = who
-        .as_ref()
-        .and_then(|a| HeaderValue::from_str(&a.request_id).ok());
+    let mut keyed = http::HeaderMap::new();
+    key_headers(&mut keyed, who.as_ref());
     let relay = Relay {
         // The head is dropped here, so hyper can reuse its read buffer.
         upstream: upstream.resp.into_body(),
@@ -936,8 +940,8 @@ pub fn stream_response(
     if let Some(id) = id {
         h.insert(MODEL_ID.clone(), id);
     }
-    if let Some(call) = call {
-        h.insert(CALL_ID.clone(), call);
+    if !keyed.is_empty() {
+        h.extend(keyed);
     }
     r
 }

@@ -359,7 +359,11 @@ fn cors(origin: HeaderValue, mut resp: Response) -> Response {
     h.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
         HeaderValue::from_static(
-            "x-litellm-model-id, x-litellm-response-cost, x-litellm-call-id, x-litellm-attempted-fallbacks, retry-after",
+            "x-litellm-model-id, x-litellm-response-cost, x-litellm-call-id, \
+             x-litellm-attempted-fallbacks, retry-after, x-litellm-key-spend, \
+             x-litellm-key-max-budget, x-litellm-key-rpm-limit, x-litellm-key-tpm-limit, \
+             x-ratelimit-limit-requests, x-ratelimit-remaining-requests, \
+             x-ratelimit-limit-tokens, x-ratelimit-remaining-tokens",
         ),
     );
     h.append(header::VARY, HeaderValue::from_static("origin"));
