@@ -10,6 +10,7 @@ import hashlib
 import sqlite3
 import subprocess
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -557,6 +558,61 @@ def test_spend_logs_for_a_date_range_are_summed_by_day_as_litellm_sums_them(keye
     ]:
         r = admin(gw, "/spend/logs", **params)
         assert r.status_code == 400 and r.json()["error"]["param"] == field, r.text
+
+
+def test_keys_made_get_the_configs_defaults_and_stay_within_its_bounds(mock, tmp_path):
+    """LiteLLM's default_key_generate_params fill what /key/generate leaves
+    out; its upperbound_key_generate_params fill the rest and refuse more,
+    at /key/generate, /key/update and /key/regenerate."""
+    text = gateway_config(mock.base, MASTER_KEY) + f"  database_url: sqlite://{tmp_path / 'llmux.db'}\n"
+    text = text.replace(
+        "litellm_settings:\n",
+        "litellm_settings:\n"
+        "  default_key_generate_params:\n"
+        "    max_budget: 5\n"
+        "    models: [gpt-4o-mini]\n"
+        "    budget_duration: 30d\n"
+        "  upperbound_key_generate_params:\n"
+        "    max_budget: 100\n"
+        "    rpm_limit: 60\n"
+        "    duration: 90d\n",
+        1,
+    )
+    gw = Gateway(proc=serve_config("gateway-key-params", text, tmp_path), master_key=MASTER_KEY, config_text=text)
+    try:
+        made = generate(gw, models=[], metadata={})
+        assert made["max_budget"] == 5 and made["budget_duration"] == "30d"
+        assert made["models"] == ["gpt-4o-mini"] and made["rpm_limit"] == 60
+        expires = datetime.fromisoformat(made["expires"].replace("Z", "+00:00"))
+        assert abs((expires - datetime.now(timezone.utc)) - timedelta(days=90)) < timedelta(minutes=1)
+        key = made["key"]
+        assert chat(gw, key).http_response.status_code == 200
+        with pytest.raises(openai.AuthenticationError):
+            chat(gw, key, model="gpt-4o")
+        # What a body gives is kept, within the bounds.
+        own = generate(gw, models=["gpt-4o"], max_budget=50, rpm_limit=10, duration="1h")
+        assert own["models"] == ["gpt-4o"] and own["max_budget"] == 50 and own["rpm_limit"] == 10
+
+        def refused(path: str, body: dict, field: str) -> None:
+            r = admin(gw, path, body)
+            assert r.status_code == 400, r.text
+            err = r.json()["error"]
+            assert err["param"] == field
+            assert err["message"].startswith(f"{field} is over max limit set in config - user_value="), err
+
+        refused("/key/generate", {"max_budget": 500}, "max_budget")
+        refused("/key/generate", {"duration": "91d"}, "duration")
+        refused("/key/update", {"key": key, "rpm_limit": 61}, "rpm_limit")
+        # Cleared, a bounded field would be no limit at all.
+        refused("/key/update", {"key": key, "rpm_limit": None}, "rpm_limit")
+        refused("/key/regenerate", {"key": key, "max_budget": 1000}, "max_budget")
+        # Refused changes changed nothing: the key still works, as it was.
+        assert chat(gw, key).http_response.status_code == 200
+        assert info(gw, key)["rpm_limit"] == 60
+        r = admin(gw, "/key/update", {"key": key, "rpm_limit": 30})
+        assert r.status_code == 200 and r.json()["rpm_limit"] == 30
+    finally:
+        gw.proc.stop()
 
 
 def test_an_expired_key_is_refused(keyed):

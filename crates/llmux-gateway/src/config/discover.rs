@@ -71,6 +71,7 @@ pub fn from_env(env: &Env, catalog: &Catalog) -> Result<Config, ConfigError> {
         fetch_image_urls: false,
         fetch_image_urls_allow_private: false,
         metrics: None,
+        key_params: Default::default(),
         fallbacks: Default::default(),
     })
 }

@@ -164,6 +164,8 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
     let mut metrics_auth = false;
     let mut cache = None;
     let mut cache_params = None;
+    let mut key_defaults = None;
+    let mut key_bounds = None;
     for (k, v) in &ls {
         let path = format!("litellm_settings.{k}");
         match k.as_str() {
@@ -193,6 +195,8 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
                 _ => {}
             },
             "cache_params" => cache_params = Some(v.clone()),
+            "default_key_generate_params" => key_defaults = Some(v.clone()),
+            "upperbound_key_generate_params" => key_bounds = Some(v.clone()),
             "num_retries" => num_retries = u64_value(v, &path)? as u32,
             "request_timeout" => request_timeout = duration_value(v, &path)?,
             _ if read_fallbacks(k, v, &path)? => {}
@@ -343,6 +347,13 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
         }
     }
 
+    let key_params = crate::keys::KeyParams::from_config(
+        key_defaults.as_ref(),
+        key_bounds.as_ref(),
+        &mut warnings,
+    )
+    .map_err(ConfigError::Invalid)?;
+
     Ok(Config {
         fallbacks,
         aliases,
@@ -366,6 +377,7 @@ pub fn parse(text: &str, catalog: &Catalog, env: &Env) -> Result<Config, ConfigE
         metrics: prometheus.then_some(super::MetricsSettings {
             require_auth: metrics_auth,
         }),
+        key_params,
     })
 }
 

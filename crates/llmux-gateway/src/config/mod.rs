@@ -79,6 +79,9 @@ pub struct Config {
     /// ["prometheus"]`), and whether reading them takes the master key
     /// (`require_auth_for_metrics_endpoint`).
     pub metrics: Option<MetricsSettings>,
+    /// LiteLLM's `default_key_generate_params` and
+    /// `upperbound_key_generate_params`, for the key routes.
+    pub key_params: crate::keys::KeyParams,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -20,6 +20,7 @@
 //! Redis when one is configured ([`shared`]), so replicas share them.
 
 pub mod edit;
+pub mod generate_params;
 mod headers;
 pub(crate) mod limits;
 pub mod litellm;
@@ -29,6 +30,7 @@ pub mod spend;
 pub mod store;
 pub mod time;
 
+pub use generate_params::KeyParams;
 pub use limits::{Admission, model_denied};
 pub use spend::SpendRecord;
 pub use store::{KeyRow, Store, StoreError};

@@ -116,7 +116,8 @@ fn info_json(keys: &Keys, s: &KeySettings) -> Value {
 pub async fn generate(State(app): State<Arc<AppState>>, req: axum::extract::Request) -> Answer {
     let (parts, body) = req.into_parts();
     let keys = require_master(&app, &parts.headers).await?;
-    let body = body_object(&super::read_body(body, app.max_request_bytes).await?)?;
+    let mut body = body_object(&super::read_body(body, app.max_request_bytes).await?)?;
+    app.key_params.fill(&mut body)?;
     let key = match body.get("key") {
         None | Some(Value::Null) => keys::new_key()?,
         Some(Value::String(k)) if k.starts_with("sk-") && k.len() >= 8 => k.clone(),
@@ -168,6 +169,7 @@ pub async fn update(State(app): State<Arc<AppState>>, req: axum::extract::Reques
     let body = body_object(&super::read_body(body, app.max_request_bytes).await?)?;
     let token = named(keys, &body).await?;
     budgets_name_models(&app, &body)?;
+    app.key_params.check(&body)?;
     let s = keys.update(token, body).await?;
     Ok(Json(info_json(keys, &s)))
 }
@@ -240,6 +242,7 @@ pub async fn regenerate(State(app): State<Arc<AppState>>, req: axum::extract::Re
     let mut body = body_object(&super::read_body(body, app.max_request_bytes).await?)?;
     let token = named(keys, &body).await?;
     body.remove("key");
+    app.key_params.check(&body)?;
     rekey(keys, token, body).await
 }
 
@@ -259,6 +262,7 @@ pub async fn regenerate_path(
     };
     let token = token_of(&key);
     keys.lookup(&token).await?;
+    app.key_params.check(&body)?;
     rekey(keys, token, body).await
 }
 

@@ -44,6 +44,9 @@ pub struct AppState {
     metrics_auth: bool,
     /// Virtual keys and spend, when the config names a database.
     pub keys: Option<Arc<crate::keys::Keys>>,
+    /// What the key routes fill in and bound (LiteLLM's
+    /// `default_key_generate_params`, `upperbound_key_generate_params`).
+    pub key_params: crate::keys::KeyParams,
     pub model_count: usize,
     models_json: Bytes,
     model_info_json: Bytes,
@@ -87,6 +90,7 @@ impl AppState {
             metrics: config.metrics.map(|_| crate::metrics::Metrics::new()),
             metrics_auth: config.metrics.is_some_and(|m| m.require_auth),
             keys: None,
+            key_params: config.key_params,
             model_count,
             models_json,
             model_info_json,
