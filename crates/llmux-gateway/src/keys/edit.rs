@@ -210,33 +210,35 @@ pub fn apply(
 /// (null or `{}`, then taken out). Anything else is refused: a limit the
 /// gateway could not read would not hold.
 pub fn check_model_limits(metadata: &mut Map<String, Value>, field: &str) -> Result<(), ApiError> {
-    let refuse = || {
-        ApiError::invalid_field(
+    let whole = |n: &Value| n.as_u64().is_some_and(|n| i64::try_from(n).is_ok());
+    match per_model(metadata, field) {
+        Ok(None) => Ok(()),
+        Ok(Some(m)) if m.values().all(whole) => Ok(()),
+        _ => Err(ApiError::invalid_field(
             field,
             format!(
                 "`{field}` must map model names to whole numbers, 0 to 2^63 - 1, \
                  as {{\"gpt-4o\": 10}}."
             ),
-        )
-    };
-    match metadata.get(field) {
-        None => Ok(()),
-        Some(Value::Null) => {
-            metadata.remove(field);
-            Ok(())
-        }
-        Some(Value::Object(m)) if m.is_empty() => {
-            metadata.remove(field);
-            Ok(())
-        }
-        Some(Value::Object(m)) => {
-            let whole = |n: &Value| n.as_u64().is_some_and(|n| i64::try_from(n).is_ok());
-            if m.values().all(whole) {
-                Ok(())
-            } else {
-                Err(refuse())
-            }
-        }
-        Some(_) => Err(refuse()),
+        )),
     }
+}
+
+/// A key's settings per model in `metadata[field]`: none when it has
+/// none (null and `{}` are taken out), `Err` when it is not a map.
+pub(super) fn per_model<'a>(
+    metadata: &'a mut Map<String, Value>,
+    field: &str,
+) -> Result<Option<&'a Map<String, Value>>, ()> {
+    let empty = match metadata.get(field) {
+        None => return Ok(None),
+        Some(Value::Null) => true,
+        Some(Value::Object(m)) => m.is_empty(),
+        Some(_) => return Err(()),
+    };
+    if empty {
+        metadata.remove(field);
+        return Ok(None);
+    }
+    Ok(metadata.get(field).and_then(Value::as_object))
 }

@@ -38,25 +38,27 @@ impl Admission {
         if let Some(b) = s.max_budget {
             h.insert(KEY_MAX_BUDGET.clone(), float(b));
         }
-        let counted = self.counted.unwrap_or_default();
-        for (limit, used, name, (limit_name, remaining_name)) in [
+        let used = |tokens: bool| {
+            self.counted
+                .map(|c| if tokens { c.tokens } else { c.requests })
+        };
+        for (limit, used, names) in [
             (
                 s.rpm_limit,
-                counted.requests,
-                &KEY_RPM_LIMIT,
-                (&LIMIT_REQUESTS, &REMAINING_REQUESTS),
+                used(false),
+                [&KEY_RPM_LIMIT, &LIMIT_REQUESTS, &REMAINING_REQUESTS],
             ),
             (
                 s.tpm_limit,
-                counted.tokens,
-                &KEY_TPM_LIMIT,
-                (&LIMIT_TOKENS, &REMAINING_TOKENS),
+                used(true),
+                [&KEY_TPM_LIMIT, &LIMIT_TOKENS, &REMAINING_TOKENS],
             ),
         ] {
             let Some(limit) = limit else { continue };
-            h.insert(name.clone(), HeaderValue::from(limit));
+            let [key_limit, limit_name, remaining_name] = names;
+            h.insert(key_limit.clone(), HeaderValue::from(limit));
             h.insert(limit_name.clone(), HeaderValue::from(limit));
-            if self.counted.is_some() {
+            if let Some(used) = used {
                 h.insert(
                     remaining_name.clone(),
                     HeaderValue::from(limit.saturating_sub(used)),

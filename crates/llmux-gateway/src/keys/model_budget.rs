@@ -178,17 +178,9 @@ pub fn check(metadata: &mut Map<String, Value>) -> Result<(), ApiError> {
             ),
         )
     };
-    match metadata.get(MODEL_BUDGET) {
-        None => Ok(()),
-        Some(Value::Null) => {
-            metadata.remove(MODEL_BUDGET);
-            Ok(())
-        }
-        Some(Value::Object(m)) if m.is_empty() => {
-            metadata.remove(MODEL_BUDGET);
-            Ok(())
-        }
-        Some(Value::Object(m)) => {
+    match super::edit::per_model(metadata, MODEL_BUDGET) {
+        Ok(None) => Ok(()),
+        Ok(Some(m)) => {
             for (name, v) in m {
                 if name.contains('*') {
                     return Err(refuse(&format!(
@@ -204,7 +196,7 @@ pub fn check(metadata: &mut Map<String, Value>) -> Result<(), ApiError> {
             }
             Ok(())
         }
-        Some(_) => Err(refuse("it is not an object")),
+        Err(()) => Err(refuse("it is not an object")),
     }
 }
 

@@ -175,13 +175,18 @@ async fn a_budget_stops_requests_once_spent_and_comes_back_when_it_resets() {
     assert_eq!(stored[0].budget_reset_at, Some(due + 30 * 86_400));
 }
 
-#[tokio::test]
-async fn rpm_tpm_and_parallel_limits_refuse_with_429_and_a_retry_after() {
-    // The windows are calendar minutes: not across one's end.
+/// Waits out a minute's last seconds: the windows are calendar minutes,
+/// and a test's counts must not cross one's end.
+async fn away_from_a_minute_edge() {
     let into_minute = time::now_secs().rem_euclid(60);
     if into_minute > 55 {
         tokio::time::sleep(std::time::Duration::from_secs((61 - into_minute) as u64)).await;
     }
+}
+
+#[tokio::test]
+async fn rpm_tpm_and_parallel_limits_refuse_with_429_and_a_retry_after() {
+    away_from_a_minute_edge().await;
     let keys = open("sqlite::memory:").await;
     let mut r = row("sk-rpm");
     r.rpm_limit = Some(2);
@@ -232,10 +237,7 @@ async fn model_request(
 
 #[tokio::test]
 async fn limits_per_model_count_each_model_apart_by_the_name_they_are_set_under() {
-    let into_minute = time::now_secs().rem_euclid(60);
-    if into_minute > 55 {
-        tokio::time::sleep(std::time::Duration::from_secs((61 - into_minute) as u64)).await;
-    }
+    away_from_a_minute_edge().await;
     let keys = open("sqlite::memory:").await;
     let mut r = row("sk-per-model");
     r.rpm_limit = Some(100);

@@ -912,8 +912,12 @@ pub fn stream_response(
     who: Option<Arc<Admission>>,
 ) -> Response {
     let id = state.id_header.clone();
-    let mut keyed = http::HeaderMap::new();
-    key_headers(&mut keyed, who.as_ref());
+    // Made only for a request on a keys database (`who` goes to the relay).
+    let keyed = who.as_ref().map(|a| {
+        let mut h = http::HeaderMap::new();
+        key_headers(&mut h, Some(a));
+        h
+    });
     let relay = Relay {
         // The head is dropped here, so hyper can reuse its read buffer.
         upstream: upstream.resp.into_body(),
@@ -940,7 +944,7 @@ pub fn stream_response(
     if let Some(id) = id {
         h.insert(MODEL_ID.clone(), id);
     }
-    if !keyed.is_empty() {
+    if let Some(keyed) = keyed {
         h.extend(keyed);
     }
     r
